@@ -1,0 +1,1 @@
+//! The .htaccess engine (being written).

@@ -1,0 +1,1 @@
+//! Apache's `ap_expr` expression language (being written).

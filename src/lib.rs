@@ -1,0 +1,17 @@
+//! htgate: a web server for shared hosting that runs customers' `.htaccess`
+//! files as Apache httpd 2.4 does.
+//!
+//! The pipeline: `htaccess` reads a file into a syntax tree (nom); `engine`
+//! compiles the tree into an immutable per-directory program (regexes
+//! compiled once) and runs the programs of a request's directories with
+//! Apache's per-directory semantics; `server` is the hyper + rustls front
+//! that hands requests to the engine and serves files; `tls` makes and loads
+//! certificates; `expr` is Apache's `ap_expr` language used by `<If>`,
+//! `RewriteCond expr` and `Header ... expr=`; `cli` is the command line.
+
+pub mod cli;
+pub mod engine;
+pub mod expr;
+pub mod htaccess;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! Certificates: loading PEM files, making self-signed ones, rustls configs.
