@@ -1,1 +1,79 @@
-//! The .htaccess engine (being written).
+//! The `.htaccess` engine: compiles each directory's `.htaccess` once
+//! (`compile`, `rewrite`, `template`, `pattern`, `headers`, `access`,
+//! `config`), keeps them per site (`site`), and runs a request through
+//! Apache's phases with per-directory semantics (`request`,
+//! `rewrite_exec`, `respond`).
+
+pub mod access;
+pub mod compile;
+pub mod config;
+pub mod escape;
+pub mod headers;
+pub mod pattern;
+pub mod request;
+pub mod respond;
+pub mod rewrite;
+pub mod rewrite_exec;
+pub mod site;
+pub mod template;
+
+use crate::server::{ConnInfo, Handler, HandlerFuture};
+use site::Site;
+use std::sync::Arc;
+
+/// The [`Handler`] that serves one site.
+pub struct Engine {
+    pub site: Arc<Site>,
+}
+
+impl Handler for Engine {
+    fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> HandlerFuture {
+        let site = self.site.clone();
+        Box::pin(async move {
+            let (parts, _body) = req.into_parts();
+            let target = parts
+                .uri
+                .path_and_query()
+                .map(|pq| pq.as_str().to_string())
+                .unwrap_or_else(|| "/".to_string());
+            let protocol = match parts.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            }
+            .to_string();
+            let head = respond::RequestHead {
+                method: parts.method.clone(),
+                target,
+                protocol,
+                headers: parts.headers.clone(),
+                authority: parts.uri.authority().map(|a| a.to_string()),
+            };
+            let method = parts.method.clone();
+            let req_headers = parts.headers;
+            let site2 = site.clone();
+            let conn2 = conn.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || respond::run(&site2, &head, &conn2)).await;
+            match outcome {
+                Ok(o) => respond::into_response(o, &method, &req_headers).await,
+                Err(e) => {
+                    tracing::error!("request processing failed: {e}");
+                    let mut resp = http::Response::new(crate::server::full_body(
+                        crate::server::status_page::error_body(
+                            http::StatusCode::INTERNAL_SERVER_ERROR,
+                            None,
+                            &method,
+                        ),
+                    ));
+                    *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                    resp
+                }
+            }
+        })
+    }
+}

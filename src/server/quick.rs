@@ -1,1 +1,106 @@
-//! Quick mode (being written).
+//! Quick mode: one document root, one plain and one TLS listener, no config
+//! file.  Used by `htgate serve --root`, by the conformance oracle and by the
+//! in-process conformance tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options of quick mode (`htgate serve --root DIR ...`).
+#[derive(Debug, Clone)]
+pub struct QuickOptions {
+    /// The document root.
+    pub root: PathBuf,
+    /// Plain HTTP listen address (port 0: an ephemeral port).
+    pub http: SocketAddr,
+    /// TLS listen address (port 0: an ephemeral port).
+    pub https: SocketAddr,
+    /// PEM certificate chain; without it a self-signed one is made.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (with `cert`).
+    pub key: Option<PathBuf>,
+    /// The virtual host's ServerName, then its ServerAliases.
+    pub server_names: Vec<String>,
+    /// Send X-Debug-Final-Uri / X-Debug-Final-Query on 2xx answers.
+    pub debug_headers: bool,
+    /// Treat client-sent `HTTPS`, `X-Forwarded-Proto` and `Forwarded`
+    /// headers as ordinary headers (Apache's raw behaviour).
+    pub pass_client_https_headers: bool,
+}
+
+/// A server started by [`start`], running on the current tokio runtime.
+pub struct RunningServer {
+    /// The bound plain HTTP address.
+    pub http_addr: SocketAddr,
+    /// The bound TLS address.
+    pub https_addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, drains in-flight requests and waits for the end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
+    }
+}
+
+/// Builds the site of quick mode.
+pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
+    let root = std::fs::canonicalize(&opts.root)
+        .map_err(|e| anyhow::anyhow!("document root `{}`: {e}", opts.root.display()))?;
+    if !root.is_dir() {
+        anyhow::bail!("document root `{}` is not a directory", root.display());
+    }
+    let mut site = crate::engine::site::Site::new(&root, opts.server_names.clone());
+    site.debug_headers = opts.debug_headers;
+    site.pass_client_https_headers = opts.pass_client_https_headers;
+    Ok(site)
+}
+
+/// The TLS configuration of quick mode: the given PEM files, or a
+/// self-signed certificate for the server names made in memory.
+pub fn tls_config(opts: &QuickOptions) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
+    let (certs, key) = match (&opts.cert, &opts.key) {
+        (Some(c), Some(k)) => crate::tls::load_pem_files(c, k)?,
+        (None, None) => {
+            tracing::info!(
+                "no --cert given: using a self-signed certificate for {:?} made in memory",
+                opts.server_names
+            );
+            crate::tls::self_signed(&opts.server_names)?
+        }
+        _ => anyhow::bail!("--cert and --key go together"),
+    };
+    Ok(crate::tls::server_config(certs, key)?)
+}
+
+/// Binds both listeners and starts serving in the background.
+pub async fn start(opts: QuickOptions) -> anyhow::Result<RunningServer> {
+    use crate::server::listener::{serve, Listener};
+    let site = std::sync::Arc::new(site(&opts)?);
+    let tls = tls_config(&opts)?;
+    let http = Listener::bind(opts.http, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.http))?;
+    let https = Listener::bind(opts.https, Some(tls))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.https))?;
+    let http_addr = http.local_addr()?;
+    let https_addr = https.local_addr()?;
+    let handler = std::sync::Arc::new(crate::engine::Engine { site });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let join = tokio::spawn(serve(vec![http, https], handler, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningServer {
+        http_addr,
+        https_addr,
+        shutdown: Some(tx),
+        join: Some(join),
+    })
+}

@@ -1,1 +1,1631 @@
-//! (being written)
+//! Static file responses as Apache 2.4's default handler gives them:
+//! `ETag` (`FileETag MTime Size`), `Last-Modified`, `Accept-Ranges`,
+//! conditional requests (`ap_meets_conditions`), byte ranges
+//! (`modules/http/byterange_filter.c`) and a streamed body.
+//!
+//! The decisions are plain functions over strings and numbers
+//! ([`make_etag`], [`evaluate_preconditions`], [`if_range_matches`],
+//! [`parse_ranges`], [`multipart_layout`]); [`serve_file`] only gathers
+//! their inputs, opens the file and builds the response.
+
+use super::status_page::{error_body, ERROR_CONTENT_TYPE};
+use super::{empty_body, full_body, Body};
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::collections::VecDeque;
+use std::io::SeekFrom;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+
+/// What to send: a regular file the caller has already found and stat'ed.
+pub struct FileToServe<'a> {
+    pub path: &'a Path,
+    pub meta: &'a std::fs::Metadata,
+    /// `None` → no Content-Type header at all (Apache with no known type).
+    pub content_type: Option<&'a str>,
+    /// Normally 200; Apache can serve a file with another status
+    /// (an `ErrorDocument` file, for instance).
+    pub status: StatusCode,
+}
+
+/// Bytes read from the file per body chunk.
+const CHUNK: usize = 64 * 1024;
+/// Apache's defaults for `MaxRanges`, `MaxRangeOverlaps`,
+/// `MaxRangeReversals`: past them the whole file is sent.
+const MAX_RANGES: usize = 200;
+const MAX_OVERLAPS: u32 = 20;
+const MAX_REVERSALS: u32 = 20;
+/// The byterange filter hands its output down every 32 ranges, after which
+/// the response has no Content-Length (it is chunked).
+const RANGES_WITH_LENGTH: usize = 32;
+const USEC: i64 = 1_000_000;
+
+// ---------------------------------------------------------------------------
+// Time
+
+/// Microseconds since the epoch (negative before it), saturating.
+pub fn system_time_us(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros())
+            .map(|us| -us)
+            .unwrap_or(i64::MIN),
+    }
+}
+
+/// Days since 1970-01-01 → (year, month 1-12, day 1-31).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+const DAY_NAMES: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTH_NAMES: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `apr_rfc822_date`: "Sun, 06 Nov 1994 08:49:37 GMT" for seconds since
+/// the epoch.  Never panics, whatever the value.
+pub fn http_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let wday = DAY_NAMES[days.rem_euclid(7) as usize];
+    let month = MONTH_NAMES[(m as usize).saturating_sub(1) % 12];
+    format!(
+        "{wday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// `apr_date_checkmask`: `@` upper-case letter, `$` lower-case letter,
+/// `#` digit, `~` digit or space, `*` anything from here on, other
+/// characters literally; the data must end where the mask ends.
+fn checkmask(data: &[u8], mask: &[u8]) -> bool {
+    for (i, &m) in mask.iter().enumerate() {
+        let d = data.get(i).copied().unwrap_or(0);
+        let ok = match m {
+            b'*' => return true,
+            b'@' => d.is_ascii_uppercase(),
+            b'$' => d.is_ascii_lowercase(),
+            b'#' => d.is_ascii_digit(),
+            b'~' => d == b' ' || d.is_ascii_digit(),
+            _ => d == m,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    data.len() == mask.len()
+}
+
+/// `apr_date_parse_http`: RFC 1123, RFC 850 and asctime dates (anything
+/// after the time is ignored, as Apache does), to seconds since the epoch.
+/// `None` where Apache gets `APR_DATE_BAD`.
+pub fn parse_http_date(date: &str) -> Option<i64> {
+    let date = date.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    if date.is_empty() {
+        return None;
+    }
+    // Skip the weekday: everything up to and including the first space.
+    let d = &date.as_bytes()[date.find(' ')? + 1..];
+    let num = |i: usize| -> i64 { i64::from(d[i].wrapping_sub(b'0')) };
+    let (mut year, mday, mon_at, time_at);
+    if checkmask(d, b"## @$$ #### ##:##:## *") {
+        year = ((num(7) * 10 + num(8)) - 19) * 100;
+        if year < 0 {
+            return None;
+        }
+        year += num(9) * 10 + num(10);
+        mday = num(0) * 10 + num(1);
+        mon_at = 3;
+        time_at = 12;
+    } else if checkmask(d, b"##-@$$-## ##:##:## *") {
+        year = num(7) * 10 + num(8);
+        if year < 70 {
+            year += 100;
+        }
+        mday = num(0) * 10 + num(1);
+        mon_at = 3;
+        time_at = 10;
+    } else if checkmask(d, b"@$$ ~# ##:##:## ####*") {
+        year = ((num(16) * 10 + num(17)) - 19) * 100;
+        if year < 0 {
+            return None;
+        }
+        year += num(18) * 10 + num(19);
+        mday = if d[4] == b' ' { 0 } else { num(4) * 10 } + num(5);
+        mon_at = 0;
+        time_at = 7;
+    } else if checkmask(d, b"# @$$ #### ##:##:## *") {
+        year = ((num(6) * 10 + num(7)) - 19) * 100;
+        if year < 0 {
+            return None;
+        }
+        year += num(8) * 10 + num(9);
+        mday = num(0);
+        mon_at = 2;
+        time_at = 11;
+    } else {
+        return None;
+    }
+    if mday <= 0 || mday > 31 {
+        return None;
+    }
+    let hour = num(time_at) * 10 + num(time_at + 1);
+    let min = num(time_at + 3) * 10 + num(time_at + 4);
+    let sec = num(time_at + 6) * 10 + num(time_at + 7);
+    if hour > 23 || min > 59 || sec > 61 {
+        return None;
+    }
+    let mon = MONTH_NAMES
+        .iter()
+        .position(|m| m.as_bytes() == &d[mon_at..mon_at + 3])? as i64;
+    if mday == 31 && matches!(mon, 3 | 5 | 8 | 10) {
+        return None;
+    }
+    // February, with the leap year rule on years since 1900.
+    if mon == 1
+        && (mday > 29
+            || (mday == 29 && ((year & 3) != 0 || (year % 100 == 0 && year % 400 != 100))))
+    {
+        return None;
+    }
+    // apr_time_exp_get: days since 1 March 1900, then since 1970.
+    const DAYOFFSET: [i64; 12] = [306, 337, 0, 31, 61, 92, 122, 153, 184, 214, 245, 275];
+    let y = if mon < 2 { year - 1 } else { year };
+    let mut days = y * 365 + y / 4 - y / 100 + (y / 100 + 3) / 4;
+    days += DAYOFFSET[mon as usize] + mday - 1;
+    days -= 25508;
+    let secs = ((days * 24 + hour) * 60 + min) * 60 + sec;
+    if secs < 0 {
+        return None;
+    }
+    Some(secs)
+}
+
+// ---------------------------------------------------------------------------
+// Validators and preconditions
+
+/// Apache 2.4's default entity tag (`FileETag MTime Size`):
+/// `"<size hex>-<mtime in microseconds hex>"`, weak (`W/`) unless the file
+/// was last modified more than a second before `now_us`.
+pub fn make_etag(size: u64, mtime_us: i64, now_us: i64) -> String {
+    let weak = if now_us.saturating_sub(mtime_us) > USEC {
+        ""
+    } else {
+        "W/"
+    };
+    // Apache prints both as unsigned long.
+    format!("{weak}\"{size:x}-{:x}\"", mtime_us as u64)
+}
+
+/// What the response's validators are, for the precondition checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Validators<'a> {
+    /// The ETag header value sent (possibly weak).
+    pub etag: &'a str,
+    /// Last-Modified, in seconds since the epoch.
+    pub mtime: i64,
+    /// The request time, in seconds since the epoch.
+    pub now: i64,
+}
+
+/// The request's conditional headers (each the comma-joined value of all
+/// its fields, as Apache keeps them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a str>,
+    pub if_unmodified_since: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+    /// A `Range` header is present.
+    pub has_range: bool,
+    /// GET or HEAD (Apache's `M_GET`).
+    pub get_or_head: bool,
+}
+
+/// The outcome of `ap_meets_conditions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Serve the entity (or the ranges of it).
+    Proceed,
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    Failed,
+}
+
+/// Whether an entity tag `tok` is in the list `line` (Apache's
+/// `find_list_item` for ETags).  Strong comparison fails on weak tags;
+/// weak comparison ignores `W/`.  As in Apache, the scan stops at the
+/// first list item that is not a tag of the kind looked for.
+pub fn etag_in_list(line: &str, tok: &str, strong: bool) -> bool {
+    let tok = if strong {
+        if !tok.starts_with('"') {
+            return false;
+        }
+        tok
+    } else {
+        match tok.strip_prefix("W/") {
+            Some(t) if t.starts_with('"') => t,
+            _ if tok.starts_with('"') => tok,
+            _ => return false,
+        }
+    };
+    let bytes = line.as_bytes();
+    let mut pos = 0;
+    loop {
+        while pos < bytes.len() && (bytes[pos] == b',' || bytes[pos].is_ascii_whitespace()) {
+            pos += 1;
+        }
+        if pos >= bytes.len() {
+            return false;
+        }
+        let mut start = pos;
+        if !strong && bytes[pos..].starts_with(b"W/\"") {
+            start += 2;
+        }
+        if bytes[start] != b'"' {
+            return false;
+        }
+        // The item runs to the next comma outside a quoted string.
+        let mut end = start + 1;
+        let mut in_quotes = true;
+        while end < bytes.len() {
+            match bytes[end] {
+                b'\\' if in_quotes => end += 1,
+                b'"' => in_quotes = !in_quotes,
+                b',' if !in_quotes => break,
+                _ => {}
+            }
+            end += 1;
+        }
+        let end = end.min(bytes.len());
+        if line[start..end].trim_end() == tok {
+            return true;
+        }
+        pos = end;
+    }
+}
+
+/// Apache's `ap_condition_if_range`: does `If-Range` let the ranges
+/// through?  An entity tag must equal the ETag sent exactly (so a weak one
+/// never does); a date must equal Last-Modified and be at least a minute
+/// older than the request.
+pub fn if_range_matches(if_range: &str, v: &Validators<'_>) -> bool {
+    if if_range.starts_with('"') {
+        if_range == v.etag
+    } else {
+        let rtime = parse_http_date(if_range).unwrap_or(0);
+        rtime == v.mtime && v.now >= v.mtime + 60
+    }
+}
+
+/// Apache's `ap_meets_conditions` for a 2xx response, with its rules:
+/// If-Match (strong) → 412; If-Unmodified-Since → 412; If-None-Match
+/// (weak for GET/HEAD without Range, else strong) → 304 for GET/HEAD, else
+/// 412; If-Modified-Since → 304 for GET/HEAD.  A 304 needs every present
+/// 304-condition to agree (a passed If-Unmodified-Since or a failing
+/// If-Modified-Since turns it off, as in Apache), and If-Range with Range
+/// always proceeds.  Date matches within a minute of the modification are
+/// weak and do not count with Range.
+pub fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Precondition {
+    let mut not_modified: i8 = -1;
+    // A date-based match is only weak within 60 s of the modification.
+    let weak_date = v.now < v.mtime + 60;
+
+    if let Some(if_match) = c.if_match {
+        if !(if_match.starts_with('*') || etag_in_list(if_match, v.etag, true)) {
+            return Precondition::Failed;
+        }
+    }
+
+    if let Some(ius) = c.if_unmodified_since {
+        let ius = parse_http_date(ius).unwrap_or(0);
+        let modified = ius != 0 && v.mtime > ius;
+        if modified && !(weak_date && c.has_range) {
+            return Precondition::Failed;
+        }
+        not_modified = 0;
+    }
+
+    if let Some(inm) = c.if_none_match {
+        let matched = if inm.starts_with('*') {
+            true
+        } else if c.get_or_head {
+            etag_in_list(inm, v.etag, c.has_range)
+        } else {
+            etag_in_list(inm, v.etag, true)
+        };
+        if !matched {
+            not_modified = 0;
+        } else if c.get_or_head {
+            if not_modified != 0 {
+                not_modified = 1;
+            }
+        } else {
+            return Precondition::Failed;
+        }
+    }
+
+    if let Some(ims) = c.if_modified_since {
+        let ims = parse_http_date(ims).unwrap_or(0);
+        let matched = ims >= v.mtime && ims <= v.now && !(weak_date && c.has_range);
+        if !matched {
+            not_modified = 0;
+        } else if c.get_or_head && not_modified != 0 {
+            not_modified = 1;
+        }
+    }
+
+    if c.if_range.is_some() && c.has_range {
+        return Precondition::Proceed;
+    }
+    if not_modified == 1 {
+        Precondition::NotModified
+    } else {
+        Precondition::Proceed
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Ranges
+
+/// The result of reading a Range header against a file length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeDecision {
+    /// No usable Range: send the whole entity with its status.
+    Full,
+    /// 206 with these inclusive `(first, last)` byte ranges, in the order
+    /// Apache sends them (adjacent and overlapping ones merged).
+    Partial(Vec<(u64, u64)>),
+    /// 416: no range overlaps the file.
+    Unsatisfiable,
+}
+
+/// `strtol(s, &end, 10)` as `apr_strtoff` does it, requiring `end` to be
+/// the end of the string: leading white space and a sign are allowed, an
+/// empty string is 0, overflow is an error.
+fn strtoff(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // With no digits strtol leaves `end` at the start of the string,
+        // which is only the end for an empty string.
+        return if s.is_empty() { Some(0) } else { None };
+    }
+    let mut n: i64 = 0;
+    for b in digits.bytes() {
+        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(if neg { -n } else { n })
+}
+
+/// Parses the part of a Range header after `bytes=` against a length
+/// `clength > 0`, as Apache 2.4's `ap_set_byterange` does, and applies the
+/// default MaxRanges/MaxRangeOverlaps/MaxRangeReversals limits.  Ranges are
+/// not sorted; each is merged into the previous one when they overlap or
+/// touch.  A syntactically bad range makes the whole header ignored, as
+/// does a set of ranges longer in total than the file.
+pub fn parse_ranges(spec: &str, clength: u64) -> RangeDecision {
+    let Ok(clength) = i64::try_from(clength) else {
+        return RangeDecision::Full;
+    };
+    if clength <= 0 {
+        return RangeDecision::Full;
+    }
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    let mut unsatisfiable = false;
+    let (mut ostart, mut oend, mut sum_lengths) = (0i64, 0i64, 0i64);
+    let mut in_merge = false;
+    let (mut overlaps, mut reversals) = (0u32, 0u32);
+
+    // ap_getword(',') : a word, then every following comma is skipped.
+    let mut rest = spec;
+    loop {
+        let (cur, after) = match rest.find(',') {
+            Some(i) => (&rest[..i], rest[i..].trim_start_matches(',')),
+            None => (rest, ""),
+        };
+        rest = after;
+        if cur.is_empty() {
+            break;
+        }
+        let Some(dash) = cur.find('-') else {
+            return RangeDecision::Full;
+        };
+        let (mut start, mut end);
+        if dash == 0 {
+            // "-N": the last N bytes.
+            let Some(number) = strtoff(&cur[1..]) else {
+                return RangeDecision::Full;
+            };
+            if number < 1 {
+                return RangeDecision::Full;
+            }
+            start = clength.saturating_sub(number);
+            end = clength - 1;
+        } else {
+            let Some(number) = strtoff(&cur[..dash]) else {
+                return RangeDecision::Full;
+            };
+            start = number;
+            let tail = &cur[dash + 1..];
+            if !tail.is_empty() {
+                let Some(number) = strtoff(tail) else {
+                    return RangeDecision::Full;
+                };
+                end = number;
+                if start > end {
+                    return RangeDecision::Full;
+                }
+            } else {
+                end = clength - 1;
+                // "0-" means the whole file as one range, whatever else
+                // was asked for.
+                if start == 0 {
+                    merged.clear();
+                    sum_lengths = 0;
+                    in_merge = true;
+                    ostart = 0;
+                    oend = end;
+                    break;
+                }
+            }
+        }
+        if start < 0 {
+            start = 0;
+        }
+        if start >= clength {
+            unsatisfiable = true;
+            continue;
+        }
+        if end >= clength {
+            end = clength - 1;
+        }
+        if !in_merge {
+            ostart = start;
+            oend = end;
+            in_merge = true;
+            continue;
+        }
+        in_merge = false;
+        if start >= ostart && end <= oend {
+            in_merge = true;
+        }
+        if start < ostart && end >= ostart - 1 {
+            ostart = start;
+            reversals += 1;
+            in_merge = true;
+        }
+        if end >= oend && start <= oend + 1 {
+            oend = end;
+            in_merge = true;
+        }
+        if in_merge {
+            overlaps += 1;
+        } else {
+            merged.push((ostart, oend));
+            sum_lengths += oend - ostart + 1;
+            in_merge = true;
+            ostart = start;
+            oend = end;
+        }
+    }
+    if in_merge {
+        merged.push((ostart, oend));
+        sum_lengths += oend - ostart + 1;
+    } else if merged.is_empty() && unsatisfiable {
+        return RangeDecision::Unsatisfiable;
+    }
+    if sum_lengths > clength
+        || merged.is_empty()
+        || merged.len() > MAX_RANGES
+        || overlaps > MAX_OVERLAPS
+        || reversals > MAX_REVERSALS
+    {
+        return RangeDecision::Full;
+    }
+    // All values are within 0..clength here.
+    RangeDecision::Partial(
+        merged
+            .into_iter()
+            .map(|(s, e)| (s as u64, e as u64))
+            .collect(),
+    )
+}
+
+/// One piece of a response body: literal bytes or a byte range of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    Bytes(Bytes),
+    File { start: u64, len: u64 },
+}
+
+/// The process-wide multipart boundary (`ap_multipart_boundary`: random
+/// hex made once at start-up).
+pub fn multipart_boundary() -> &'static str {
+    static BOUNDARY: OnceLock<String> = OnceLock::new();
+    BOUNDARY.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState is seeded from the OS; hashing the clock on top
+        // makes each process's boundary differ.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(system_time_us(SystemTime::now()));
+        h.write_u32(std::process::id());
+        format!("{:x}", h.finish())
+    })
+}
+
+/// The body of a multipart/byteranges response, exactly as Apache's
+/// byterange filter writes it, and its total length.
+pub fn multipart_layout(
+    ranges: &[(u64, u64)],
+    content_type: Option<&str>,
+    clength: u64,
+    boundary: &str,
+) -> (Vec<Chunk>, u64) {
+    let bound_head = match content_type {
+        Some(ct) => format!("\r\n--{boundary}\r\nContent-type: {ct}\r\nContent-range: bytes "),
+        None => format!("\r\n--{boundary}\r\nContent-range: bytes "),
+    };
+    let mut chunks = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut total = 0u64;
+    for &(start, end) in ranges {
+        let head = format!("{bound_head}{start}-{end}/{clength}\r\n\r\n");
+        total += head.len() as u64 + (end - start + 1);
+        chunks.push(Chunk::Bytes(Bytes::from(head)));
+        chunks.push(Chunk::File {
+            start,
+            len: end - start + 1,
+        });
+    }
+    let tail = format!("\r\n--{boundary}--\r\n");
+    total += tail.len() as u64;
+    chunks.push(Chunk::Bytes(Bytes::from(tail)));
+    (chunks, total)
+}
+
+// ---------------------------------------------------------------------------
+// The streamed body
+
+enum ReadState {
+    /// Between chunks.
+    Idle,
+    /// A seek was started and must be completed.
+    Seeking,
+    /// Reading `remaining` bytes of the current range.
+    Reading,
+    Done,
+}
+
+/// A body that sends literal chunks and file ranges, reading the file
+/// `CHUNK` bytes at a time.  A read error or a file that became shorter
+/// ends the body with an error (the connection then drops it).
+struct FileBody {
+    file: tokio::fs::File,
+    chunks: VecDeque<Chunk>,
+    state: ReadState,
+    remaining: u64,
+    /// Bytes still to send in total.
+    left: u64,
+    buf: BytesMut,
+}
+
+impl FileBody {
+    fn new(file: tokio::fs::File, chunks: Vec<Chunk>) -> FileBody {
+        let left = chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Bytes(b) => b.len() as u64,
+                Chunk::File { len, .. } => *len,
+            })
+            .sum();
+        FileBody {
+            file,
+            chunks: chunks.into(),
+            state: ReadState::Idle,
+            remaining: 0,
+            left,
+            buf: BytesMut::new(),
+        }
+    }
+
+    fn fail(&mut self, e: std::io::Error) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.state = ReadState::Done;
+        self.left = 0;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            match this.state {
+                ReadState::Done => return Poll::Ready(None),
+                ReadState::Idle => match this.chunks.pop_front() {
+                    None => {
+                        this.state = ReadState::Done;
+                        return Poll::Ready(None);
+                    }
+                    Some(Chunk::Bytes(b)) => {
+                        this.left = this.left.saturating_sub(b.len() as u64);
+                        return Poll::Ready(Some(Ok(Frame::data(b))));
+                    }
+                    Some(Chunk::File { start, len }) => {
+                        if len == 0 {
+                            continue;
+                        }
+                        if let Err(e) = Pin::new(&mut this.file).start_seek(SeekFrom::Start(start))
+                        {
+                            return this.fail(e);
+                        }
+                        this.remaining = len;
+                        this.state = ReadState::Seeking;
+                    }
+                },
+                ReadState::Seeking => match Pin::new(&mut this.file).poll_complete(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return this.fail(e),
+                    Poll::Ready(Ok(_)) => this.state = ReadState::Reading,
+                },
+                ReadState::Reading => {
+                    if this.remaining == 0 {
+                        this.state = ReadState::Idle;
+                        continue;
+                    }
+                    let want = usize::try_from(this.remaining).unwrap_or(CHUNK).min(CHUNK);
+                    // Zero-filled rather than uninitialised: this crate
+                    // forbids unsafe code, and the cost is small next to
+                    // the read itself.  Kept across Pending polls.
+                    if this.buf.len() != want {
+                        this.buf.resize(want, 0);
+                    }
+                    let mut rb = ReadBuf::new(&mut this.buf[..]);
+                    match Pin::new(&mut this.file).poll_read(cx, &mut rb) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return this.fail(e),
+                        Poll::Ready(Ok(())) => {
+                            let n = rb.filled().len();
+                            if n == 0 {
+                                return this.fail(std::io::Error::new(
+                                    std::io::ErrorKind::UnexpectedEof,
+                                    "file shrank while being sent",
+                                ));
+                            }
+                            this.buf.truncate(n);
+                            let data = this.buf.split().freeze();
+                            this.remaining -= n as u64;
+                            this.left = this.left.saturating_sub(n as u64);
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, ReadState::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The response
+
+/// All values of a request header joined with ", " (Apache merges repeated
+/// request headers that way), or `None` if absent.
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for v in headers.get_all(name) {
+        let s = String::from_utf8_lossy(v.as_bytes());
+        match &mut out {
+            None => out = Some(s.into_owned()),
+            Some(o) => {
+                o.push_str(", ");
+                o.push_str(&s);
+            }
+        }
+    }
+    out
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
+}
+
+/// The headers Apache keeps on a 304 (`ap_http_header_filter`).
+const NOT_MODIFIED_KEEP: [&str; 12] = [
+    "connection",
+    "keep-alive",
+    "etag",
+    "content-location",
+    "expires",
+    "cache-control",
+    "vary",
+    "warning",
+    "www-authenticate",
+    "proxy-authenticate",
+    "set-cookie",
+    "set-cookie2",
+];
+
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// An Apache error page (412, 416, 403) keeping the caller's headers.
+fn error_page(status: StatusCode, method: &Method, mut headers: HeaderMap) -> Response<Body> {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ERROR_CONTENT_TYPE),
+    );
+    if *method == Method::HEAD {
+        headers.remove(header::CONTENT_LENGTH);
+        return response(status, headers, empty_body());
+    }
+    let body = error_body(status, None, method);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    response(status, headers, full_body(body))
+}
+
+/// Serves `file` as Apache's default handler would: validators, the
+/// conditional request checks, byte ranges, then the body streamed from
+/// the file (none for HEAD).  `headers` are response headers the caller
+/// has already decided on; they are kept (on a 304 only those Apache keeps
+/// on a 304).  A file that cannot be opened gives 403, as in Apache.
+pub async fn serve_file(
+    method: &Method,
+    req_headers: &HeaderMap,
+    file: FileToServe<'_>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let mut headers = headers;
+    let now_us = system_time_us(SystemTime::now());
+    let size = file.meta.len();
+    let mtime_us = file.meta.modified().map(system_time_us).unwrap_or(now_us);
+    // Last-Modified never lies in the future (ap_rationalize_mtime).
+    let lm_secs = mtime_us.min(now_us).div_euclid(USEC);
+    let now_secs = now_us.div_euclid(USEC);
+    let etag = make_etag(size, mtime_us, now_us);
+
+    // Apache opens the file before looking at any condition.
+    let fh = match tokio::fs::File::open(file.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(path = %file.path.display(), error = %e, "cannot open file");
+            return error_page(StatusCode::FORBIDDEN, method, headers);
+        }
+    };
+
+    let get_or_head = *method == Method::GET || *method == Method::HEAD;
+    let range_header = joined(req_headers, "range");
+    let request_range = joined(req_headers, "request-range");
+    let if_range = joined(req_headers, "if-range");
+    let validators = Validators {
+        etag: &etag,
+        mtime: lm_secs,
+        now: now_secs,
+    };
+
+    if file.status.is_success() {
+        let if_match = joined(req_headers, "if-match");
+        let ius = joined(req_headers, "if-unmodified-since");
+        let inm = joined(req_headers, "if-none-match");
+        let ims = joined(req_headers, "if-modified-since");
+        let conds = Conditions {
+            if_match: if_match.as_deref(),
+            if_unmodified_since: ius.as_deref(),
+            if_none_match: inm.as_deref(),
+            if_modified_since: ims.as_deref(),
+            if_range: if_range.as_deref(),
+            has_range: range_header.is_some(),
+            get_or_head,
+        };
+        match evaluate_preconditions(&conds, &validators) {
+            Precondition::Proceed => {}
+            Precondition::Failed => {
+                return error_page(StatusCode::PRECONDITION_FAILED, method, headers);
+            }
+            Precondition::NotModified => {
+                let mut kept = HeaderMap::new();
+                for name in NOT_MODIFIED_KEEP {
+                    for v in headers.get_all(name) {
+                        kept.append(HeaderName::from_static(name), v.clone());
+                    }
+                }
+                if let Some(v) = value(&etag) {
+                    kept.insert(header::ETAG, v);
+                }
+                return response(StatusCode::NOT_MODIFIED, kept, empty_body());
+            }
+        }
+    }
+
+    if let Some(v) = value(&http_date(lm_secs)) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(v) = value(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    match file.content_type.and_then(value) {
+        Some(ct) => {
+            headers.insert(header::CONTENT_TYPE, ct);
+        }
+        None => {
+            headers.remove(header::CONTENT_TYPE);
+        }
+    }
+
+    // The byterange filter: only for 200, a "bytes=" Range (or the old
+    // Request-Range), and an If-Range that matches.
+    let decision = match range_header.as_deref().or(request_range.as_deref()) {
+        Some(r)
+            if file.status == StatusCode::OK
+                && r.len() >= 6
+                && r.as_bytes()[..6].eq_ignore_ascii_case(b"bytes=")
+                && !if_range.as_deref().is_some_and(|ir| {
+                    range_header.is_some() && !if_range_matches(ir, &validators)
+                }) =>
+        {
+            parse_ranges(&r[6..], size)
+        }
+        _ => RangeDecision::Full,
+    };
+
+    let (status, chunks, length) = match decision {
+        RangeDecision::Full => (
+            file.status,
+            vec![Chunk::File {
+                start: 0,
+                len: size,
+            }],
+            Some(size),
+        ),
+        RangeDecision::Unsatisfiable => {
+            headers.remove(header::LAST_MODIFIED);
+            headers.remove(header::ETAG);
+            headers.remove(header::ACCEPT_RANGES);
+            if let Some(v) = value(&format!("bytes */{size}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            return error_page(StatusCode::RANGE_NOT_SATISFIABLE, method, headers);
+        }
+        RangeDecision::Partial(ranges) => match ranges.as_slice() {
+            [(start, end)] => {
+                if let Some(v) = value(&format!("bytes {start}-{end}/{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                let len = end - start + 1;
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    vec![Chunk::File { start: *start, len }],
+                    Some(len),
+                )
+            }
+            _ => {
+                let boundary = multipart_boundary();
+                let (chunks, total) = multipart_layout(&ranges, file.content_type, size, boundary);
+                let x = request_range.is_some()
+                    || joined(req_headers, "user-agent").is_some_and(|ua| ua.contains("MSIE 3"));
+                let ct = format!(
+                    "multipart/{}byteranges; boundary={boundary}",
+                    if x { "x-" } else { "" }
+                );
+                if let Some(v) = value(&ct) {
+                    headers.insert(header::CONTENT_TYPE, v);
+                }
+                let length = (ranges.len() <= RANGES_WITH_LENGTH).then_some(total);
+                (StatusCode::PARTIAL_CONTENT, chunks, length)
+            }
+        },
+    };
+    match length {
+        Some(len) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        None => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
+    let body = if *method == Method::HEAD || length == Some(0) {
+        empty_body()
+    } else {
+        FileBody::new(fh, chunks).boxed()
+    };
+    response(status, headers, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn v(etag: &str) -> Validators<'_> {
+        Validators {
+            etag,
+            mtime: NOW - 3600,
+            now: NOW,
+        }
+    }
+
+    fn get() -> Conditions<'static> {
+        Conditions {
+            get_or_head: true,
+            ..Conditions::default()
+        }
+    }
+
+    #[test]
+    fn etag_format() {
+        let mtime = 1_700_000_000_123_456i64;
+        assert_eq!(
+            make_etag(0x2aa6, mtime, mtime + 5 * USEC),
+            format!("\"2aa6-{:x}\"", mtime)
+        );
+        assert_eq!(make_etag(10, 0x10, 0x10 + 10 * USEC), "\"a-10\"");
+        // Modified within the last second (or in the future): weak.
+        assert_eq!(make_etag(10, 0x10, 0x10 + USEC), "W/\"a-10\"");
+        assert_eq!(make_etag(0, 100, 50), "W/\"0-64\"");
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951782400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(784111777)
+        );
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(784111777));
+        assert_eq!(
+            parse_http_date("Sun, 6 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
+        // Old IE appended "; length=N": Apache ignores what follows.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT; length=12"),
+            Some(784111777)
+        );
+        assert_eq!(
+            parse_http_date("  Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951782400)
+        );
+        assert_eq!(parse_http_date("Mon, 29 Feb 1999 00:00:00 GMT"), None);
+        assert_eq!(parse_http_date("Mon, 31 Apr 1999 00:00:00 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(parse_http_date(""), None);
+        assert_eq!(parse_http_date("x \u{e9}\u{e9}\u{e9}"), None);
+        for s in [0i64, 1, 86_399, 1_234_567_890, NOW] {
+            assert_eq!(parse_http_date(&http_date(s)), Some(s));
+        }
+    }
+
+    #[test]
+    fn etag_lists() {
+        assert!(etag_in_list("\"a\"", "\"a\"", true));
+        assert!(etag_in_list("\"x\", \"a\"", "\"a\"", true));
+        assert!(!etag_in_list("W/\"a\"", "\"a\"", true));
+        assert!(!etag_in_list("\"a\"", "W/\"a\"", true));
+        assert!(etag_in_list("W/\"a\"", "\"a\"", false));
+        assert!(etag_in_list("\"a\"", "W/\"a\"", false));
+        assert!(etag_in_list(" ,\"b\" ,  W/\"a\" ", "\"a\"", false));
+        // Apache stops at the first item of the wrong kind.
+        assert!(!etag_in_list("W/\"x\", \"a\"", "\"a\"", true));
+        assert!(!etag_in_list("\"a,b\"", "\"a\"", true));
+        assert!(etag_in_list("\"a,b\"", "\"a,b\"", true));
+        assert!(!etag_in_list("\"ab\"", "\"a\"", true));
+        assert!(!etag_in_list("", "\"a\"", false));
+        assert!(!etag_in_list("\"", "\"a\"", false));
+    }
+
+    #[test]
+    fn preconditions_follow_apache() {
+        let e = "\"a-b\"";
+        let lm = http_date(NOW - 3600);
+        let older = http_date(NOW - 7200);
+        let future = http_date(NOW + 7200);
+        let ev = |c: Conditions<'_>| evaluate_preconditions(&c, &v(e));
+        use Precondition::*;
+
+        assert_eq!(ev(get()), Proceed);
+        // If-Match
+        assert_eq!(
+            ev(Conditions {
+                if_match: Some("\"zz\""),
+                ..get()
+            }),
+            Failed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_match: Some("*"),
+                ..get()
+            }),
+            Proceed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_match: Some("\"a-b\""),
+                ..get()
+            }),
+            Proceed
+        );
+        // If-Unmodified-Since
+        assert_eq!(
+            ev(Conditions {
+                if_unmodified_since: Some(&older),
+                ..get()
+            }),
+            Failed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_unmodified_since: Some(&lm),
+                ..get()
+            }),
+            Proceed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_unmodified_since: Some("junk"),
+                ..get()
+            }),
+            Proceed
+        );
+        // If-None-Match
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("\"a-b\""),
+                ..get()
+            }),
+            NotModified
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("W/\"a-b\""),
+                ..get()
+            }),
+            NotModified
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("*"),
+                ..get()
+            }),
+            NotModified
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("\"x\""),
+                ..get()
+            }),
+            Proceed
+        );
+        let post = Conditions {
+            get_or_head: false,
+            ..Conditions::default()
+        };
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("\"a-b\""),
+                ..post
+            }),
+            Failed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("W/\"a-b\""),
+                ..post
+            }),
+            Proceed
+        );
+        // If-Modified-Since
+        assert_eq!(
+            ev(Conditions {
+                if_modified_since: Some(&lm),
+                ..get()
+            }),
+            NotModified
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_modified_since: Some(&older),
+                ..get()
+            }),
+            Proceed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_modified_since: Some(&future),
+                ..get()
+            }),
+            Proceed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_modified_since: Some("junk"),
+                ..get()
+            }),
+            Proceed
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_modified_since: Some(&lm),
+                ..post
+            }),
+            Proceed
+        );
+        // Both 304 conditions must agree (Apache, unlike RFC 9110).
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("\"a-b\""),
+                if_modified_since: Some(&lm),
+                ..get()
+            }),
+            NotModified
+        );
+        assert_eq!(
+            ev(Conditions {
+                if_none_match: Some("\"a-b\""),
+                if_modified_since: Some(&older),
+                ..get()
+            }),
+            Proceed
+        );
+        // If-Match failing wins over everything.
+        assert_eq!(
+            ev(Conditions {
+                if_match: Some("\"q\""),
+                if_none_match: Some("\"a-b\""),
+                ..get()
+            }),
+            Failed
+        );
+        // A weak ETag never matches strongly.
+        let weak = Validators {
+            etag: "W/\"a-b\"",
+            ..v(e)
+        };
+        let c = Conditions {
+            if_match: Some("W/\"a-b\""),
+            ..get()
+        };
+        assert_eq!(evaluate_preconditions(&c, &weak), Failed);
+        // If-None-Match with Range compares strongly.
+        let c = Conditions {
+            if_none_match: Some("W/\"a-b\""),
+            has_range: true,
+            ..get()
+        };
+        assert_eq!(evaluate_preconditions(&c, &v(e)), Proceed);
+        // If-Range with Range: always proceed (ranges or full body).
+        let c = Conditions {
+            if_none_match: Some("\"a-b\""),
+            if_range: Some("\"a-b\""),
+            has_range: true,
+            ..get()
+        };
+        assert_eq!(evaluate_preconditions(&c, &v(e)), Proceed);
+        // Dates within 60 s of the modification are weak: no 304 with Range.
+        let fresh = Validators {
+            etag: e,
+            mtime: NOW - 10,
+            now: NOW,
+        };
+        let c = Conditions {
+            if_modified_since: Some(&http_date(NOW - 10)),
+            has_range: true,
+            ..get()
+        };
+        assert_eq!(evaluate_preconditions(&c, &fresh), Proceed);
+        let c = Conditions {
+            has_range: false,
+            ..c
+        };
+        assert_eq!(evaluate_preconditions(&c, &fresh), NotModified);
+    }
+
+    #[test]
+    fn if_range_rules() {
+        let val = v("\"a-b\"");
+        assert!(if_range_matches("\"a-b\"", &val));
+        assert!(!if_range_matches("\"a-c\"", &val));
+        assert!(!if_range_matches("W/\"a-b\"", &val));
+        assert!(if_range_matches(&http_date(NOW - 3600), &val));
+        assert!(!if_range_matches(&http_date(NOW - 3601), &val));
+        assert!(!if_range_matches("junk", &val));
+        let fresh = Validators {
+            etag: "\"x\"",
+            mtime: NOW - 5,
+            now: NOW,
+        };
+        assert!(!if_range_matches(&http_date(NOW - 5), &fresh));
+        let weak = Validators {
+            etag: "W/\"x\"",
+            mtime: NOW - 5,
+            now: NOW,
+        };
+        assert!(!if_range_matches("W/\"x\"", &weak));
+    }
+
+    #[test]
+    fn range_parsing() {
+        use RangeDecision::*;
+        assert_eq!(parse_ranges("0-0", 10), Partial(vec![(0, 0)]));
+        assert_eq!(parse_ranges("2-5", 10), Partial(vec![(2, 5)]));
+        assert_eq!(parse_ranges("5-", 10), Partial(vec![(5, 9)]));
+        assert_eq!(parse_ranges("-3", 10), Partial(vec![(7, 9)]));
+        assert_eq!(parse_ranges("-30", 10), Partial(vec![(0, 9)]));
+        assert_eq!(parse_ranges("2-50", 10), Partial(vec![(2, 9)]));
+        // "0-" is the whole file as one range, even with others.
+        assert_eq!(parse_ranges("0-", 10), Partial(vec![(0, 9)]));
+        assert_eq!(parse_ranges("1-2,0-", 10), Partial(vec![(0, 9)]));
+        // Several ranges; touching and overlapping ones merge.
+        assert_eq!(parse_ranges("0-1,4-5", 10), Partial(vec![(0, 1), (4, 5)]));
+        assert_eq!(parse_ranges("0-1,2-3", 10), Partial(vec![(0, 3)]));
+        assert_eq!(parse_ranges("4-5,0-4", 10), Partial(vec![(0, 5)]));
+        assert_eq!(parse_ranges("4-5,0-1", 10), Partial(vec![(4, 5), (0, 1)]));
+        assert_eq!(parse_ranges("0-1,,4-5", 10), Partial(vec![(0, 1), (4, 5)]));
+        assert_eq!(parse_ranges("0-1, 4-5", 10), Partial(vec![(0, 1), (4, 5)]));
+        // Unsatisfiable ones are dropped, all-unsatisfiable is 416.
+        assert_eq!(parse_ranges("20-30,1-2", 10), Partial(vec![(1, 2)]));
+        assert_eq!(parse_ranges("10-", 10), Unsatisfiable);
+        assert_eq!(parse_ranges("10-20,30-40", 10), Unsatisfiable);
+        // Syntax errors: the header is ignored.
+        for bad in [
+            "", "x", "5", "a-b", "5-3", "-0", "-", "1-2 ", "1-2,x", ",0-1", " -5", "--5",
+        ] {
+            assert_eq!(parse_ranges(bad, 10), Full, "{bad:?}");
+        }
+        assert_eq!(parse_ranges("+1-+2", 10), Partial(vec![(1, 2)]));
+        assert_eq!(parse_ranges(" 1-2", 10), Partial(vec![(1, 2)]));
+        assert_eq!(parse_ranges("99999999999999999999-", 10), Full);
+        // Empty file: no ranges at all.
+        assert_eq!(parse_ranges("0-0", 0), Full);
+        // More bytes asked for than the file has: ignored.
+        assert_eq!(parse_ranges("0-5,2-9,1-8", 10), Partial(vec![(0, 9)]));
+        assert_eq!(parse_ranges("0-5,7-9,0-5", 10), Full);
+    }
+
+    #[test]
+    fn range_limits() {
+        use RangeDecision::*;
+        let many: Vec<String> = (0..201).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
+        assert_eq!(parse_ranges(&many.join(","), 1000), Full);
+        let ok: Vec<String> = (0..200).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
+        match parse_ranges(&ok.join(","), 1000) {
+            Partial(r) => assert_eq!(r.len(), 200),
+            other => panic!("{other:?}"),
+        }
+        // Reversals: each range just before the previous one.
+        let rev: Vec<String> = (0..22).rev().map(|i| format!("{i}-{i}")).collect();
+        assert_eq!(parse_ranges(&rev.join(","), 100), Full);
+        let rev: Vec<String> = (0..21).rev().map(|i| format!("{i}-{i}")).collect();
+        assert_eq!(parse_ranges(&rev.join(","), 100), Partial(vec![(0, 20)]));
+    }
+
+    #[test]
+    fn multipart_output() {
+        let (chunks, total) =
+            multipart_layout(&[(0, 1), (4, 5)], Some("text/plain"), 10, "b0undary");
+        let mut text = Vec::new();
+        let file = b"0123456789";
+        for c in &chunks {
+            match c {
+                Chunk::Bytes(b) => text.extend_from_slice(b),
+                Chunk::File { start, len } => {
+                    text.extend_from_slice(&file[*start as usize..(*start + *len) as usize])
+                }
+            }
+        }
+        let expected = "\r\n--b0undary\r\nContent-type: text/plain\r\nContent-range: bytes 0-1/10\r\n\r\n01\
+                        \r\n--b0undary\r\nContent-type: text/plain\r\nContent-range: bytes 4-5/10\r\n\r\n45\
+                        \r\n--b0undary--\r\n";
+        assert_eq!(String::from_utf8(text).expect("ascii"), expected);
+        assert_eq!(total, expected.len() as u64);
+        let (chunks, _) = multipart_layout(&[(0, 0), (2, 2)], None, 3, "b");
+        assert_eq!(
+            chunks[0],
+            Chunk::Bytes(Bytes::from_static(
+                b"\r\n--b\r\nContent-range: bytes 0-0/3\r\n\r\n"
+            ))
+        );
+        assert!(multipart_boundary().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    async fn body_bytes(resp: Response<Body>) -> Vec<u8> {
+        match resp.into_body().collect().await {
+            Ok(c) => c.to_bytes().to_vec(),
+            Err(e) => panic!("body error: {e}"),
+        }
+    }
+
+    fn req(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, val) in pairs {
+            h.append(*k, HeaderValue::from_str(val).expect("header"));
+        }
+        h
+    }
+
+    async fn serve(
+        path: &Path,
+        method: Method,
+        pairs: &[(&'static str, &str)],
+        ct: Option<&str>,
+    ) -> Response<Body> {
+        let meta = std::fs::metadata(path).expect("meta");
+        let mut extra = HeaderMap::new();
+        extra.insert("x-extra", HeaderValue::from_static("1"));
+        extra.insert("cache-control", HeaderValue::from_static("max-age=5"));
+        serve_file(
+            &method,
+            &req(pairs),
+            FileToServe {
+                path,
+                meta: &meta,
+                content_type: ct,
+                status: StatusCode::OK,
+            },
+            extra,
+        )
+        .await
+    }
+
+    fn old_file(dir: &Path, data: &[u8]) -> std::path::PathBuf {
+        let p = dir.join("f.txt");
+        std::fs::write(&p, data).expect("write");
+        let f = std::fs::File::options().write(true).open(&p).expect("open");
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(86_400))
+            .expect("set mtime");
+        p
+    }
+
+    #[tokio::test]
+    async fn full_head_and_conditional_responses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let p = old_file(dir.path(), &data);
+
+        let r = serve(&p, Method::GET, &[], Some("text/plain")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers().clone();
+        assert_eq!(h["content-length"], "200000");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["x-extra"], "1");
+        let etag = h["etag"].to_str().expect("etag").to_string();
+        assert!(etag.starts_with("\"30d40-"), "{etag}");
+        let lm = h["last-modified"].to_str().expect("lm").to_string();
+        assert_eq!(body_bytes(r).await, data);
+
+        let r = serve(&p, Method::HEAD, &[], None).await;
+        assert_eq!(r.headers()["content-length"], "200000");
+        assert!(r.headers().get("content-type").is_none());
+        assert!(body_bytes(r).await.is_empty());
+
+        let r = serve(&p, Method::GET, &[("if-none-match", &etag)], None).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        assert_eq!(r.headers()["cache-control"], "max-age=5");
+        assert!(r.headers().get("last-modified").is_none());
+        assert!(r.headers().get("x-extra").is_none());
+        assert!(body_bytes(r).await.is_empty());
+
+        let r = serve(&p, Method::GET, &[("if-modified-since", &lm)], None).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+        let r = serve(&p, Method::POST, &[("if-none-match", &etag)], None).await;
+        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(r.headers()["content-type"], ERROR_CONTENT_TYPE);
+        assert!(String::from_utf8(body_bytes(r).await)
+            .expect("utf-8")
+            .contains("<title>412 Precondition Failed</title>"));
+
+        let r = serve(&p, Method::GET, &[("if-match", "\"nope\"")], None).await;
+        assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    }
+
+    #[tokio::test]
+    async fn range_responses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = b"0123456789".repeat(10_000);
+        let p = old_file(dir.path(), &data);
+
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "bytes=70000-")],
+            Some("text/plain"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.headers()["content-range"], "bytes 70000-99999/100000");
+        assert_eq!(r.headers()["content-length"], "30000");
+        assert_eq!(body_bytes(r).await, &data[70000..]);
+
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "BYTES=1-2,5-6")],
+            Some("text/plain"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        let ct = r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .to_string();
+        let boundary = multipart_boundary();
+        assert_eq!(ct, format!("multipart/byteranges; boundary={boundary}"));
+        let len: usize = r.headers()["content-length"]
+            .to_str()
+            .expect("cl")
+            .parse()
+            .expect("n");
+        let body = body_bytes(r).await;
+        assert_eq!(body.len(), len);
+        assert_eq!(
+            String::from_utf8(body).expect("ascii"),
+            format!(
+                "\r\n--{boundary}\r\nContent-type: text/plain\r\nContent-range: bytes 1-2/100000\r\n\r\n12\
+                 \r\n--{boundary}\r\nContent-type: text/plain\r\nContent-range: bytes 5-6/100000\r\n\r\n56\
+                 \r\n--{boundary}--\r\n"
+            )
+        );
+
+        let r = serve(&p, Method::GET, &[("range", "bytes=200000-")], None).await;
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(r.headers()["content-range"], "bytes */100000");
+        assert!(r.headers().get("etag").is_none());
+        assert!(String::from_utf8(body_bytes(r).await)
+            .expect("utf-8")
+            .contains("None of the range-specifier values"));
+
+        let r = serve(&p, Method::GET, &[("range", "bytes=oops")], None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body_bytes(r).await.len(), 100_000);
+
+        let r = serve(&p, Method::GET, &[("range", "items=0-1")], None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+
+        // If-Range with the right ETag gives the range, a wrong one the file.
+        let etag = serve(&p, Method::HEAD, &[], None).await.headers()["etag"]
+            .to_str()
+            .expect("etag")
+            .to_string();
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "bytes=0-3"), ("if-range", &etag)],
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body_bytes(r).await, b"0123");
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "bytes=0-3"), ("if-range", "\"x\"")],
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+
+        // HEAD gets the 206 headers without a body.
+        let r = serve(&p, Method::HEAD, &[("range", "bytes=0-3")], None).await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.headers()["content-length"], "4");
+        assert!(body_bytes(r).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn other_status_and_unreadable_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = old_file(dir.path(), b"not found page");
+        let meta = std::fs::metadata(&p).expect("meta");
+        let r = serve_file(
+            &Method::GET,
+            &req(&[("range", "bytes=0-1"), ("if-none-match", "*")]),
+            FileToServe {
+                path: &p,
+                meta: &meta,
+                content_type: Some("text/html"),
+                status: StatusCode::NOT_FOUND,
+            },
+            HeaderMap::new(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_bytes(r).await, b"not found page");
+
+        let gone = dir.path().join("gone");
+        let r = serve_file(
+            &Method::GET,
+            &HeaderMap::new(),
+            FileToServe {
+                path: &gone,
+                meta: &meta,
+                content_type: None,
+                status: StatusCode::OK,
+            },
+            HeaderMap::new(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn shrinking_file_ends_the_body_with_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = old_file(dir.path(), &vec![7u8; 300_000]);
+        let r = serve(&p, Method::GET, &[], None).await;
+        std::fs::write(&p, b"short").expect("truncate");
+        assert!(r.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn empty_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = old_file(dir.path(), b"");
+        let r = serve(&p, Method::GET, &[("range", "bytes=0-")], None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-length"], "0");
+        assert_eq!(
+            r.headers()["etag"]
+                .to_str()
+                .expect("etag")
+                .split('-')
+                .next(),
+            Some("\"0")
+        );
+        assert!(body_bytes(r).await.is_empty());
+    }
+}

@@ -1,0 +1,319 @@
+//! Access control: mod_authz_core's `Require` (with `<RequireAll>`,
+//! `<RequireAny>`, `<RequireNone>`, `<Limit>`/`<LimitExcept>`) and
+//! mod_access_compat's `Order`/`Allow`/`Deny`/`Satisfy`.
+
+use crate::expr;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    Any,
+    All,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    All(bool),
+    Ip(Vec<IpMatch>),
+    Host(Vec<String>),
+    Env(Vec<String>),
+    Method(Vec<String>),
+    Expr(Arc<expr::Expr>),
+    /// `valid-user`, `user`, `group`: no authentication is configured for
+    /// these in htgate yet, so no user is ever known.
+    User,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthzItem {
+    Require { negate: bool, provider: Provider },
+    Block(AuthzBlock),
+}
+
+/// A method restriction from `<Limit>` / `<LimitExcept>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodLimit {
+    pub except: bool,
+    pub methods: Vec<String>,
+}
+
+impl MethodLimit {
+    pub fn applies(&self, method: &str) -> bool {
+        let listed = self.methods.iter().any(|m| {
+            m.eq_ignore_ascii_case(method) || (m.eq_ignore_ascii_case("GET") && method == "HEAD")
+        });
+        listed != self.except
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthzBlock {
+    pub combine: Combine,
+    pub items: Vec<(Option<MethodLimit>, AuthzItem)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Granted,
+    Denied,
+    Neutral,
+}
+
+/// What authorization needs to know about the request.
+pub trait AuthzRequest {
+    fn method(&self) -> &str;
+    fn remote_ip(&self) -> IpAddr;
+    fn env(&self, name: &str) -> Option<String>;
+    fn eval_expr(&mut self, e: &expr::Expr) -> bool;
+}
+
+impl AuthzBlock {
+    pub fn grant_all() -> AuthzBlock {
+        AuthzBlock {
+            combine: Combine::Any,
+            items: vec![(
+                None,
+                AuthzItem::Require {
+                    negate: false,
+                    provider: Provider::All(true),
+                },
+            )],
+        }
+    }
+
+    pub fn deny_all() -> AuthzBlock {
+        AuthzBlock {
+            combine: Combine::Any,
+            items: vec![(
+                None,
+                AuthzItem::Require {
+                    negate: false,
+                    provider: Provider::All(false),
+                },
+            )],
+        }
+    }
+
+    /// Apache: `mod_authz_core.c` `apply_authz_sections`.
+    pub fn check(&self, req: &mut dyn AuthzRequest) -> Decision {
+        let mut results = Vec::new();
+        for (limit, item) in &self.items {
+            if let Some(l) = limit {
+                if !l.applies(req.method()) {
+                    continue;
+                }
+            }
+            let d = match item {
+                AuthzItem::Require { negate, provider } => {
+                    let granted = provider_matches(provider, req);
+                    match (negate, granted) {
+                        (false, true) => Decision::Granted,
+                        (false, false) => Decision::Denied,
+                        // `Require not X`: denies when X matches, neutral otherwise
+                        (true, true) => Decision::Denied,
+                        (true, false) => Decision::Neutral,
+                    }
+                }
+                AuthzItem::Block(b) => b.check(req),
+            };
+            results.push(d);
+        }
+        if results.is_empty() {
+            return Decision::Neutral;
+        }
+        match self.combine {
+            Combine::Any => {
+                if results.contains(&Decision::Granted) {
+                    Decision::Granted
+                } else if results.contains(&Decision::Denied) {
+                    Decision::Denied
+                } else {
+                    Decision::Neutral
+                }
+            }
+            Combine::All => {
+                if results.contains(&Decision::Denied) {
+                    Decision::Denied
+                } else if results.contains(&Decision::Granted) {
+                    Decision::Granted
+                } else {
+                    Decision::Neutral
+                }
+            }
+            Combine::None => {
+                if results.contains(&Decision::Granted) {
+                    Decision::Denied
+                } else {
+                    Decision::Neutral
+                }
+            }
+        }
+    }
+}
+
+fn provider_matches(p: &Provider, req: &mut dyn AuthzRequest) -> bool {
+    match p {
+        Provider::All(g) => *g,
+        Provider::Ip(list) => {
+            let ip = req.remote_ip();
+            list.iter().any(|m| m.matches(ip))
+        }
+        // HostnameLookups Off: a host name never matches an address.
+        Provider::Host(_) => false,
+        Provider::Env(names) => names.iter().any(|n| req.env(n).is_some()),
+        Provider::Method(ms) => {
+            let m = req.method().to_string();
+            ms.iter().any(|x| x.eq_ignore_ascii_case(&m))
+        }
+        Provider::Expr(e) => req.eval_expr(e),
+        Provider::User => false,
+    }
+}
+
+/// An address pattern of `Require ip` / `Allow from`: a full or partial
+/// address, `addr/bits` or `addr/netmask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpMatch {
+    pub net: IpAddr,
+    pub bits: u8,
+}
+
+impl IpMatch {
+    pub fn parse(s: &str) -> Option<IpMatch> {
+        if let Some((addr, mask)) = s.split_once('/') {
+            let net: IpAddr = addr.parse().ok()?;
+            let bits = if let Ok(b) = mask.parse::<u8>() {
+                b
+            } else {
+                let m: std::net::Ipv4Addr = mask.parse().ok()?;
+                u32::from(m).count_ones() as u8
+            };
+            return Some(IpMatch { net, bits });
+        }
+        if let Ok(net) = s.parse::<IpAddr>() {
+            let bits = if net.is_ipv4() { 32 } else { 128 };
+            return Some(IpMatch { net, bits });
+        }
+        // partial IPv4: `10.1` means 10.1.0.0/16
+        let parts: Vec<&str> = s.trim_end_matches('.').split('.').collect();
+        if parts.is_empty() || parts.len() > 3 {
+            return None;
+        }
+        let mut octets = [0u8; 4];
+        for (i, p) in parts.iter().enumerate() {
+            octets[i] = p.parse().ok()?;
+        }
+        Some(IpMatch {
+            net: IpAddr::from(octets),
+            bits: (parts.len() * 8) as u8,
+        })
+    }
+
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        let ip = match (self.net, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            _ => ip,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let bits = self.bits.min(32) as u32;
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let bits = self.bits.min(128) as u32;
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    DenyAllow,
+    AllowDeny,
+    MutualFailure,
+}
+
+#[derive(Debug, Clone)]
+pub enum AllowFrom {
+    All,
+    Ip(IpMatch),
+    Host(String),
+    Env { negate: bool, name: String },
+}
+
+/// mod_access_compat's settings for one directory (it has no merge
+/// function: a file that uses it replaces the parent's completely).
+#[derive(Debug, Clone)]
+pub struct AccessCompat {
+    pub order: Order,
+    pub allow: Vec<(Option<MethodLimit>, AllowFrom)>,
+    pub deny: Vec<(Option<MethodLimit>, AllowFrom)>,
+    pub satisfy_any: bool,
+}
+
+impl Default for AccessCompat {
+    fn default() -> Self {
+        AccessCompat {
+            order: Order::DenyAllow,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            satisfy_any: false,
+        }
+    }
+}
+
+impl AccessCompat {
+    /// Apache: `mod_access_compat.c` `check_dir_access`.
+    pub fn allows(&self, req: &mut dyn AuthzRequest) -> bool {
+        let method = req.method().to_string();
+        let ip = req.remote_ip();
+        let hit = |list: &Vec<(Option<MethodLimit>, AllowFrom)>, req: &mut dyn AuthzRequest| {
+            list.iter().any(|(limit, a)| {
+                if let Some(l) = limit {
+                    if !l.applies(&method) {
+                        return false;
+                    }
+                }
+                match a {
+                    AllowFrom::All => true,
+                    AllowFrom::Ip(m) => m.matches(ip),
+                    AllowFrom::Host(_) => false,
+                    AllowFrom::Env { negate, name } => req.env(name).is_some() != *negate,
+                }
+            })
+        };
+        let allowed = hit(&self.allow, req);
+        let denied = hit(&self.deny, req);
+        match self.order {
+            Order::DenyAllow => !denied || allowed,
+            Order::AllowDeny => allowed && !denied,
+            Order::MutualFailure => allowed && !denied,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_matching() {
+        let m = IpMatch::parse("10.1").unwrap();
+        assert!(m.matches("10.1.2.3".parse().unwrap()));
+        assert!(!m.matches("10.2.2.3".parse().unwrap()));
+        let m = IpMatch::parse("192.168.0.0/255.255.0.0").unwrap();
+        assert!(m.matches("192.168.9.9".parse().unwrap()));
+        let m = IpMatch::parse("127.0.0.1").unwrap();
+        assert!(m.matches("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(IpMatch::parse("example.com").is_none());
+    }
+}

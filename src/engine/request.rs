@@ -1,0 +1,969 @@
+//! One request's life, as Apache's `ap_process_request_internal` and the
+//! handler phase run it: URL parsing and normalisation, the directory walk
+//! (reading every `.htaccess` on the way), `<Files>` and `<If>`, SetEnvIf,
+//! access control, content types, the fixups (mod_rewrite first, then
+//! mod_ssl, mod_alias, mod_env, mod_dir last), internal redirects and
+//! sub-requests.  `respond` turns the outcome into an HTTP response.
+
+use super::config::{FilesMatcher, Merged, OPT_SYM_LINKS, OPT_SYM_OWNER};
+use super::escape;
+use super::site::{Htaccess, Site};
+use crate::expr;
+use http::HeaderMap;
+use std::fs::Metadata;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+/// `LimitInternalRecursion` (internal redirects and nested sub-requests).
+pub const MAX_RECURSION: u32 = 10;
+/// `LimitRequestLine` default: mod_rewrite refuses filenames longer than
+/// twice this (SEMANTICS F13).
+pub const LIMIT_REQUEST_LINE: usize = 8190;
+
+/// What the file a request maps to is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Missing,
+    File,
+    Dir,
+    Other,
+}
+
+/// Everything that is shared by a request, its internal redirects and its
+/// sub-requests: the connection, the client's request, the site.
+pub struct Main<'a> {
+    pub site: &'a Site,
+    pub method: String,
+    pub protocol: String,
+    /// The request line as received (`THE_REQUEST`).
+    pub the_request: String,
+    pub headers_in: HeaderMap,
+    pub tls: bool,
+    pub remote: std::net::SocketAddr,
+    pub local: std::net::SocketAddr,
+    /// Host header name, lower-case, without port (`SERVER_NAME`).
+    pub server_name: String,
+    /// Port from the Host header, or the listener's known port.
+    pub server_port: u16,
+    /// Headers that survive errors and internal redirects (cookies).
+    pub err_headers_out: Vec<(String, String)>,
+    /// Cookie names already set by `[CO]` (set at most once per request).
+    pub cookies_set: Vec<String>,
+    pub request_time: std::time::SystemTime,
+}
+
+/// The handler a request ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handler {
+    Default,
+    /// mod_rewrite's `redirect-handler`: internal redirect to this URL.
+    Redirect(String),
+    /// mod_rewrite `[H=...]` / `SetHandler` with a name htgate does not run.
+    Named(String),
+}
+
+/// One request (`request_rec`): the main request, an internal redirect or a
+/// sub-request.
+#[derive(Clone)]
+pub struct Req {
+    pub uri: String,
+    pub args: Option<String>,
+    pub filename: String,
+    pub path_info: String,
+    pub finfo: FileKind,
+    pub meta: Option<Arc<Metadata>>,
+    pub status: u16,
+    pub env: Vec<(String, String)>,
+    pub headers_out: Vec<(String, String)>,
+    pub vary: Vec<String>,
+    pub conf: Arc<Merged>,
+    pub is_subreq: bool,
+    pub handler: Handler,
+    pub content_type: Option<String>,
+    /// `[T=...]` of this request (lost on internal redirect).
+    pub forced_type: Option<String>,
+    /// Whether mod_ssl's fixup ran (HTTPS=on is in the env from then on).
+    pub fixups_ran: bool,
+    /// `[END]` was used in this request chain.
+    pub end: bool,
+    /// Internal redirects so far.
+    pub redirects: u32,
+    /// Sub-request nesting depth.
+    pub subreq_depth: u32,
+    /// Whether mod_rewrite noted Vary headers that must survive an internal
+    /// redirect (`redirect-keeps-vary`).
+    pub keeps_vary: bool,
+}
+
+/// Why processing stopped before the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub status: u16,
+    pub location: Option<String>,
+    /// Whether the per-dir config was known (for ErrorDocument/Header).
+    pub configured: bool,
+}
+
+impl Stop {
+    pub fn status(status: u16) -> Stop {
+        Stop {
+            status,
+            location: None,
+            configured: true,
+        }
+    }
+    pub fn early(status: u16) -> Stop {
+        Stop {
+            status,
+            location: None,
+            configured: false,
+        }
+    }
+    pub fn redirect(status: u16, location: String) -> Stop {
+        Stop {
+            status,
+            location: Some(location),
+            configured: true,
+        }
+    }
+}
+
+impl Req {
+    /// A new request for `target` (`path?query`, raw), as the first request
+    /// or after an internal redirect.  Parses, normalises and decodes the
+    /// path.  Apache: `ap_parse_uri`, `ap_process_request_internal`.
+    pub fn new(site: &Site, target: &str) -> Result<Req, Stop> {
+        // a fragment is never part of the request
+        let target = target.split('#').next().unwrap_or("");
+        let (raw_path, args) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (target, None),
+        };
+        if !raw_path.starts_with('/') {
+            return Err(Stop::early(400));
+        }
+        let normalized = escape::normalize_path(raw_path).ok_or(Stop::early(400))?;
+        let decoded = match escape::unescape_url(&normalized) {
+            Ok(d) => d,
+            Err(escape::UnescapeError::BadEscape) => return Err(Stop::early(400)),
+            Err(escape::UnescapeError::ForbiddenChar) => return Err(Stop::early(404)),
+        };
+        let uri = String::from_utf8_lossy(&decoded).into_owned();
+        Ok(Req {
+            uri,
+            args,
+            filename: String::new(),
+            path_info: String::new(),
+            finfo: FileKind::Missing,
+            meta: None,
+            status: 200,
+            env: Vec::new(),
+            headers_out: Vec::new(),
+            vary: Vec::new(),
+            conf: site.server_default.clone(),
+            is_subreq: false,
+            handler: Handler::Default,
+            content_type: None,
+            forced_type: None,
+            fixups_ran: false,
+            end: false,
+            redirects: 0,
+            subreq_depth: 0,
+            keeps_vary: false,
+        })
+    }
+
+    pub fn env_get(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn env_set(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    pub fn env_unset(&mut self, name: &str) {
+        self.env.retain(|(k, _)| k != name);
+    }
+
+    pub fn add_vary(&mut self, name: &str) {
+        if !self.vary.iter().any(|v| v.eq_ignore_ascii_case(name)) {
+            self.vary.push(name.to_string());
+        }
+    }
+}
+
+fn stat(path: &str) -> (FileKind, Option<Metadata>) {
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let kind = if m.is_file() {
+                FileKind::File
+            } else if m.is_dir() {
+                FileKind::Dir
+            } else {
+                FileKind::Other
+            };
+            (kind, Some(m))
+        }
+        Err(_) => (FileKind::Missing, None),
+    }
+}
+
+/// fnmatch(3) without flags, for `<Files>` patterns.
+pub fn fnmatch(pattern: &str, name: &str) -> bool {
+    fn rec(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|k| rec(&p[1..], &n[k..])),
+            Some(b'?') => !n.is_empty() && rec(&p[1..], &n[1..]),
+            Some(b'[') => {
+                if n.is_empty() {
+                    return false;
+                }
+                let mut i = 1;
+                let negate = matches!(p.get(1), Some(b'!') | Some(b'^'));
+                if negate {
+                    i += 1;
+                }
+                let mut matched = false;
+                let mut first = true;
+                while i < p.len() && (first || p[i] != b']') {
+                    first = false;
+                    if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                        if p[i] <= n[0] && n[0] <= p[i + 2] {
+                            matched = true;
+                        }
+                        i += 3;
+                    } else {
+                        if p[i] == n[0] {
+                            matched = true;
+                        }
+                        i += 1;
+                    }
+                }
+                if i >= p.len() {
+                    // no closing bracket: literal '['
+                    return n[0] == b'[' && rec(&p[1..], &n[1..]);
+                }
+                matched != negate && rec(&p[i + 1..], &n[1..])
+            }
+            Some(b'\\') if p.len() > 1 => !n.is_empty() && n[0] == p[1] && rec(&p[2..], &n[1..]),
+            Some(&c) => !n.is_empty() && n[0] == c && rec(&p[1..], &n[1..]),
+        }
+    }
+    // guard against pathological patterns: fnmatch here is exponential only
+    // with many stars, which .htaccess patterns do not have in practice
+    if pattern.matches('*').count() > 8 {
+        return false;
+    }
+    rec(pattern.as_bytes(), name.as_bytes())
+}
+
+impl<'a> Main<'a> {
+    /// `ap_process_request_internal`: everything up to (not including) the
+    /// handler.  On success the request is ready for its handler.
+    pub fn process(&mut self, r: &mut Req) -> Result<(), Stop> {
+        if r.redirects > MAX_RECURSION || r.subreq_depth > MAX_RECURSION {
+            return Err(Stop::early(500));
+        }
+        self.directory_walk(r)?;
+        self.file_walk(r);
+        self.if_walk(r);
+        self.header_parser(r);
+        self.check_access(r)?;
+        self.type_checker(r);
+        self.fixups(r)
+    }
+
+    /// `translate_name` + `ap_directory_walk`: map the URL to a file, find
+    /// PATH_INFO, read and merge every `.htaccess` on the way.
+    pub fn directory_walk(&mut self, r: &mut Req) -> Result<(), Stop> {
+        let site = self.site;
+        let docroot = site.docroot.as_str();
+        let mut conf: Arc<Merged> = site.server_default.clone();
+        let mut cur = docroot.to_string();
+        conf = self.merge_dir(conf, &cur)?;
+        let uri = r.uri.clone();
+        let rel = uri.strip_prefix('/').unwrap_or(&uri);
+        let comps: Vec<&str> = rel.split('/').collect();
+        let n = comps.len();
+        let mut filename = format!("{}/", cur.trim_end_matches('/'));
+        let mut finfo = FileKind::Dir;
+        let mut meta: Option<Metadata> = std::fs::metadata(&cur).ok();
+        let mut path_info = String::new();
+        for (idx, comp) in comps.iter().enumerate() {
+            if comp.is_empty() {
+                // trailing slash (or the root itself)
+                break;
+            }
+            let candidate = format!("{}/{}", cur.trim_end_matches('/'), comp);
+            // SECURITY: symlinks are followed only where Options allow it.
+            if let Ok(lm) = std::fs::symlink_metadata(&candidate) {
+                if lm.file_type().is_symlink() && !self.symlink_allowed(&conf, &candidate, &lm) {
+                    return Err(Stop::status(403));
+                }
+            }
+            let (kind, m) = stat(&candidate);
+            match kind {
+                FileKind::Dir => {
+                    cur = candidate.clone();
+                    conf = self.merge_dir(conf, &cur)?;
+                    let last = idx + 1 == n;
+                    filename = if last {
+                        candidate
+                    } else {
+                        format!("{candidate}/")
+                    };
+                    finfo = FileKind::Dir;
+                    meta = m;
+                }
+                FileKind::Missing | FileKind::File | FileKind::Other => {
+                    filename = candidate;
+                    finfo = kind;
+                    meta = m;
+                    let rest: Vec<&str> = comps[idx + 1..].to_vec();
+                    if !rest.is_empty() {
+                        path_info = format!("/{}", rest.join("/"));
+                    }
+                    break;
+                }
+            }
+        }
+        r.filename = filename;
+        r.path_info = path_info;
+        r.finfo = finfo;
+        r.meta = meta.map(Arc::new);
+        r.conf = conf;
+        Ok(())
+    }
+
+    fn symlink_allowed(&self, conf: &Merged, link: &str, lm: &Metadata) -> bool {
+        if conf.options & OPT_SYM_LINKS != 0 {
+            return true;
+        }
+        if conf.options & OPT_SYM_OWNER != 0 {
+            if let Ok(target) = std::fs::metadata(link) {
+                return target.uid() == lm.uid();
+            }
+        }
+        false
+    }
+
+    fn merge_dir(&mut self, parent: Arc<Merged>, dir: &str) -> Result<Arc<Merged>, Stop> {
+        match self.site.cache.get(std::path::Path::new(dir)) {
+            Htaccess::None => Ok(parent),
+            Htaccess::Ok(c) => {
+                let directory = format!("{}/", dir.trim_end_matches('/'));
+                Ok(Arc::new(parent.merge(&c.config, &directory)))
+            }
+            Htaccess::Broken(_) | Htaccess::Unreadable(_) => Err(Stop::early(500)),
+        }
+    }
+
+    /// `ap_file_walk`: merge the `<Files>` sections that match the file name.
+    fn file_walk(&mut self, r: &mut Req) {
+        let name = r.filename.rsplit('/').next().unwrap_or("").to_string();
+        if name.is_empty() || r.conf.files.is_empty() {
+            return;
+        }
+        let directory = r.conf.rewrite.directory.clone();
+        let mut conf = (*r.conf).clone();
+        let mut changed = false;
+        for section in r.conf.files.iter() {
+            let hit = match &section.matcher {
+                FilesMatcher::Glob(g) => fnmatch(g, &name),
+                FilesMatcher::Regex(p) => p.is_match(&name),
+            };
+            if hit {
+                let files_before = conf.files.clone();
+                conf = conf.merge(&section.config, &directory);
+                conf.files = files_before;
+                changed = true;
+            }
+        }
+        if changed {
+            r.conf = Arc::new(conf);
+        }
+    }
+
+    /// `ap_if_walk`: evaluate `<If>` chains and merge the branch that holds.
+    fn if_walk(&mut self, r: &mut Req) {
+        if r.conf.ifs.is_empty() {
+            return;
+        }
+        let chains = r.conf.ifs.clone();
+        let directory = r.conf.rewrite.directory.clone();
+        let mut conf = (*r.conf).clone();
+        conf.ifs.clear();
+        for chain in chains.iter() {
+            for (cond, cfg) in &chain.branches {
+                let holds = match cond {
+                    None => true,
+                    Some(e) => self.eval_expr(r, e).map(|o| o.value).unwrap_or(false),
+                };
+                if holds {
+                    conf = conf.merge(cfg, &directory);
+                    break;
+                }
+            }
+        }
+        r.conf = Arc::new(conf);
+    }
+
+    /// mod_setenvif's header_parser hook (per-dir SetEnvIf, BrowserMatch).
+    fn header_parser(&mut self, r: &mut Req) {
+        if r.conf.set_env_if.is_empty() {
+            return;
+        }
+        let rules = r.conf.set_env_if.clone();
+        for rule in rules.iter() {
+            use super::config::SetEnvAttr::*;
+            let subject: Option<String> = match &rule.attribute {
+                RemoteHost | RemoteAddr => Some(self.remote.ip().to_string()),
+                ServerAddr => Some(self.local.ip().to_string()),
+                RequestMethod => Some(self.method.clone()),
+                RequestProtocol => Some(self.protocol.clone()),
+                RequestUri => Some(r.uri.clone()),
+                Header(h) => self.header(h).or_else(|| r.env_get(h).map(str::to_string)),
+                HeaderRegex(p) => self
+                    .headers_in
+                    .iter()
+                    .find(|(n, _)| p.is_match(n.as_str()))
+                    .map(|(_, v)| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                Env(n) => r.env_get(n).map(str::to_string),
+                Expr(e) => {
+                    let ok = self.eval_expr(r, e).map(|o| o.value).unwrap_or(false);
+                    ok.then(String::new)
+                }
+            };
+            let Some(subject) = subject else { continue };
+            let matched = match &rule.attribute {
+                Expr(_) => true,
+                _ => rule.pattern.is_match(&subject),
+            };
+            if !matched {
+                continue;
+            }
+            for (name, value) in &rule.assignments {
+                match value {
+                    Some(v) => r.env_set(name, v),
+                    None => r.env_unset(name),
+                }
+            }
+        }
+    }
+
+    fn check_access(&mut self, r: &mut Req) -> Result<(), Stop> {
+        let conf = r.conf.clone();
+        if let Some(ac) = &conf.access_compat {
+            let mut a = AuthzAdapter { main: self, r };
+            if !ac.allows(&mut a) {
+                return Err(Stop::status(403));
+            }
+        }
+        if let Some(authz) = &conf.authz {
+            let mut a = AuthzAdapter { main: self, r };
+            if authz.check(&mut a) != super::access::Decision::Granted {
+                return Err(Stop::status(403));
+            }
+        }
+        Ok(())
+    }
+
+    /// mod_mime's type checker: the content type from the file name.
+    pub fn type_checker(&mut self, r: &mut Req) {
+        r.content_type = None;
+        if r.finfo == FileKind::Dir {
+            return;
+        }
+        let name = r.filename.rsplit('/').next().unwrap_or("");
+        let mut ctype = content_type_for(self.site, &r.conf, name);
+        for m in r.conf.mime.iter() {
+            if let Some(ft) = &m.force_type {
+                ctype = ft.clone();
+            }
+        }
+        r.content_type = ctype;
+    }
+
+    /// The fixup phase.  Apache hook order: mod_rewrite (FIRST), mod_ssl,
+    /// mod_alias, mod_env, mod_headers (RequestHeader), mod_dir (LAST).
+    fn fixups(&mut self, r: &mut Req) -> Result<(), Stop> {
+        let rewrite = self.rewrite_fixup(r)?;
+        r.fixups_ran = true;
+        if self.tls {
+            r.env_set("HTTPS", "on");
+        }
+        self.alias_fixup(r)?;
+        let set_env = r.conf.set_env.clone();
+        for (k, v) in set_env.iter() {
+            match v {
+                Some(v) => r.env_set(k, v),
+                None => r.env_unset(k),
+            }
+        }
+        self.request_headers(r);
+        if let Some(t) = r.forced_type.clone() {
+            r.content_type = Some(t);
+        }
+        let _ = rewrite;
+        self.dir_fixup(r)
+    }
+
+    /// mod_alias `fixup_redir`: `Redirect`/`RedirectMatch` in .htaccess,
+    /// matched against `r->uri` (which per-dir rewriting does not change).
+    fn alias_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
+        if r.conf.redirects.is_empty() {
+            return Ok(());
+        }
+        let redirects = r.conf.redirects.clone();
+        for rd in redirects.iter() {
+            let found: Option<Option<String>> = match &rd.kind {
+                super::config::AliasKind::Prefix(prefix) => {
+                    alias_prefix_match(&r.uri, prefix).map(|rest| {
+                        rd.target.as_ref().map(|t| format!("{t}{}", escape::escape_uri(rest)))
+                    })
+                }
+                super::config::AliasKind::Regex(p) => p.captures(&r.uri).map(|caps| {
+                    rd.target.as_ref().map(|t| {
+                        let mut out = String::new();
+                        let b = t.as_bytes();
+                        let mut i = 0;
+                        while i < b.len() {
+                            if (b[i] == b'$') && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+                                let n = (b[i + 1] - b'0') as usize;
+                                out.push_str(&escape::escape_uri(&super::pattern::capture_text(
+                                    &r.uri, &caps, n,
+                                )));
+                                i += 2;
+                            } else {
+                                let l = t[i..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
+                                out.push_str(&t[i..i + l]);
+                                i += l;
+                            }
+                        }
+                        out
+                    })
+                }),
+            };
+            let Some(target) = found else { continue };
+            if !(300..400).contains(&rd.status) {
+                return Err(Stop::status(rd.status));
+            }
+            let Some(mut target) = target else {
+                return Err(Stop::status(rd.status));
+            };
+            // the query of the (possibly rewritten) request is appended
+            // unless the target has its own (SEMANTICS D4)
+            if !target.contains('?') {
+                if let Some(a) = &r.args {
+                    target.push('?');
+                    target.push_str(a);
+                }
+            }
+            let location = if target.starts_with('/') {
+                self.construct_url(&target)
+            } else {
+                target
+            };
+            return Err(Stop::redirect(rd.status, location));
+        }
+        Ok(())
+    }
+
+    fn request_headers(&mut self, r: &mut Req) {
+        if r.conf.request_headers.is_empty() {
+            return;
+        }
+        let actions = r.conf.request_headers.clone();
+        for a in actions.iter() {
+            super::respond::apply_request_header(self, r, a);
+        }
+    }
+
+    /// mod_dir's fixup: the trailing-slash redirect and the index look-up.
+    fn dir_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
+        if r.finfo != FileKind::Dir || !r.path_info.is_empty() {
+            return Ok(());
+        }
+        if !r.uri.ends_with('/') {
+            if !r.conf.directory_slash {
+                return Ok(());
+            }
+            let mut target = format!("{}/", escape::escape_uri(&r.uri));
+            if let Some(a) = &r.args {
+                target.push('?');
+                target.push_str(a);
+            }
+            return Err(Stop::redirect(301, self.construct_url(&target)));
+        }
+        if matches!(r.handler, Handler::Redirect(_)) {
+            return Ok(());
+        }
+        let names = r.conf.directory_index.clone();
+        let mut error_notfound: Option<u16> = None;
+        for name in names.iter() {
+            let mut sub_uri = if name.starts_with('/') {
+                name.clone()
+            } else {
+                format!("{}{}", r.uri, name)
+            };
+            if let Some(a) = &r.args {
+                sub_uri.push('?');
+                sub_uri.push_str(a);
+            }
+            let rr = self.subrequest_uri(r, &escape_for_target(&sub_uri));
+            match rr {
+                Ok(rr) => {
+                    if rr.status == 200 && rr.finfo == FileKind::File {
+                        fast_redirect(rr, r);
+                        return Ok(());
+                    }
+                }
+                Err(stop) => {
+                    if (300..400).contains(&stop.status) {
+                        return Err(stop);
+                    }
+                    if stop.status != 404 {
+                        error_notfound = Some(stop.status);
+                    }
+                }
+            }
+        }
+        if let Some(s) = error_notfound {
+            return Err(Stop::status(s));
+        }
+        Ok(())
+    }
+
+    /// `ap_sub_req_lookup_uri`: run every phase up to the fixups for `target`
+    /// (relative to nothing: it must start with `/`).
+    pub fn subrequest_uri(&mut self, parent: &Req, target: &str) -> Result<Req, Stop> {
+        let mut rr = Req::new(self.site, target)?;
+        rr.is_subreq = true;
+        rr.subreq_depth = parent.subreq_depth + 1;
+        rr.redirects = parent.redirects;
+        rr.env = parent.env.clone();
+        self.process(&mut rr)?;
+        Ok(rr)
+    }
+
+    /// `ap_sub_req_lookup_file`: like a URI look-up but for a file path.
+    pub fn subrequest_file(&mut self, parent: &Req, path: &str) -> Result<Req, Stop> {
+        let docroot = self.site.docroot.clone();
+        let uri = match path.strip_prefix(&docroot) {
+            Some(rest) if rest.starts_with('/') => rest.to_string(),
+            _ => {
+                // outside the document root: only the file's existence
+                let (kind, meta) = stat(path);
+                let mut rr = parent.clone();
+                rr.is_subreq = true;
+                rr.filename = path.to_string();
+                rr.finfo = kind;
+                rr.meta = meta.map(Arc::new);
+                rr.status = 200;
+                return Ok(rr);
+            }
+        };
+        self.subrequest_uri(parent, &escape_for_target(&uri))
+    }
+
+    /// `ap_construct_url`: `scheme://host[:port]` + path for Location.
+    pub fn construct_url(&self, path: &str) -> String {
+        format!("{}{}", self.self_prefix(), path)
+    }
+
+    /// `scheme://name[:port]` of this request (port only when not default).
+    pub fn self_prefix(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let default = if self.tls { 443 } else { 80 };
+        let host = if self.server_name.contains(':') {
+            format!("[{}]", self.server_name)
+        } else {
+            self.server_name.clone()
+        };
+        if self.server_port == default {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.server_port)
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        let mut values = self.headers_in.get_all(name).iter();
+        let first = values.next()?;
+        let mut s = String::from_utf8_lossy(first.as_bytes()).into_owned();
+        for v in values {
+            s.push_str(", ");
+            s.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+        Some(s)
+    }
+
+    pub fn eval_expr(&mut self, r: &mut Req, e: &expr::Expr) -> Result<expr::Outcome, expr::EvalError> {
+        let mut ctx = ExprCtx { main: self, r };
+        e.eval(&mut ctx)
+    }
+
+    pub fn eval_string_expr(&mut self, r: &mut Req, e: &expr::StringExpr) -> Result<String, expr::EvalError> {
+        let mut ctx = ExprCtx { main: self, r };
+        e.eval(&mut ctx)
+    }
+}
+
+/// `%`-escapes a decoded path again so that it can be parsed as a request
+/// target (index names and sub-request URLs are decoded text).
+fn escape_for_target(s: &str) -> String {
+    let (p, q) = match s.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s, None),
+    };
+    let mut out = escape::escape_uri(p);
+    if let Some(q) = q {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// `ap_internal_fast_redirect`: the main request takes over the
+/// sub-request's state.
+fn fast_redirect(rr: Req, r: &mut Req) {
+    r.uri = rr.uri;
+    r.args = rr.args;
+    r.filename = rr.filename;
+    r.path_info = rr.path_info;
+    r.finfo = rr.finfo;
+    r.meta = rr.meta;
+    r.conf = rr.conf;
+    r.handler = rr.handler;
+    r.content_type = rr.content_type;
+    r.forced_type = rr.forced_type;
+    r.env = rr.env;
+    for (k, v) in rr.headers_out {
+        r.headers_out.push((k, v));
+    }
+    for v in rr.vary {
+        r.add_vary(&v);
+    }
+}
+
+/// mod_alias's prefix match: `prefix` must match whole path segments.
+/// Returns the rest of the path.  Apache: `mod_alias.c` `alias_matches`
+/// (slashes in the prefix match runs of slashes).
+fn alias_prefix_match<'u>(uri: &'u str, prefix: &str) -> Option<&'u str> {
+    let u = uri.as_bytes();
+    let p = prefix.as_bytes();
+    let (mut ui, mut pi) = (0, 0);
+    while pi < p.len() {
+        if p[pi] == b'/' {
+            if ui >= u.len() || u[ui] != b'/' {
+                return None;
+            }
+            while pi < p.len() && p[pi] == b'/' {
+                pi += 1;
+            }
+            while ui < u.len() && u[ui] == b'/' {
+                ui += 1;
+            }
+        } else {
+            if ui >= u.len() || u[ui] != p[pi] {
+                return None;
+            }
+            ui += 1;
+            pi += 1;
+        }
+    }
+    // the match must end at a segment boundary
+    if pi > 0 && p[pi - 1] != b'/' && ui < u.len() && u[ui] != b'/' {
+        return None;
+    }
+    uri.get(ui..)
+}
+
+/// The content type for a file name: the built-in table, then every
+/// `AddType`/`RemoveType` in force (parent first), mod_mime's rule that
+/// every extension is looked up and the last known one wins.
+pub fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String> {
+    let mut ctype: Option<String> = None;
+    let mut charset: Option<String> = None;
+    let mut parts = name.split('.');
+    parts.next();
+    for ext in parts {
+        let ext = ext.to_ascii_lowercase();
+        let mut found: Option<Option<String>> = None;
+        for m in conf.mime.iter() {
+            for (e, t) in &m.types {
+                if *e == ext {
+                    found = Some(t.clone());
+                }
+            }
+            for (e, c) in &m.charsets {
+                if *e == ext {
+                    charset = Some(c.clone());
+                }
+            }
+        }
+        match found {
+            Some(Some(t)) => ctype = Some(t),
+            Some(None) => {
+                if let Some(t) = site.mime.lookup(&ext) {
+                    let _ = t;
+                }
+            }
+            None => {
+                if let Some(t) = site.mime.lookup(&ext) {
+                    ctype = Some(t.to_string());
+                }
+            }
+        }
+    }
+    match (ctype, charset) {
+        (Some(t), Some(c)) if !t.contains("charset") => Some(format!("{t}; charset={c}")),
+        (t, _) => t,
+    }
+}
+
+struct AuthzAdapter<'m, 'a, 'r> {
+    main: &'m mut Main<'a>,
+    r: &'r mut Req,
+}
+
+impl super::access::AuthzRequest for AuthzAdapter<'_, '_, '_> {
+    fn method(&self) -> &str {
+        &self.main.method
+    }
+    fn remote_ip(&self) -> IpAddr {
+        self.main.remote.ip()
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        self.r.env_get(name).map(str::to_string)
+    }
+    fn eval_expr(&mut self, e: &expr::Expr) -> bool {
+        self.main
+            .eval_expr(self.r, e)
+            .map(|o| o.value)
+            .unwrap_or(false)
+    }
+}
+
+/// The ap_expr view of a request.
+pub struct ExprCtx<'m, 'a, 'r> {
+    pub main: &'m mut Main<'a>,
+    pub r: &'r mut Req,
+}
+
+impl expr::Context for ExprCtx<'_, '_, '_> {
+    fn var(&mut self, name: &str) -> Option<String> {
+        let upper = name.to_ascii_uppercase();
+        if let Some(h) = upper.strip_prefix("HTTP_") {
+            // %{HTTP_X_Y} in ap_expr is the request header X-Y
+            let hname = h.replace('_', "-");
+            let v = self.main.header(&hname);
+            if !hname.eq_ignore_ascii_case("host") {
+                self.r.add_vary(&title_case(&hname));
+            }
+            return Some(v.unwrap_or_default());
+        }
+        match upper.as_str() {
+            "CONTENT_TYPE" => return Some(self.r.content_type.clone().unwrap_or_default()),
+            "HANDLER" => return Some(String::new()),
+            "REQUEST_STATUS" => return Some(self.r.status.to_string()),
+            "SCRIPT_NAME" => return Some(self.r.uri.clone()),
+            "REQUEST_LOG_ID" | "CONN_LOG_ID" => return Some(String::new()),
+            _ => {}
+        }
+        let v = super::template::Var::resolve(name);
+        match v {
+            super::template::Var::Named(n) => Some(self.main.named_var(self.r, n)),
+            _ => None,
+        }
+    }
+    fn req_header(&mut self, name: &str, vary: bool) -> Option<String> {
+        if vary && !name.eq_ignore_ascii_case("host") {
+            self.r.add_vary(name);
+        }
+        self.main.header(name)
+    }
+    fn resp_header(&mut self, name: &str) -> Option<String> {
+        self.r
+            .headers_out
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+    fn env(&mut self, name: &str) -> Option<String> {
+        self.r.env_get(name).map(str::to_string)
+    }
+    fn note(&mut self, _name: &str) -> Option<String> {
+        None
+    }
+    fn file_test(&mut self, test: expr::FileTest, path: &str) -> bool {
+        let lm = std::fs::symlink_metadata(path);
+        let m = std::fs::metadata(path);
+        match test {
+            expr::FileTest::Dir => m.map(|m| m.is_dir()).unwrap_or(false),
+            expr::FileTest::Exists => m.is_ok(),
+            expr::FileTest::File => m.map(|m| m.is_file()).unwrap_or(false),
+            expr::FileTest::NonEmpty => m.map(|m| m.is_file() && m.len() > 0).unwrap_or(false),
+            expr::FileTest::Symlink => lm.map(|m| m.file_type().is_symlink()).unwrap_or(false),
+            expr::FileTest::Executable => m.map(|m| m.mode() & 0o111 != 0).unwrap_or(false),
+        }
+    }
+    fn file_size(&mut self, path: &str) -> Option<u64> {
+        std::fs::metadata(path).ok().map(|m| m.len())
+    }
+    fn url_accessible(&mut self, url: &str) -> bool {
+        let parent = self.r.clone();
+        match self.main.subrequest_uri(&parent, url) {
+            Ok(rr) => rr.status < 400,
+            Err(stop) => stop.status < 400,
+        }
+    }
+    fn remote_ip(&mut self) -> Option<IpAddr> {
+        Some(self.main.remote.ip())
+    }
+}
+
+/// `User-Agent` from `user-agent` (for Vary, as mod_rewrite writes names).
+pub fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnmatch_basics() {
+        assert!(fnmatch("*.php", "index.php"));
+        assert!(fnmatch("wp-config.php", "wp-config.php"));
+        assert!(!fnmatch("wp-config.php", "WP-CONFIG.PHP"));
+        assert!(fnmatch(".ht*", ".htaccess"));
+        assert!(fnmatch("[abc].txt", "b.txt"));
+        assert!(!fnmatch("[!abc].txt", "b.txt"));
+    }
+
+    #[test]
+    fn alias_prefix() {
+        assert_eq!(alias_prefix_match("/old-blog", "/old-blog"), Some(""));
+        assert_eq!(alias_prefix_match("/old-blog/2020/post", "/old-blog"), Some("/2020/post"));
+        assert_eq!(alias_prefix_match("/old-blogger", "/old-blog"), None);
+        assert_eq!(alias_prefix_match("/temp", "/temp"), Some(""));
+    }
+}

@@ -1,0 +1,667 @@
+//! From a processed request to an HTTP response: the handler phase
+//! (internal redirects, the default handler), error answers with
+//! `ErrorDocument`, and the output-side modules (mod_expires, mod_headers,
+//! Vary, the debug headers).
+
+use super::config::ErrorDocument;
+use super::escape;
+use super::headers::{FmtPiece, HeaderAction, HeaderCond, HeaderOp, HeaderValue};
+use super::request::{FileKind, Handler, Main, Req, Stop};
+use super::site::Site;
+use crate::server::{full_body, Body, ConnInfo};
+use http::{HeaderMap, HeaderName, HeaderValue as HttpValue, Method, Response, StatusCode};
+use std::sync::Arc;
+
+/// What the synchronous part decided; the file itself is sent afterwards.
+pub enum Outcome {
+    File {
+        path: String,
+        meta: Arc<std::fs::Metadata>,
+        content_type: Option<String>,
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    Plain {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: bytes::Bytes,
+    },
+}
+
+/// The request data the engine needs, taken from hyper's request.
+pub struct RequestHead {
+    pub method: Method,
+    pub target: String,
+    pub protocol: String,
+    pub headers: HeaderMap,
+    pub authority: Option<String>,
+}
+
+/// Runs the whole request (blocking filesystem work: call it from
+/// `spawn_blocking`).
+pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
+    let mut headers_in = head.headers.clone();
+    if !site.pass_client_https_headers {
+        // SECURITY: a client must not be able to claim HTTPS; htgate is the
+        // TLS front, so it sets these itself.
+        headers_in.remove("https");
+        headers_in.remove("x-forwarded-proto");
+        headers_in.remove("forwarded");
+        if conn.tls {
+            headers_in.insert("https", HttpValue::from_static("on"));
+            headers_in.insert("x-forwarded-proto", HttpValue::from_static("https"));
+        }
+    }
+    let host_raw = headers_in
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| head.authority.clone())
+        .unwrap_or_else(|| site.server_names.first().cloned().unwrap_or_default());
+    let (server_name, port) = split_host(&host_raw);
+    let default_port = if conn.tls {
+        site.https_port
+    } else {
+        site.http_port
+    };
+    let mut main = Main {
+        site,
+        method: head.method.as_str().to_string(),
+        protocol: head.protocol.clone(),
+        the_request: format!("{} {} {}", head.method, head.target, head.protocol),
+        headers_in,
+        tls: conn.tls,
+        remote: conn.remote,
+        local: conn.local,
+        server_name: if server_name.is_empty() {
+            site.server_names.first().cloned().unwrap_or_default()
+        } else {
+            server_name
+        },
+        server_port: port.unwrap_or(default_port),
+        err_headers_out: Vec::new(),
+        cookies_set: Vec::new(),
+        request_time: std::time::SystemTime::now(),
+    };
+    let mut r = match Req::new(site, &head.target) {
+        Ok(r) => r,
+        Err(stop) => return main.error_outcome(None, stop),
+    };
+    main.run_chain(&mut r)
+}
+
+fn split_host(host: &str) -> (String, Option<u16>) {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((h, p)) = rest.split_once(']') {
+            let port = p.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h.to_ascii_lowercase(), port);
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            (h.to_ascii_lowercase(), p.parse().ok())
+        }
+        _ => (host.to_ascii_lowercase(), None),
+    }
+}
+
+impl<'a> Main<'a> {
+    /// Processes `r` and follows internal redirects until a handler answers.
+    fn run_chain(&mut self, r: &mut Req) -> Outcome {
+        loop {
+            match self.process(r) {
+                Err(stop) => return self.error_outcome(Some(r), stop),
+                Ok(()) => match r.handler.clone() {
+                    Handler::Redirect(url) => match self.internal_redirect(r, &url) {
+                        Ok(next) => *r = next,
+                        Err(stop) => return self.error_outcome(Some(r), stop),
+                    },
+                    Handler::Named(_) | Handler::Default => return self.default_handler(r),
+                },
+            }
+        }
+    }
+
+    /// `internal_internal_redirect`: a fresh request for `url` that keeps
+    /// the status, the environment (as `REDIRECT_*`) and, where mod_rewrite
+    /// asked for it, Vary.
+    fn internal_redirect(&mut self, r: &Req, url: &str) -> Result<Req, Stop> {
+        let mut new = Req::new(self.site, url)?;
+        new.status = r.status;
+        new.redirects = r.redirects + 1;
+        new.end = r.end;
+        let mut env: Vec<(String, String)> = r
+            .env
+            .iter()
+            .map(|(k, v)| (format!("REDIRECT_{k}"), v.clone()))
+            .collect();
+        env.push(("REDIRECT_STATUS".into(), r.status.to_string()));
+        env.push(("REDIRECT_URL".into(), r.uri.clone()));
+        if let Some(q) = &r.args {
+            env.push(("REDIRECT_QUERY_STRING".into(), q.clone()));
+        }
+        new.env = env;
+        if r.keeps_vary {
+            new.vary = r.vary.clone();
+            new.keeps_vary = true;
+        }
+        if new.redirects > super::request::MAX_RECURSION {
+            tracing::error!(
+                "request exceeded the limit of {} internal redirects due to probable configuration error",
+                super::request::MAX_RECURSION
+            );
+            return Err(Stop::early(500));
+        }
+        Ok(new)
+    }
+
+    /// Apache's default handler.
+    fn default_handler(&mut self, r: &mut Req) -> Outcome {
+        let m = self.method.as_str();
+        if !matches!(m, "GET" | "HEAD" | "POST") {
+            if m == "OPTIONS" {
+                let mut headers = self.success_headers(r, None);
+                headers.push(("Allow".into(), "GET,POST,OPTIONS,HEAD".into()));
+                return Outcome::Plain {
+                    status: 200,
+                    headers,
+                    body: bytes::Bytes::new(),
+                };
+            }
+            return self.error_outcome(Some(r), Stop::status(405));
+        }
+        match r.finfo {
+            FileKind::Dir => self.error_outcome(Some(r), Stop::status(403)),
+            FileKind::Missing => self.error_outcome(Some(r), Stop::status(404)),
+            FileKind::Other => self.error_outcome(Some(r), Stop::status(403)),
+            FileKind::File => {
+                if !r.path_info.is_empty() && r.conf.accept_path_info != Some(true) {
+                    return self.error_outcome(Some(r), Stop::status(404));
+                }
+                let Some(meta) = r.meta.clone() else {
+                    return self.error_outcome(Some(r), Stop::status(404));
+                };
+                let content_type = self.final_content_type(r);
+                let headers = self.success_headers(r, content_type.as_deref());
+                Outcome::File {
+                    path: r.filename.clone(),
+                    meta,
+                    content_type,
+                    status: r.status,
+                    headers,
+                }
+            }
+        }
+    }
+
+    fn final_content_type(&self, r: &Req) -> Option<String> {
+        let mut ct = r.content_type.clone();
+        for m in r.conf.mime.iter() {
+            if let Some(Some(cs)) = &m.default_charset {
+                if let Some(t) = &ct {
+                    if (t.starts_with("text/plain") || t.starts_with("text/html"))
+                        && !t.contains("charset")
+                    {
+                        ct = Some(format!("{t}; charset={cs}"));
+                    }
+                }
+            }
+        }
+        ct
+    }
+
+    /// Headers of a successful answer: mod_rewrite's Vary, cookies,
+    /// mod_expires, mod_headers (both tables), debug headers.
+    fn success_headers(&mut self, r: &mut Req, content_type: Option<&str>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = r.headers_out.clone();
+        out.extend(self.err_headers_out.iter().cloned());
+        self.apply_expires(r, content_type, &mut out);
+        let conf = r.conf.clone();
+        for a in conf.headers.iter() {
+            self.apply_header_action(r, a, &mut out);
+        }
+        if !r.vary.is_empty() {
+            let existing: Vec<String> = out
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
+                .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .collect();
+            out.retain(|(k, _)| !k.eq_ignore_ascii_case("vary"));
+            let mut tokens: Vec<String> = Vec::new();
+            for t in existing.iter().chain(r.vary.iter()) {
+                if !t.is_empty() && !tokens.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                    tokens.push(t.clone());
+                }
+            }
+            out.push(("Vary".into(), tokens.join(",")));
+        }
+        self.debug_headers(r, &mut out);
+        out
+    }
+
+    fn debug_headers(&self, r: &Req, out: &mut Vec<(String, String)>) {
+        if self.site.debug_headers {
+            out.push(("X-Debug-Final-Uri".into(), escape::escape_uri(&r.uri)));
+            out.push((
+                "X-Debug-Final-Query".into(),
+                escape::escape_uri(r.args.as_deref().unwrap_or("")),
+            ));
+        }
+    }
+
+    /// mod_expires: `Cache-Control: max-age` and `Expires` on success.
+    fn apply_expires(&self, r: &Req, content_type: Option<&str>, out: &mut Vec<(String, String)>) {
+        let exp = &r.conf.expires;
+        if exp.active != Some(true) {
+            return;
+        }
+        let base_type = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let rule = base_type
+            .as_ref()
+            .and_then(|t| exp.by_type.iter().find(|(x, _)| x == t).map(|(_, r)| *r))
+            .or(exp.default);
+        let Some(rule) = rule else { return };
+        let now = std::time::SystemTime::now();
+        let base = if rule.from_access {
+            now
+        } else {
+            r.meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .unwrap_or(now)
+        };
+        let expires = base + std::time::Duration::from_secs(rule.seconds.max(0) as u64);
+        let max_age = expires
+            .duration_since(now)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        out.retain(|(k, _)| !k.eq_ignore_ascii_case("expires"));
+        out.push(("Cache-Control".into(), format!("max-age={max_age}")));
+        out.push(("Expires".into(), httpdate::fmt_http_date(expires)));
+    }
+
+    fn format_value(&mut self, r: &mut Req, v: &HeaderValue) -> Option<String> {
+        match v {
+            HeaderValue::Format(pieces) => {
+                let mut s = String::new();
+                for p in pieces {
+                    match p {
+                        FmtPiece::Lit(l) => s.push_str(l),
+                        FmtPiece::Env(n) => match r.env_get(n) {
+                            Some(v) => s.push_str(v),
+                            None => s.push_str("(null)"),
+                        },
+                        FmtPiece::Ssl(n) => {
+                            if self.tls && n.eq_ignore_ascii_case("HTTPS") {
+                                s.push_str("on");
+                            } else {
+                                s.push_str("(null)");
+                            }
+                        }
+                        FmtPiece::ReqHeader(n) => {
+                            s.push_str(&self.header(n).unwrap_or_else(|| "(null)".into()))
+                        }
+                        FmtPiece::Time => {
+                            let us = self
+                                .request_time
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_micros())
+                                .unwrap_or(0);
+                            s.push_str(&format!("t={us}"));
+                        }
+                        FmtPiece::Duration => {
+                            let d = self.request_time.elapsed().map(|d| d.as_micros()).unwrap_or(0);
+                            s.push_str(&format!("D={d}"));
+                        }
+                    }
+                }
+                Some(s)
+            }
+            HeaderValue::Expr(e) => self.eval_string_expr(r, e).ok(),
+        }
+    }
+
+    fn header_cond(&mut self, r: &mut Req, c: &HeaderCond) -> bool {
+        match c {
+            HeaderCond::None => true,
+            HeaderCond::Env { negate, name } => r.env_get(name).is_some() != *negate,
+            HeaderCond::Expr(e) => self.eval_expr(r, e).map(|o| o.value).unwrap_or(false),
+        }
+    }
+
+    fn apply_header_action(&mut self, r: &mut Req, a: &HeaderAction, out: &mut Vec<(String, String)>) {
+        if !self.header_cond(r, &a.cond) {
+            return;
+        }
+        let value = match &a.value {
+            Some(v) => match self.format_value(r, v) {
+                Some(s) => Some(sanitize_header_value(&s)),
+                None => return,
+            },
+            None => None,
+        };
+        apply_op(a, value, out, &self.headers_in);
+    }
+
+    /// Headers kept on an error or redirect: cookies (err_headers_out) and
+    /// `Header always` actions.
+    fn error_headers(&mut self, r: Option<&mut Req>, configured: bool) -> Vec<(String, String)> {
+        let mut out = self.err_headers_out.clone();
+        if let Some(r) = r {
+            if configured {
+                let conf = r.conf.clone();
+                for a in conf.headers.iter().filter(|a| a.always) {
+                    self.apply_header_action(r, a, &mut out);
+                }
+            }
+            self.debug_headers(r, &mut out);
+        }
+        out
+    }
+
+    /// `ap_die`: an error or redirect answer, with `ErrorDocument`.
+    pub fn error_outcome(&mut self, r: Option<&mut Req>, stop: Stop) -> Outcome {
+        let status = stop.status;
+        let method = Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET);
+        if let Some(loc) = &stop.location {
+            let mut headers = self.error_headers(r, stop.configured);
+            headers.push(("Location".into(), sanitize_header_value(loc)));
+            let body = crate::server::status_page::error_body(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
+                Some(loc),
+                &method,
+            );
+            return Outcome::Plain {
+                status,
+                headers,
+                body,
+            };
+        }
+        let doc = match (&r, stop.configured) {
+            (Some(req), true) => req.conf.error_documents.get(&status).cloned(),
+            _ => None,
+        };
+        match doc {
+            Some(ErrorDocument::Remote(url)) => {
+                let mut headers = self.error_headers(r, stop.configured);
+                headers.push(("Location".into(), sanitize_header_value(&url)));
+                let body = crate::server::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
+                Outcome::Plain {
+                    status: 302,
+                    headers,
+                    body,
+                }
+            }
+            Some(ErrorDocument::Text(text)) => {
+                let mut headers = self.error_headers(r, stop.configured);
+                headers.push(("Content-Type".into(), "text/html".into()));
+                Outcome::Plain {
+                    status,
+                    headers,
+                    body: bytes::Bytes::from(text),
+                }
+            }
+            Some(ErrorDocument::Local(path)) => {
+                let Some(orig) = r else {
+                    return self.plain_error(None, status, false);
+                };
+                if orig.redirects >= super::request::MAX_RECURSION {
+                    return self.plain_error(Some(orig), status, true);
+                }
+                let mut er = orig.clone();
+                er.status = status;
+                let next = self.internal_redirect(&er, &path);
+                match next {
+                    Ok(mut nr) => {
+                        nr.status = status;
+                        match self.process(&mut nr) {
+                            Ok(()) if nr.finfo == FileKind::File => {
+                                let ct = self.final_content_type(&nr);
+                                let mut headers = self.error_headers(Some(&mut nr), true);
+                                let conf = nr.conf.clone();
+                                for a in conf.headers.iter().filter(|a| !a.always) {
+                                    let _ = a;
+                                }
+                                headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                                match nr.meta.clone() {
+                                    Some(meta) => Outcome::File {
+                                        path: nr.filename.clone(),
+                                        meta,
+                                        content_type: ct,
+                                        status,
+                                        headers,
+                                    },
+                                    None => self.plain_error(Some(orig), status, true),
+                                }
+                            }
+                            _ => self.plain_error(Some(orig), status, true),
+                        }
+                    }
+                    Err(_) => self.plain_error(Some(orig), status, true),
+                }
+            }
+            Some(ErrorDocument::Default) | None => self.plain_error(r, status, stop.configured),
+        }
+    }
+
+    fn plain_error(&mut self, r: Option<&mut Req>, status: u16, configured: bool) -> Outcome {
+        let method = Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET);
+        let mut headers = self.error_headers(r, configured);
+        headers.push((
+            "Content-Type".into(),
+            crate::server::status_page::ERROR_CONTENT_TYPE.into(),
+        ));
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = crate::server::status_page::error_body(code, None, &method);
+        Outcome::Plain {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// SECURITY: no CR, LF or NUL ever reaches a response header
+/// (CVE-2023-25690 class); they are replaced by spaces.
+pub fn sanitize_header_value(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\r' || c == '\n' || c == '\0' { ' ' } else { c })
+        .collect()
+}
+
+fn apply_op(a: &HeaderAction, value: Option<String>, out: &mut Vec<(String, String)>, headers_in: &HeaderMap) {
+    let name = a.name.as_str();
+    let same = |k: &String| k.eq_ignore_ascii_case(name);
+    match a.op {
+        HeaderOp::Set => {
+            out.retain(|(k, _)| !same(k));
+            if let Some(v) = value {
+                out.push((name.to_string(), v));
+            }
+        }
+        HeaderOp::Append => {
+            if let Some(v) = value {
+                if let Some(pos) = out.iter().position(|(k, _)| same(k)) {
+                    let existing = out[pos].1.clone();
+                    out.retain(|(k, _)| !same(k));
+                    out.push((name.to_string(), format!("{existing}, {v}")));
+                } else {
+                    out.push((name.to_string(), v));
+                }
+            }
+        }
+        HeaderOp::Merge => {
+            if let Some(v) = value {
+                if let Some(pos) = out.iter().position(|(k, _)| same(k)) {
+                    let existing = out[pos].1.clone();
+                    let present = existing.split(',').any(|t| t.trim() == v.trim());
+                    if !present {
+                        out.retain(|(k, _)| !same(k));
+                        out.push((name.to_string(), format!("{existing}, {v}")));
+                    }
+                } else {
+                    out.push((name.to_string(), v));
+                }
+            }
+        }
+        HeaderOp::Add => {
+            if let Some(v) = value {
+                out.push((name.to_string(), v));
+            }
+        }
+        HeaderOp::Unset => out.retain(|(k, _)| !same(k)),
+        HeaderOp::SetIfEmpty => {
+            if !out.iter().any(|(k, _)| same(k)) {
+                if let Some(v) = value {
+                    out.push((name.to_string(), v));
+                }
+            }
+        }
+        HeaderOp::Edit | HeaderOp::EditAll => {
+            let (Some(re), Some(repl)) = (&a.edit, value) else { return };
+            for (k, v) in out.iter_mut() {
+                if !same(k) {
+                    continue;
+                }
+                *v = edit_value(v, re, &repl, a.op == HeaderOp::EditAll);
+            }
+        }
+        HeaderOp::Echo => {
+            // `Header echo regex`: copy matching request headers.
+            if let Ok(p) = super::pattern::Pattern::new(name, false) {
+                for (k, v) in headers_in.iter() {
+                    if p.is_match(k.as_str()) {
+                        out.push((k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                    }
+                }
+            }
+        }
+        HeaderOp::Note => {}
+    }
+}
+
+fn edit_value(v: &str, re: &super::pattern::Pattern, repl: &str, all: bool) -> String {
+    let mut out = String::new();
+    let mut pos = 0;
+    while pos <= v.len() {
+        let Some(caps) = re.captures(&v[pos..]) else { break };
+        let Some((s, e)) = caps.first().copied().flatten() else { break };
+        out.push_str(&v[pos..pos + s]);
+        let sub = &v[pos..];
+        let b = repl.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+                out.push_str(&super::pattern::capture_text(sub, &caps, (b[i + 1] - b'0') as usize));
+                i += 2;
+            } else {
+                let l = repl[i..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
+                out.push_str(&repl[i..i + l]);
+                i += l;
+            }
+        }
+        pos += e.max(s + 1).min(v.len() - pos + 1);
+        if !all || e == s {
+            if e == s && pos <= v.len() {
+                // empty match: copy one char to make progress
+            }
+            break;
+        }
+    }
+    if pos <= v.len() {
+        out.push_str(&v[pos.min(v.len())..]);
+    }
+    out
+}
+
+/// `RequestHeader` actions change the request headers the rest of the
+/// request (and PHP) sees.
+pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) {
+    let cond = match &a.cond {
+        HeaderCond::None => true,
+        HeaderCond::Env { negate, name } => r.env_get(name).is_some() != *negate,
+        HeaderCond::Expr(e) => main.eval_expr(r, e).map(|o| o.value).unwrap_or(false),
+    };
+    if !cond {
+        return;
+    }
+    let mut list: Vec<(String, String)> = main
+        .headers_in
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let value = match &a.value {
+        Some(HeaderValue::Format(pieces)) => {
+            let mut s = String::new();
+            for p in pieces {
+                match p {
+                    FmtPiece::Lit(l) => s.push_str(l),
+                    FmtPiece::Env(n) => s.push_str(r.env_get(n).unwrap_or("(null)")),
+                    FmtPiece::ReqHeader(n) => s.push_str(&main.header(n).unwrap_or_default()),
+                    _ => {}
+                }
+            }
+            Some(sanitize_header_value(&s))
+        }
+        Some(HeaderValue::Expr(e)) => main.eval_string_expr(r, e).ok().map(|s| sanitize_header_value(&s)),
+        None => None,
+    };
+    apply_op(a, value, &mut list, &HeaderMap::new());
+    let mut map = HeaderMap::new();
+    for (k, v) in list {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HttpValue::from_str(&v)) {
+            map.append(n, v);
+        }
+    }
+    main.headers_in = map;
+}
+
+/// Turns an outcome into a response (sends the file when there is one).
+pub async fn into_response(outcome: Outcome, method: &Method, req_headers: &HeaderMap) -> Response<Body> {
+    match outcome {
+        Outcome::File {
+            path,
+            meta,
+            content_type,
+            status,
+            headers,
+        } => {
+            let map = to_header_map(&headers);
+            let file = crate::server::static_files::FileToServe {
+                path: std::path::Path::new(&path),
+                meta: &meta,
+                content_type: content_type.as_deref(),
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            };
+            crate::server::static_files::serve_file(method, req_headers, file, map).await
+        }
+        Outcome::Plain {
+            status,
+            headers,
+            body,
+        } => {
+            let mut resp = Response::new(if method == Method::HEAD {
+                crate::server::empty_body()
+            } else {
+                full_body(body)
+            });
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *resp.headers_mut() = to_header_map(&headers);
+            resp
+        }
+    }
+}
+
+fn to_header_map(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HttpValue::from_str(&sanitize_header_value(v)),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}

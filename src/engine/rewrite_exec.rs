@@ -1,0 +1,889 @@
+//! Running mod_rewrite's per-directory rules for one request.
+//! Apache: `mod_rewrite.c` `hook_fixup`, `apply_rewrite_list`,
+//! `apply_rewrite_rule`, `apply_rewrite_cond`, `do_expand`,
+//! `splitout_queryargs`, `fully_qualify_uri`, `reduce_uri`, `add_cookie`.
+//! SEMANTICS.md (C, M, F, G, E, Q, R, U) is the digest this follows.
+
+use super::config::{OPT_SYM_LINKS, OPT_SYM_OWNER, RWOPT_NOSLASH};
+use super::escape;
+use super::pattern::{capture_text, Captures};
+use super::request::{FileKind, Handler, Main, Req, Stop, LIMIT_REQUEST_LINE};
+use super::rewrite::{CondKind, EnvFlag, IntOp, RewriteCond, RewriteRule, StrOp};
+use super::template::{Named, Piece, Template, Var};
+use chrono::{Datelike, Local, Timelike};
+
+/// Back-references available while expanding: the rule's match and the
+/// last matched condition's.
+#[derive(Default, Clone)]
+struct Refs {
+    rule_subject: String,
+    rule_caps: Captures,
+    cond_subject: String,
+    cond_caps: Captures,
+}
+
+/// Result of one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleResult {
+    NoMatch,
+    /// Matched with a substitution.
+    Rewrote,
+    /// Matched a `-` rule (only flags act).
+    NoSub,
+    /// Answer this status now (F, G, R=4xx, and the 403s of S2).
+    Status(u16),
+}
+
+/// What the list did (`ACTION_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListResult {
+    Unchanged,
+    Changed { noescape: bool },
+    Status(u16),
+}
+
+/// Length of the scheme prefix of an absolute URI and whether the scheme
+/// takes a query (`is_absolute_uri`).
+pub fn absolute_uri_prefix(uri: &str) -> Option<(usize, bool)> {
+    const SCHEMES: &[(&str, bool)] = &[
+        ("ajp://", true),
+        ("balancer://", true),
+        ("fcgi://", true),
+        ("ftp://", false),
+        ("gopher://", false),
+        ("h2://", true),
+        ("h2c://", true),
+        ("http://", true),
+        ("https://", true),
+        ("ldap://", true),
+        ("mailto:", true),
+        ("news:", false),
+        ("nntp://", false),
+        ("scgi://", true),
+        ("unix:", true),
+        ("ws://", true),
+        ("wss://", true),
+    ];
+    let lower = uri.get(..12.min(uri.len()))?.to_ascii_lowercase();
+    SCHEMES
+        .iter()
+        .find(|(s, _)| lower.starts_with(s))
+        .map(|(s, q)| (s.len(), *q))
+}
+
+impl<'a> Main<'a> {
+    /// `hook_fixup` in per-directory context.
+    pub(super) fn rewrite_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
+        let rw = r.conf.rewrite.clone();
+        if !rw.present || !rw.engine || rw.rules.iter().all(|l| l.is_empty()) {
+            return Ok(());
+        }
+        let perdir = rw.directory.clone();
+        // C3: a request for the rules' own directory without its slash is
+        // left to mod_dir.
+        if rw.options & RWOPT_NOSLASH == 0
+            && r.filename.len() + 1 == perdir.len()
+            && perdir.starts_with(r.filename.as_str())
+        {
+            return Ok(());
+        }
+        // C4: END of an earlier round of this request.
+        if r.end {
+            return Ok(());
+        }
+        // C5: mod_rewrite refuses to run without FollowSymLinks.
+        if r.conf.options & (OPT_SYM_LINKS | OPT_SYM_OWNER) == 0 {
+            tracing::warn!(
+                "Options FollowSymLinks and SymLinksIfOwnerMatch are both off, so the RewriteRule directive is also forbidden due to its similar ability to circumvent directory restrictions: {}",
+                r.filename
+            );
+            return Err(Stop::status(403));
+        }
+        let ofilename = r.filename.clone();
+        let oargs = r.args.clone();
+        let result = self.apply_rewrite_list(r, &rw.rules, &perdir);
+        let noescape = match result {
+            ListResult::Unchanged => {
+                r.filename = ofilename;
+                return Ok(());
+            }
+            ListResult::Status(s) => {
+                if let Some(q) = &r.args {
+                    if has_ctl_or_space(q) {
+                        return Err(Stop::status(403));
+                    }
+                }
+                return Err(Stop::status(s));
+            }
+            ListResult::Changed { noescape } => noescape,
+        };
+        let absolute = absolute_uri_prefix(&r.filename);
+        let to_proxy = r.filename.starts_with("proxy:");
+        let will_escape = absolute.is_some() && !noescape;
+        if let Some(q) = &r.args {
+            if !will_escape && has_ctl_or_space(q) {
+                // AH10411: a raw space or control character in a rewritten
+                // query (CVE-2023-25690).
+                return Err(Stop::status(403));
+            }
+        }
+        if to_proxy {
+            // AH10160: no mod_proxy, so [P] is refused.
+            return Err(Stop::status(403));
+        }
+        if let Some((skip, _)) = absolute {
+            let mut target = r.filename.clone();
+            if let Some(base) = &rw.base {
+                // Replace the perdir filesystem prefix right after
+                // `scheme://host/` with the RewriteBase.
+                if let Some(slash) = target[skip..].find('/') {
+                    let path_start = skip + slash + 1;
+                    if path_start < target.len() {
+                        let rest = target[path_start..].to_string();
+                        let dir = perdir.strip_prefix('/').unwrap_or(&perdir);
+                        let base1 = base.strip_prefix('/').unwrap_or(base);
+                        let replaced = subst_prefix_path(&rest, dir, base1);
+                        if replaced != rest {
+                            target = format!("{}{}", &target[..path_start], replaced);
+                        }
+                    }
+                }
+            }
+            if !noescape {
+                target = escape::escape_absolute_uri(&target, skip);
+            }
+            if let Some(args) = &r.args {
+                let raw = noescape || oargs.as_deref() == Some(args.as_str());
+                target.push('?');
+                if raw {
+                    target.push_str(args);
+                } else {
+                    target.push_str(&escape::escape_uri(args));
+                }
+            }
+            let status = if (300..400).contains(&r.status) {
+                let s = r.status;
+                r.status = 200;
+                s
+            } else {
+                302
+            };
+            return Err(Stop::redirect(status, target));
+        }
+        if let Some(rest) = r.filename.strip_prefix("passthrough:") {
+            r.filename = rest.to_string();
+        }
+        if !r.filename.starts_with('/') {
+            return Err(Stop::status(400));
+        }
+        // R5.3: the loop guard.
+        if r.filename == ofilename {
+            return Ok(());
+        }
+        let mut url = r.filename.clone();
+        if let Some(base) = &rw.base {
+            url = subst_prefix_path(&url, &perdir, base);
+        } else {
+            let docroot = self.site.docroot.trim_end_matches('/');
+            if let Some(rest) = url.strip_prefix(docroot) {
+                if rest.starts_with('/') {
+                    url = rest.to_string();
+                }
+            }
+        }
+        let mut target = url;
+        if let Some(a) = &r.args {
+            target.push('?');
+            target.push_str(a);
+        }
+        r.handler = Handler::Redirect(target);
+        Ok(())
+    }
+
+    fn apply_rewrite_list(
+        &mut self,
+        r: &mut Req,
+        lists: &[std::sync::Arc<Vec<RewriteRule>>],
+        perdir: &str,
+    ) -> ListResult {
+        let rules: Vec<&RewriteRule> = lists.iter().flat_map(|l| l.iter()).collect();
+        let mut changed = ListResult::Unchanged;
+        let mut round: u32 = 1;
+        'restart: loop {
+            let mut i = 0;
+            while i < rules.len() {
+                let p = rules[i];
+                if r.is_subreq && (p.flags.nosubreq || p.flags.force_redirect) {
+                    i += 1;
+                    continue;
+                }
+                let mut vary: Vec<String> = Vec::new();
+                let rc = self.apply_rewrite_rule(r, p, perdir, &mut vary);
+                if rc != RuleResult::NoMatch {
+                    if r.filename.len() > 2 * LIMIT_REQUEST_LINE {
+                        return ListResult::Status(500);
+                    }
+                    if !vary.is_empty() {
+                        for v in &vary {
+                            r.add_vary(v);
+                        }
+                        r.keeps_vary = true;
+                    }
+                    if let RuleResult::Status(s) = rc {
+                        return ListResult::Status(s);
+                    }
+                    if rc == RuleResult::Rewrote {
+                        changed = ListResult::Changed {
+                            noescape: p.flags.noescape,
+                        };
+                    }
+                    if p.flags.passthrough {
+                        r.filename = format!("passthrough:{}", r.filename);
+                        changed = ListResult::Changed { noescape: false };
+                        break;
+                    }
+                    if p.flags.end {
+                        r.end = true;
+                        break;
+                    }
+                    if p.flags.proxy || p.flags.last {
+                        break;
+                    }
+                    if p.flags.next {
+                        round += 1;
+                        if round >= p.flags.max_rounds {
+                            tracing::error!("RewriteRule `{}` and URI `{}` exceed the maximum number of rounds ({}) via the [N] flag", p.pattern_text, r.filename, p.flags.max_rounds);
+                            return ListResult::Status(500);
+                        }
+                        continue 'restart;
+                    }
+                    let mut s = p.flags.skip;
+                    while i < rules.len() && s > 0 {
+                        i += 1;
+                        s -= 1;
+                    }
+                } else if p.flags.chain {
+                    while i < rules.len() && rules[i].flags.chain {
+                        i += 1;
+                    }
+                }
+                i += 1;
+            }
+            break;
+        }
+        changed
+    }
+
+    fn apply_rewrite_rule(
+        &mut self,
+        r: &mut Req,
+        p: &RewriteRule,
+        perdir: &str,
+        vary: &mut Vec<String>,
+    ) -> RuleResult {
+        let mut input = format!("{}{}", r.filename, r.path_info);
+        if input.starts_with(perdir) {
+            input = input[perdir.len()..].to_string();
+        }
+        let caps = p.pattern.captures(&input);
+        let mut refs = Refs::default();
+        match (caps, p.negate) {
+            (Some(c), false) => {
+                refs.rule_subject = input;
+                refs.rule_caps = c;
+            }
+            (None, true) => {}
+            _ => return RuleResult::NoMatch,
+        }
+        // Conditions (SEMANTICS G1, G2, G12)
+        let conds = &p.conds;
+        let mut i = 0;
+        while i < conds.len() {
+            let c = &conds[i];
+            let mut vary_this: Vec<String> = Vec::new();
+            let rc = self.apply_rewrite_cond(r, c, &mut refs, &mut vary_this);
+            if c.novary {
+                vary_this.clear();
+            }
+            if c.ornext {
+                if !rc {
+                    i += 1;
+                    continue;
+                }
+                while i < conds.len() && conds[i].ornext {
+                    i += 1;
+                }
+            } else if !rc {
+                return RuleResult::NoMatch;
+            }
+            vary.extend(vary_this);
+            i += 1;
+        }
+        if p.flags.nosub {
+            self.apply_env_and_cookies(r, p, &refs);
+            if let Some(t) = &p.flags.forced_type {
+                let v = self.expand(r, t, &refs, None).0.to_ascii_lowercase();
+                r.forced_type = Some(v);
+            }
+            if let Some(h) = &p.flags.forced_handler {
+                let v = self.expand(r, h, &refs, None).0.to_ascii_lowercase();
+                r.handler = Handler::Named(v);
+            }
+            if p.flags.status_rule {
+                return RuleResult::Status(p.flags.status);
+            }
+            return RuleResult::NoSub;
+        }
+        let Some(subst) = &p.subst else {
+            return RuleResult::NoSub;
+        };
+        let (mut newuri, qmarks) = self.expand(r, subst, &refs, p.flags.escape_backrefs.as_ref());
+        self.apply_env_and_cookies(r, p, &refs);
+        // S2 (CVE-2024-38474): a `?` that came from an expansion.
+        if !p.flags.unsafe_allow_3f {
+            let decisive = if p.flags.qslast {
+                qmarks.last()
+            } else {
+                qmarks.first()
+            };
+            if let Some((_, literal)) = decisive {
+                if !literal {
+                    tracing::warn!("AH10508: unsafe URL with %3f URL rewritten without UnsafeAllow3F");
+                    return RuleResult::Status(403);
+                }
+            }
+        }
+        // R4: leading slashes of a local result are merged.
+        if absolute_uri_prefix(&newuri).is_none()
+            && newuri.starts_with("//")
+            && !p.flags.unc
+            && !p.subst_double_slash
+        {
+            let trimmed = newuri.trim_start_matches('/');
+            newuri = format!("/{trimmed}");
+        }
+        r.filename = newuri;
+        if p.flags.discard_path_info {
+            r.path_info.clear();
+        }
+        self.splitout_queryargs(r, p);
+        if !r.filename.starts_with('/') && absolute_uri_prefix(&r.filename).is_none() {
+            r.filename = format!("{perdir}{}", r.filename);
+        }
+        if p.flags.proxy {
+            self.fully_qualify(r);
+            r.filename = format!("proxy:{}", r.filename);
+            return RuleResult::Rewrote;
+        }
+        if p.flags.force_redirect {
+            self.fully_qualify(r);
+            r.status = p.flags.status;
+            return RuleResult::Rewrote;
+        }
+        self.reduce_uri(r);
+        if absolute_uri_prefix(&r.filename).is_some() {
+            r.status = p.flags.status;
+            return RuleResult::Rewrote;
+        }
+        if let Some(t) = &p.flags.forced_type {
+            let v = self.expand(r, t, &refs, None).0.to_ascii_lowercase();
+            r.forced_type = Some(v);
+        }
+        if let Some(h) = &p.flags.forced_handler {
+            // R10: a handler replaces redirect-handler, so the internal
+            // redirect never happens and the file `redirect:...` is 404.
+            let v = self.expand(r, h, &refs, None).0.to_ascii_lowercase();
+            r.handler = Handler::Named(v);
+        }
+        RuleResult::Rewrote
+    }
+
+    fn apply_env_and_cookies(&mut self, r: &mut Req, p: &RewriteRule, refs: &Refs) {
+        for e in &p.flags.env {
+            match e {
+                EnvFlag::Set(n, v) => {
+                    let name = self.expand(r, n, refs, None).0;
+                    let value = self.expand(r, v, refs, None).0;
+                    r.env_set(&name, &value);
+                }
+                EnvFlag::Unset(n) => {
+                    let name = self.expand(r, n, refs, None).0;
+                    r.env_unset(&name);
+                }
+            }
+        }
+        for c in &p.flags.cookies {
+            let spec = self.expand(r, c, refs, None).0;
+            self.add_cookie(&spec);
+        }
+    }
+
+    /// `add_cookie` (SEMANTICS FL3).
+    fn add_cookie(&mut self, spec: &str) {
+        let (sep, body) = match spec.strip_prefix(';') {
+            Some(rest) => (';', rest),
+            None => (':', spec),
+        };
+        // strtok: empty fields collapse
+        let fields: Vec<&str> = body.split(sep).filter(|f| !f.is_empty()).collect();
+        if fields.len() < 3 {
+            return;
+        }
+        let (name, value, domain) = (fields[0], fields[1], fields[2]);
+        if self.cookies_set.iter().any(|n| n == name) {
+            return;
+        }
+        let mut cookie = format!("{name}={value}; path=");
+        let path = fields.get(4).copied().unwrap_or("/");
+        cookie.push_str(path);
+        cookie.push_str("; domain=");
+        cookie.push_str(domain);
+        if let Some(life) = fields.get(3) {
+            let minutes = super::rewrite::c_atoi(life);
+            if minutes > 0 {
+                let when = chrono::Utc::now() + chrono::Duration::minutes(minutes);
+                cookie.push_str(&when.format("; expires=%a, %d-%b-%Y %T GMT").to_string());
+            }
+        }
+        let flag = |s: Option<&&str>| {
+            s.map(|v| {
+                v.eq_ignore_ascii_case("secure")
+                    || v.eq_ignore_ascii_case("httponly")
+                    || v.eq_ignore_ascii_case("true")
+                    || *v == "1"
+            })
+            .unwrap_or(false)
+        };
+        let secure = flag(fields.get(5));
+        let httponly = flag(fields.get(6));
+        // Apache's NULL-terminated concatenation drops the rest when secure
+        // is off (SEMANTICS FL3 quirk).
+        if secure {
+            cookie.push_str("; secure");
+            if httponly {
+                cookie.push_str("; HttpOnly");
+            }
+        }
+        if let Some(ss) = fields.get(7) {
+            if !(ss.eq_ignore_ascii_case("0") || ss.eq_ignore_ascii_case("false")) {
+                cookie.push_str("; SameSite=");
+                cookie.push_str(ss);
+            }
+        }
+        self.cookies_set.push(name.to_string());
+        self.err_headers_out
+            .push(("Set-Cookie".to_string(), cookie));
+    }
+
+    fn apply_rewrite_cond(
+        &mut self,
+        r: &mut Req,
+        c: &RewriteCond,
+        refs: &mut Refs,
+        vary: &mut Vec<String>,
+    ) -> bool {
+        let subject = self.expand_noting(r, &c.test, refs, vary);
+        let result = match &c.kind {
+            CondKind::Regex(p) => match p.captures(&subject) {
+                Some(caps) => {
+                    if !c.negate {
+                        refs.cond_subject = subject.clone();
+                        refs.cond_caps = caps;
+                    }
+                    true
+                }
+                None => false,
+            },
+            CondKind::Expr(e) => match self.eval_expr(r, e) {
+                Ok(o) => {
+                    if o.value && !c.negate && !o.captures.is_empty() {
+                        // expr captures feed %N like a regex condition
+                        let joined: Vec<String> =
+                            o.captures.iter().map(|x| x.clone().unwrap_or_default()).collect();
+                        let mut s = String::new();
+                        let mut caps = Vec::new();
+                        for part in joined {
+                            let start = s.len();
+                            s.push_str(&part);
+                            caps.push(Some((start, s.len())));
+                        }
+                        refs.cond_subject = s;
+                        refs.cond_caps = caps;
+                    }
+                    o.value
+                }
+                Err(_) => false,
+            },
+            CondKind::FileDir => std::fs::metadata(&subject).map(|m| m.is_dir()).unwrap_or(false),
+            CondKind::FileRegular => std::fs::metadata(&subject).map(|m| m.is_file()).unwrap_or(false),
+            CondKind::FileNonEmpty => std::fs::metadata(&subject)
+                .map(|m| m.is_file() && m.len() > 0)
+                .unwrap_or(false),
+            CondKind::FileSymlink => std::fs::symlink_metadata(&subject)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(false),
+            CondKind::FileExecutable => {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(&subject)
+                    .map(|m| m.mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            }
+            CondKind::FileSubreq => {
+                if subject.is_empty() {
+                    false
+                } else {
+                    let parent = r.clone();
+                    match self.subrequest_file(&parent, &subject) {
+                        Ok(rr) => rr.status < 300 && rr.finfo == FileKind::File,
+                        Err(_) => false,
+                    }
+                }
+            }
+            CondKind::UrlSubreq => {
+                if subject.is_empty() || (r.is_subreq && subject == r.uri) {
+                    false
+                } else {
+                    let parent = r.clone();
+                    let target = escape::escape_uri(&subject);
+                    match self.subrequest_uri(&parent, &target) {
+                        Ok(rr) => rr.status < 400,
+                        Err(stop) => stop.status < 400,
+                    }
+                }
+            }
+            CondKind::StrCmp(op, t) => {
+                let other = self.expand(r, t, refs, None).0;
+                compare_lexicographic(&subject, &other, *op, c.nocase)
+            }
+            CondKind::IntCmp(op, t) => {
+                let other = self.expand(r, t, refs, None).0;
+                let a = super::rewrite::c_atoi(&subject);
+                let b = super::rewrite::c_atoi(&other);
+                match op {
+                    IntOp::Lt => a < b,
+                    IntOp::Le => a <= b,
+                    IntOp::Eq => a == b,
+                    IntOp::Gt => a > b,
+                    IntOp::Ge => a >= b,
+                }
+            }
+        };
+        result != c.negate
+    }
+
+    fn expand_noting(&mut self, r: &mut Req, t: &Template, refs: &Refs, vary: &mut Vec<String>) -> String {
+        for v in t.vars() {
+            if let Var::Header { vary: Some(name), .. } = v {
+                if !vary.iter().any(|x| x == name) {
+                    vary.push(name.clone());
+                }
+            }
+        }
+        self.expand(r, t, refs, None).0
+    }
+
+    /// `do_expand`.  Returns the text and, for each `?` in it, whether it was
+    /// written literally in the rule (for the S2 check).
+    fn expand(
+        &mut self,
+        r: &mut Req,
+        t: &Template,
+        refs: &Refs,
+        escape_backrefs: Option<&escape::BackrefEscape>,
+    ) -> (String, Vec<(usize, bool)>) {
+        let mut out = String::new();
+        let mut qmarks = Vec::new();
+        for piece in &t.pieces {
+            let (text, literal) = match piece {
+                Piece::Lit(s) => (s.clone(), true),
+                Piece::RuleRef(n) => {
+                    let v = capture_text(&refs.rule_subject, &refs.rule_caps, *n as usize);
+                    (esc(v, escape_backrefs), false)
+                }
+                Piece::CondRef(n) => {
+                    let v = capture_text(&refs.cond_subject, &refs.cond_caps, *n as usize);
+                    (esc(v, escape_backrefs), false)
+                }
+                Piece::Var(v) => (self.lookup_var(r, v), false),
+                Piece::Map { default, .. } => {
+                    // No RewriteMap can exist in .htaccess: the default.
+                    (self.expand(r, default, refs, None).0, false)
+                }
+            };
+            for (i, b) in text.bytes().enumerate() {
+                if b == b'?' {
+                    qmarks.push((out.len() + i, literal));
+                }
+            }
+            out.push_str(&text);
+            if out.len() > 64 * 1024 {
+                // SECURITY: cap the size of any expansion.
+                out.truncate(64 * 1024);
+                break;
+            }
+        }
+        (out, qmarks)
+    }
+
+    fn lookup_var(&mut self, r: &mut Req, v: &Var) -> String {
+        match v {
+            Var::Header { name, .. } => self.header(name).unwrap_or_default(),
+            Var::Env(n) => r.env_get(n).unwrap_or("").to_string(),
+            Var::Ssl(n) => {
+                if self.tls && n.eq_ignore_ascii_case("HTTPS") {
+                    "on".into()
+                } else {
+                    String::new()
+                }
+            }
+            Var::LookAheadUrl(n) => {
+                if r.is_subreq {
+                    return String::new();
+                }
+                let parent = r.clone();
+                let target = escape::escape_uri(&r.uri);
+                match self.subrequest_uri(&parent, &target) {
+                    Ok(mut rr) => {
+                        let var = Var::resolve(n);
+                        self.lookup_var(&mut rr, &var)
+                    }
+                    Err(_) => String::new(),
+                }
+            }
+            Var::LookAheadFile(n) => {
+                if r.is_subreq {
+                    return String::new();
+                }
+                let parent = r.clone();
+                let path = r.filename.clone();
+                match self.subrequest_file(&parent, &path) {
+                    Ok(mut rr) => {
+                        let var = Var::resolve(n);
+                        self.lookup_var(&mut rr, &var)
+                    }
+                    Err(_) => String::new(),
+                }
+            }
+            Var::Named(n) => self.named_var(r, *n),
+            Var::Empty => String::new(),
+        }
+    }
+
+    /// The fixed variables (`lookup_variable`).
+    pub fn named_var(&self, r: &Req, n: Named) -> String {
+        use Named::*;
+        let now = Local::now();
+        match n {
+            RemoteAddr | RemoteHost | ConnRemoteAddr => self.remote.ip().to_string(),
+            RemotePort => self.remote.port().to_string(),
+            RemoteUser | RemoteIdent | AuthType => String::new(),
+            RequestMethod => self.method.clone(),
+            ScriptFilename | RequestFilename => r.filename.clone(),
+            PathInfo => r.path_info.clone(),
+            QueryString => r.args.clone().unwrap_or_default(),
+            DocumentRoot | ContextDocumentRoot => self.site.docroot.clone(),
+            ContextPrefix => String::new(),
+            ServerAdmin => "webmaster@localhost".into(),
+            ServerName => self.server_name.clone(),
+            ServerAddr => self.local.ip().to_string(),
+            ServerPort => self.server_port.to_string(),
+            ServerProtocol => self.protocol.clone(),
+            ServerSoftware => "Apache".into(),
+            ApiVersion => "20120211:137".into(),
+            TheRequest => self.the_request.clone(),
+            RequestUri => r.uri.clone(),
+            RequestScheme => if self.tls { "https" } else { "http" }.into(),
+            Https => if self.tls { "on" } else { "off" }.into(),
+            IsSubreq => if r.is_subreq { "true" } else { "false" }.into(),
+            Ipv6 => if self.remote.is_ipv6() { "on" } else { "off" }.into(),
+            ScriptUser | ScriptGroup => {
+                use std::os::unix::fs::MetadataExt;
+                match &r.meta {
+                    Some(m) => {
+                        if n == ScriptUser {
+                            m.uid().to_string()
+                        } else {
+                            m.gid().to_string()
+                        }
+                    }
+                    None => "<unknown>".into(),
+                }
+            }
+            Time => now.format("%Y%m%d%H%M%S").to_string(),
+            TimeYear => format!("{:04}", now.year()),
+            TimeMon => format!("{:02}", now.month()),
+            TimeDay => format!("{:02}", now.day()),
+            TimeHour => format!("{:02}", now.hour()),
+            TimeMin => format!("{:02}", now.minute()),
+            TimeSec => format!("{:02}", now.second()),
+            TimeWday => now.weekday().num_days_from_sunday().to_string(),
+        }
+    }
+
+    /// `splitout_queryargs` (SEMANTICS Q1-Q5).
+    fn splitout_queryargs(&self, r: &mut Req, p: &RewriteRule) {
+        if p.flags.qsnone {
+            r.args = None;
+            return;
+        }
+        let (skip, takes_query) = match absolute_uri_prefix(&r.filename) {
+            Some((s, q)) => (s, q),
+            None => (0, true),
+        };
+        if skip > 0 && !takes_query {
+            r.args = None;
+            return;
+        }
+        if p.flags.qsdiscard {
+            r.args = None;
+        }
+        let tail = &r.filename[skip..];
+        let q = if p.flags.qslast {
+            tail.rfind('?')
+        } else {
+            tail.find('?')
+        };
+        if let Some(q) = q {
+            let pos = skip + q;
+            let query = r.filename[pos + 1..].to_string();
+            r.filename.truncate(pos);
+            if p.flags.qsappend {
+                if !query.is_empty() {
+                    r.args = Some(match &r.args {
+                        Some(old) => format!("{query}&{old}"),
+                        None => format!("{query}&"),
+                    });
+                }
+            } else {
+                r.args = Some(query);
+            }
+            if let Some(a) = &mut r.args {
+                if a.is_empty() {
+                    r.args = None;
+                } else if a.ends_with('&') {
+                    a.pop();
+                    if a.is_empty() {
+                        r.args = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `fully_qualify_uri`.
+    fn fully_qualify(&self, r: &mut Req) {
+        if absolute_uri_prefix(&r.filename).is_none() {
+            let sep = if r.filename.starts_with('/') { "" } else { "/" };
+            r.filename = format!("{}{sep}{}", self.self_prefix(), r.filename);
+        }
+    }
+
+    /// `reduce_uri`: a full URL naming this server becomes a local path.
+    fn reduce_uri(&self, r: &mut Req) {
+        let Some((skip, _)) = absolute_uri_prefix(&r.filename) else {
+            return;
+        };
+        let scheme = r.filename[..skip].to_ascii_lowercase();
+        let own_scheme = if self.tls { "https://" } else { "http://" };
+        if scheme != own_scheme {
+            return;
+        }
+        let rest = &r.filename[skip..];
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+                (h, p.parse::<u16>().ok())
+            }
+            _ => (hostport, None),
+        };
+        let default = if self.tls {
+            self.site.https_port
+        } else {
+            self.site.http_port
+        };
+        let port = port.unwrap_or(if self.tls { 443 } else { 80 });
+        if port != default {
+            return;
+        }
+        let host_l = host.to_ascii_lowercase();
+        if self.site.is_own_name(&host_l) || host_l == self.server_name {
+            r.filename = path.to_string();
+        }
+    }
+}
+
+fn esc(v: String, how: Option<&escape::BackrefEscape>) -> String {
+    match how {
+        Some(h) => escape::escape_backref(&v, h),
+        None => v,
+    }
+}
+
+/// `subst_prefix_path`: replace the prefix `match_` (ending at a `/`) of
+/// `input` with `subst` (which is given a trailing slash).
+fn subst_prefix_path(input: &str, match_: &str, subst: &str) -> String {
+    let m = match_.strip_suffix('/').unwrap_or(match_);
+    if input.starts_with(m) && input.as_bytes().get(m.len()) == Some(&b'/') {
+        let rest = &input[m.len() + 1..];
+        let mut out = subst.to_string();
+        if !out.is_empty() && !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(rest);
+        return out;
+    }
+    input.to_string()
+}
+
+/// `compare_lexicographic`: lengths first, then bytes (SEMANTICS G6).
+fn compare_lexicographic(a: &str, b: &str, op: StrOp, nocase: bool) -> bool {
+    use std::cmp::Ordering;
+    let ord = if nocase {
+        a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())
+    } else if a.len() != b.len() {
+        a.len().cmp(&b.len())
+    } else {
+        a.as_bytes().cmp(b.as_bytes())
+    };
+    match op {
+        StrOp::Eq => {
+            if nocase {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        }
+        StrOp::Lt => ord == Ordering::Less,
+        StrOp::Le => ord != Ordering::Greater,
+        StrOp::Gt => ord == Ordering::Greater,
+        StrOp::Ge => ord != Ordering::Less,
+    }
+}
+
+/// `ap_scan_vchar_obstext` found something: a control character or space.
+fn has_ctl_or_space(s: &str) -> bool {
+    s.bytes().any(|b| b <= 0x20 || b == 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexicographic_quirk() {
+        assert!(!compare_lexicographic("10", "9", StrOp::Lt, false));
+        assert!(compare_lexicographic("8", "9", StrOp::Lt, false));
+        assert!(!compare_lexicographic("aa", "b", StrOp::Lt, false));
+        assert!(compare_lexicographic("aa", "b", StrOp::Lt, true));
+    }
+
+    #[test]
+    fn prefix_subst() {
+        assert_eq!(subst_prefix_path("/srv/shop/x.html", "/srv/shop/", "/shop/"), "/shop/x.html");
+        assert_eq!(subst_prefix_path("srv/shop/x", "srv/shop/", ""), "x");
+        assert_eq!(subst_prefix_path("/other/x", "/srv/shop/", "/shop/"), "/other/x");
+    }
+}

@@ -1,0 +1,5 @@
+//! The single integration-test binary (`autotests = false`): every test
+//! module of the crate is declared here.
+
+mod conformance;
+mod parser_props;
