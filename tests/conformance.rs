@@ -19,6 +19,8 @@
 mod case;
 #[path = "support/client.rs"]
 mod client;
+#[path = "support/fake_server.rs"]
+mod fake_server;
 #[path = "support/pycompat.rs"]
 mod pycompat;
 #[path = "support/record.rs"]
@@ -32,7 +34,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt, StreamExt};
-use htgate::server::quick::{start, QuickOptions};
+use htgate::server::quick::{start, QuickOptions, RunningServer};
 use regex::Regex;
 use serde_json::{json, Value};
 
@@ -71,13 +73,18 @@ fn load_cases(dir: &Path, filter: Option<&str>) -> (Vec<Case>, Vec<String>) {
     files.sort();
     let (mut cases, mut errors) = (Vec::new(), Vec::new());
     for p in files {
-        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !names.is_empty() && !names.iter().any(|n| stem.contains(n.as_str())) {
             continue;
         }
         let display = format!(
             "fixtures/conformance/{}",
-            p.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()
+            p.file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
         );
         match parse_case_file(&p, &display) {
             Ok(c) => cases.push(c),
@@ -223,9 +230,61 @@ fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The oracle's `run_case` with htgate in-process: build the site, start
-/// the server, send every request in order, stop the server.
-async fn run_case(c: &Case, index: usize, base: &Path, client: &Client, deadline: Instant) -> CaseRun {
+/// What the runner needs of a started server: its two ports and a way to
+/// stop it.  Implemented by htgate's `RunningServer`, and by the fake
+/// server of the runner's own end-to-end test.
+trait TestServer {
+    fn ports(&self) -> (u16, u16);
+    async fn stop(self);
+}
+
+impl TestServer for RunningServer {
+    fn ports(&self) -> (u16, u16) {
+        (self.http_addr.port(), self.https_addr.port())
+    }
+
+    async fn stop(self) {
+        self.shutdown().await
+    }
+}
+
+/// The quick-mode options for one case: ephemeral loopback ports, the
+/// case's certificate, its hosts as ServerName/ServerAliases (the oracle's
+/// `{hosts}`, `localhost` when none fits), debug headers on, client HTTPS
+/// headers passed as ordinary headers (as Apache does).
+fn quick_options(c: &Case, wd: &Workdir) -> QuickOptions {
+    let mut names = request_hosts(c);
+    if names.is_empty() {
+        names.push("localhost".to_string());
+    }
+    QuickOptions {
+        root: wd.root.clone(),
+        http: "127.0.0.1:0".parse().expect("address"),
+        https: "127.0.0.1:0".parse().expect("address"),
+        cert: Some(wd.cert.clone()),
+        key: Some(wd.key.clone()),
+        server_names: names,
+        debug_headers: true,
+        pass_client_https_headers: true,
+    }
+}
+
+/// The oracle's `run_case`, with the server started in-process by
+/// `start_server`: build the site, start the server, send every request in
+/// order, stop the server.
+async fn run_case<S, F, Fut>(
+    c: &Case,
+    index: usize,
+    base: &Path,
+    client: &Client,
+    deadline: Instant,
+    start_server: &F,
+) -> CaseRun
+where
+    S: TestServer,
+    F: Fn(QuickOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<S>>,
+{
     let mut run = CaseRun {
         results: Vec::new(),
         error: None,
@@ -237,23 +296,13 @@ async fn run_case(c: &Case, index: usize, base: &Path, client: &Client, deadline
             return run;
         }
     };
-    let mut names = request_hosts(c);
-    if names.is_empty() {
-        names.push("localhost".to_string());
-    }
-    let opts = QuickOptions {
-        root: wd.root.clone(),
-        http: "127.0.0.1:0".parse().expect("address"),
-        https: "127.0.0.1:0".parse().expect("address"),
-        cert: Some(wd.cert.clone()),
-        key: Some(wd.key.clone()),
-        server_names: names,
-        debug_headers: true,
-        pass_client_https_headers: true,
-    };
     // A panic while starting counts as a failure to start, not as the end
     // of the whole run.
-    let started = tokio::time::timeout(START_TIMEOUT, AssertUnwindSafe(start(opts)).catch_unwind()).await;
+    let started = tokio::time::timeout(
+        START_TIMEOUT,
+        AssertUnwindSafe(start_server(quick_options(c, &wd))).catch_unwind(),
+    )
+    .await;
     let server = match started {
         Err(_) => {
             run.error = Some(format!(
@@ -277,31 +326,118 @@ async fn run_case(c: &Case, index: usize, base: &Path, client: &Client, deadline
         }
         Ok(Ok(Ok(s))) => s,
     };
+    let (http_port, https_port) = server.ports();
     let env = RunEnv {
         root: wd.root.to_string_lossy().into_owned(),
-        http_port: server.http_addr.port(),
-        https_port: server.https_addr.port(),
+        http_port,
+        https_port,
     };
     for req in &c.requests {
         if Instant::now() > deadline {
             run.error = Some(
-                "time budget exhausted (HTGATE_CONFORMANCE_BUDGET) before this case finished".into(),
+                "time budget exhausted (HTGATE_CONFORMANCE_BUDGET) before this case finished"
+                    .into(),
             );
             break;
         }
-        let resp = client.send(req, env.http_port, env.https_port).await;
+        let resp = client.send(req, http_port, https_port).await;
         let rec = summarize(&resp, c, &env, now_secs());
-        let transport = if resp.status == 0 { resp.error.clone() } else { None };
+        let transport = if resp.status == 0 {
+            resp.error.clone()
+        } else {
+            None
+        };
         run.results.push((rec, transport));
     }
-    if tokio::time::timeout(STOP_TIMEOUT, server.shutdown()).await.is_err() {
-        let prev = run.error.take().unwrap_or_default();
+    if tokio::time::timeout(STOP_TIMEOUT, server.stop())
+        .await
+        .is_err()
+    {
+        // As the oracle: a server that does not stop fails its case.
+        let prev = run.error.take().map(|e| e + "\n").unwrap_or_default();
         run.error = Some(format!(
-            "{prev}\nstopping failed: shutdown did not finish within {} s",
+            "{prev}stopping failed: shutdown did not finish within {} s",
             STOP_TIMEOUT.as_secs()
         ));
     }
     run
+}
+
+/// The oracle's `cmd_check` report over the cases that ran.
+#[derive(Default)]
+struct Report {
+    passed: usize,
+    failed: usize,
+    /// What to print: a FAIL block per failing request, an ERROR line per
+    /// case that could not run (all its requests count as failed).
+    lines: Vec<String>,
+    /// Stems of the cases with a failure, for HTGATE_CASE.
+    failing_cases: Vec<String>,
+    /// Per-request results, as the oracle's `--json` writes them.
+    entries: Vec<Value>,
+}
+
+fn make_report(cases: &[Case], runs: &[CaseRun]) -> Report {
+    let mut r = Report::default();
+    for (c, run) in cases.iter().zip(runs) {
+        let expect = c.expect.as_deref().unwrap_or_default();
+        let before = r.failed;
+        if let Some(err) = &run.error {
+            r.lines.push(format!("ERROR {}: {}", c.display, err));
+            for (req, (_, exp)) in c.requests.iter().zip(expect) {
+                r.failed += 1;
+                r.entries.push(
+                    json!({"case": c.display, "line": req.line, "request": req.text,
+                    "pass": false, "expected": exp, "got": null, "error": err}),
+                );
+            }
+        } else {
+            for ((req, (_, exp)), (got, terr)) in c.requests.iter().zip(expect).zip(&run.results) {
+                let diffs = compare(exp, got);
+                let mut entry = json!({"case": c.display, "line": req.line, "request": req.text,
+                    "pass": diffs.is_empty(), "expected": exp, "got": got});
+                if let Some(t) = terr {
+                    entry["error"] = json!(t);
+                }
+                if diffs.is_empty() {
+                    r.passed += 1;
+                } else {
+                    r.failed += 1;
+                    let no_answer = terr
+                        .as_ref()
+                        .map(|t| format!("  (no answer: {t})"))
+                        .unwrap_or_default();
+                    r.lines.push(format!(
+                        "FAIL {}:{}: {}{}",
+                        c.display, req.line, req.text, no_answer
+                    ));
+                    let w = diffs
+                        .iter()
+                        .map(|(f, _, _)| f.chars().count())
+                        .max()
+                        .unwrap_or(0);
+                    for (f, e, g) in &diffs {
+                        r.lines.push(format!(
+                            "    {f:<w$}  expected {}, got {}",
+                            fmt_val(e.as_ref()),
+                            fmt_val(g.as_ref())
+                        ));
+                    }
+                    entry["diffs"] = Value::Array(
+                        diffs
+                            .iter()
+                            .map(|(f, e, g)| json!({"field": f, "expected": e, "got": g}))
+                            .collect(),
+                    );
+                }
+                r.entries.push(entry);
+            }
+        }
+        if r.failed > before {
+            r.failing_cases.push(c.stem.clone());
+        }
+    }
+    r
 }
 
 /// The work directories' parent: a real path (so that `{root}` replacement
@@ -340,7 +476,9 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_cases() {
-    let filter = std::env::var("HTGATE_CASE").ok().filter(|s| !s.trim().is_empty());
+    let filter = std::env::var("HTGATE_CASE")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     let jobs = env_number("HTGATE_CONFORMANCE_JOBS", 2).max(1) as usize;
     let budget = Duration::from_secs(env_number("HTGATE_CONFORMANCE_BUDGET", 600));
     let deadline = Instant::now() + budget;
@@ -368,65 +506,18 @@ async fn recorded_cases() {
     let base_path = fs::canonicalize(base.path()).expect("canonical temp dir");
     let client = Client::new();
     let runs: Vec<CaseRun> = futures_util::stream::iter(runnable.iter().enumerate())
-        .map(|(i, c)| run_case(c, i, &base_path, &client, deadline))
+        .map(|(i, c)| run_case(c, i, &base_path, &client, deadline, &start))
         .buffered(jobs)
         .collect()
         .await;
 
-    // The oracle's report: a FAIL block per failing request, an ERROR line
-    // per case that could not run (all its requests failed).
-    let (mut passed, mut failed) = (0usize, 0usize);
-    let mut failing_cases: Vec<&str> = Vec::new();
-    let mut report = Vec::new();
-    for (c, run) in runnable.iter().zip(&runs) {
-        let expect = c.expect.as_ref().expect("checked runnable");
-        let before = failed;
-        if let Some(err) = &run.error {
-            println!("ERROR {}: {}", c.display, err);
-            for (req, (_, exp)) in c.requests.iter().zip(expect) {
-                failed += 1;
-                report.push(json!({"case": c.display, "line": req.line, "request": req.text,
-                    "pass": false, "expected": exp, "got": null, "error": err}));
-            }
-        } else {
-            for ((req, (_, exp)), (got, terr)) in c.requests.iter().zip(expect).zip(&run.results) {
-                let diffs = compare(exp, got);
-                let mut entry = json!({"case": c.display, "line": req.line, "request": req.text,
-                    "pass": diffs.is_empty(), "expected": exp, "got": got});
-                if let Some(t) = terr {
-                    entry["error"] = json!(t);
-                }
-                if diffs.is_empty() {
-                    passed += 1;
-                } else {
-                    failed += 1;
-                    let no_answer = terr.as_ref().map(|t| format!("  (no answer: {t})")).unwrap_or_default();
-                    println!("FAIL {}:{}: {}{}", c.display, req.line, req.text, no_answer);
-                    let w = diffs.iter().map(|(f, _, _)| f.chars().count()).max().unwrap_or(0);
-                    for (f, e, g) in &diffs {
-                        println!(
-                            "    {f:<w$}  expected {}, got {}",
-                            fmt_val(e.as_ref()),
-                            fmt_val(g.as_ref())
-                        );
-                    }
-                    entry["diffs"] = Value::Array(
-                        diffs
-                            .iter()
-                            .map(|(f, e, g)| json!({"field": f, "expected": e, "got": g}))
-                            .collect(),
-                    );
-                }
-                report.push(entry);
-            }
-        }
-        if failed > before {
-            failing_cases.push(&c.stem);
-        }
+    let r = make_report(&runnable, &runs);
+    for line in &r.lines {
+        println!("{line}");
     }
-
     if let Ok(path) = std::env::var("HTGATE_CONFORMANCE_JSON") {
-        let doc = json!({"passed": passed, "failed": failed, "case_errors": errors, "results": report});
+        let doc = json!({"passed": r.passed, "failed": r.failed, "case_errors": errors,
+            "results": r.entries});
         let text = serde_json::to_string_pretty(&doc).expect("JSON") + "\n";
         fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
     }
@@ -436,18 +527,19 @@ async fn recorded_cases() {
     if !errors.is_empty() {
         println!("{} case file(s) could not be checked", errors.len());
     }
-    if !failing_cases.is_empty() {
+    if let Some(first) = r.failing_cases.first() {
+        println!("failing cases: {}", r.failing_cases.join(","));
         println!(
-            "rerun a case: HTGATE_CASE={} cargo test --test tests conformance::recorded_cases -- --nocapture",
-            failing_cases[0]
+            "rerun one case: HTGATE_CASE={first} cargo test --test tests \
+             conformance::recorded_cases -- --nocapture"
         );
-        println!("failing cases: {}", failing_cases.join(","));
     }
-    println!("conformance: {passed} passed, {failed} failed");
+    println!("conformance: {} passed, {} failed", r.passed, r.failed);
     assert!(
-        failed == 0 && errors.is_empty(),
-        "conformance: {failed} of {} requests failed, {} case file(s) unusable (details above)",
-        passed + failed,
+        r.failed == 0 && errors.is_empty(),
+        "conformance: {} of {} requests failed, {} case file(s) unusable (details above)",
+        r.failed,
+        r.passed + r.failed,
         errors.len()
     );
 }
@@ -458,7 +550,10 @@ fn fixtures_parse() {
     let (cases, errors) = load_cases(&fixtures_dir(), None);
     assert!(errors.is_empty(), "unparsable cases: {errors:#?}");
     assert!(cases.len() >= 50, "only {} cases found", cases.len());
-    let bad: Vec<String> = cases.iter().filter_map(|c| check_runnable(c).err()).collect();
+    let bad: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check_runnable(c).err())
+        .collect();
     assert!(bad.is_empty(), "cases that cannot be checked: {bad:#?}");
     for c in &cases {
         for f in &c.files {
@@ -477,43 +572,86 @@ fn workdir_holds_the_site_and_a_certificate() {
     let base = tempfile::tempdir().expect("tempdir");
     let wd = build_workdir(base.path(), &c, 7).expect("workdir");
     assert_eq!(wd.root, base.path().join("case007-w_x_case/site"));
-    assert_eq!(fs::read(wd.root.join(".htaccess")).expect("read"), b"# nothing\n");
-    assert_eq!(fs::read(wd.root.join("a/b.html")).expect("read"), b"/a/b.html\n");
+    assert_eq!(
+        fs::read(wd.root.join(".htaccess")).expect("read"),
+        b"# nothing\n"
+    );
+    assert_eq!(
+        fs::read(wd.root.join("a/b.html")).expect("read"),
+        b"/a/b.html\n"
+    );
     assert!(wd.root.join("empty").is_dir());
-    let mode = fs::metadata(wd.root.join("a/b.html")).expect("meta").permissions().mode();
+    let mode = fs::metadata(wd.root.join("a/b.html"))
+        .expect("meta")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o644);
     let pem = fs::read_to_string(&wd.cert).expect("cert");
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert!(fs::read_to_string(&wd.key).expect("key").contains("PRIVATE KEY"));
-    assert_eq!(case_hosts(&c), vec!["127.0.0.1", "localhost", "www.example.com"]);
+    assert!(fs::read_to_string(&wd.key)
+        .expect("key")
+        .contains("PRIVATE KEY"));
+    assert_eq!(
+        case_hosts(&c),
+        vec!["127.0.0.1", "localhost", "www.example.com"]
+    );
     assert_eq!(request_hosts(&c), vec!["www.example.com", "127.0.0.1"]);
 }
 
-// TEMPORARY differential dump (to be removed).
-#[test]
-fn zz_parse_dump() {
-    let Ok(dirs) = std::env::var("HTGATE_PARSE_DUMP_DIRS") else { return };
-    let mut out = serde_json::Map::new();
-    for d in dirs.split(',') {
-        let mut names: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "case")).collect();
-        names.sort();
-        for p in names {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            let v = match parse_case_file(&p, &n) {
-                Err(e) => json!({"error": e.0.split(": ").next().unwrap()}),
-                Ok(c) => json!({
-                    "files": c.files.iter().map(|f| json!([f.path, f.content, f.generated, f.line])).collect::<Vec<_>>(),
-                    "dirs": c.dirs,
-                    "requests": c.requests.iter().map(|r| json!([r.line, r.text, r.method, r.url, r.scheme, r.authority, r.host, r.target, r.headers.iter().map(|(a,b)| json!([a,b])).collect::<Vec<_>>()])).collect::<Vec<_>>(),
-                    "extra": c.extra_headers,
-                    "expect": c.expect.as_ref().map(|e| e.iter().map(|(l, o)| json!([l, o])).collect::<Vec<_>>()),
-                    "expect_error": c.expect_error.as_ref().map(|e| e.split(": ").next().unwrap().to_string()),
-                    "request_hosts": request_hosts(&c),
-                    "case_hosts": case_hosts(&c),
-                }),
-            };
-            out.insert(n, v);
-        }
-    }
-    fs::write(std::env::var("HTGATE_PARSE_DUMP_OUT").unwrap(), serde_json::to_string(&out).unwrap()).unwrap();
+/// The runner end to end, against the fake server: site tree, certificate
+/// files, plain and TLS requests, normalisation, comparison and the report
+/// (one deliberately wrong expectation, one server that cannot start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_end_to_end_with_a_fake_server() {
+    let text = r#"A case for the fake server.
+-- site/index.html --
+-- site/t.html --
+-- site/a b.txt --
+hello
+-- requests --
+GET http://www.example.com/
+GET https://www.example.com/t.html?x=%20
+HEAD http://www.example.com/t.html
+GET http://www.example.com/go
+GET https://www.example.com/a%20b.txt
+GET http://www.example.com/missing
+GET http://www.example.com/missing#wrong-on-purpose
+-- expect --
+{"headers":{"content-type":"text/html"},"served":"/index.html","status":200,"uri":"/index.html"}
+{"headers":{"content-type":"text/html"},"query":"x=%20","served":"/t.html","status":200,"uri":"/t.html"}
+{"headers":{"content-type":"text/html"},"status":200,"uri":"/t.html"}
+{"headers":{"set-cookie":"k=v; expires={date+3600s}; path=/"},"location":"http://www.example.com/t.html","status":302}
+{"served":"/a b.txt","status":200,"uri":"/a b.txt"}
+{"status":404}
+{"served":"/t.html","status":200}
+"#;
+    let c = case::parse_case_bytes(text.as_bytes(), "fake.case", "fake").expect("parses");
+    check_runnable(&c).expect("runnable");
+    let base = make_base();
+    let base_path = fs::canonicalize(base.path()).expect("canonical");
+    let client = Client::new();
+    let far = Instant::now() + Duration::from_secs(120);
+    let run = run_case(&c, 0, &base_path, &client, far, &fake_server::start).await;
+    assert_eq!(run.error, None);
+    let failing_start =
+        |_: QuickOptions| async { Err::<fake_server::FakeServer, _>(anyhow::anyhow!("no luck")) };
+    let broken = run_case(&c, 1, &base_path, &client, far, &failing_start).await;
+    assert_eq!(
+        broken.error.as_deref(),
+        Some("the server failed to start: no luck")
+    );
+
+    let r = make_report(&[c.clone(), c], &[run, broken]);
+    assert_eq!((r.passed, r.failed), (6, 8), "{:#?}", r.lines);
+    assert_eq!(
+        r.lines,
+        vec![
+            "FAIL fake.case:13: GET http://www.example.com/missing#wrong-on-purpose",
+            "    status  expected 200, got 404",
+            "    served  expected \"/t.html\", got (absent)",
+            "ERROR fake.case: the server failed to start: no luck",
+        ]
+    );
+    assert_eq!(r.failing_cases, vec!["fake", "fake"]);
+    assert_eq!(r.entries.len(), 14);
 }

@@ -1,9 +1,10 @@
 //! Regular expressions with PCRE's semantics as Apache uses them.
 //!
-//! Apache compiles patterns with PCRE in byte mode (no UTF): `.` matches one
-//! byte, `\d`/`\w` are ASCII, `(?i)` folds ASCII only, and `$` also matches
-//! before a final newline.  The `regex` crate in bytes mode with Unicode off
-//! gives exactly that; `$` is rewritten to `(?:\n?\z)`.  Patterns that need
+//! Apache compiles patterns with PCRE in byte mode (no UTF) and with its
+//! default flags `AP_REG_DOTALL | AP_REG_DOLLAR_ENDONLY` (`util_pcre.c`):
+//! `.` matches one byte including a newline, `$` matches only at the very
+//! end, `\d`/`\w` are ASCII and `(?i)` folds ASCII only.  The `regex` crate
+//! in bytes mode with Unicode off and `s` on gives exactly that.  Patterns that need
 //! look-around or back-references (which `regex` cannot do) fall back to
 //! `fancy-regex` with a backtracking limit.
 
@@ -41,15 +42,16 @@ impl Pattern {
         let fast = regex::bytes::RegexBuilder::new(&translated)
             .unicode(false)
             .case_insensitive(nocase)
+            .dot_matches_new_line(true)
             .size_limit(SIZE_LIMIT)
             .build();
         match fast {
             Ok(r) => Ok(Pattern::Fast(r)),
             Err(fast_err) => {
                 let src = if nocase {
-                    format!("(?i){translated}")
+                    format!("(?is){translated}")
                 } else {
-                    translated.clone()
+                    format!("(?s){translated}")
                 };
                 match fancy_regex::RegexBuilder::new(&src)
                     .backtrack_limit(BACKTRACK_LIMIT)
@@ -117,9 +119,8 @@ fn clean_error(msg: &str) -> String {
         .unwrap_or_else(|| msg.lines().last().unwrap_or(msg).trim().to_string())
 }
 
-/// Rewrites PCRE syntax that `regex` reads differently: `$` (end or before a
-/// final newline), `\` before a character that needs no escape (PCRE takes
-/// it literally), `\Z` and `\A`.
+/// Rewrites PCRE syntax that `regex` reads differently: `\` before a
+/// character that needs no escape (PCRE takes it literally) and `\Z`.
 fn translate(pcre: &str) -> String {
     let mut out = String::with_capacity(pcre.len() + 8);
     let mut chars = pcre.chars().peekable();
@@ -175,7 +176,6 @@ fn translate(pcre: &str) -> String {
                 in_class = false;
                 out.push(']');
             }
-            '$' if !in_class => out.push_str("(?:\\n?\\z)"),
             other => out.push(other),
         }
     }
@@ -187,11 +187,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dollar_matches_before_final_newline() {
+    fn dollar_end_only_and_dotall() {
         let p = Pattern::new("^a$", false).unwrap();
         assert!(p.is_match("a"));
-        assert!(p.is_match("a\n"));
+        assert!(!p.is_match("a\n"), "AP_REG_DOLLAR_ENDONLY");
         assert!(!p.is_match("ab"));
+        let p = Pattern::new("^x/(.*)$", false).unwrap();
+        assert!(p.is_match("x/a\nb"), "AP_REG_DOTALL");
     }
 
     #[test]

@@ -184,9 +184,7 @@ impl Eval<'_> {
                     UnaryOp::True => funcs::op_t(&s),
                     // apr_stat("") fails: never ask about an empty path
                     UnaryOp::File(test) => !s.is_empty() && self.ctx.file_test(*test, &s),
-                    UnaryOp::FileSubreq => {
-                        !s.is_empty() && self.ctx.file_test(FileTest::File, &s)
-                    }
+                    UnaryOp::FileSubreq => !s.is_empty() && self.ctx.file_test(FileTest::File, &s),
                     UnaryOp::Url => self.ctx.url_accessible(&s),
                 }
             }

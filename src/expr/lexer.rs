@@ -469,7 +469,10 @@ impl Lexer<'_> {
                         digits += 1;
                     }
                     let mut octal = 0;
-                    while octal < 3 && self.peek(1 + octal).is_some_and(|d| (b'0'..=b'7').contains(&d))
+                    while octal < 3
+                        && self
+                            .peek(1 + octal)
+                            .is_some_and(|d| (b'0'..=b'7').contains(&d))
                     {
                         octal += 1;
                     }

@@ -144,11 +144,7 @@ pub(crate) enum Cond {
     Or(Vec<Cond>),
     Cmp(CmpOp, Word, Word),
     In(Word, List),
-    Match {
-        word: Word,
-        re: Pcre,
-        negate: bool,
-    },
+    Match { word: Word, re: Pcre, negate: bool },
     Unary(UnaryOp, Word),
     Binary(BinaryOp, Word, Word),
 }
@@ -242,7 +238,10 @@ fn lookup_var(name: &str, offset: usize) -> Result<Word, ExprError> {
     if let Some(v) = PLAIN_VARS.iter().find(|v| v.eq_ignore_ascii_case(name)) {
         return Ok(Word::Var(Var::Request(v)));
     }
-    if let Some((_, h)) = HEADER_VARS.iter().find(|(v, _)| v.eq_ignore_ascii_case(name)) {
+    if let Some((_, h)) = HEADER_VARS
+        .iter()
+        .find(|(v, _)| v.eq_ignore_ascii_case(name))
+    {
         return Ok(Word::Var(Var::Header(h)));
     }
     if name.starts_with("SSL_") {
@@ -277,8 +276,7 @@ fn subnet_arg(op: &str, arg: &Word, offset: usize) -> Result<Subnet, ExprError> 
             offset,
         ));
     };
-    Subnet::parse(text)
-        .ok_or_else(|| ExprError::new("parsing of subnet/netmask failed", offset))
+    Subnet::parse(text).ok_or_else(|| ExprError::new("parsing of subnet/netmask failed", offset))
 }
 
 /// Unary operator lookup (case-sensitive `strcmp`).
@@ -430,7 +428,10 @@ impl Parser {
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
         if self.depth > MAX_PARSE_DEPTH {
-            return Err(ExprError::new("expression nested too deeply", self.offset()));
+            return Err(ExprError::new(
+                "expression nested too deeply",
+                self.offset(),
+            ));
         }
         Ok(())
     }
@@ -547,9 +548,8 @@ impl Parser {
                     return Err(self.unexpected("regular expression"));
                 };
                 self.bump();
-                let re = Pcre::new(&pattern, icase).map_err(|()| {
-                    ExprError::new("failed to compile regular expression", re_at)
-                })?;
+                let re = Pcre::new(&pattern, icase)
+                    .map_err(|()| ExprError::new("failed to compile regular expression", re_at))?;
                 Ok(Cond::Match {
                     word: left,
                     re,

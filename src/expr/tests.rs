@@ -93,9 +93,7 @@ impl Context for TestCtx {
         let is_file = self.files.contains_key(path);
         match test {
             FileTest::Dir => self.dirs.contains(path),
-            FileTest::Exists => {
-                is_file || self.dirs.contains(path) || self.symlinks.contains(path)
-            }
+            FileTest::Exists => is_file || self.dirs.contains(path) || self.symlinks.contains(path),
             FileTest::File => is_file,
             FileTest::NonEmpty => self.files.get(path).is_some_and(|&n| n > 0),
             FileTest::Symlink => self.symlinks.contains(path),
@@ -208,6 +206,11 @@ fn variables_and_request_functions() {
         ("-z env('PATH')", true),
         ("%{TIME_YEAR} -gt 2000", true),
         ("%{API_VERSION} == '20120211'", true),
+        // %{func:arg} with case-insensitive function names: this is how
+        // `%{HTTP:Name}` and `%{ENV:NAME}` work in ap_expr
+        ("%{HTTP:X-Forwarded-Proto} == 'https'", true),
+        ("%{ENV:FOO} == 'envfoo'", true),
+        ("%{reqenv:FOO} == 'envfoo'", true),
     ]);
 }
 
@@ -230,7 +233,10 @@ fn string_functions() {
         ("unbase64('SGVsbG8') == 'Hello'", true),
         ("unbase64('SGVs!bG8') == 'Hel'", true),
         ("md5('abc') == '900150983cd24fb0d6963f7d28e17f72'", true),
-        ("sha1('abc') == 'a9993e364706816aba3e25717850c26c9cd0d89d'", true),
+        (
+            "sha1('abc') == 'a9993e364706816aba3e25717850c26c9cd0d89d'",
+            true,
+        ),
         (r"ldap('a*b(c)') == 'a\\2ab\\28c\\29'", true),
         (r"ldap('cn=x,o=y') == 'cn=x\\2co=y'", true),
         ("filesize('/var/www/index.html') -eq 10", true),
@@ -451,11 +457,16 @@ fn string_expressions() {
     for (text, want) in cases {
         let e = parse_string(text).unwrap_or_else(|err| panic!("parse {text:?}: {err}"));
         let mut ctx = TestCtx::new();
-        let got = e.eval(&mut ctx).unwrap_or_else(|err| panic!("eval {text:?}: {err}"));
+        let got = e
+            .eval(&mut ctx)
+            .unwrap_or_else(|err| panic!("eval {text:?}: {err}"));
         assert_eq!(got, *want, "string expression {text:?}");
     }
     assert_eq!(
-        parse_string("constant").ok().as_ref().and_then(|e| e.as_constant()),
+        parse_string("constant")
+            .ok()
+            .as_ref()
+            .and_then(|e| e.as_constant()),
         Some("constant")
     );
     assert!(parse_string("%{HTTPS}").is_ok_and(|e| e.as_constant().is_none()));
@@ -465,26 +476,58 @@ fn string_expressions() {
 fn parse_errors_with_offsets() {
     let bool_cases: &[(&str, usize, &str)] = &[
         ("%{NOPE} == 'x'", 2, "variable 'NOPE' does not exist"),
-        ("%{HTTP_X_FOO} == 'x'", 2, "variable 'HTTP_X_FOO' does not exist"),
+        (
+            "%{HTTP_X_FOO} == 'x'",
+            2,
+            "variable 'HTTP_X_FOO' does not exist",
+        ),
         ("nope('x') == 'y'", 0, "function 'nope' does not exist"),
         ("'a' -nope 'b'", 4, "binary operator '-nope' does not exist"),
         ("'a' -IN 'a'", 4, "binary operator '-IN' does not exist"),
         // the delimiter cannot be escaped: the pattern is "a\"
-        (r"'a.c' =~ m.a\.c.", 9, "failed to compile regular expression"),
+        (
+            r"'a.c' =~ m.a\.c.",
+            9,
+            "failed to compile regular expression",
+        ),
         ("-Q 'x'", 0, "unary operator '-Q' does not exist"),
         ("-D '/'", 0, "unary operator '-D' does not exist"),
         ("'a' == 'b' &&", 13, "syntax error"),
         ("'abc", 4, "unterminated string or variable"),
-        ("%{REQUEST_URI} =~ /(/", 18, "failed to compile regular expression"),
+        (
+            "%{REQUEST_URI} =~ /(/",
+            18,
+            "failed to compile regular expression",
+        ),
         ("'a' @ 'b'", 4, "parse error near '@'"),
         ("%{REQUEST_URI} == GET", 21, "syntax error"),
         ("%{X-Y}", 3, "invalid character in variable name '-'"),
-        ("-R %{REMOTE_ADDR}", 0, "-R requires subnet/netmask as constant argument"),
+        (
+            "-R %{REMOTE_ADDR}",
+            0,
+            "-R requires subnet/netmask as constant argument",
+        ),
         ("-R 10", 0, "constant argument"),
-        ("'1.2.3.4' -ipmatch 'foo'", 10, "parsing of subnet/netmask failed"),
-        ("'1.2.3.4' -ipmatch '1.2.3.4/33'", 10, "parsing of subnet/netmask failed"),
-        ("'1.2.3.4' -ipmatch '10.1/8'", 10, "parsing of subnet/netmask failed"),
-        ("'x' -in foo('y')", 8, "list-returning function 'foo' does not exist"),
+        (
+            "'1.2.3.4' -ipmatch 'foo'",
+            10,
+            "parsing of subnet/netmask failed",
+        ),
+        (
+            "'1.2.3.4' -ipmatch '1.2.3.4/33'",
+            10,
+            "parsing of subnet/netmask failed",
+        ),
+        (
+            "'1.2.3.4' -ipmatch '10.1/8'",
+            10,
+            "parsing of subnet/netmask failed",
+        ),
+        (
+            "'x' -in foo('y')",
+            8,
+            "list-returning function 'foo' does not exist",
+        ),
         (r"'\9' == 'x'", 1, "bad escape sequence"),
         (r"'\1019' == 'x'", 1, "bad escape sequence"),
         (r"'\777' == 'x'", 1, "escape sequence out of bound"),
@@ -576,11 +619,7 @@ fn vary_and_short_circuit() {
     );
     assert_eq!(
         ctx.header_calls,
-        vec![
-            (s("Host"), false),
-            (s("Accept"), true),
-            (s("X-A"), false)
-        ]
+        vec![(s("Host"), false), (s("Accept"), true), (s("X-A"), false)]
     );
 
     let mut ctx = TestCtx::new();
@@ -595,7 +634,10 @@ fn vary_and_short_circuit() {
     .expect("parses");
     assert_eq!(e.header_names_read(), vec![s("X-A"), s("User-Agent")]);
     let se = parse_string("%{req:Accept-Language}-%{HTTP_REFERER}").expect("parses");
-    assert_eq!(se.header_names_read(), vec![s("Accept-Language"), s("Referer")]);
+    assert_eq!(
+        se.header_names_read(),
+        vec![s("Accept-Language"), s("Referer")]
+    );
 }
 
 #[test]
@@ -652,4 +694,21 @@ proptest! {
         let _ = funcs::unbase64(&p);
         let _ = funcs::unescape(&p);
     }
+}
+
+#[test]
+fn regex_engine_choice() {
+    use super::pcre::Pcre;
+    // plain PCRE-compatible patterns use the linear-time engine
+    for p in ["^/foo/", "ä", r"\.html$", "(?i)x", "[[:alpha:]]+", r"\w+\s"] {
+        assert!(matches!(Pcre::new(p, false), Ok(Pcre::Fast(_))), "{p}");
+    }
+    // backreferences and lookaround need the backtracking engine
+    for p in [r"(a)\1", "a(?=b)", "(?<!x)y", r"c\Z"] {
+        assert!(matches!(Pcre::new(p, false), Ok(Pcre::Fancy(_))), "{p}");
+    }
+    assert!(Pcre::new("(", false).is_err());
+    // PCRE byte mode folds ASCII case only
+    assert!(Pcre::new("x", true).is_ok_and(|r| r.is_match("X")));
+    assert!(Pcre::new("ä", true).is_ok_and(|r| !r.is_match("Ä")));
 }

@@ -159,12 +159,19 @@ pub fn parse_case_file(path: &Path, display: &str) -> Result<Case, CaseError> {
 /// Parses the bytes of a case file (the oracle's `parse_case`).
 pub fn parse_case_bytes(raw: &[u8], display: &str, stem: &str) -> Result<Case, CaseError> {
     let text = std::str::from_utf8(raw).map_err(|e| {
-        let line = raw[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = raw[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         err(display, line, "not valid UTF-8")
     })?;
     // Python's splitlines(keepends=True), then a "\n" added to a last line
     // that lacks one (even after a lone "\r").
-    let mut lines: Vec<String> = splitlines_keepends(text).into_iter().map(String::from).collect();
+    let mut lines: Vec<String> = splitlines_keepends(text)
+        .into_iter()
+        .map(String::from)
+        .collect();
     if let Some(last) = lines.last_mut() {
         if !last.ends_with('\n') {
             last.push('\n');
@@ -214,7 +221,10 @@ pub fn parse_case_bytes(raw: &[u8], display: &str, stem: &str) -> Result<Case, C
         let name = sec.name.as_str();
         if let Some(rel) = name.strip_prefix("site/") {
             parse_site(&mut case, &mut file_paths, sec, rel, &body)?;
-        } else if let Some(kind) = ["requests", "headers", "expect"].into_iter().find(|k| *k == name) {
+        } else if let Some(kind) = ["requests", "headers", "expect"]
+            .into_iter()
+            .find(|k| *k == name)
+        {
             if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kind) {
                 return Err(err(
                     display,
@@ -283,7 +293,11 @@ fn parse_site(
     }
     let clean = parts.join("/");
     if file_paths.contains(&clean) || case.dirs.contains(&clean) {
-        return Err(err(&case.display, line, format!("site path {rel:?} given twice")));
+        return Err(err(
+            &case.display,
+            line,
+            format!("site path {rel:?} given twice"),
+        ));
     }
     let content: String = body.concat();
     if is_dir {
@@ -364,9 +378,15 @@ fn parse_requests(case: &mut Case, sec: &Section, body: &[String]) -> Result<(),
         };
         let scheme = m[1].to_lowercase();
         let authority = m[2].to_string();
-        let hm = host_re().captures(&authority).filter(|_| !authority.is_empty());
+        let hm = host_re()
+            .captures(&authority)
+            .filter(|_| !authority.is_empty());
         let Some(hm) = hm else {
-            return Err(err(&case.display, lineno, format!("URL {url:?} has no usable host")));
+            return Err(err(
+                &case.display,
+                lineno,
+                format!("URL {url:?} has no usable host"),
+            ));
         };
         let host = hm[1].to_string();
         let mut target = m[3].to_string();
@@ -582,7 +602,12 @@ mod tests {
         assert_eq!(r[3].host, "[::1]");
         assert_eq!(
             request_hosts(&c),
-            vec!["shop.example.com", "h.example", "other.example"]
+            vec![
+                "www.example.com",
+                "shop.example.com",
+                "h.example",
+                "other.example"
+            ]
         );
     }
 
@@ -616,22 +641,36 @@ mod tests {
     #[test]
     fn errors_as_the_oracle_reports_them() {
         let e = |t: &str| parse(t).expect_err("should fail").0;
-        assert_eq!(e("just text\n"), "t.case:1: no sections: expected '-- site/PATH --', '-- requests --' markers");
+        assert_eq!(
+            e("just text\n"),
+            "t.case:1: no sections: expected '-- site/PATH --', '-- requests --' markers"
+        );
         assert_eq!(e("-- site/a --\n"), "t.case:1: no '-- requests --' section");
-        assert_eq!(e("-- requests --\n# none\n"), "t.case:1: the requests section is empty");
-        assert!(e("-- requests --\nGET http://h/\n-- requests --\nGET http://h/\n")
-            .starts_with("t.case:3: duplicate '-- requests --' section (first at line 1)"));
+        assert_eq!(
+            e("-- requests --\n# none\n"),
+            "t.case:1: the requests section is empty"
+        );
+        assert!(
+            e("-- requests --\nGET http://h/\n-- requests --\nGET http://h/\n")
+                .starts_with("t.case:3: duplicate '-- requests --' section (first at line 1)")
+        );
         assert!(e("-- other --\n").starts_with("t.case:1: unknown section '-- other --'"));
         assert!(e("-- site/../x --\n-- requests --\nGET http://h/\n").contains("bad site path"));
-        assert!(e("-- site/d/ --\nbody\n-- requests --\nGET http://h/\n").contains("must have an empty body"));
-        assert!(e("-- site/a --\n-- site/a/b --\n-- requests --\nGET http://h/\n")
-            .starts_with("t.case:1: site path \"a\" is a file"));
+        assert!(e("-- site/d/ --\nbody\n-- requests --\nGET http://h/\n")
+            .contains("must have an empty body"));
+        assert!(
+            e("-- site/a --\n-- site/a/b --\n-- requests --\nGET http://h/\n")
+                .starts_with("t.case:1: site path \"a\" is a file")
+        );
         assert!(e("-- requests --\nGET ftp://h/\n").starts_with("t.case:2: URL must start"));
         assert!(e("-- requests --\nGET http:///x\n").contains("has no usable host"));
         assert!(e("-- requests --\nGET http://h/ | NoColon\n").contains("bad header part"));
         assert!(e("-- requests --\nGET\n").contains("a request is 'METHOD URL"));
         assert!(e("-- requests --\nG(T http://h/\n").contains("bad method"));
-        assert!(e("-- headers --\nlocation\n-- requests --\nGET http://h/\n").contains("recorded anyway"));
+        assert!(
+            e("-- headers --\nlocation\n-- requests --\nGET http://h/\n")
+                .contains("recorded anyway")
+        );
         assert_eq!(
             parse_case_bytes(b"-- requests --\nGET http://h/\xff\n", "t.case", "t")
                 .expect_err("not UTF-8")

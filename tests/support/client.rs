@@ -211,9 +211,8 @@ impl Client {
             };
             (&self.without_sni, name)
         } else {
-            let name = ServerName::try_from(req.host.clone()).map_err(|e| {
-                format!("cannot send SNI {:?} with rustls: {e}", req.host)
-            })?;
+            let name = ServerName::try_from(req.host.clone())
+                .map_err(|e| format!("cannot send SNI {:?} with rustls: {e}", req.host))?;
             (&self.with_sni, name)
         };
         let tls = timed(connector.connect(name, tcp)).await?;
@@ -283,9 +282,14 @@ pub fn parse_response(raw: &[u8], resp: &mut Response, head: bool) {
             continue;
         };
         // name.strip().decode("latin-1").lower()
-        let name: String = bytes_strip(&hl[..colon]).iter().map(|&b| b as char).collect();
-        resp.headers
-            .push((name.to_lowercase(), decode_value(bytes_strip(&hl[colon + 1..]))));
+        let name: String = bytes_strip(&hl[..colon])
+            .iter()
+            .map(|&b| b as char)
+            .collect();
+        resp.headers.push((
+            name.to_lowercase(),
+            decode_value(bytes_strip(&hl[colon + 1..])),
+        ));
     }
     if head {
         resp.body = Vec::new();
@@ -381,8 +385,8 @@ pub mod tests {
 
     fn request(line: &str) -> Request {
         let text = format!("-- requests --\n{line}\n");
-        let case = super::super::case::parse_case_bytes(text.as_bytes(), "t.case", "t")
-            .expect("parses");
+        let case =
+            super::super::case::parse_case_bytes(text.as_bytes(), "t.case", "t").expect("parses");
         case.requests[0].clone()
     }
 
@@ -426,8 +430,8 @@ pub mod tests {
             .expect("params")
             .self_signed(&key)
             .expect("cert");
-        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
-            .expect("key der");
+        let key_der =
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
         let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -498,7 +502,11 @@ pub mod tests {
         assert_eq!(r.body, b"abcde");
 
         let mut r = Response::default();
-        parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", &mut r, true);
+        parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            &mut r,
+            true,
+        );
         assert_eq!(r.body, b"");
 
         let mut r = Response::default();
@@ -521,8 +529,10 @@ pub mod tests {
     #[tokio::test]
     async fn plain_exchange_content_length_and_chunked() {
         let client = Client::new();
-        let (addr, mut seen) =
-            plain_server(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nVary: a\r\nVary: b\r\n\r\n/a.txt\n").await;
+        let (addr, mut seen) = plain_server(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nVary: a\r\nVary: b\r\n\r\n/a.txt\n",
+        )
+        .await;
         let r = request("GET http://www.example.com/x?y | Accept: text/html");
         let resp = client.send(&r, addr.port(), 1).await;
         assert_eq!(resp.status, 200);
@@ -585,7 +595,9 @@ pub mod tests {
         assert_eq!(sni.as_deref(), Some("www.example.com"));
 
         // An IP-address host: no SNI, as in the oracle.
-        let resp = client.send(&request("HEAD https://127.0.0.1/"), 1, addr.port()).await;
+        let resp = client
+            .send(&request("HEAD https://127.0.0.1/"), 1, addr.port())
+            .await;
         assert_eq!(resp.status, 302);
         assert_eq!(resp.body, b"");
         let (_, sni) = seen.recv().await.expect("request seen");

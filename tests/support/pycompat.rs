@@ -160,7 +160,9 @@ pub fn py_int(s: &str, radix: u32) -> Option<i128> {
         };
         prev_underscore = false;
         ndigits += 1;
-        value = value.saturating_mul(radix as i128).saturating_add(d as i128);
+        value = value
+            .saturating_mul(radix as i128)
+            .saturating_add(d as i128);
     }
     if ndigits == 0 || prev_underscore {
         return None;
@@ -208,7 +210,10 @@ pub fn unquote_to_bytes(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
         {
             let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
             out.push(u8::from_str_radix(hex, 16).expect("hex"));
@@ -248,7 +253,11 @@ pub fn py_slice(b: &[u8], start: i128, end: i128) -> &[u8] {
 /// `bytes.find(sub, start)` with Python's index rules; -1 when absent.
 pub fn py_find(b: &[u8], sub: &[u8], start: i128) -> i128 {
     let len = b.len() as i128;
-    let s = if start < 0 { (start + len).max(0) } else { start };
+    let s = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
     if s > len {
         return -1;
     }
@@ -376,7 +385,11 @@ pub fn parsedate(data: &str) -> Option<[i128; 6]> {
     }
     // `yy[0].isdigit()`; an empty yy would make Python raise IndexError,
     // which cannot happen here (yy is a non-empty word at this point).
-    if !yy.chars().next().is_some_and(|c| decimal_value(c).is_some()) {
+    if !yy
+        .chars()
+        .next()
+        .is_some_and(|c| decimal_value(c).is_some())
+    {
         std::mem::swap(&mut yy, &mut tz);
     }
     if tm.ends_with(',') {
@@ -427,7 +440,10 @@ mod tests {
     fn whitespace_helpers() {
         assert_eq!(strip("\x1c a b \u{a0}"), "a b");
         assert_eq!(split_ws(" a  b\tc "), vec!["a", "b", "c"]);
-        assert_eq!(split_ws_once("GET   http://x/ y "), vec!["GET", "http://x/ y "]);
+        assert_eq!(
+            split_ws_once("GET   http://x/ y "),
+            vec!["GET", "http://x/ y "]
+        );
         assert_eq!(split_ws_once("GET "), vec!["GET"]);
         assert!(split_ws_once("  ").is_empty());
         assert_eq!(bytes_strip(b" \t x y\r\n"), b"x y");

@@ -58,7 +58,12 @@ pub fn norm_location(loc: &str, env: &RunEnv) -> String {
     } else {
         format!(":{virt}")
     };
-    format!("{}{}{}", &loc[..digits.start() - 1], keep, &loc[digits.end()..])
+    format!(
+        "{}{}{}",
+        &loc[..digits.start() - 1],
+        keep,
+        &loc[digits.end()..]
+    )
 }
 
 /// The seconds since the epoch of a Date header (the oracle's
@@ -236,10 +241,7 @@ pub fn py_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x
-                    .iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
         _ => a == b,
     }
@@ -298,13 +300,20 @@ pub fn compare(exp: &Value, got: &Value) -> Vec<Diff> {
             names.sort();
             names.dedup();
             for name in names {
-                let (e, g) = (eh.get(name).filter(|v| !v.is_null()), gh.get(name).filter(|v| !v.is_null()));
+                let (e, g) = (
+                    eh.get(name).filter(|v| !v.is_null()),
+                    gh.get(name).filter(|v| !v.is_null()),
+                );
                 if !opt_eq(e, g) {
                     diffs.push((format!("headers.{name}"), e.cloned(), g.cloned()));
                 }
             }
         }
-        (e, g) => diffs.push(("headers".into(), Some(e.map_or_else(|v| v, Value::Object)), Some(g.map_or_else(|v| v, Value::Object)))),
+        (e, g) => diffs.push((
+            "headers".into(),
+            Some(e.map_or_else(|v| v, Value::Object)),
+            Some(g.map_or_else(|v| v, Value::Object)),
+        )),
     }
     diffs
 }
@@ -358,7 +367,10 @@ mod tests {
         // _norm_root for ports 40001 (plain) and 40002 (TLS).
         let cases = [
             ("http://www.example.com:40001/a", "http://www.example.com/a"),
-            ("https://www.example.com:40001/a", "https://www.example.com:80/a"),
+            (
+                "https://www.example.com:40001/a",
+                "https://www.example.com:80/a",
+            ),
             ("HTTPS://h:40002?x", "HTTPS://h?x"),
             ("http://h:40002#f", "http://h:443#f"),
             ("http://h:40003/", "http://h:40003/"),
@@ -369,7 +381,11 @@ mod tests {
             ("http://h/tmp/x/site/a", "http://h{root}/a"),
         ];
         for (loc, want) in cases {
-            assert_eq!(norm_root(&norm_location(loc, &env()), &env()), want, "{loc}");
+            assert_eq!(
+                norm_root(&norm_location(loc, &env()), &env()),
+                want,
+                "{loc}"
+            );
         }
     }
 
@@ -381,7 +397,10 @@ mod tests {
                 "a=1; expires=Mon, 23-Nov-2026 15:58:57 GMT; path=/",
                 "a=1; expires={date+3600s}; path=/",
             ),
-            ("a=1; Expires=Mon, 23 Nov 2026 14:57:58 GMT", "a=1; Expires={date-60s}"),
+            (
+                "a=1; Expires=Mon, 23 Nov 2026 14:57:58 GMT",
+                "a=1; Expires={date-60s}",
+            ),
             (
                 "a=1; expires=Thu, 01 Jan 1970 00:00:00 GMT",
                 "a=1; expires=Thu, 01 Jan 1970 00:00:00 GMT",
@@ -390,7 +409,10 @@ mod tests {
                 "a=1; expires=Mon, 23 Nov 2026 14:58:54 GMT",
                 "a=1; expires=Mon, 23 Nov 2026 14:58:54 GMT",
             ),
-            ("a=1; expires=Mon, 23 Nov 26 14:59:59 GMT", "a=1; expires={date+60s}"),
+            (
+                "a=1; expires=Mon, 23 Nov 26 14:59:59 GMT",
+                "a=1; expires={date+60s}",
+            ),
             (
                 "a=1; expires=Mon, 23 Xyz 2026 14:58:57 GMT",
                 "a=1; expires=Mon, 23 Xyz 2026 14:58:57 GMT",
@@ -405,7 +427,11 @@ mod tests {
         }
         // Without a Date header the answer's time is "now".
         assert_eq!(
-            cookie_expires("a=1; expires=Mon, 23 Nov 2026 15:58:57 GMT", None, 1795445937.4),
+            cookie_expires(
+                "a=1; expires=Mon, 23 Nov 2026 15:58:57 GMT",
+                None,
+                1795445937.4
+            ),
             "a=1; expires={date+3600s}"
         );
     }
@@ -497,7 +523,8 @@ mod tests {
     #[test]
     fn compare_field_by_field() {
         let exp = json!({"status": 301, "location": "/a", "headers": {"vary": "x"}, "zz": 1});
-        let got = json!({"status": 301.0, "served": "/b", "headers": {"vary": ["x", "y"], "hsts": "1"}});
+        let got =
+            json!({"status": 301.0, "served": "/b", "headers": {"vary": ["x", "y"], "hsts": "1"}});
         let d = compare(&exp, &got);
         let fields: Vec<&str> = d.iter().map(|(f, _, _)| f.as_str()).collect();
         assert_eq!(
