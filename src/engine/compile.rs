@@ -495,10 +495,60 @@ fn warn_ignored(d: &Directive, why: &str) -> Diagnostic {
     Diagnostic::warning(whole(d), format!("`{}` is accepted but ignored: {why}", d.name))
 }
 
+/// The offset of a quote that opens an argument and is never closed.
+/// Apache silently lets such an argument run to the end of the line, which
+/// is almost always a typo that changes the rule's meaning; htgate refuses
+/// the file instead (a deliberate, documented difference).
+fn unterminated_quote(raw: &str) -> Option<usize> {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        if b[i] == b'"' || b[i] == b'\'' {
+            let q = b[i];
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != q {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                }
+                i += 1;
+            }
+            if i >= b.len() {
+                return Some(start);
+            }
+            i += 1;
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
 fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnostic>, scope: Scope) {
     let lname = d.name.to_ascii_lowercase();
     let line = d.span.line;
     let err = |msg: String| Diagnostic::error(args_span(d), msg);
+    // Only where the argument splitter is mod_rewrite's: `ErrorDocument 404
+    // "text` (one leading quote) is documented Apache syntax.
+    let rewrite_directive = matches!(lname.as_str(), "rewriterule" | "rewritecond" | "rewritebase");
+    if let Some(off) = unterminated_quote(&d.raw_args).filter(|_| rewrite_directive) {
+        diags.push(
+            Diagnostic::error(
+                span_at(d.args_span, &d.raw_args, off, 1),
+                format!("unbalanced quote in the arguments of `{}`", d.name),
+            )
+            .with_help("close the quote, or escape it with a backslash"),
+        );
+        return;
+    }
     match lname.as_str() {
         // ---- mod_rewrite ----
         "rewriteengine" => match on_off(d) {

@@ -494,7 +494,7 @@ impl<'a> Main<'a> {
     /// The fixup phase.  Apache hook order: mod_rewrite (FIRST), mod_ssl,
     /// mod_alias, mod_env, mod_headers (RequestHeader), mod_dir (LAST).
     fn fixups(&mut self, r: &mut Req) -> Result<(), Stop> {
-        let rewrite = self.rewrite_fixup(r)?;
+        self.rewrite_fixup(r)?;
         r.fixups_ran = true;
         if self.tls {
             r.env_set("HTTPS", "on");
@@ -511,7 +511,6 @@ impl<'a> Main<'a> {
         if let Some(t) = r.forced_type.clone() {
             r.content_type = Some(t);
         }
-        let _ = rewrite;
         self.dir_fixup(r)
     }
 

@@ -416,9 +416,8 @@ fn set_rule_flag(
                     303
                 } else if val.as_bytes()[0].is_ascii_digit() {
                     let code = atoi(val);
-                    if code != 500 && !(0..=999).contains(&code)
-                        || (code != 500 && !is_known_status(code as u16))
-                    {
+                    // httpd accepts 500 and every code in its status table
+                    if code != 500 && !((0..=999).contains(&code) && is_known_status(code as u16)) {
                         return Err(ArgError::new(
                             format!("invalid HTTP response code `{val}` for flag `R`"),
                             offset,
