@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-const HTACCESS: &str = r#"# Force HTTPS (the rule hosting docs give their customers)
+const HTACCESS: &str = r#"# Force HTTPS (the rule hosting docs give their customers; the demo's TLS
+# port is not 443, so it is written out)
 RewriteEngine On
 RewriteCond %{HTTPS} off
-RewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [L,R=301]
+RewriteRule ^ https://%{SERVER_NAME}:HTTPS_PORT%{REQUEST_URI} [L,R=301]
 
 # BEGIN WordPress
 <IfModule mod_rewrite.c>
@@ -24,10 +25,15 @@ Require all denied
 </Files>
 "#;
 
-pub fn write_site() -> std::io::Result<PathBuf> {
+/// Writes the demo site; `https_port` is where the force-HTTPS rule sends
+/// visitors.
+pub fn write_site(https_port: u16) -> std::io::Result<PathBuf> {
     let root = std::env::temp_dir().join(format!("htgate-demo-{}", std::process::id()));
     std::fs::create_dir_all(root.join("wp-content"))?;
-    std::fs::write(root.join(".htaccess"), HTACCESS)?;
+    std::fs::write(
+        root.join(".htaccess"),
+        HTACCESS.replace("HTTPS_PORT", &https_port.to_string()),
+    )?;
     std::fs::write(
         root.join("index.php"),
         "<?php /* demo front controller: htgate served index.php for this URL */ ?>\n",

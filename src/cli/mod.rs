@@ -62,10 +62,17 @@ pub struct ServeArgs {
     #[arg(long)]
     debug_headers: bool,
     /// Treat client-sent HTTPS / X-Forwarded-Proto / Forwarded headers as
-    /// ordinary headers, as Apache does (by default htgate removes them and
-    /// sets HTTPS: on itself on TLS connections).
-    #[arg(long)]
+    /// ordinary request headers, exactly as Apache does.  This is quick
+    /// mode's default (it emulates the Apache reference); the flag states it
+    /// explicitly.
+    #[arg(long, conflicts_with = "strip_client_https_headers")]
     pass_client_https_headers: bool,
+    /// Act as the TLS front: remove client-sent HTTPS / X-Forwarded-Proto /
+    /// Forwarded headers and set `HTTPS: on` and `X-Forwarded-Proto: https`
+    /// on TLS connections, so that hosting-style force-HTTPS rules work and
+    /// cannot be spoofed.
+    #[arg(long)]
+    strip_client_https_headers: bool,
 }
 
 /// Entry point of the binary.
@@ -83,11 +90,12 @@ pub fn run() -> ExitCode {
                 key: args.key,
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
-                pass_client_https_headers: args.pass_client_https_headers,
+                pass_client_https_headers: args.pass_client_https_headers
+                    || !args.strip_client_https_headers,
             };
             serve(opts)
         }
-        Command::Demo { http, https } => match demo::write_site() {
+        Command::Demo { http, https } => match demo::write_site(https.port()) {
             Ok(root) => {
                 eprintln!("htgate demo site in {}", root.display());
                 eprintln!("  curl -i http://{http}/hello-world      (301 to HTTPS)");
@@ -99,7 +107,7 @@ pub fn run() -> ExitCode {
                     cert: None,
                     key: None,
                     server_names: vec!["localhost".into()],
-                    debug_headers: true,
+                    debug_headers: false,
                     pass_client_https_headers: false,
                 })
             }

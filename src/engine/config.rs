@@ -343,12 +343,15 @@ fn merge_rewrite(base: &MergedRewrite, child: &RewriteConf, directory: &str) -> 
         || (base.options & RWOPT_INHERIT_DOWN != 0 && options & RWOPT_IGNORE_INHERIT == 0);
     let inherit_before = options & RWOPT_INHERIT_BEFORE != 0
         || (base.options & RWOPT_INHERIT_DOWN_BEFORE != 0 && options & RWOPT_IGNORE_INHERIT == 0);
-    if inherit_before {
+    // Apache tests the "after" form first: a child's `Inherit` wins over a
+    // parent's `InheritDownBefore` (mod_rewrite.c config_perdir_merge;
+    // SEMANTICS B3, B4).
+    if inherit_after {
+        rules.push(own);
+        rules.extend(base.rules.iter().cloned());
+    } else if inherit_before {
         rules.extend(base.rules.iter().cloned());
         rules.push(own);
-    } else if inherit_after {
-        rules.push(own);
-        rules.extend(base.rules.iter().cloned());
     } else {
         rules.push(own);
     }
@@ -359,5 +362,44 @@ fn merge_rewrite(base: &MergedRewrite, child: &RewriteConf, directory: &str) -> 
         base: base_url,
         rules,
         directory: directory.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(options: Option<u16>, pattern: &str) -> RewriteConf {
+        let rule = crate::engine::rewrite::compile_rule(&format!("{pattern} -"), 1)
+            .expect("test rule compiles");
+        RewriteConf {
+            engine: Some(true),
+            options,
+            base: None,
+            rules: Arc::new(vec![rule]),
+        }
+    }
+
+    fn order(m: &MergedRewrite) -> Vec<String> {
+        m.rules
+            .iter()
+            .flat_map(|l| l.iter().map(|r| r.pattern_text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn child_inherit_beats_parent_inherit_down_before() {
+        let top = MergedRewrite::default();
+        let parent = merge_rewrite(&top, &conf(Some(RWOPT_INHERIT_DOWN_BEFORE), "^p$"), "/r/");
+        // A child without RewriteOptions: the parent's rules first.
+        let plain = merge_rewrite(&parent, &conf(None, "^c$"), "/r/a/");
+        assert_eq!(order(&plain), ["^p$", "^c$"]);
+        // `RewriteOptions Inherit` in the child: its own rules first
+        // (config_perdir_merge tests the "after" form first).
+        let inherit = merge_rewrite(&parent, &conf(Some(RWOPT_INHERIT), "^c$"), "/r/b/");
+        assert_eq!(order(&inherit), ["^c$", "^p$"]);
+        // IgnoreInherit: only its own.
+        let ignore = merge_rewrite(&parent, &conf(Some(RWOPT_IGNORE_INHERIT), "^c$"), "/r/c/");
+        assert_eq!(order(&ignore), ["^c$"]);
     }
 }
