@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "htgate", version, about = "A web server that runs .htaccess files exactly as Apache httpd 2.4 does")]
+#[command(
+    name = "htgate",
+    version,
+    about = "A web server that runs .htaccess files exactly as Apache httpd 2.4 does"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,7 +133,10 @@ fn init_tracing() {
 }
 
 fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -7,8 +7,7 @@
 //! a file are reported in one pass.
 
 use super::access::{
-    AccessCompat, AllowFrom, AuthzBlock, AuthzItem, Combine, IpMatch, MethodLimit, Order,
-    Provider,
+    AccessCompat, AllowFrom, AuthzBlock, AuthzItem, Combine, IpMatch, MethodLimit, Order, Provider,
 };
 use super::config::*;
 use super::headers;
@@ -156,7 +155,10 @@ fn span_at(base: Span, raw: &str, offset: usize, len: usize) -> Span {
 }
 
 fn arg_diag(d: &Directive, e: ArgError) -> Diagnostic {
-    let mut diag = Diagnostic::error(span_at(d.args_span, &d.raw_args, e.offset, e.len), e.message);
+    let mut diag = Diagnostic::error(
+        span_at(d.args_span, &d.raw_args, e.offset, e.len),
+        e.message,
+    );
     if let Some(h) = e.help {
         diag = diag.with_help(h);
     }
@@ -215,7 +217,10 @@ fn unclosed(s: &Section) -> Diagnostic {
             len: s.name.len() + 1,
             ..s.span
         },
-        format!("`<{}>` section is not closed: `</{}>` is missing", s.name, s.name),
+        format!(
+            "`<{}>` section is not closed: `</{}>` is missing",
+            s.name, s.name
+        ),
     )
     .with_help(format!("add `</{}>` where the section ends", s.name))
 }
@@ -492,7 +497,10 @@ fn on_off(d: &Directive) -> Result<bool, Diagnostic> {
 }
 
 fn warn_ignored(d: &Directive, why: &str) -> Diagnostic {
-    Diagnostic::warning(whole(d), format!("`{}` is accepted but ignored: {why}", d.name))
+    Diagnostic::warning(
+        whole(d),
+        format!("`{}` is accepted but ignored: {why}", d.name),
+    )
 }
 
 /// The offset of a quote that opens an argument and is never closed.
@@ -538,7 +546,10 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
     let err = |msg: String| Diagnostic::error(args_span(d), msg);
     // Only where the argument splitter is mod_rewrite's: `ErrorDocument 404
     // "text` (one leading quote) is documented Apache syntax.
-    let rewrite_directive = matches!(lname.as_str(), "rewriterule" | "rewritecond" | "rewritebase");
+    let rewrite_directive = matches!(
+        lname.as_str(),
+        "rewriterule" | "rewritecond" | "rewritebase"
+    );
     if let Some(off) = unterminated_quote(&d.raw_args).filter(|_| rewrite_directive) {
         diags.push(
             Diagnostic::error(
@@ -580,7 +591,10 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                     "legacyprefixdocroot" => RWOPT_LEGACY_PREFIX_DOCROOT,
                     "unsafeprefixstat" => 0,
                     _ if l.starts_with("maxredirects=") => {
-                        diags.push(warn_ignored(d, "MaxRedirects is no longer supported; LimitInternalRecursion applies"));
+                        diags.push(warn_ignored(
+                            d,
+                            "MaxRedirects is no longer supported; LimitInternalRecursion applies",
+                        ));
                         0
                     }
                     _ => {
@@ -609,10 +623,13 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 diags.push(arg_diag(d, e))
             }
         },
-        "rewritemap" => diags.push(Diagnostic::error(
-            whole(d),
-            "RewriteMap not allowed here: it can only be defined in the server configuration",
-        ).with_help("ask your host to define the map, or rewrite without it")),
+        "rewritemap" => diags.push(
+            Diagnostic::error(
+                whole(d),
+                "RewriteMap not allowed here: it can only be defined in the server configuration",
+            )
+            .with_help("ask your host to define the map, or rewrite without it"),
+        ),
         // ---- core ----
         "options" => match parse_options(&words(d)) {
             Ok(o) => ctx.config.options.push(o),
@@ -621,7 +638,9 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         "errordocument" => {
             let w = words(d);
             if w.len() != 2 {
-                diags.push(err("ErrorDocument takes a status code and a document".into()));
+                diags.push(err(
+                    "ErrorDocument takes a status code and a document".into()
+                ));
                 return;
             }
             let code: u16 = match w[0].parse() {
@@ -684,11 +703,20 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 }
             });
         }
-        "fileetag" | "serversignature" | "contentdigest" | "limitrequestbody"
-        | "limitxmlrequestbody" | "enablemmap" | "enablesendfile" | "usecanonicalname" => {
+        "fileetag"
+        | "serversignature"
+        | "contentdigest"
+        | "limitrequestbody"
+        | "limitxmlrequestbody"
+        | "enablemmap"
+        | "enablesendfile"
+        | "usecanonicalname" => {
             diags.push(warn_ignored(d, "htgate uses its own settings for this"))
         }
-        "defaulttype" => diags.push(warn_ignored(d, "DefaultType has no effect since Apache 2.3")),
+        "defaulttype" => diags.push(warn_ignored(
+            d,
+            "DefaultType has no effect since Apache 2.3",
+        )),
         // ---- mod_dir ----
         "directoryindex" => {
             let w = words(d);
@@ -722,10 +750,15 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 Err(e) => diags.push(err(e)),
             }
         }
-        "alias" | "aliasmatch" | "scriptalias" | "scriptaliasmatch" => diags.push(Diagnostic::error(
-            whole(d),
-            format!("{} not allowed here: it can only be used in the server configuration", d.name),
-        )),
+        "alias" | "aliasmatch" | "scriptalias" | "scriptaliasmatch" => {
+            diags.push(Diagnostic::error(
+                whole(d),
+                format!(
+                    "{} not allowed here: it can only be used in the server configuration",
+                    d.name
+                ),
+            ))
+        }
         // ---- mod_headers ----
         "header" | "requestheader" => {
             match headers::parse_action(&words(d), lname == "requestheader") {
@@ -744,7 +777,10 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         | "addinputfilter" | "addoutputfilter" => {
             let w = words(d);
             if w.len() < 2 {
-                diags.push(err(format!("{} needs a value and at least one extension", d.name)));
+                diags.push(err(format!(
+                    "{} needs a value and at least one extension",
+                    d.name
+                )));
                 return;
             }
             let m = ctx.mime.get_or_insert_with(MimeConf::default);
@@ -770,11 +806,17 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 }
             }
         }
-        "defaultlanguage" | "languagepriority" | "forcelanguagepriority" | "multiviewsmatch"
-        | "modmimeusepathinfo" => diags.push(warn_ignored(d, "content negotiation is not implemented")),
-        "addoutputfilterbytype" => {
-            diags.push(warn_ignored(d, "response compression by content type is not implemented yet"))
+        "defaultlanguage"
+        | "languagepriority"
+        | "forcelanguagepriority"
+        | "multiviewsmatch"
+        | "modmimeusepathinfo" => {
+            diags.push(warn_ignored(d, "content negotiation is not implemented"))
         }
+        "addoutputfilterbytype" => diags.push(warn_ignored(
+            d,
+            "response compression by content type is not implemented yet",
+        )),
         // ---- mod_expires ----
         "expiresactive" => match on_off(d) {
             Ok(v) => ctx.expires.get_or_insert_with(Default::default).active = Some(v),
@@ -840,7 +882,9 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 "allow,deny" => Order::AllowDeny,
                 "mutual-failure" => Order::MutualFailure,
                 _ => {
-                    diags.push(err("unknown order: use `Deny,Allow`, `Allow,Deny` or `Mutual-failure`".into()));
+                    diags.push(err(
+                        "unknown order: use `Deny,Allow`, `Allow,Deny` or `Mutual-failure`".into(),
+                    ));
                     return;
                 }
             };
@@ -888,13 +932,17 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 _ => diags.push(err("Satisfy must be All or Any".into())),
             }
         }
-        "authtype" | "authname" | "authuserfile" | "authbasicprovider" | "authmerging" => {
-            diags.push(warn_ignored(d, "HTTP authentication is not implemented yet; `Require valid-user` denies everyone"))
-        }
+        "authtype" | "authname" | "authuserfile" | "authbasicprovider" | "authmerging" => diags
+            .push(warn_ignored(
+                d,
+                "HTTP authentication is not implemented yet; `Require valid-user` denies everyone",
+            )),
         // ---- mod_autoindex, mod_ssl and other accepted-but-inert directives ----
         "indexignore" | "indexoptions" | "headername" | "readmename" | "adddescription"
-        | "addicon" | "addiconbytype" | "addiconbyencoding" | "defaulticon" | "indexorderdefault"
-        | "indexstylesheet" => diags.push(warn_ignored(d, "directory listings use a fixed format")),
+        | "addicon" | "addiconbytype" | "addiconbyencoding" | "defaulticon"
+        | "indexorderdefault" | "indexstylesheet" => {
+            diags.push(warn_ignored(d, "directory listings use a fixed format"))
+        }
         "ssloptions" => diags.push(warn_ignored(d, "TLS variables for CGI are not exported")),
         "sslrequiressl" => {
             ctx.authz_seen = true;
@@ -928,10 +976,29 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
 
 fn unknown_help(lname: &str) -> String {
     const KNOWN: &[&str] = &[
-        "RewriteEngine", "RewriteRule", "RewriteCond", "RewriteBase", "RewriteOptions",
-        "Options", "Require", "Order", "Allow", "Deny", "Header", "RequestHeader",
-        "DirectoryIndex", "ErrorDocument", "Redirect", "RedirectMatch", "AddType", "SetEnv",
-        "SetEnvIf", "ExpiresActive", "ExpiresByType", "ExpiresDefault", "ForceType",
+        "RewriteEngine",
+        "RewriteRule",
+        "RewriteCond",
+        "RewriteBase",
+        "RewriteOptions",
+        "Options",
+        "Require",
+        "Order",
+        "Allow",
+        "Deny",
+        "Header",
+        "RequestHeader",
+        "DirectoryIndex",
+        "ErrorDocument",
+        "Redirect",
+        "RedirectMatch",
+        "AddType",
+        "SetEnv",
+        "SetEnvIf",
+        "ExpiresActive",
+        "ExpiresByType",
+        "ExpiresDefault",
+        "ForceType",
     ];
     if lname.starts_with("php_") {
         return "PHP settings are not Apache directives without mod_php; wrap them in `<IfModule mod_php.c>` or use .user.ini".into();
@@ -987,7 +1054,9 @@ fn parse_options(words: &[String]) -> Result<OptionsLine, String> {
         match sign {
             Some(s) => {
                 if absolute.is_some() {
-                    return Err("either all Options must start with + or -, or no Option may".into());
+                    return Err(
+                        "either all Options must start with + or -, or no Option may".into(),
+                    );
                 }
                 relative = true;
                 if s {
@@ -1000,7 +1069,9 @@ fn parse_options(words: &[String]) -> Result<OptionsLine, String> {
             }
             None => {
                 if relative {
-                    return Err("either all Options must start with + or -, or no Option may".into());
+                    return Err(
+                        "either all Options must start with + or -, or no Option may".into(),
+                    );
                 }
                 absolute = Some(absolute.unwrap_or(0) | bit);
             }
@@ -1026,9 +1097,10 @@ fn parse_redirect(lname: &str, w: &[String]) -> Result<AliasRedirect, String> {
                 "temp" => Some(302),
                 "seeother" => Some(303),
                 "gone" => Some(410),
-                _ if l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty() => {
-                    Some(l.parse::<u16>().map_err(|_| format!("bad status `{first}`"))?)
-                }
+                _ if l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty() => Some(
+                    l.parse::<u16>()
+                        .map_err(|_| format!("bad status `{first}`"))?,
+                ),
                 _ => None,
             };
             if let Some(s) = explicit {
@@ -1052,7 +1124,9 @@ fn parse_redirect(lname: &str, w: &[String]) -> Result<AliasRedirect, String> {
         }
     }
     let kind = if lname == "redirectmatch" {
-        AliasKind::Regex(Pattern::new(&from, false).map_err(|e| format!("bad regex `{from}`: {e}"))?)
+        AliasKind::Regex(
+            Pattern::new(&from, false).map_err(|e| format!("bad regex `{from}`: {e}"))?,
+        )
     } else {
         AliasKind::Prefix(from)
     };
@@ -1080,7 +1154,11 @@ fn parse_expires(w: &[String]) -> Result<ExpiresRule, String> {
     let from_access = match base.as_str() {
         "access" | "now" => true,
         "modification" => false,
-        _ => return Err(format!("bad expires code `{t}`: must start with `access`, `now` or `modification`")),
+        _ => {
+            return Err(format!(
+                "bad expires code `{t}`: must start with `access`, `now` or `modification`"
+            ))
+        }
     };
     let mut words: Vec<String> = it.map(|s| s.to_ascii_lowercase()).collect();
     if words.first().map(|w| w == "plus").unwrap_or(false) {
@@ -1092,7 +1170,9 @@ fn parse_expires(w: &[String]) -> Result<ExpiresRule, String> {
         let n: i64 = words[k]
             .parse()
             .map_err(|_| format!("bad expires code `{t}`: `{}` is not a number", words[k]))?;
-        let unit = words.get(k + 1).ok_or(format!("bad expires code `{t}`: a unit is missing"))?;
+        let unit = words
+            .get(k + 1)
+            .ok_or(format!("bad expires code `{t}`: a unit is missing"))?;
         let mult = match unit.trim_end_matches('s') {
             "year" => 365 * 86400,
             "month" => 30 * 86400,
@@ -1147,7 +1227,9 @@ fn parse_setenvif(lname: &str, w: &[String]) -> Result<SetEnvIf, String> {
             }
         },
     };
-    let (pat, assigns) = rest.split_first().ok_or("SetEnvIf needs a regular expression")?;
+    let (pat, assigns) = rest
+        .split_first()
+        .ok_or("SetEnvIf needs a regular expression")?;
     if assigns.is_empty() {
         return Err("SetEnvIf needs at least one variable to set".into());
     }
@@ -1177,7 +1259,9 @@ fn parse_require(w: &[String]) -> Result<AuthzItem, String> {
         Some(f) if f.eq_ignore_ascii_case("not") => (true, &w[1..]),
         _ => (false, w),
     };
-    let kind = w.first().ok_or("Require needs a provider, e.g. `Require all granted`")?;
+    let kind = w
+        .first()
+        .ok_or("Require needs a provider, e.g. `Require all granted`")?;
     let rest = &w[1..];
     let provider = match kind.to_ascii_lowercase().as_str() {
         "all" => match rest.first().map(|s| s.to_ascii_lowercase()).as_deref() {
@@ -1188,7 +1272,10 @@ fn parse_require(w: &[String]) -> Result<AuthzItem, String> {
         "ip" => {
             let mut v = Vec::new();
             for r in rest {
-                v.push(IpMatch::parse(r).ok_or(format!("`{r}` is not a valid IP address or network"))?);
+                v.push(
+                    IpMatch::parse(r)
+                        .ok_or(format!("`{r}` is not a valid IP address or network"))?,
+                );
             }
             Provider::Ip(v)
         }

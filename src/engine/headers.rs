@@ -100,9 +100,7 @@ pub fn parse_format(s: &str) -> Result<Vec<FmtPiece>, String> {
                     Some('s') => out.push(FmtPiece::Ssl(name)),
                     Some('i') => out.push(FmtPiece::ReqHeader(name)),
                     Some(other) => {
-                        return Err(format!(
-                            "unrecognized header format `%{{{name}}}{other}`"
-                        ))
+                        return Err(format!("unrecognized header format `%{{{name}}}{other}`"))
                     }
                     None => return Err(format!("unrecognized header format `%{{{name}}}`")),
                 }

@@ -115,7 +115,12 @@ fn clean_error(msg: &str) -> String {
     msg.lines()
         .rev()
         .find(|l| l.trim_start().starts_with("error:"))
-        .map(|l| l.trim_start().trim_start_matches("error:").trim().to_string())
+        .map(|l| {
+            l.trim_start()
+                .trim_start_matches("error:")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_else(|| msg.lines().last().unwrap_or(msg).trim().to_string())
 }
 
@@ -132,8 +137,26 @@ fn translate(pcre: &str) -> String {
                     if n.is_ascii_alphanumeric() {
                         match n {
                             'Z' if !in_class => out.push_str("(?:\\n?\\z)"),
-                            'z' | 'A' | 'b' | 'B' | 'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n'
-                            | 't' | 'r' | 'f' | 'v' | 'x' | 'p' | 'P' | '1'..='9' | '0' => {
+                            'z'
+                            | 'A'
+                            | 'b'
+                            | 'B'
+                            | 'd'
+                            | 'D'
+                            | 'w'
+                            | 'W'
+                            | 's'
+                            | 'S'
+                            | 'n'
+                            | 't'
+                            | 'r'
+                            | 'f'
+                            | 'v'
+                            | 'x'
+                            | 'p'
+                            | 'P'
+                            | '1'..='9'
+                            | '0' => {
                                 out.push('\\');
                                 out.push(n);
                             }
@@ -201,7 +224,10 @@ mod tests {
         let p = Pattern::new(r"^a\ b$", false).unwrap();
         assert!(p.is_match("a b"));
         let p = Pattern::new("^caf.$", false).unwrap();
-        assert!(!p.is_match("café"), "`.` is one byte, as in PCRE without UTF");
+        assert!(
+            !p.is_match("café"),
+            "`.` is one byte, as in PCRE without UTF"
+        );
         let p = Pattern::new("^café$", false).unwrap();
         assert!(p.is_match("café"));
     }

@@ -525,7 +525,9 @@ impl<'a> Main<'a> {
             let found: Option<Option<String>> = match &rd.kind {
                 super::config::AliasKind::Prefix(prefix) => {
                     alias_prefix_match(&r.uri, prefix).map(|rest| {
-                        rd.target.as_ref().map(|t| format!("{t}{}", escape::escape_uri(rest)))
+                        rd.target
+                            .as_ref()
+                            .map(|t| format!("{t}{}", escape::escape_uri(rest)))
                     })
                 }
                 super::config::AliasKind::Regex(p) => p.captures(&r.uri).map(|caps| {
@@ -704,12 +706,20 @@ impl<'a> Main<'a> {
         Some(s)
     }
 
-    pub fn eval_expr(&mut self, r: &mut Req, e: &expr::Expr) -> Result<expr::Outcome, expr::EvalError> {
+    pub fn eval_expr(
+        &mut self,
+        r: &mut Req,
+        e: &expr::Expr,
+    ) -> Result<expr::Outcome, expr::EvalError> {
         let mut ctx = ExprCtx { main: self, r };
         e.eval(&mut ctx)
     }
 
-    pub fn eval_string_expr(&mut self, r: &mut Req, e: &expr::StringExpr) -> Result<String, expr::EvalError> {
+    pub fn eval_string_expr(
+        &mut self,
+        r: &mut Req,
+        e: &expr::StringExpr,
+    ) -> Result<String, expr::EvalError> {
         let mut ctx = ExprCtx { main: self, r };
         e.eval(&mut ctx)
     }
@@ -961,7 +971,10 @@ mod tests {
     #[test]
     fn alias_prefix() {
         assert_eq!(alias_prefix_match("/old-blog", "/old-blog"), Some(""));
-        assert_eq!(alias_prefix_match("/old-blog/2020/post", "/old-blog"), Some("/2020/post"));
+        assert_eq!(
+            alias_prefix_match("/old-blog/2020/post", "/old-blog"),
+            Some("/2020/post")
+        );
         assert_eq!(alias_prefix_match("/old-blogger", "/old-blog"), None);
         assert_eq!(alias_prefix_match("/temp", "/temp"), Some(""));
     }

@@ -213,7 +213,11 @@ impl<'a> Main<'a> {
 
     /// Headers of a successful answer: mod_rewrite's Vary, cookies,
     /// mod_expires, mod_headers (both tables), debug headers.
-    fn success_headers(&mut self, r: &mut Req, content_type: Option<&str>) -> Vec<(String, String)> {
+    fn success_headers(
+        &mut self,
+        r: &mut Req,
+        content_type: Option<&str>,
+    ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = r.headers_out.clone();
         out.extend(self.err_headers_out.iter().cloned());
         self.apply_expires(r, content_type, &mut out);
@@ -225,7 +229,11 @@ impl<'a> Main<'a> {
             let existing: Vec<String> = out
                 .iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
-                .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             out.retain(|(k, _)| !k.eq_ignore_ascii_case("vary"));
             let mut tokens: Vec<String> = Vec::new();
@@ -256,7 +264,13 @@ impl<'a> Main<'a> {
         if exp.active != Some(true) {
             return;
         }
-        let base_type = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let base_type = content_type.map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
         let rule = base_type
             .as_ref()
             .and_then(|t| exp.by_type.iter().find(|(x, _)| x == t).map(|(_, r)| *r))
@@ -311,7 +325,11 @@ impl<'a> Main<'a> {
                             s.push_str(&format!("t={us}"));
                         }
                         FmtPiece::Duration => {
-                            let d = self.request_time.elapsed().map(|d| d.as_micros()).unwrap_or(0);
+                            let d = self
+                                .request_time
+                                .elapsed()
+                                .map(|d| d.as_micros())
+                                .unwrap_or(0);
                             s.push_str(&format!("D={d}"));
                         }
                     }
@@ -330,7 +348,12 @@ impl<'a> Main<'a> {
         }
     }
 
-    fn apply_header_action(&mut self, r: &mut Req, a: &HeaderAction, out: &mut Vec<(String, String)>) {
+    fn apply_header_action(
+        &mut self,
+        r: &mut Req,
+        a: &HeaderAction,
+        out: &mut Vec<(String, String)>,
+    ) {
         if !self.header_cond(r, &a.cond) {
             return;
         }
@@ -386,7 +409,8 @@ impl<'a> Main<'a> {
             Some(ErrorDocument::Remote(url)) => {
                 let mut headers = self.error_headers(r, stop.configured);
                 headers.push(("Location".into(), sanitize_header_value(&url)));
-                let body = crate::server::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
+                let body =
+                    crate::server::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
                 Outcome::Plain {
                     status: 302,
                     headers,
@@ -466,11 +490,22 @@ impl<'a> Main<'a> {
 /// (CVE-2023-25690 class); they are replaced by spaces.
 pub fn sanitize_header_value(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '\r' || c == '\n' || c == '\0' { ' ' } else { c })
+        .map(|c| {
+            if c == '\r' || c == '\n' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
-fn apply_op(a: &HeaderAction, value: Option<String>, out: &mut Vec<(String, String)>, headers_in: &HeaderMap) {
+fn apply_op(
+    a: &HeaderAction,
+    value: Option<String>,
+    out: &mut Vec<(String, String)>,
+    headers_in: &HeaderMap,
+) {
     let name = a.name.as_str();
     let same = |k: &String| k.eq_ignore_ascii_case(name);
     match a.op {
@@ -519,7 +554,9 @@ fn apply_op(a: &HeaderAction, value: Option<String>, out: &mut Vec<(String, Stri
             }
         }
         HeaderOp::Edit | HeaderOp::EditAll => {
-            let (Some(re), Some(repl)) = (&a.edit, value) else { return };
+            let (Some(re), Some(repl)) = (&a.edit, value) else {
+                return;
+            };
             for (k, v) in out.iter_mut() {
                 if !same(k) {
                     continue;
@@ -532,7 +569,10 @@ fn apply_op(a: &HeaderAction, value: Option<String>, out: &mut Vec<(String, Stri
             if let Ok(p) = super::pattern::Pattern::new(name, false) {
                 for (k, v) in headers_in.iter() {
                     if p.is_match(k.as_str()) {
-                        out.push((k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                        out.push((
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        ));
                     }
                 }
             }
@@ -545,15 +585,23 @@ fn edit_value(v: &str, re: &super::pattern::Pattern, repl: &str, all: bool) -> S
     let mut out = String::new();
     let mut pos = 0;
     while pos <= v.len() {
-        let Some(caps) = re.captures(&v[pos..]) else { break };
-        let Some((s, e)) = caps.first().copied().flatten() else { break };
+        let Some(caps) = re.captures(&v[pos..]) else {
+            break;
+        };
+        let Some((s, e)) = caps.first().copied().flatten() else {
+            break;
+        };
         out.push_str(&v[pos..pos + s]);
         let sub = &v[pos..];
         let b = repl.as_bytes();
         let mut i = 0;
         while i < b.len() {
             if b[i] == b'$' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-                out.push_str(&super::pattern::capture_text(sub, &caps, (b[i + 1] - b'0') as usize));
+                out.push_str(&super::pattern::capture_text(
+                    sub,
+                    &caps,
+                    (b[i + 1] - b'0') as usize,
+                ));
                 i += 2;
             } else {
                 let l = repl[i..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
@@ -589,7 +637,12 @@ pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) 
     let mut list: Vec<(String, String)> = main
         .headers_in
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let value = match &a.value {
         Some(HeaderValue::Format(pieces)) => {
@@ -604,13 +657,19 @@ pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) 
             }
             Some(sanitize_header_value(&s))
         }
-        Some(HeaderValue::Expr(e)) => main.eval_string_expr(r, e).ok().map(|s| sanitize_header_value(&s)),
+        Some(HeaderValue::Expr(e)) => main
+            .eval_string_expr(r, e)
+            .ok()
+            .map(|s| sanitize_header_value(&s)),
         None => None,
     };
     apply_op(a, value, &mut list, &HeaderMap::new());
     let mut map = HeaderMap::new();
     for (k, v) in list {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HttpValue::from_str(&v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HttpValue::from_str(&v),
+        ) {
             map.append(n, v);
         }
     }
@@ -618,7 +677,11 @@ pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) 
 }
 
 /// Turns an outcome into a response (sends the file when there is one).
-pub async fn into_response(outcome: Outcome, method: &Method, req_headers: &HeaderMap) -> Response<Body> {
+pub async fn into_response(
+    outcome: Outcome,
+    method: &Method,
+    req_headers: &HeaderMap,
+) -> Response<Body> {
     match outcome {
         Outcome::File {
             path,
@@ -646,7 +709,8 @@ pub async fn into_response(outcome: Outcome, method: &Method, req_headers: &Head
             } else {
                 full_body(body)
             });
-            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *resp.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             *resp.headers_mut() = to_header_map(&headers);
             resp
         }

@@ -292,9 +292,34 @@ pub fn c_atoi(s: &str) -> i64 {
 
 /// Flag names accepted by RewriteRule, for "did you mean" hints.
 const RULE_FLAGS: &[&str] = &[
-    "B", "BNP", "BCTLS", "BNE", "C", "CO", "DPI", "E", "END", "F", "G", "H", "L", "N", "NC",
-    "NE", "NS", "P", "PT", "QSA", "QSD", "QSL", "R", "S", "T", "UnsafeAllow3F",
-    "UnsafePrefixStat", "UNC",
+    "B",
+    "BNP",
+    "BCTLS",
+    "BNE",
+    "C",
+    "CO",
+    "DPI",
+    "E",
+    "END",
+    "F",
+    "G",
+    "H",
+    "L",
+    "N",
+    "NC",
+    "NE",
+    "NS",
+    "P",
+    "PT",
+    "QSA",
+    "QSD",
+    "QSL",
+    "R",
+    "S",
+    "T",
+    "UnsafeAllow3F",
+    "UnsafePrefixStat",
+    "UNC",
 ];
 
 fn suggest(name: &str, options: &[&str]) -> Option<String> {
@@ -361,7 +386,11 @@ fn set_rule_flag(
         "bctls" => backref(flags).ctls = true,
         "bne" => {
             if val.is_empty() {
-                return Err(ArgError::new("flag `BNE` needs a value", offset, name.len()));
+                return Err(ArgError::new(
+                    "flag `BNE` needs a value",
+                    offset,
+                    name.len(),
+                ));
             }
             backref(flags).exempt = val.as_bytes().to_vec();
         }
@@ -457,7 +486,9 @@ pub fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
             0,
             raw.len().max(1),
         )
-        .with_help("write `RewriteRule PATTERN SUBSTITUTION [FLAGS]`; use `-` for no substitution"));
+        .with_help(
+            "write `RewriteRule PATTERN SUBSTITUTION [FLAGS]`; use `-` for no substitution",
+        ));
     }
     let mut flags = RuleFlags::default();
     if let Some(f) = args.get(2) {
@@ -610,7 +641,9 @@ pub fn compile_cond(raw: &str, line: u32) -> Result<RewriteCond, ArgError> {
                 }
             }
         }
-    } else if pat.len() >= 2 && (pat.starts_with('<') || pat.starts_with('>') || pat.starts_with('=')) {
+    } else if pat.len() >= 2
+        && (pat.starts_with('<') || pat.starts_with('>') || pat.starts_with('='))
+    {
         let (op, rest) = if let Some(r) = pat.strip_prefix("<=") {
             (StrOp::Le, r)
         } else if let Some(r) = pat.strip_prefix(">=") {
@@ -640,15 +673,13 @@ pub fn compile_cond(raw: &str, line: u32) -> Result<RewriteCond, ArgError> {
 }
 
 fn regex_kind(pat: &str, nocase: bool, offset: usize) -> Result<CondKind, ArgError> {
-    Pattern::new(pat, nocase)
-        .map(CondKind::Regex)
-        .map_err(|e| {
-            ArgError::new(
-                format!("RewriteCond: cannot compile regular expression `{pat}`: {e}"),
-                offset,
-                pat.len(),
-            )
-        })
+    Pattern::new(pat, nocase).map(CondKind::Regex).map_err(|e| {
+        ArgError::new(
+            format!("RewriteCond: cannot compile regular expression `{pat}`: {e}"),
+            offset,
+            pat.len(),
+        )
+    })
 }
 
 #[cfg(test)]

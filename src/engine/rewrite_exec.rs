@@ -348,7 +348,9 @@ impl<'a> Main<'a> {
             };
             if let Some((_, literal)) = decisive {
                 if !literal {
-                    tracing::warn!("AH10508: unsafe URL with %3f URL rewritten without UnsafeAllow3F");
+                    tracing::warn!(
+                        "AH10508: unsafe URL with %3f URL rewritten without UnsafeAllow3F"
+                    );
                     return RuleResult::Status(403);
                 }
             }
@@ -498,8 +500,11 @@ impl<'a> Main<'a> {
                 Ok(o) => {
                     if o.value && !c.negate && !o.captures.is_empty() {
                         // expr captures feed %N like a regex condition
-                        let joined: Vec<String> =
-                            o.captures.iter().map(|x| x.clone().unwrap_or_default()).collect();
+                        let joined: Vec<String> = o
+                            .captures
+                            .iter()
+                            .map(|x| x.clone().unwrap_or_default())
+                            .collect();
                         let mut s = String::new();
                         let mut caps = Vec::new();
                         for part in joined {
@@ -514,8 +519,12 @@ impl<'a> Main<'a> {
                 }
                 Err(_) => false,
             },
-            CondKind::FileDir => std::fs::metadata(&subject).map(|m| m.is_dir()).unwrap_or(false),
-            CondKind::FileRegular => std::fs::metadata(&subject).map(|m| m.is_file()).unwrap_or(false),
+            CondKind::FileDir => std::fs::metadata(&subject)
+                .map(|m| m.is_dir())
+                .unwrap_or(false),
+            CondKind::FileRegular => std::fs::metadata(&subject)
+                .map(|m| m.is_file())
+                .unwrap_or(false),
             CondKind::FileNonEmpty => std::fs::metadata(&subject)
                 .map(|m| m.is_file() && m.len() > 0)
                 .unwrap_or(false),
@@ -571,9 +580,18 @@ impl<'a> Main<'a> {
         result != c.negate
     }
 
-    fn expand_noting(&mut self, r: &mut Req, t: &Template, refs: &Refs, vary: &mut Vec<String>) -> String {
+    fn expand_noting(
+        &mut self,
+        r: &mut Req,
+        t: &Template,
+        refs: &Refs,
+        vary: &mut Vec<String>,
+    ) -> String {
         for v in t.vars() {
-            if let Var::Header { vary: Some(name), .. } = v {
+            if let Var::Header {
+                vary: Some(name), ..
+            } = v
+            {
                 if !vary.iter().any(|x| x == name) {
                     vary.push(name.clone());
                 }
@@ -882,8 +900,14 @@ mod tests {
 
     #[test]
     fn prefix_subst() {
-        assert_eq!(subst_prefix_path("/srv/shop/x.html", "/srv/shop/", "/shop/"), "/shop/x.html");
+        assert_eq!(
+            subst_prefix_path("/srv/shop/x.html", "/srv/shop/", "/shop/"),
+            "/shop/x.html"
+        );
         assert_eq!(subst_prefix_path("srv/shop/x", "srv/shop/", ""), "x");
-        assert_eq!(subst_prefix_path("/other/x", "/srv/shop/", "/shop/"), "/other/x");
+        assert_eq!(
+            subst_prefix_path("/other/x", "/srv/shop/", "/shop/"),
+            "/other/x"
+        );
     }
 }

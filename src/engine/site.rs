@@ -140,6 +140,8 @@ impl Site {
 
     /// Whether `host` (lower-case, no port) is one of this site's names.
     pub fn is_own_name(&self, host: &str) -> bool {
-        self.server_names.iter().any(|n| n.eq_ignore_ascii_case(host))
+        self.server_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(host))
     }
 }

@@ -7,7 +7,10 @@
 pub enum Var {
     /// A request header (`%{HTTP:Name}` or the built-in `HTTP_*` names).
     /// `vary` carries the name as written, for the Vary header (None for Host).
-    Header { name: String, vary: Option<String> },
+    Header {
+        name: String,
+        vary: Option<String>,
+    },
     Env(String),
     Ssl(String),
     LookAheadUrl(String),
