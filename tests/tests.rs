@@ -2,4 +2,5 @@
 //! module of the crate is declared here.
 
 mod conformance;
+mod diagnostics;
 mod parser_props;
