@@ -133,6 +133,12 @@ fn init_tracing() {
 }
 
 fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
+    if opts.cert.is_none() {
+        eprintln!(
+            "htgate: no --cert given: serving a self-signed certificate for {} made in memory",
+            opts.server_names.join(", ")
+        );
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -96,60 +96,94 @@ impl AuthzBlock {
         }
     }
 
-    /// Apache: `mod_authz_core.c` `apply_authz_sections`.
+    /// The top-level check (`authorize_user_core`): the file's section is
+    /// applied as the child of an implicit AND.
     pub fn check(&self, req: &mut dyn AuthzRequest) -> Decision {
-        let mut results = Vec::new();
-        for (limit, item) in &self.items {
-            if let Some(l) = limit {
-                if !l.applies(req.method()) {
-                    continue;
-                }
-            }
-            let d = match item {
-                AuthzItem::Require { negate, provider } => {
-                    let granted = provider_matches(provider, req);
-                    match (negate, granted) {
-                        (false, true) => Decision::Granted,
-                        (false, false) => Decision::Denied,
-                        // `Require not X`: denies when X matches, neutral otherwise
-                        (true, true) => Decision::Denied,
-                        (true, false) => Decision::Neutral,
-                    }
-                }
-                AuthzItem::Block(b) => b.check(req),
+        self.apply(req, true)
+    }
+
+    /// Whether any Require line in the block applies to the request's
+    /// method: a section's `limited` bits are the union of its children's
+    /// (mod_authz_core.c add_authz_provider / add_authz_section).
+    fn limited_to(&self, method: &str) -> bool {
+        self.items
+            .iter()
+            .any(|(l, i)| item_limited_to(l, i, method))
+    }
+
+    /// Apache: `mod_authz_core.c` `apply_authz_sections`.  `parent_all` is
+    /// the parent section's operator: a section limited to other methods
+    /// is GRANTED under an AND parent and NEUTRAL under an OR parent.
+    fn apply(&self, req: &mut dyn AuthzRequest, parent_all: bool) -> Decision {
+        let method = req.method().to_string();
+        if !self.limited_to(&method) {
+            return if parent_all {
+                Decision::Granted
+            } else {
+                Decision::Neutral
             };
-            results.push(d);
         }
-        if results.is_empty() {
-            return Decision::Neutral;
-        }
-        match self.combine {
-            Combine::Any => {
-                if results.contains(&Decision::Granted) {
-                    Decision::Granted
-                } else if results.contains(&Decision::Denied) {
-                    Decision::Denied
-                } else {
-                    Decision::Neutral
-                }
-            }
-            Combine::All => {
-                if results.contains(&Decision::Denied) {
-                    Decision::Denied
-                } else if results.contains(&Decision::Granted) {
+        let all = self.combine == Combine::All;
+        let mut result = Decision::Neutral;
+        for (limit, item) in &self.items {
+            let child = if !item_limited_to(limit, item, &method) {
+                if all {
                     Decision::Granted
                 } else {
                     Decision::Neutral
                 }
+            } else {
+                match item {
+                    AuthzItem::Require { negate, provider } => {
+                        let granted = provider_matches(provider, req);
+                        match (negate, granted) {
+                            (false, true) => Decision::Granted,
+                            (false, false) => Decision::Denied,
+                            // `Require not X`: denies when X matches,
+                            // neutral otherwise.
+                            (true, true) => Decision::Denied,
+                            (true, false) => Decision::Neutral,
+                        }
+                    }
+                    AuthzItem::Block(b) => b.apply(req, all),
+                }
+            };
+            if child == Decision::Neutral {
+                continue;
             }
-            Combine::None => {
-                if results.contains(&Decision::Granted) {
-                    Decision::Denied
-                } else {
-                    Decision::Neutral
+            if all {
+                if child == Decision::Denied {
+                    result = child;
+                    break;
+                }
+                if result == Decision::Neutral {
+                    result = child;
+                }
+            } else {
+                if child == Decision::Granted {
+                    result = child;
+                    break;
+                }
+                if result == Decision::Neutral {
+                    result = child;
                 }
             }
         }
+        // <RequireNone> is a negated OR section.
+        if self.combine == Combine::None {
+            result = match result {
+                Decision::Granted => Decision::Denied,
+                _ => Decision::Neutral,
+            };
+        }
+        result
+    }
+}
+
+fn item_limited_to(limit: &Option<MethodLimit>, item: &AuthzItem, method: &str) -> bool {
+    match item {
+        AuthzItem::Require { .. } => limit.as_ref().map_or(true, |l| l.applies(method)),
+        AuthzItem::Block(b) => b.limited_to(method),
     }
 }
 
@@ -312,6 +346,73 @@ impl AccessCompat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Fake(&'static str);
+
+    impl AuthzRequest for Fake {
+        fn method(&self) -> &str {
+            self.0
+        }
+        fn remote_ip(&self) -> IpAddr {
+            IpAddr::from([127, 0, 0, 1])
+        }
+        fn env(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn eval_expr(&mut self, _: &expr::Expr) -> bool {
+            false
+        }
+    }
+
+    fn deny_for(except: bool, methods: &[&str]) -> (Option<MethodLimit>, AuthzItem) {
+        (
+            Some(MethodLimit {
+                except,
+                methods: methods.iter().map(|m| m.to_string()).collect(),
+            }),
+            AuthzItem::Require {
+                negate: false,
+                provider: Provider::All(false),
+            },
+        )
+    }
+
+    #[test]
+    fn limited_sections_grant_other_methods() {
+        // `<Limit POST>` + `<LimitExcept GET POST>` with `Require all
+        // denied`: a GET is not covered by any line, so the file's section
+        // is GRANTED under the implicit AND (apply_authz_sections).
+        let b = AuthzBlock {
+            combine: Combine::Any,
+            items: vec![deny_for(false, &["POST"]), deny_for(true, &["GET", "POST"])],
+        };
+        assert_eq!(b.check(&mut Fake("GET")), Decision::Granted);
+        assert_eq!(b.check(&mut Fake("HEAD")), Decision::Granted);
+        assert_eq!(b.check(&mut Fake("POST")), Decision::Denied);
+        assert_eq!(b.check(&mut Fake("PUT")), Decision::Denied);
+        // Inside a <RequireAny>, a line for other methods is NEUTRAL.
+        let any = AuthzBlock {
+            combine: Combine::Any,
+            items: vec![(
+                None,
+                AuthzItem::Block(AuthzBlock {
+                    combine: Combine::Any,
+                    items: vec![
+                        deny_for(false, &["POST"]),
+                        (
+                            None,
+                            AuthzItem::Require {
+                                negate: false,
+                                provider: Provider::All(true),
+                            },
+                        ),
+                    ],
+                }),
+            )],
+        };
+        assert_eq!(any.check(&mut Fake("GET")), Decision::Granted);
+        assert_eq!(any.check(&mut Fake("POST")), Decision::Granted);
+    }
 
     #[test]
     fn ip_matching() {

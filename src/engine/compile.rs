@@ -111,6 +111,9 @@ struct Context {
     limit: Option<MethodLimit>,
     authz_items: Vec<(Option<MethodLimit>, AuthzItem)>,
     authz_seen: bool,
+    /// The enclosing authz section is a `<RequireAll>` (the file's own
+    /// top-level section is an implicit OR).
+    authz_in_all: bool,
     mime: Option<MimeConf>,
     expires: Option<ExpiresConf>,
 }
@@ -359,9 +362,37 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
                 "requireany" => Combine::Any,
                 _ => Combine::None,
             };
+            // mod_authz_core.c add_authz_section: a negated section
+            // (<RequireNone>) in an OR section has no effect, an empty
+            // section is refused; both are config errors.
+            if combine == Combine::None && !ctx.authz_in_all {
+                diags.push(Diagnostic::error(
+                    Span {
+                        len: s.name.len() + 1,
+                        ..s.span
+                    },
+                    format!(
+                        "`<{}>` has no effect here: put it inside `<RequireAll>`",
+                        s.name
+                    ),
+                ));
+                return;
+            }
             let saved = std::mem::take(&mut ctx.authz_items);
+            let saved_all = std::mem::replace(&mut ctx.authz_in_all, combine == Combine::All);
             compile_nodes(&s.body, ctx, diags, scope);
+            ctx.authz_in_all = saved_all;
             let items = std::mem::replace(&mut ctx.authz_items, saved);
+            if items.is_empty() {
+                diags.push(Diagnostic::error(
+                    Span {
+                        len: s.name.len() + 1,
+                        ..s.span
+                    },
+                    format!("`<{}>` contains no authorization directives", s.name),
+                ));
+                return;
+            }
             ctx.authz_seen = true;
             let limit = ctx.limit.clone();
             ctx.authz_items
@@ -868,6 +899,13 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         }
         // ---- access control ----
         "require" => match parse_require(&words(d)) {
+            // mod_authz_core.c add_authz_provider: `Require not` in an OR
+            // section (the top level or <RequireAny>) is a config error.
+            Ok(AuthzItem::Require { negate: true, .. }) if !ctx.authz_in_all => diags.push(
+                err("a negated Require has no effect here".into()).with_help(
+                    "put `Require not ...` inside `<RequireAll>` next to a positive Require",
+                ),
+            ),
             Ok(item) => {
                 ctx.authz_seen = true;
                 let limit = ctx.limit.clone();

@@ -27,12 +27,48 @@ pub enum FmtPiece {
     Env(String),
     /// `%{VAR}s`
     Ssl(String),
-    /// `%{NAME}i` request header (RequestHeader context mostly)
-    ReqHeader(String),
+    /// `%i`, `%b`, `%l`: the server's idle and busy worker percentages and
+    /// load average (mod_headers.c header_request_idle/_busy/_loadavg).
+    /// Not a request header: that is mod_log_config's `%{NAME}i`.
+    Load(LoadTag),
     /// `%t`: request time in microseconds, `t=...`
     Time,
     /// `%D`: duration, `D=...`
     Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadTag {
+    Idle,
+    Busy,
+    LoadAvg,
+}
+
+impl LoadTag {
+    /// The text Apache prints.  htgate has no worker scoreboard; it reports
+    /// what the reference environment's event MPM reports at rest: one
+    /// child of 16 threads (ThreadsPerChild 16) with one thread busy on
+    /// this request (`ap_get_sload` percentages, integer division).
+    pub fn render(self) -> String {
+        const THREADS: u32 = 16;
+        match self {
+            LoadTag::Idle => format!("i={}", (THREADS - 1) * 100 / THREADS),
+            LoadTag::Busy => format!("b={}", 100 / THREADS),
+            LoadTag::LoadAvg => {
+                let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                let mut v = text
+                    .split_whitespace()
+                    .take(3)
+                    .map(|x| x.parse::<f64>().unwrap_or(0.0));
+                let (a, b, c) = (
+                    v.next().unwrap_or(0.0),
+                    v.next().unwrap_or(0.0),
+                    v.next().unwrap_or(0.0),
+                );
+                format!("l={a:.2}/{b:.2}/{c:.2}")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +96,11 @@ pub struct HeaderAction {
     pub cond: HeaderCond,
 }
 
-/// Parses a format string (`parse_format_string`): `%{NAME}e`, `%{NAME}s`,
-/// `%{NAME}i`, `%t`, `%D`, `%%`; unknown specifiers are an error.
+/// Parses a format string (`parse_format_string`, `parse_format_tag`):
+/// `%%`, then `%` with an optional `{ARG}` and one tag letter: `e` (env),
+/// `s` (SSL variable), `t`, `D`, `i`, `b`, `l` (the argument is ignored
+/// where the tag takes none); any other letter is an error.  A `%` at the
+/// very end stays a `%`.
 pub fn parse_format(s: &str) -> Result<Vec<FmtPiece>, String> {
     let mut out = Vec::new();
     let mut lit = String::new();
@@ -71,42 +110,33 @@ pub fn parse_format(s: &str) -> Result<Vec<FmtPiece>, String> {
             lit.push(c);
             continue;
         }
+        if matches!(chars.peek(), None | Some('%')) {
+            chars.next();
+            lit.push('%');
+            continue;
+        }
+        let mut name = String::new();
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            // ap_getword: up to the next `}` or the end of the string.
+            for n in chars.by_ref() {
+                if n == '}' {
+                    break;
+                }
+                name.push(n);
+            }
+        }
+        flush(&mut lit, &mut out);
         match chars.next() {
-            Some('%') => lit.push('%'),
-            Some('t') => {
-                flush(&mut lit, &mut out);
-                out.push(FmtPiece::Time);
-            }
-            Some('D') => {
-                flush(&mut lit, &mut out);
-                out.push(FmtPiece::Duration);
-            }
-            Some('{') => {
-                let mut name = String::new();
-                let mut closed = false;
-                for n in chars.by_ref() {
-                    if n == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(n);
-                }
-                if !closed {
-                    return Err(format!("unclosed `%{{` in header value `{s}`"));
-                }
-                flush(&mut lit, &mut out);
-                match chars.next() {
-                    Some('e') => out.push(FmtPiece::Env(name)),
-                    Some('s') => out.push(FmtPiece::Ssl(name)),
-                    Some('i') => out.push(FmtPiece::ReqHeader(name)),
-                    Some(other) => {
-                        return Err(format!("unrecognized header format `%{{{name}}}{other}`"))
-                    }
-                    None => return Err(format!("unrecognized header format `%{{{name}}}`")),
-                }
-            }
+            Some('e') => out.push(FmtPiece::Env(name)),
+            Some('s') => out.push(FmtPiece::Ssl(name)),
+            Some('t') => out.push(FmtPiece::Time),
+            Some('D') => out.push(FmtPiece::Duration),
+            Some('i') => out.push(FmtPiece::Load(LoadTag::Idle)),
+            Some('b') => out.push(FmtPiece::Load(LoadTag::Busy)),
+            Some('l') => out.push(FmtPiece::Load(LoadTag::LoadAvg)),
             Some(other) => return Err(format!("unrecognized header format `%{other}`")),
-            None => lit.push('%'),
+            None => return Err("unrecognized header format `%` at the end".to_string()),
         }
     }
     flush(&mut lit, &mut out);
@@ -217,4 +247,22 @@ pub fn parse_action(words: &[String], request: bool) -> Result<HeaderAction, Str
         edit,
         cond,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_tags_as_mod_headers() {
+        // `%{NAME}i` is the idle-worker tag, not a request header
+        // (mod_headers.c header_pre_config registers D t e s l i b).
+        let p = parse_format("%{X-In}i|%b|%{FOO}e|100%|%%").expect("parses");
+        assert!(matches!(p[0], FmtPiece::Load(LoadTag::Idle)));
+        assert!(matches!(p[2], FmtPiece::Load(LoadTag::Busy)));
+        assert!(matches!(&p[4], FmtPiece::Env(n) if n == "FOO"));
+        assert!(matches!(&p[5], FmtPiece::Lit(l) if l == "|100%|%"));
+        assert!(parse_format("%x").is_err());
+        assert!(LoadTag::Idle.render().starts_with("i="));
+    }
 }

@@ -462,7 +462,14 @@ impl<'a> Main<'a> {
         let conf = r.conf.clone();
         if let Some(ac) = &conf.access_compat {
             let mut a = AuthzAdapter { main: self, r };
-            if !ac.allows(&mut a) {
+            let allowed = ac.allows(&mut a);
+            // `Satisfy Any`: the host-based check alone is enough; only
+            // when it fails does mod_authz_core decide (request.c
+            // ap_process_request_internal, SATISFY_ANY).
+            if ac.satisfy_any && allowed {
+                return Ok(());
+            }
+            if !allowed && !ac.satisfy_any {
                 return Err(Stop::status(403));
             }
         }

@@ -313,9 +313,7 @@ impl<'a> Main<'a> {
                                 s.push_str("(null)");
                             }
                         }
-                        FmtPiece::ReqHeader(n) => {
-                            s.push_str(&self.header(n).unwrap_or_else(|| "(null)".into()))
-                        }
+                        FmtPiece::Load(t) => s.push_str(&t.render()),
                         FmtPiece::Time => {
                             let us = self
                                 .request_time
@@ -651,7 +649,7 @@ pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) 
                 match p {
                     FmtPiece::Lit(l) => s.push_str(l),
                     FmtPiece::Env(n) => s.push_str(r.env_get(n).unwrap_or("(null)")),
-                    FmtPiece::ReqHeader(n) => s.push_str(&main.header(n).unwrap_or_default()),
+                    FmtPiece::Load(t) => s.push_str(&t.render()),
                     _ => {}
                 }
             }

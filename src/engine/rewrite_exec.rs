@@ -589,9 +589,15 @@ impl<'a> Main<'a> {
     ) -> String {
         for v in t.vars() {
             if let Var::Header {
-                vary: Some(name), ..
+                name: header,
+                vary: Some(name),
             } = v
             {
+                // Apache notes a header only when the request has it
+                // (mod_rewrite.c lookup_header: `if (val && ...)`).
+                if self.header(header).is_none() {
+                    continue;
+                }
                 if !vary.iter().any(|x| x == name) {
                     vary.push(name.clone());
                 }
