@@ -1043,27 +1043,17 @@ fn unknown_help(lname: &str) -> String {
     }
     let best = KNOWN
         .iter()
-        .map(|k| (edit_distance(&k.to_ascii_lowercase(), lname), k))
+        .map(|k| {
+            (
+                super::rewrite::edit_distance(&k.to_ascii_lowercase(), lname),
+                k,
+            )
+        })
         .min_by_key(|(d, _)| *d);
     match best {
         Some((d, k)) if d <= 2 => format!("did you mean `{k}`?"),
         _ => "wrap it in `<IfModule ...>` if it belongs to a module that may be missing".into(),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn parse_options(words: &[String]) -> Result<OptionsLine, String> {
@@ -1243,6 +1233,7 @@ fn parse_setenvif(lname: &str, w: &[String]) -> Result<SetEnvIf, String> {
             attribute: SetEnvAttr::Expr(Arc::new(ex)),
             pattern: Pattern::new("", false).map_err(|e| e.to_string())?,
             assignments: assignments(rest)?,
+            simple: false,
         });
     }
     let attribute = match attr_word {
@@ -1255,9 +1246,15 @@ fn parse_setenvif(lname: &str, w: &[String]) -> Result<SetEnvIf, String> {
             "request_protocol" => SetEnvAttr::RequestProtocol,
             "request_uri" => SetEnvAttr::RequestUri,
             _ => {
-                if a.chars().any(|c| "^$*+?[](){}|\\.".contains(c)) && !a.contains(':') {
+                // mod_setenvif.c is_header_regex: a name with anything
+                // but `-`, `_`, letters and digits is a regex over the
+                // request's header names.
+                if !a
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
                     SetEnvAttr::HeaderRegex(
-                        Pattern::new(a, true).map_err(|e| format!("bad regex `{a}`: {e}"))?,
+                        Pattern::new(a, nocase).map_err(|e| format!("bad regex `{a}`: {e}"))?,
                     )
                 } else {
                     SetEnvAttr::Header(a.clone())
@@ -1275,7 +1272,31 @@ fn parse_setenvif(lname: &str, w: &[String]) -> Result<SetEnvIf, String> {
         attribute,
         pattern: Pattern::new(pat, nocase).map_err(|e| format!("bad regex `{pat}`: {e}"))?,
         assignments: assignments(assigns)?,
+        simple: non_regex_pattern(pat),
     })
+}
+
+/// mod_setenvif.c non_regex_pattern: true when the pattern has no
+/// unescaped regex metacharacter and no escaped ordinary character.
+fn non_regex_pattern(pat: &str) -> bool {
+    let mut in_escape = false;
+    for c in pat.chars() {
+        match c {
+            '^' | '.' | '$' | '|' | '(' | ')' | '[' | ']' | '*' | '+' | '?' | '{' | '}' => {
+                if !in_escape {
+                    return false;
+                }
+                in_escape = false;
+            }
+            '\\' => in_escape = !in_escape,
+            _ => {
+                if in_escape {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 fn assignments(w: &[String]) -> Result<Vec<(String, Option<String>)>, String> {

@@ -82,6 +82,10 @@ pub struct SetEnvIf {
     pub attribute: SetEnvAttr,
     pub pattern: super::pattern::Pattern,
     pub assignments: Vec<(String, Option<String>)>, // None = unset (`!VAR`)
+    /// The pattern uses no regex metacharacter (mod_setenvif.c
+    /// non_regex_pattern): it is matched as a plain string and `$N` in the
+    /// values is not substituted.
+    pub simple: bool,
 }
 
 #[derive(Debug, Clone)]

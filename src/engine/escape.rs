@@ -275,21 +275,6 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     Some(result)
 }
 
-/// `ap_escape_html`: for status pages and ErrorDocument texts.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

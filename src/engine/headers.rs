@@ -257,12 +257,13 @@ mod tests {
     fn format_tags_as_mod_headers() {
         // `%{NAME}i` is the idle-worker tag, not a request header
         // (mod_headers.c header_pre_config registers D t e s l i b).
-        let p = parse_format("%{X-In}i|%b|%{FOO}e|100%|%%").expect("parses");
+        let p = parse_format("%{X-In}i|%b|%{FOO}e|%%|100%").expect("parses");
         assert!(matches!(p[0], FmtPiece::Load(LoadTag::Idle)));
         assert!(matches!(p[2], FmtPiece::Load(LoadTag::Busy)));
         assert!(matches!(&p[4], FmtPiece::Env(n) if n == "FOO"));
-        assert!(matches!(&p[5], FmtPiece::Lit(l) if l == "|100%|%"));
+        assert!(matches!(&p[5], FmtPiece::Lit(l) if l == "|%|100%"));
         assert!(parse_format("%x").is_err());
+        assert!(parse_format("50%|").is_err());
         assert!(LoadTag::Idle.render().starts_with("i="));
     }
 }

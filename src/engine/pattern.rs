@@ -101,6 +101,30 @@ impl Pattern {
     }
 }
 
+/// `ap_pregsub` (util.c regsub_core), used by mod_alias's RedirectMatch and
+/// mod_setenvif: `$0`..`$9` give the groups of the match (empty when a
+/// group did not take part), a backslash makes the next character literal
+/// (`\$1` is `$1`), everything else is copied.
+pub fn pregsub(template: &str, subject: &str, caps: &Captures) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                let n = chars.next().and_then(|d| d.to_digit(10)).unwrap_or(0) as usize;
+                out.push_str(&capture_text(subject, caps, n));
+            }
+            '\\' if chars.peek().is_some() => {
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Text of capture `n` (empty when the group did not take part).
 pub fn capture_text(subject: &str, caps: &Captures, n: usize) -> String {
     match caps.get(n).copied().flatten() {
@@ -208,6 +232,15 @@ fn translate(pcre: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pregsub_like_apache() {
+        let p = Pattern::new("^/m/(\\w+)/(\\d+)$", false).expect("compiles");
+        let subject = "/m/abc/12";
+        let caps = p.captures(subject).expect("matches");
+        assert_eq!(pregsub("/t?n=$2-$1", subject, &caps), "/t?n=12-abc");
+        assert_eq!(pregsub("\\$1/$0/$7", subject, &caps), "$1//m/abc/12/");
+    }
 
     #[test]
     fn dollar_end_only_and_dotall() {

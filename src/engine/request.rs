@@ -430,10 +430,16 @@ impl<'a> Main<'a> {
                 RequestProtocol => Some(self.protocol.clone()),
                 RequestUri => Some(r.uri.clone()),
                 Header(h) => self.header(h).or_else(|| r.env_get(h).map(str::to_string)),
+                // The last header whose name matches (match_headers loops
+                // over all of headers_in without stopping).  Apache sees
+                // the names as the client wrote them; htgate only has them
+                // lower-cased, so it also tries the usual spelling
+                // (`X-Custom`), which is what HTTP/1.1 clients send.
                 HeaderRegex(p) => self
                     .headers_in
                     .iter()
-                    .find(|(n, _)| p.is_match(n.as_str()))
+                    .filter(|(n, _)| p.is_match(n.as_str()) || p.is_match(&title_case(n.as_str())))
+                    .last()
                     .map(|(_, v)| String::from_utf8_lossy(v.as_bytes()).into_owned()),
                 Env(n) => r.env_get(n).map(str::to_string),
                 Expr(e) => {
@@ -441,16 +447,27 @@ impl<'a> Main<'a> {
                     ok.then(String::new)
                 }
             };
-            let Some(subject) = subject else { continue };
-            let matched = match &rule.attribute {
-                Expr(_) => true,
-                _ => rule.pattern.is_match(&subject),
+            // A missing header or variable is matched as the empty string,
+            // so `^$` works (mod_setenvif.c match_headers).
+            let caps = match &rule.attribute {
+                Expr(_) => match subject {
+                    Some(_) => Vec::new(),
+                    None => continue,
+                },
+                _ => {
+                    let subject = subject.clone().unwrap_or_default();
+                    match rule.pattern.captures(&subject) {
+                        Some(c) => c,
+                        None => continue,
+                    }
+                }
             };
-            if !matched {
-                continue;
-            }
+            let subject = subject.unwrap_or_default();
             for (name, value) in &rule.assignments {
                 match value {
+                    Some(v) if !rule.simple && !matches!(rule.attribute, Expr(_)) => {
+                        r.env_set(name, &pregsub(v, &subject, &caps))
+                    }
                     Some(v) => r.env_set(name, v),
                     None => r.env_unset(name),
                 }
@@ -490,10 +507,13 @@ impl<'a> Main<'a> {
         }
         let name = r.filename.rsplit('/').next().unwrap_or("");
         let mut ctype = content_type_for(self.site, &r.conf, name);
-        for m in r.conf.mime.iter() {
-            if let Some(ft) = &m.force_type {
-                ctype = ft.clone();
-            }
+        // The innermost ForceType wins; `ForceType None` cancels an outer
+        // one and leaves the type from the extension (core.c
+        // merge_core_dir_configs keeps the last mime_type, and
+        // core_override_type skips the value "none").
+        let forced = r.conf.mime.iter().rev().find_map(|m| m.force_type.clone());
+        if let Some(Some(t)) = forced {
+            ctype = Some(t);
         }
         r.content_type = ctype;
     }
@@ -537,26 +557,13 @@ impl<'a> Main<'a> {
                             .map(|t| format!("{t}{}", escape::escape_uri(rest)))
                     })
                 }
+                // try_alias_list: ap_pregsub on the decoded URI, then the
+                // result's path is escaped as a whole; its query and
+                // fragment are kept as they are.
                 super::config::AliasKind::Regex(p) => p.captures(&r.uri).map(|caps| {
-                    rd.target.as_ref().map(|t| {
-                        let mut out = String::new();
-                        let b = t.as_bytes();
-                        let mut i = 0;
-                        while i < b.len() {
-                            if (b[i] == b'$') && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-                                let n = (b[i + 1] - b'0') as usize;
-                                out.push_str(&escape::escape_uri(&super::pattern::capture_text(
-                                    &r.uri, &caps, n,
-                                )));
-                                i += 2;
-                            } else {
-                                let l = t[i..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
-                                out.push_str(&t[i..i + l]);
-                                i += l;
-                            }
-                        }
-                        out
-                    })
+                    rd.target
+                        .as_ref()
+                        .map(|t| escape_redirect_match(&super::pattern::pregsub(t, &r.uri, &caps)))
                 }),
             };
             let Some(target) = found else { continue };
@@ -596,6 +603,12 @@ impl<'a> Main<'a> {
 
     /// mod_dir's fixup: the trailing-slash redirect and the index look-up.
     fn dir_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
+        // mod_dir.c dir_fixups: nothing on disk and no handler: the
+        // FallbackResource (this also runs in the index sub-requests of
+        // fixup_dir, so a directory without index gets the fallback too).
+        if r.finfo == FileKind::Missing && matches!(r.handler, Handler::Default) {
+            return self.fallback_fixup(r);
+        }
         if r.finfo != FileKind::Dir || !r.path_info.is_empty() {
             return Ok(());
         }
@@ -647,6 +660,36 @@ impl<'a> Main<'a> {
             return Err(Stop::status(s));
         }
         Ok(())
+    }
+
+    /// mod_dir.c `fixup_dflt`: a URL sub-request for the FallbackResource
+    /// (with the request's query); a regular file found there is taken
+    /// over, a redirect or an error other than 404 is answered.
+    fn fallback_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
+        let Some(name) = r.conf.fallback_resource.clone() else {
+            return Ok(());
+        };
+        // ap_sub_req_lookup_uri resolves a relative name against the
+        // directory of the current URI.
+        let mut sub_uri = if name.starts_with('/') {
+            name
+        } else {
+            let dir = r.uri.rfind('/').map(|i| &r.uri[..=i]).unwrap_or("/");
+            format!("{dir}{name}")
+        };
+        if let Some(a) = &r.args {
+            sub_uri.push('?');
+            sub_uri.push_str(a);
+        }
+        match self.subrequest_uri(r, &escape_for_target(&sub_uri)) {
+            Ok(rr) if rr.status == 200 && rr.finfo == FileKind::File => {
+                fast_redirect(rr, r);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(stop) if stop.status == 404 => Ok(()),
+            Err(stop) => Err(stop),
+        }
     }
 
     /// `ap_sub_req_lookup_uri`: run every phase up to the fixups for `target`
@@ -772,6 +815,36 @@ fn fast_redirect(rr: Req, r: &mut Req) {
 /// mod_alias's prefix match: `prefix` must match whole path segments.
 /// Returns the rest of the path.  Apache: `mod_alias.c` `alias_matches`
 /// (slashes in the prefix match runs of slashes).
+/// mod_alias.c try_alias_list for RedirectMatch: `apr_uri_parse`, then
+/// `ap_escape_uri` on everything but the query and the fragment, which are
+/// appended unchanged.
+fn escape_redirect_match(found: &str) -> String {
+    let path_end = found.find(['?', '#']).unwrap_or(found.len());
+    let (path, rest) = found.split_at(path_end);
+    let mut out = escape::escape_uri(path);
+    let (query, fragment) = match rest.strip_prefix('?') {
+        Some(q) => match q.split_once('#') {
+            Some((q, f)) => (Some(q), Some(f)),
+            None => (Some(q), None),
+        },
+        None => (None, rest.strip_prefix('#')),
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// mod_setenvif: `$N` in a value (ap_pregsub).
+fn pregsub(v: &str, subject: &str, caps: &super::pattern::Captures) -> String {
+    super::pattern::pregsub(v, subject, caps)
+}
+
 fn alias_prefix_match<'u>(uri: &'u str, prefix: &str) -> Option<&'u str> {
     let u = uri.as_bytes();
     let p = prefix.as_bytes();
@@ -964,6 +1037,16 @@ pub fn title_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_match_escapes_only_the_path() {
+        assert_eq!(
+            escape_redirect_match("/t.html/a b?c d#f g"),
+            "/t.html/a%20b?c d#f g"
+        );
+        assert_eq!(escape_redirect_match("/x#frag?y"), "/x#frag?y");
+        assert_eq!(escape_redirect_match("/caf\u{e9}"), "/caf%c3%a9");
+    }
 
     #[test]
     fn fnmatch_basics() {

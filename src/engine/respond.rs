@@ -28,6 +28,11 @@ pub enum Outcome {
     },
 }
 
+/// `make_allow` for core's default handler: it allows GET (listed with
+/// HEAD), OPTIONS and POST, in the order of httpd's method registry, and
+/// TRACE (TraceEnable on).
+const DEFAULT_HANDLER_ALLOW: &str = "OPTIONS,HEAD,GET,POST,TRACE";
+
 /// The request data the engine needs, taken from hyper's request.
 pub struct RequestHead {
     pub method: Method,
@@ -161,15 +166,27 @@ impl<'a> Main<'a> {
         let m = self.method.as_str();
         if !matches!(m, "GET" | "HEAD" | "POST") {
             if m == "OPTIONS" {
-                let mut headers = self.success_headers(r, None);
-                headers.push(("Allow".into(), "GET,POST,OPTIONS,HEAD".into()));
+                // ap_send_http_options: the type the file would have is
+                // kept (core.c default_handler answers OPTIONS before it
+                // looks at the file).
+                let content_type = self.final_content_type(r);
+                let mut headers = self.success_headers(r, content_type.as_deref());
+                if let Some(ct) = content_type {
+                    headers.push(("Content-Type".into(), ct));
+                }
+                headers.push(("Allow".into(), DEFAULT_HANDLER_ALLOW.into()));
                 return Outcome::Plain {
                     status: 200,
                     headers,
                     body: bytes::Bytes::new(),
                 };
             }
-            return self.error_outcome(Some(r), Stop::status(405));
+            // ap_send_error_response adds Allow (make_allow) to a 405.
+            let mut outcome = self.error_outcome(Some(r), Stop::status(405));
+            if let Outcome::Plain { headers, .. } = &mut outcome {
+                headers.push(("Allow".into(), DEFAULT_HANDLER_ALLOW.into()));
+            }
+            return outcome;
         }
         match r.finfo {
             FileKind::Dir => self.error_outcome(Some(r), Stop::status(403)),
@@ -507,34 +524,46 @@ fn apply_op(
     let name = a.name.as_str();
     let same = |k: &String| k.eq_ignore_ascii_case(name);
     match a.op {
-        HeaderOp::Set => {
-            out.retain(|(k, _)| !same(k));
-            if let Some(v) = value {
-                out.push((name.to_string(), v));
+        // apr_table_setn: the first entry takes the value in place, later
+        // ones go.
+        HeaderOp::Set => match (out.iter().position(|(k, _)| same(k)), value) {
+            (Some(pos), Some(v)) => {
+                out[pos].1 = v;
+                let mut i = 0;
+                out.retain(|(k, _)| {
+                    i += 1;
+                    i - 1 <= pos || !same(k)
+                });
             }
-        }
-        HeaderOp::Append => {
-            if let Some(v) = value {
-                if let Some(pos) = out.iter().position(|(k, _)| same(k)) {
-                    let existing = out[pos].1.clone();
-                    out.retain(|(k, _)| !same(k));
-                    out.push((name.to_string(), format!("{existing}, {v}")));
-                } else {
+            (_, v) => {
+                out.retain(|(k, _)| !same(k));
+                if let Some(v) = v {
                     out.push((name.to_string(), v));
                 }
             }
+        },
+        // apr_table_mergen: `, value` is appended to the first entry of
+        // that name only; other entries stay as they are.
+        HeaderOp::Append => {
+            if let Some(v) = value {
+                match out.iter_mut().find(|(k, _)| same(k)) {
+                    Some(e) => e.1 = format!("{}, {v}", e.1),
+                    None => out.push((name.to_string(), v)),
+                }
+            }
         }
+        // mod_headers.c do_headers_fixup hdr_merge: the first entry's
+        // tokens are checked; merged like append when the value is new.
         HeaderOp::Merge => {
             if let Some(v) = value {
-                if let Some(pos) = out.iter().position(|(k, _)| same(k)) {
-                    let existing = out[pos].1.clone();
-                    let present = existing.split(',').any(|t| t.trim() == v.trim());
-                    if !present {
-                        out.retain(|(k, _)| !same(k));
-                        out.push((name.to_string(), format!("{existing}, {v}")));
+                match out.iter_mut().find(|(k, _)| same(k)) {
+                    Some(e) => {
+                        let present = e.1.split(',').any(|t| t.trim() == v.trim());
+                        if !present {
+                            e.1 = format!("{}, {v}", e.1);
+                        }
                     }
-                } else {
-                    out.push((name.to_string(), v));
+                    None => out.push((name.to_string(), v)),
                 }
             }
         }

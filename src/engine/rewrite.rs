@@ -334,7 +334,8 @@ fn suggest(name: &str, options: &[&str]) -> Option<String> {
         .map(|o| format!("did you mean `{o}`?"))
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance, for "did you mean" hints.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
