@@ -321,14 +321,7 @@ impl<'a> Main<'a> {
         }
         if p.flags.nosub {
             self.apply_env_and_cookies(r, p, &refs);
-            if let Some(t) = &p.flags.forced_type {
-                let v = self.expand(r, t, &refs, None).0.to_ascii_lowercase();
-                r.forced_type = Some(v);
-            }
-            if let Some(h) = &p.flags.forced_handler {
-                let v = self.expand(r, h, &refs, None).0.to_ascii_lowercase();
-                r.handler = Handler::Named(v);
-            }
+            self.apply_type_and_handler(r, p, &refs);
             if p.flags.status_rule {
                 return RuleResult::Status(p.flags.status);
             }
@@ -387,17 +380,22 @@ impl<'a> Main<'a> {
             r.status = p.flags.status;
             return RuleResult::Rewrote;
         }
+        // R10: a handler replaces redirect-handler, so the internal redirect
+        // never happens and the file `redirect:...` is 404.
+        self.apply_type_and_handler(r, p, &refs);
+        RuleResult::Rewrote
+    }
+
+    /// `[T=]` and `[H=]`: expanded like the substitution, lower-cased.
+    fn apply_type_and_handler(&mut self, r: &mut Req, p: &RewriteRule, refs: &Refs) {
         if let Some(t) = &p.flags.forced_type {
-            let v = self.expand(r, t, &refs, None).0.to_ascii_lowercase();
+            let v = self.expand(r, t, refs, None).0.to_ascii_lowercase();
             r.forced_type = Some(v);
         }
         if let Some(h) = &p.flags.forced_handler {
-            // R10: a handler replaces redirect-handler, so the internal
-            // redirect never happens and the file `redirect:...` is 404.
-            let v = self.expand(r, h, &refs, None).0.to_ascii_lowercase();
+            let v = self.expand(r, h, refs, None).0.to_ascii_lowercase();
             r.handler = Handler::Named(v);
         }
-        RuleResult::Rewrote
     }
 
     fn apply_env_and_cookies(&mut self, r: &mut Req, p: &RewriteRule, refs: &Refs) {
