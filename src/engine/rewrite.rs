@@ -561,7 +561,22 @@ pub fn compile_cond(raw: &str, line: u32) -> Result<RewriteCond, ArgError> {
     let mut ornext = false;
     let mut novary = false;
     if let Some(f) = args.get(2) {
-        for (name, _val, off) in parse_flag_field(f, "RewriteCond")? {
+        // SEMANTICS Z5: `-lt 9` makes the 9 the flags argument; say how to
+        // write it instead of only "bad flag delimiters".
+        let op = args[1].text.trim_start_matches('!');
+        let spaced_integer_test = matches!(op, "-lt" | "-le" | "-eq" | "-gt" | "-ge" | "-ne")
+            && f.text.chars().all(|c| c.is_ascii_digit() || c == '-');
+        let fields = parse_flag_field(f, "RewriteCond").map_err(|e| {
+            if spaced_integer_test {
+                e.with_help(format!(
+                    "write the number glued to the operator: `{op}{}`",
+                    f.text
+                ))
+            } else {
+                e
+            }
+        })?;
+        for (name, _val, off) in fields {
             match name.to_ascii_lowercase().as_str() {
                 "nc" | "nocase" => nocase = true,
                 "or" | "ornext" => ornext = true,
