@@ -172,7 +172,6 @@ pub struct DirConfig {
     pub access_compat: Option<AccessCompat>,
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
-    pub php_values: Vec<(String, String, bool)>,
 }
 
 /// The settings in force for one directory (or one file) after merging.
@@ -196,7 +195,6 @@ pub struct Merged {
     pub access_compat: Option<AccessCompat>,
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
-    pub php_values: Vec<(String, String, bool)>,
 }
 
 /// mod_rewrite's merged per-dir config (`rewrite_perdir_conf`).
@@ -259,7 +257,6 @@ impl Merged {
             access_compat: None,
             files,
             ifs: Vec::new(),
-            php_values: Vec::new(),
         }
     }
 
@@ -325,7 +322,6 @@ impl Merged {
         }
         m.files.extend(child.files.iter().cloned());
         m.ifs.extend(child.ifs.iter().cloned());
-        m.php_values.extend(child.php_values.iter().cloned());
         m
     }
 }

@@ -130,6 +130,13 @@ pub enum UnescapeError {
     ForbiddenChar,
 }
 
+/// The byte of a `%xx` escape starting at `i`, if there is a valid one.
+fn pct_byte(bytes: &[u8], i: usize) -> Option<u8> {
+    let h = bytes.get(i + 1).copied().and_then(hex_val)?;
+    let l = bytes.get(i + 2).copied().and_then(hex_val)?;
+    Some(h * 16 + l)
+}
+
 fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -151,12 +158,8 @@ pub fn unescape_url(s: &str) -> Result<Vec<u8>, UnescapeError> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            match (
-                bytes.get(i + 1).copied().and_then(hex_val),
-                bytes.get(i + 2).copied().and_then(hex_val),
-            ) {
-                (Some(h), Some(l)) => {
-                    let v = h * 16 + l;
+            match pct_byte(bytes, i) {
+                Some(v) => {
                     if v == b'/' || v == 0 {
                         forbidden = true;
                     }
@@ -164,7 +167,7 @@ pub fn unescape_url(s: &str) -> Result<Vec<u8>, UnescapeError> {
                     i += 3;
                     continue;
                 }
-                _ => {
+                None => {
                     bad = true;
                     out.push(b);
                 }
@@ -185,28 +188,6 @@ pub fn unescape_url(s: &str) -> Result<Vec<u8>, UnescapeError> {
     }
 }
 
-/// Lenient %-decoding for values that are not paths (never fails).
-pub fn unescape_lenient(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex_val),
-                bytes.get(i + 2).copied().and_then(hex_val),
-            ) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `ap_normalize_path` with `AP_NORMALIZE_DECODE_UNRESERVED` and
 /// `AP_NORMALIZE_MERGE_SLASHES`: decode %-escapes of unreserved characters,
 /// merge `//`, resolve `.` and `..` segments.  Returns None when `..` would
@@ -218,11 +199,7 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex_val),
-                bytes.get(i + 2).copied().and_then(hex_val),
-            ) {
-                let v = h * 16 + l;
+            if let Some(v) = pct_byte(bytes, i) {
                 if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
                     decoded.push(v);
                     i += 3;

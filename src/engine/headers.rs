@@ -91,7 +91,8 @@ pub struct HeaderAction {
     pub op: HeaderOp,
     pub name: String,
     pub value: Option<HeaderValue>,
-    /// `edit`/`edit*`: the regex (value is the replacement).
+    /// `edit`/`edit*`: the regex (value is the replacement); `echo`: the
+    /// regex over request header names.
     pub edit: Option<Pattern>,
     pub cond: HeaderCond,
 }
@@ -199,6 +200,11 @@ pub fn parse_action(words: &[String], request: bool) -> Result<HeaderAction, Str
         }
         let re = rest.remove(0);
         edit = Some(Pattern::new(re, false).map_err(|e| format!("bad regex `{re}`: {e}"))?);
+    }
+    if op == HeaderOp::Echo {
+        // `Header echo regex`: the name is a regex over request header names,
+        // compiled here rather than per response.
+        edit = Some(Pattern::new(&name, false).map_err(|e| format!("bad regex `{name}`: {e}"))?);
     }
     if needs_value {
         let v = if rest.is_empty() {

@@ -900,11 +900,8 @@ pub fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String
         }
         match found {
             Some(Some(t)) => ctype = Some(t),
-            Some(None) => {
-                if let Some(t) = site.mime.lookup(&ext) {
-                    let _ = t;
-                }
-            }
+            // RemoveType: this extension contributes no type at all
+            Some(None) => {}
             None => {
                 if let Some(t) = site.mime.lookup(&ext) {
                     ctype = Some(t.to_string());
@@ -950,15 +947,6 @@ pub struct ExprCtx<'m, 'a, 'r> {
 impl expr::Context for ExprCtx<'_, '_, '_> {
     fn var(&mut self, name: &str) -> Option<String> {
         let upper = name.to_ascii_uppercase();
-        if let Some(h) = upper.strip_prefix("HTTP_") {
-            // %{HTTP_X_Y} in ap_expr is the request header X-Y
-            let hname = h.replace('_', "-");
-            let v = self.main.header(&hname);
-            if !hname.eq_ignore_ascii_case("host") {
-                self.r.add_vary(&title_case(&hname));
-            }
-            return Some(v.unwrap_or_default());
-        }
         match upper.as_str() {
             "CONTENT_TYPE" => return Some(self.r.content_type.clone().unwrap_or_default()),
             "HANDLER" => return Some(String::new()),

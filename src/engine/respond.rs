@@ -458,10 +458,6 @@ impl<'a> Main<'a> {
                             Ok(()) if nr.finfo == FileKind::File => {
                                 let ct = self.final_content_type(&nr);
                                 let mut headers = self.error_headers(Some(&mut nr), true);
-                                let conf = nr.conf.clone();
-                                for a in conf.headers.iter().filter(|a| !a.always) {
-                                    let _ = a;
-                                }
                                 headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
                                 match nr.meta.clone() {
                                     Some(meta) => Outcome::File {
@@ -593,7 +589,7 @@ fn apply_op(
         }
         HeaderOp::Echo => {
             // `Header echo regex`: copy matching request headers.
-            if let Ok(p) = super::pattern::Pattern::new(name, false) {
+            if let Some(p) = &a.edit {
                 for (k, v) in headers_in.iter() {
                     if p.is_match(k.as_str()) {
                         out.push((
@@ -609,43 +605,53 @@ fn apply_op(
 }
 
 fn edit_value(v: &str, re: &super::pattern::Pattern, repl: &str, all: bool) -> String {
-    let mut out = String::new();
+    // The regex works on bytes (as PCRE does), so a match may end inside a
+    // UTF-8 sequence: build the result as bytes and never slice `v` off a
+    // character boundary.
+    let vb = v.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(v.len());
     let mut pos = 0;
-    while pos <= v.len() {
-        let Some(caps) = re.captures(&v[pos..]) else {
-            break;
-        };
+    while let Some(caps) = re.captures(&v[pos..]) {
         let Some((s, e)) = caps.first().copied().flatten() else {
             break;
         };
-        out.push_str(&v[pos..pos + s]);
-        let sub = &v[pos..];
-        let b = repl.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'$' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-                out.push_str(&super::pattern::capture_text(
-                    sub,
-                    &caps,
-                    (b[i + 1] - b'0') as usize,
-                ));
-                i += 2;
-            } else {
-                let l = repl[i..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
-                out.push_str(&repl[i..i + l]);
-                i += l;
+        out.extend_from_slice(&vb[pos..pos + s]);
+        out.extend_from_slice(expand_dollar_refs(repl, &v[pos..], &caps).as_bytes());
+        let mut next = pos + e;
+        if e == s {
+            // an empty match: keep the next character and go on after it
+            if next >= vb.len() {
+                pos = vb.len();
+                break;
             }
+            out.push(vb[next]);
+            next += 1;
         }
-        pos += e.max(s + 1).min(v.len() - pos + 1);
-        if !all || e == s {
-            if e == s && pos <= v.len() {
-                // empty match: copy one char to make progress
-            }
+        while next < vb.len() && !v.is_char_boundary(next) {
+            out.push(vb[next]);
+            next += 1;
+        }
+        pos = next;
+        if !all {
             break;
         }
     }
-    if pos <= v.len() {
-        out.push_str(&v[pos.min(v.len())..]);
+    out.extend_from_slice(&vb[pos..]);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `$N` in a replacement: capture N of the match in `subject`.
+fn expand_dollar_refs(repl: &str, subject: &str, caps: &super::pattern::Captures) -> String {
+    let mut out = String::with_capacity(repl.len());
+    let mut chars = repl.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+            ('$', Some(n)) => {
+                chars.next();
+                out.push_str(&super::pattern::capture_text(subject, caps, n as usize));
+            }
+            _ => out.push(c),
+        }
     }
     out
 }
@@ -755,4 +761,32 @@ fn to_header_map(headers: &[(String, String)]) -> HeaderMap {
         }
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pattern::Pattern;
+
+    #[test]
+    fn header_edit_first_and_all() {
+        let re = Pattern::new("a(b)", false).expect("regex");
+        assert_eq!(edit_value("xabyab", &re, "<$1>", false), "x<b>yab");
+        assert_eq!(edit_value("xabyab", &re, "<$1>", true), "x<b>y<b>");
+    }
+
+    #[test]
+    fn header_edit_empty_matches_keep_every_character() {
+        let re = Pattern::new("x*", false).expect("regex");
+        assert_eq!(edit_value("ab", &re, "-", true), "-a-b-");
+        assert_eq!(edit_value("ab", &re, "-", false), "-ab");
+    }
+
+    #[test]
+    fn header_edit_never_splits_utf8() {
+        // `.` matches one byte (PCRE without UTF): must not panic
+        let re = Pattern::new("caf.", false).expect("regex");
+        let out = edit_value("café!", &re, "X", true);
+        assert!(out.starts_with('X') && out.ends_with('!'), "{out}");
+    }
 }
