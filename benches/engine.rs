@@ -69,6 +69,7 @@ fn request(c: &mut Criterion) {
         local: "127.0.0.1:80".parse().expect("addr"),
         tls: false,
         sni: None,
+        trusted_proxy: false,
     };
     let mut g = c.benchmark_group("request");
     for (label, target) in [

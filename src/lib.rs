@@ -9,9 +9,12 @@
 //! certificates; `expr` is Apache's `ap_expr` language used by `<If>`,
 //! `RewriteCond expr` and `Header ... expr=`; `cli` is the command line.
 
+pub mod acme;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod expr;
+pub mod hosting;
 pub mod htaccess;
 pub mod server;
 pub mod tls;

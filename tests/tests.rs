@@ -3,4 +3,5 @@
 
 mod conformance;
 mod diagnostics;
+mod hosting;
 mod parser_props;

@@ -1,5 +1,7 @@
-//! The command line: `serve` (quick mode), `demo`, `check`.
+//! The command line: `serve` (quick mode or `--config`), `demo`, `check`,
+//! `cert`.
 
+mod cert;
 mod check;
 mod demo;
 
@@ -21,8 +23,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve one document root (quick mode, no config file).
+    /// Serve the sites of a config file (`--config htgate.toml`), or one
+    /// document root (quick mode: `--root DIR`).
     Serve(ServeArgs),
+    /// Certificates: install an uploaded one, list and check what serves
+    /// each domain.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Serve a built-in demo site (WordPress-style rules, forced HTTPS).
     Demo {
         /// Plain HTTP listen address.
@@ -42,11 +51,46 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Validate a customer's certificate and key and install them for a
+    /// site; an invalid upload changes nothing.
+    Install {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The site's name in the config.
+        #[arg(long)]
+        site: String,
+        /// PEM certificate chain (the leaf, then the intermediates).
+        #[arg(long)]
+        cert: PathBuf,
+        /// PEM private key (without a passphrase).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Which certificate serves each domain, its issuer and expiry.
+    List {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Only the problems (names not covered, expired, expiring, renewal
+    /// failing); exit status 1 when there are any.
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+const DEFAULT_CONFIG: &str = "/etc/htgate/htgate.toml";
+
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
-    /// The document root.
-    #[arg(long)]
-    root: PathBuf,
+    /// The config file (many sites, certificates by SNI, ACME).
+    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers"])]
+    config: Option<PathBuf>,
+    /// The document root (quick mode).
+    #[arg(long, required_unless_present = "config")]
+    root: Option<PathBuf>,
     /// Plain HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
@@ -66,15 +110,14 @@ pub struct ServeArgs {
     #[arg(long)]
     debug_headers: bool,
     /// Treat client-sent HTTPS / X-Forwarded-Proto / Forwarded headers as
-    /// ordinary request headers, exactly as Apache does.  This is quick
-    /// mode's default (it emulates the Apache reference); the flag states it
-    /// explicitly.
+    /// ordinary request headers, exactly as Apache does (the conformance
+    /// runs use this: some recorded cases depend on it).
     #[arg(long, conflicts_with = "strip_client_https_headers")]
     pass_client_https_headers: bool,
-    /// Act as the TLS front: remove client-sent HTTPS / X-Forwarded-Proto /
-    /// Forwarded headers and set `HTTPS: on` and `X-Forwarded-Proto: https`
-    /// on TLS connections, so that hosting-style force-HTTPS rules work and
-    /// cannot be spoofed.
+    /// The default: act as the TLS front: remove client-sent HTTPS /
+    /// X-Forwarded-Proto / Forwarded headers and set `HTTPS: on` and
+    /// `X-Forwarded-Proto: https` on TLS connections, so that hosting-style
+    /// force-HTTPS rules work and cannot be spoofed.
     #[arg(long)]
     strip_client_https_headers: bool,
 }
@@ -85,17 +128,33 @@ pub fn run() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Check { paths } => check::run(&paths),
+        Command::Cert { command } => match command {
+            CertCommand::Install {
+                config,
+                site,
+                cert,
+                key,
+            } => cert::install(&config, &site, &cert, &key),
+            CertCommand::List { config } => cert::list(&config),
+            CertCommand::Check { config } => cert::check(&config),
+        },
         Command::Serve(args) => {
+            if let Some(config) = &args.config {
+                return serve_config(config);
+            }
+            let Some(root) = args.root else {
+                eprintln!("error: give --config FILE or --root DIR");
+                return ExitCode::FAILURE;
+            };
             let opts = crate::server::quick::QuickOptions {
-                root: args.root,
+                root,
                 http: args.http,
                 https: args.https,
                 cert: args.cert,
                 key: args.key,
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
-                pass_client_https_headers: args.pass_client_https_headers
-                    || !args.strip_client_https_headers,
+                pass_client_https_headers: args.pass_client_https_headers,
             };
             serve(opts)
         }
@@ -139,15 +198,9 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
             opts.server_names.join(", ")
         );
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let server = match crate::server::quick::start(opts).await {
@@ -160,6 +213,54 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
         eprintln!(
             "htgate listening on http://{} and https://{}",
             server.http_addr, server.https_addr
+        );
+        wait_for_signal().await;
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// `htgate serve --config FILE`.
+fn serve_config(path: &std::path::Path) -> ExitCode {
+    let config = match crate::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let server = match crate::hosting::run::start(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (addr, tls) in &server.addrs {
+            eprintln!(
+                "htgate listening on {}://{addr}",
+                if *tls { "https" } else { "http" }
+            );
+        }
+        eprintln!(
+            "{} sites from {}",
+            config.file.site.len(),
+            config.path.display()
         );
         wait_for_signal().await;
         server.shutdown().await;

@@ -32,48 +32,48 @@ impl Handler for Engine {
         req: http::Request<hyper::body::Incoming>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
-        let site = self.site.clone();
-        Box::pin(async move {
-            let (parts, _body) = req.into_parts();
-            let target = parts
-                .uri
-                .path_and_query()
-                .map(|pq| pq.as_str().to_string())
-                .unwrap_or_else(|| "/".to_string());
-            let protocol = match parts.version {
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_2 => "HTTP/2.0",
-                _ => "HTTP/1.1",
-            }
-            .to_string();
-            let head = respond::RequestHead {
-                method: parts.method.clone(),
-                target,
-                protocol,
-                headers: parts.headers.clone(),
-                authority: parts.uri.authority().map(|a| a.to_string()),
-            };
-            let method = parts.method.clone();
-            let req_headers = parts.headers;
-            let site2 = site.clone();
-            let conn2 = conn.clone();
-            let outcome =
-                tokio::task::spawn_blocking(move || respond::run(&site2, &head, &conn2)).await;
-            match outcome {
-                Ok(o) => respond::into_response(o, &method, &req_headers).await,
-                Err(e) => {
-                    tracing::error!("request processing failed: {e}");
-                    let mut resp = http::Response::new(crate::server::full_body(
-                        crate::server::status_page::error_body(
-                            http::StatusCode::INTERNAL_SERVER_ERROR,
-                            None,
-                            &method,
-                        ),
-                    ));
-                    *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    resp
-                }
-            }
-        })
+        Box::pin(serve_site(self.site.clone(), req, conn))
+    }
+}
+
+/// Runs one request through `site`'s programs and answers it.  The
+/// filesystem work runs on tokio's blocking pool.
+pub async fn serve_site(
+    site: Arc<Site>,
+    req: http::Request<hyper::body::Incoming>,
+    conn: Arc<ConnInfo>,
+) -> http::Response<crate::server::Body> {
+    let (parts, _body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let protocol = match parts.version {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    }
+    .to_string();
+    let head = respond::RequestHead {
+        method: parts.method.clone(),
+        target,
+        protocol,
+        headers: parts.headers.clone(),
+        authority: parts.uri.authority().map(|a| a.to_string()),
+    };
+    let method = parts.method.clone();
+    let req_headers = parts.headers;
+    let outcome = tokio::task::spawn_blocking(move || respond::run(&site, &head, &conn)).await;
+    match outcome {
+        Ok(o) => respond::into_response(o, &method, &req_headers).await,
+        Err(e) => {
+            tracing::error!("request processing failed: {e}");
+            crate::server::status_page::error_response(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                &method,
+                None,
+            )
+        }
     }
 }

@@ -46,7 +46,7 @@ pub struct RequestHead {
 /// `spawn_blocking`).
 pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
     let mut headers_in = head.headers.clone();
-    if !site.pass_client_https_headers {
+    if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
         // TLS front, so it sets these itself.
         headers_in.remove("https");

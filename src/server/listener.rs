@@ -279,6 +279,7 @@ async fn run_connection(
         local,
         tls: is_tls,
         sni,
+        trusted_proxy: false,
     });
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(ConnIo {

@@ -30,6 +30,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The SNI name the client sent, if any (TLS only).
     pub sni: Option<String>,
+    /// The peer is a configured front proxy: its `HTTPS`,
+    /// `X-Forwarded-Proto` and `Forwarded` headers are believed.
+    pub trusted_proxy: bool,
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>;

@@ -3,6 +3,9 @@
 //! Everything here uses rustls' `ring` provider explicitly (the crate is
 //! built without aws-lc), so no process-wide default provider is needed.
 
+pub mod upload;
+pub mod validate;
+
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{
@@ -112,19 +115,16 @@ pub fn self_signed(
 /// The ALPN protocols offered, in order of preference.
 pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-/// A server configuration for one certificate chain and key: ring provider,
-/// TLS 1.2 and 1.3, no client authentication, ALPN `h2` then `http/1.1`.
-/// Fails clearly when the key cannot be used or does not belong to the
-/// leaf certificate.
-pub fn server_config(
+/// A chain and its key, ready to be served (ring signing key), with the
+/// key checked against the leaf.
+pub fn certified_key(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<Arc<CertifiedKey>, TlsError> {
     if certs.is_empty() {
         return Err(TlsError::EmptyChain);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
+    let signing_key = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key)
         .map_err(|e| TlsError::BadKey(e.to_string()))?;
@@ -139,13 +139,37 @@ pub fn server_config(
         }
         Err(e) => return Err(TlsError::BadCertificate(e.to_string())),
     }
+    Ok(Arc::new(certified))
+}
+
+/// A server configuration whose certificate is chosen per handshake by
+/// `resolver` (SNI): ring provider, TLS 1.2 and 1.3, ALPN `h2` then
+/// `http/1.1`.
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// A server configuration for one certificate chain and key: ring provider,
+/// TLS 1.2 and 1.3, no client authentication, ALPN `h2` then `http/1.1`.
+/// Fails clearly when the key cannot be used or does not belong to the
+/// leaf certificate.
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certified = certified_key(certs, key)?;
+    server_config_with_resolver(Arc::new(SingleCertAndKey::from(Arc::unwrap_or_clone(
+        certified,
+    ))))
 }
 
 #[cfg(test)]

@@ -1,0 +1,428 @@
+//! The public façade: on-demand orders, the background renewal loop and the
+//! per-domain state shown by `htgate cert list/check`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use instant_acme::Account;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::challenges::Challenges;
+use super::error::AcmeError;
+use super::issue;
+use super::schedule::{backoff_delay, normalize, renewal_due, skip_reason, unix_now};
+use super::settings::AcmeSettings;
+use super::store::{self, StoredCert};
+
+/// Bound on one whole order (account, validation, issuance), so a CA that
+/// stops answering mid-order cannot stall the renewal loop forever.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The loop re-checks at least this often, so a clock jump or a certificate
+/// replaced on disk by hand is noticed within the hour.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// What `htgate cert list/check` shows for one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainStatus {
+    pub domain: String,
+    /// Expiry of the stored certificate, Unix seconds.
+    pub not_after: Option<i64>,
+    /// The last failure, in plain words; cleared by a success.
+    pub last_error: Option<String>,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// When the loop tries again after a failure, Unix seconds.
+    pub next_attempt: Option<i64>,
+}
+
+#[derive(Default)]
+struct DomainState {
+    failures: u32,
+    last_error: Option<String>,
+    next_attempt: Option<i64>,
+}
+
+/// Keeps certificates issued and renewed for a changing list of domains.
+pub struct AcmeManager {
+    settings: AcmeSettings,
+    challenges: Challenges,
+    state: Mutex<HashMap<String, DomainState>>,
+    /// The account, loaded once; `None` until the first order.
+    account: tokio::sync::Mutex<Option<Account>>,
+    /// One order at a time: the loop and an admin's `renew_now` must not
+    /// order the same name twice, and CAs rate-limit parallel orders anyway.
+    order_lock: tokio::sync::Mutex<()>,
+}
+
+impl AcmeManager {
+    pub fn new(settings: AcmeSettings) -> Arc<Self> {
+        Arc::new(AcmeManager {
+            settings,
+            challenges: Challenges::default(),
+            state: Mutex::new(HashMap::new()),
+            account: tokio::sync::Mutex::new(None),
+            order_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The pending HTTP-01 answers, for the HTTP server.
+    pub fn challenges(&self) -> Challenges {
+        self.challenges.clone()
+    }
+
+    pub fn settings(&self) -> &AcmeSettings {
+        &self.settings
+    }
+
+    /// Certificate stored on disk for this domain (storage/certificates/<domain>/fullchain.pem + privkey.pem), if any.
+    pub fn stored(&self, domain: &str) -> Option<StoredCert> {
+        store::load_cert(&self.settings.storage, &normalize(domain))
+    }
+
+    /// Whether `cert` is due for renewal at `now` (Unix seconds).
+    pub fn needs_renewal(&self, cert: &StoredCert, now: i64) -> bool {
+        now >= renewal_due(cert.not_before, cert.not_after, self.settings.renew_before)
+    }
+
+    /// One order for one DNS name over HTTP-01; the result is stored and
+    /// recorded in [`AcmeManager::status`] (a failure starts the back-off the
+    /// background loop honours; this call itself never waits for it).
+    pub async fn obtain(&self, domain: &str) -> Result<StoredCert, AcmeError> {
+        let domain = normalize(domain);
+        if let Some(reason) = skip_reason(&domain) {
+            return Err(AcmeError::NotEligible { domain, reason });
+        }
+        let _one_at_a_time = self.order_lock.lock().await;
+        let kind = if self.stored(&domain).is_some() {
+            "renewal"
+        } else {
+            "issuance"
+        };
+        let started = Instant::now();
+        let result = match tokio::time::timeout(ORDER_TIMEOUT, self.order(&domain)).await {
+            Ok(result) => result,
+            Err(_) => Err(AcmeError::Timeout {
+                domain: domain.clone(),
+                stage: "running the order",
+                after: ORDER_TIMEOUT,
+            }),
+        };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            Ok(cert) => {
+                self.record_success(&domain);
+                tracing::info!(
+                    domain,
+                    kind,
+                    outcome = "ok",
+                    duration_ms,
+                    not_after = cert.not_after,
+                    "ACME certificate stored"
+                );
+            }
+            Err(err) => {
+                let (failures, retry_in) = self.record_failure(&domain, err);
+                tracing::warn!(domain, kind, outcome = "failed", duration_ms, failures, retry_in_s = retry_in.as_secs(), error = %err, "ACME order failed");
+            }
+        }
+        result
+    }
+
+    /// Force renewal of a domain now (used by tests and by an admin command).
+    pub async fn renew_now(&self, domain: &str) -> Result<StoredCert, AcmeError> {
+        self.obtain(domain).await
+    }
+
+    /// Account, order, store; retried once with a new account when the CA
+    /// has forgotten the stored one (pebble restarts, deactivation).
+    async fn order(&self, domain: &str) -> Result<StoredCert, AcmeError> {
+        let mut fresh = false;
+        loop {
+            let account = self.account(fresh).await?;
+            match issue::new_order(&account, domain).await {
+                Ok(order) => {
+                    let cert = issue::complete_order(order, domain, &self.challenges).await?;
+                    store::save_cert(&self.settings.storage, &cert)?;
+                    return Ok(cert);
+                }
+                Err(Some(err)) => return Err(err),
+                Err(None) if !fresh => {
+                    tracing::warn!(
+                        domain,
+                        "the CA does not know the stored ACME account; creating a new one"
+                    );
+                    fresh = true;
+                }
+                Err(None) => {
+                    return Err(AcmeError::AccountRefused {
+                        url: self.settings.directory_url.clone(),
+                        detail: "the CA does not recognise a freshly created account".to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn account(&self, fresh: bool) -> Result<Account, AcmeError> {
+        let mut cached = self.account.lock().await;
+        if let (Some(account), false) = (cached.as_ref(), fresh) {
+            return Ok(account.clone());
+        }
+        let account = issue::load_or_create_account(&self.settings, fresh).await?;
+        *cached = Some(account.clone());
+        Ok(account)
+    }
+
+    fn state(&self) -> MutexGuard<'_, HashMap<String, DomainState>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn record_success(&self, domain: &str) {
+        self.state()
+            .insert(domain.to_string(), DomainState::default());
+    }
+
+    /// Count the failure and schedule the next try; returns (failures, wait).
+    fn record_failure(&self, domain: &str, err: &AcmeError) -> (u32, Duration) {
+        let mut state = self.state();
+        let entry = state.entry(domain.to_string()).or_default();
+        entry.failures = entry.failures.saturating_add(1);
+        let wait = backoff_delay(self.settings.retry_base, entry.failures);
+        entry.next_attempt =
+            Some(unix_now() + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2));
+        entry.last_error = Some(err.to_string());
+        (entry.failures, wait)
+    }
+
+    /// Every domain the manager knows: watched, ordered or stored.
+    pub fn status(&self) -> Vec<DomainStatus> {
+        let mut names: BTreeSet<String> = self.state().keys().cloned().collect();
+        names.extend(store::stored_domains(&self.settings.storage));
+        names
+            .into_iter()
+            .map(|domain| {
+                let not_after = self.stored(&domain).map(|cert| cert.not_after);
+                let state = self.state();
+                let entry = state.get(&domain);
+                DomainStatus {
+                    not_after,
+                    last_error: entry.and_then(|e| e.last_error.clone()),
+                    failures: entry.map_or(0, |e| e.failures),
+                    next_attempt: entry.and_then(|e| e.next_attempt),
+                    domain,
+                }
+            })
+            .collect()
+    }
+
+    /// Background loop: keeps every domain in `domains` issued and renewed;
+    /// calls `on_cert(domain)` after every new certificate; ends when the
+    /// watch sender is dropped (shutdown).
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut domains: watch::Receiver<Vec<String>>,
+        on_cert: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> JoinHandle<()> {
+        let manager = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut reported_skips = HashSet::new();
+            loop {
+                let list = domains.borrow_and_update().clone();
+                let next_due = manager.run_due(&list, &mut reported_skips, &on_cert).await;
+                let wait = next_due.map_or(MAX_SLEEP, |due| {
+                    Duration::from_secs(u64::try_from(due - unix_now()).unwrap_or(0))
+                        .clamp(Duration::from_secs(1), MAX_SLEEP)
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    changed = domains.changed() => {
+                        if changed.is_err() {
+                            tracing::info!("ACME renewal loop stopped: the domain list was dropped");
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// One pass over `list`: order what is due, and return the earliest time
+    /// (Unix seconds) something else becomes due.
+    async fn run_due(
+        &self,
+        list: &[String],
+        reported_skips: &mut HashSet<String>,
+        on_cert: &Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> Option<i64> {
+        let mut next_due: Option<i64> = None;
+        let mut earliest = |t: i64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
+        let mut seen = HashSet::new();
+        for raw in list {
+            let domain = normalize(raw);
+            if !seen.insert(domain.clone()) {
+                continue;
+            }
+            if let Some(reason) = skip_reason(&domain) {
+                if reported_skips.insert(domain.clone()) {
+                    tracing::warn!(domain, reason, "no ACME certificate for this name");
+                }
+                continue;
+            }
+            self.state().entry(domain.clone()).or_default();
+            let now = unix_now();
+            let retry_at = self.state().get(&domain).and_then(|s| s.next_attempt);
+            if let Some(at) = retry_at.filter(|&at| at > now) {
+                earliest(at);
+                continue;
+            }
+            if let Some(cert) = self.stored(&domain) {
+                if !self.needs_renewal(&cert, now) {
+                    earliest(renewal_due(
+                        cert.not_before,
+                        cert.not_after,
+                        self.settings.renew_before,
+                    ));
+                    continue;
+                }
+            }
+            match self.obtain(&domain).await {
+                Ok(cert) => {
+                    on_cert(&domain);
+                    earliest(renewal_due(
+                        cert.not_before,
+                        cert.not_after,
+                        self.settings.renew_before,
+                    ));
+                }
+                Err(_) => {
+                    // Already logged and recorded by `obtain`.
+                    if let Some(at) = self.state().get(&domain).and_then(|s| s.next_attempt) {
+                        earliest(at);
+                    }
+                }
+            }
+        }
+        next_due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::PrivateKeyDer;
+
+    const DAY: i64 = 24 * 60 * 60;
+
+    fn manager(renew_before: Option<Duration>) -> Arc<AcmeManager> {
+        let mut settings = AcmeSettings::new("https://127.0.0.1:1/dir", "/nonexistent/htgate-acme");
+        settings.renew_before = renew_before;
+        AcmeManager::new(settings)
+    }
+
+    fn cert(not_before: i64, lifetime_days: i64) -> StoredCert {
+        StoredCert {
+            domain: "example.com".into(),
+            chain_pem: String::new(),
+            key_pem: String::new(),
+            chain: Vec::new(),
+            key: PrivateKeyDer::Pkcs8(Vec::new().into()),
+            not_before,
+            not_after: not_before + lifetime_days * DAY,
+        }
+    }
+
+    #[test]
+    fn needs_renewal_at_a_third_left_or_renew_before() {
+        let t0 = 1_700_000_000;
+        let m = manager(None);
+        let c90 = cert(t0, 90);
+        assert!(!m.needs_renewal(&c90, t0 + 60 * DAY - 1));
+        assert!(m.needs_renewal(&c90, t0 + 60 * DAY));
+        let c45 = cert(t0, 45);
+        assert!(!m.needs_renewal(&c45, t0 + 30 * DAY - 1));
+        assert!(m.needs_renewal(&c45, t0 + 30 * DAY));
+        assert!(
+            m.needs_renewal(&c45, t0 + 50 * DAY),
+            "expired certificates are due"
+        );
+
+        let m = manager(Some(Duration::from_secs(7 * DAY as u64)));
+        assert!(!m.needs_renewal(&c90, t0 + 83 * DAY - 1));
+        assert!(m.needs_renewal(&c90, t0 + 83 * DAY));
+    }
+
+    #[tokio::test]
+    async fn wildcards_and_ips_are_refused_without_contacting_the_ca() {
+        let m = manager(None);
+        for name in ["*.example.com", "192.0.2.7", "::1"] {
+            let err = m.obtain(name).await.expect_err(name);
+            assert!(
+                matches!(err, AcmeError::NotEligible { .. }),
+                "{name}: {err}"
+            );
+        }
+        assert!(m.status().is_empty(), "refusals are not failures");
+    }
+
+    #[tokio::test]
+    async fn the_loop_skips_wildcards_and_ips() {
+        let m = manager(None);
+        let (tx, rx) = watch::channel(vec!["*.example.com".to_string(), "203.0.113.5".to_string()]);
+        let calls = Arc::new(Mutex::new(0u32));
+        let counter = Arc::clone(&calls);
+        let handle = m.spawn(
+            rx,
+            Arc::new(move |_: &str| *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("the loop ends when the list is dropped")
+            .expect("no panic");
+        assert_eq!(*calls.lock().unwrap_or_else(|p| p.into_inner()), 0);
+        assert!(
+            m.status().is_empty(),
+            "skipped names are neither ordered nor failed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_directory_is_named_and_backs_off() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut settings = AcmeSettings::new("https://127.0.0.1:1/dir", tmp.path());
+        settings.retry_base = Duration::from_secs(60);
+        let m = AcmeManager::new(settings);
+        let before = unix_now();
+        let err = m.obtain("example.com").await.expect_err("no CA");
+        let text = err.to_string();
+        assert!(
+            matches!(err, AcmeError::DirectoryUnreachable { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://127.0.0.1:1/dir") && text.contains("unreachable"),
+            "{text}"
+        );
+        let err = m.obtain("example.com").await.expect_err("no CA");
+        assert!(matches!(err, AcmeError::DirectoryUnreachable { .. }));
+        let status = m.status();
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].failures, 2);
+        let next = status[0].next_attempt.expect("scheduled");
+        assert!(
+            next >= before + 120 && next <= unix_now() + 120,
+            "second failure waits 2 x base"
+        );
+        assert!(status[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("unreachable")));
+    }
+}

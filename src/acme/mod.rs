@@ -1,0 +1,36 @@
+//! Automatic certificates over ACME (HTTP-01).
+//!
+//! [`AcmeManager`] keeps one certificate per DNS name issued and renewed
+//! through an ACME CA (Let's Encrypt, or pebble in the tests) using
+//! instant-acme. The HTTP server answers the CA's validation requests for
+//! `/.well-known/acme-challenge/<token>` from [`Challenges`] before any
+//! `.htaccess` runs, so a customer's rewrite rules cannot break issuance.
+//!
+//! Modules: `settings` (what the operator configures), `error` (plain-words
+//! failures), `challenges` (pending HTTP-01 answers), `store` (certificates
+//! and the account on disk, written atomically), `schedule` (renewal time,
+//! back-off, which names HTTP-01 can prove), `issue` (one ACME order),
+//! `manager` (the public façade and the background loop) and `pebble` (a
+//! test harness around a local pebble CA).
+
+mod challenges;
+mod error;
+mod issue;
+mod manager;
+pub mod pebble;
+mod schedule;
+mod settings;
+mod store;
+
+#[cfg(test)]
+mod pebble_tests;
+
+pub use challenges::Challenges;
+pub use error::AcmeError;
+pub use manager::{AcmeManager, DomainStatus};
+pub use schedule::{backoff_delay, skip_reason};
+pub use settings::{AcmeSettings, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
+pub use store::StoredCert;
+
+/// The path prefix served by htgate itself before any .htaccess runs.
+pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

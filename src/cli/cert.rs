@@ -1,0 +1,256 @@
+//! `htgate cert install | list | check`: certificates per site and domain,
+//! in words a hosting customer understands.
+
+use crate::config::Config;
+use crate::hosting::certs::{fmt_time, unix_now, CertSource, CertStore, Served};
+use crate::tls::validate::Trust;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Days before expiry from which a certificate is reported as expiring.
+const EXPIRING_DAYS: i64 = 14;
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!("error: the configuration has errors; nothing was changed");
+        ExitCode::FAILURE
+    })
+}
+
+/// `htgate cert install --site NAME --cert FULLCHAIN --key KEY`.
+pub fn install(config: &Path, site: &str, cert: &Path, key: &Path) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(site_cfg) = config.site(site) else {
+        let names: Vec<&str> = config
+            .file
+            .site
+            .iter()
+            .map(|s| s.name.get_ref().as_str())
+            .collect();
+        eprintln!(
+            "error: there is no site `{site}` in {} (sites: {})",
+            config.path.display(),
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    };
+    let Some(dir) = config.upload_dir(site_cfg) else {
+        eprintln!("error: site `{site}` has no folder for uploaded certificates: set `certificates_dir` at the top of {} or `certificate = {{ dir = \"...\" }}` in the site", config.path.display());
+        return ExitCode::FAILURE;
+    };
+    let read = |p: &Path, what: &str| {
+        std::fs::read(p).map_err(|e| {
+            eprintln!("error: cannot read the {what} {}: {e}", p.display());
+            ExitCode::FAILURE
+        })
+    };
+    let (cert_pem, key_pem) = match (read(cert, "certificate file"), read(key, "key file")) {
+        (Ok(c), Ok(k)) => (c, k),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let domains: Vec<String> = site_cfg
+        .domains
+        .iter()
+        .map(|d| d.get_ref().clone())
+        .collect();
+    let trust = match crate::hosting::run::trust(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::tls::upload::install(&dir, &cert_pem, &key_pem, &domains, unix_now(), &trust) {
+        Ok(v) => {
+            println!(
+                "installed for site `{site}` in {}: {} issued by {}, valid until {}",
+                dir.display(),
+                v.leaf.subject,
+                v.leaf.issuer,
+                fmt_time(v.leaf.not_after)
+            );
+            for w in &v.warnings {
+                println!("note: {w}");
+            }
+            println!(
+                "a running htgate serves it within {} seconds",
+                config.file.cert_check_seconds
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: the certificate was not installed: {e}");
+            eprintln!("the certificate served until now stays in place");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line of `cert list`.
+struct Row {
+    site: String,
+    domain: String,
+    source: CertSource,
+    served: Arc<Served>,
+    problems: Vec<String>,
+}
+
+/// Why a certificate of a site cannot be used, if it is there but broken
+/// (the server keeps the previous one; a fresh start has none).
+fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<String> {
+    let cfg = store.sites().get(site)?;
+    let dir = cfg.upload_dir.as_ref()?;
+    match crate::tls::upload::load_installed(dir, trust) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "the uploaded certificate in {} is not usable: {e}",
+            dir.display()
+        )),
+    }
+}
+
+fn rows(config: &Config, store: &CertStore, now: i64) -> Vec<Row> {
+    let snap = store.snapshot();
+    let trust = crate::hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
+    let tls_listener = config.listeners().iter().any(|(_, tls)| *tls);
+    let acme_status: Vec<crate::acme::DomainStatus> = Vec::new();
+    let mut out = Vec::new();
+    for (i, site) in store.sites().iter().enumerate() {
+        let broken_upload = upload_problem(store, i, &trust);
+        for domain in &site.domains {
+            // A wildcard is checked with a name it stands for.
+            let probe = match domain.strip_prefix("*.") {
+                Some(rest) => format!("any-name.{rest}"),
+                None => domain.clone(),
+            };
+            let (served, source) = snap.choose(Some(&probe), now);
+            let mut problems = Vec::new();
+            if !tls_listener {
+                problems.push("no TLS listener is configured: https:// connections are refused (the browser shows a connection error)".to_string());
+            }
+            if !served.covers(&probe) {
+                problems.push(format!(
+                    "no certificate names {domain}: visitors see \"Your connection is not private\" (NET::ERR_CERT_COMMON_NAME_INVALID); upload one with `htgate cert install`{}",
+                    if site.acme && !domain.starts_with("*.") && config.file.acme.is_some() {
+                        " or wait for the automatic one"
+                    } else if domain.starts_with("*.") {
+                        " (automatic certificates cannot cover wildcards)"
+                    } else {
+                        ""
+                    }
+                ));
+            } else if served.not_after < now {
+                problems.push(format!(
+                    "the certificate expired on {}: visitors see NET::ERR_CERT_DATE_INVALID",
+                    fmt_time(served.not_after)
+                ));
+            } else if served.not_after - now < EXPIRING_DAYS * 86_400 {
+                problems.push(format!(
+                    "the certificate expires soon ({}, in {} days)",
+                    fmt_time(served.not_after),
+                    (served.not_after - now) / 86_400
+                ));
+            }
+            if let Some(p) = &broken_upload {
+                problems.push(p.clone());
+            }
+            if let Some(up) = snap.uploaded(i) {
+                if source != CertSource::Uploaded && up.not_after < now {
+                    problems.push(format!(
+                        "the uploaded certificate expired on {}; the {} certificate is served instead",
+                        fmt_time(up.not_after),
+                        source
+                    ));
+                }
+            }
+            if let Some(st) = acme_status.iter().find(|s| &s.domain == domain) {
+                if let Some(err) = &st.last_error {
+                    problems.push(format!(
+                        "getting the automatic certificate is failing ({} attempts): {err}",
+                        st.failures
+                    ));
+                }
+            }
+            out.push(Row {
+                site: site.name.clone(),
+                domain: domain.clone(),
+                source,
+                served,
+                problems,
+            });
+        }
+    }
+    out
+}
+
+fn open_store(config: &Config) -> Result<Arc<CertStore>, ExitCode> {
+    let acme = config.file.acme.as_ref().map(|a| {
+        crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a))
+    });
+    crate::hosting::run::cert_store(config, acme).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `htgate cert list`: which certificate serves each domain.
+pub fn list(config: &Path) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let now = unix_now();
+    let mut site = String::new();
+    for row in rows(&config, &store, now) {
+        if row.site != site {
+            println!("site {}", row.site);
+            site = row.site.clone();
+        }
+        println!(
+            "  {:<32} {:<9} {}  issuer: {}  expires: {}",
+            row.domain,
+            row.source.to_string(),
+            row.served.subject,
+            row.served.issuer,
+            fmt_time(row.served.not_after)
+        );
+        for p in &row.problems {
+            println!("      problem: {p}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `htgate cert check`: only the problems; exit status 1 when there are.
+pub fn check(config: &Path) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut n = 0;
+    for row in rows(&config, &store, unix_now()) {
+        for p in &row.problems {
+            println!("{} {}: {p}", row.site, row.domain);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        println!("all domains have a valid certificate");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,344 @@
+//! `htgate.toml`: the hosting configuration (listeners, the shared default
+//! certificate, ACME settings and the sites).
+//!
+//! Parsing is serde + toml with `deny_unknown_fields`, so a misspelt key is
+//! an error, not a silently ignored setting.  Values that serde cannot judge
+//! (domain syntax, duplicate domains, missing roots) are checked afterwards
+//! against the spans toml recorded, so every error names `file:line:col`.
+
+mod schema;
+
+pub use schema::*;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One problem in a configuration file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// All problems of one file (at least one).
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// A checked configuration: the parsed file plus facts derived from it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (relative paths inside it are resolved
+    /// against its folder).
+    pub path: PathBuf,
+    pub file: ConfigFile,
+}
+
+impl Config {
+    /// Reads, parses and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the configuration: {e}"),
+            }])
+        })?;
+        Config::parse(path, &source)
+    }
+
+    /// Parses and checks `source` as if read from `path`.
+    pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigErrors> {
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let err_at = |offset: usize, message: String| {
+            let (line, col) = line_col(source, offset);
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        let mut file: ConfigFile = toml::from_str(source).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            ConfigErrors(vec![err_at(offset, e.message().trim().to_string())])
+        })?;
+        let mut errors = Vec::new();
+        check(&mut file, &base, &mut |offset, message| {
+            errors.push(err_at(offset, message))
+        });
+        if errors.is_empty() {
+            Ok(Config {
+                path: path.to_path_buf(),
+                file,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The plain and TLS listen addresses.
+    pub fn listeners(&self) -> Vec<(SocketAddr, bool)> {
+        self.file
+            .listen
+            .iter()
+            .map(|l| (*l.address.get_ref(), l.tls))
+            .collect()
+    }
+
+    /// The folder an uploaded certificate of `site` lives in.
+    pub fn upload_dir(&self, site: &SiteConfig) -> Option<PathBuf> {
+        if let Some(c) = &site.certificate {
+            return Some(c.dir.clone());
+        }
+        self.file
+            .certificates_dir
+            .as_ref()
+            .map(|d| d.join(site.name.get_ref()))
+    }
+
+    pub fn site(&self, name: &str) -> Option<&SiteConfig> {
+        self.file.site.iter().find(|s| s.name.get_ref() == name)
+    }
+}
+
+/// Makes `p` absolute against the configuration file's folder.
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Whether `name` is a host name htgate can route and certify: LDH labels,
+/// optionally one leading `*.` label, at least two labels for a wildcard.
+pub fn check_domain(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a domain cannot be empty".into());
+    }
+    if name.len() > 253 {
+        return Err(format!("`{name}` is longer than 253 characters"));
+    }
+    if name != name.to_ascii_lowercase() {
+        return Err(format!(
+            "`{name}` has upper-case letters; write domains in lower case (`{}`)",
+            name.to_ascii_lowercase()
+        ));
+    }
+    let (wild, rest) = match name.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    if wild && !rest.contains('.') {
+        return Err(format!(
+            "`{name}`: a wildcard needs at least two labels after `*.` (like `*.example.com`)"
+        ));
+    }
+    for label in rest.split('.') {
+        if label.is_empty() {
+            return Err(format!("`{name}` has an empty label (two dots or a trailing dot)"));
+        }
+        if label.len() > 63 {
+            return Err(format!("`{name}`: the label `{label}` is longer than 63 characters"));
+        }
+        if label.contains('*') {
+            return Err(format!(
+                "`{name}`: `*` is only allowed as the whole first label (`*.example.com`)"
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "`{name}`: only letters, digits, `-` and `.` are allowed (write internationalised names in their xn-- form)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("`{name}`: the label `{label}` starts or ends with `-`"));
+        }
+    }
+    Ok(())
+}
+
+/// The checks serde cannot make.  `report(offset, message)` is called for
+/// every problem; paths are made absolute on the way.
+fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, String)) {
+    if file.listen.is_empty() {
+        report(
+            0,
+            "no [[listen]] address: add at least one, e.g. `[[listen]] address = \"0.0.0.0:80\"`"
+                .into(),
+        );
+    }
+    let mut seen_addr: HashMap<SocketAddr, ()> = HashMap::new();
+    for l in &file.listen {
+        // Port 0 (any free port) may appear several times.
+        if l.address.get_ref().port() != 0 && seen_addr.insert(*l.address.get_ref(), ()).is_some() {
+            report(
+                l.address.span().start,
+                format!("{} is listed twice", l.address.get_ref()),
+            );
+        }
+    }
+    if let Some(dir) = &mut file.certificates_dir {
+        *dir = resolve(base, dir);
+    }
+    for r in &mut file.extra_ca_roots {
+        *r = resolve(base, r);
+    }
+    if let Some(c) = &mut file.default_certificate {
+        c.cert = resolve(base, &c.cert);
+        c.key = resolve(base, &c.key);
+    }
+    if let Some(a) = &mut file.acme {
+        a.storage = resolve(base, &a.storage);
+        if let Some(r) = &mut a.ca_root {
+            *r = resolve(base, r);
+        }
+        if !a.directory.starts_with("https://") && !a.directory.starts_with("http://") {
+            report(
+                0,
+                format!(
+                    "[acme] directory `{}` is not an http(s) URL",
+                    a.directory
+                ),
+            );
+        }
+    }
+    if file.site.is_empty() {
+        report(0, "no [[site]]: add at least one site".into());
+    }
+    let mut names: HashMap<String, ()> = HashMap::new();
+    let mut domains: HashMap<String, String> = HashMap::new();
+    for site in &mut file.site {
+        let name = site.name.get_ref().clone();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            || name.starts_with('.')
+        {
+            report(
+                site.name.span().start,
+                format!(
+                    "site name `{name}` must be letters, digits, `-`, `_` or `.` (it names a folder)"
+                ),
+            );
+        }
+        if names.insert(name.clone(), ()).is_some() {
+            report(site.name.span().start, format!("site `{name}` is defined twice"));
+        }
+        if site.domains.is_empty() {
+            report(
+                site.name.span().start,
+                format!("site `{name}` has no domains"),
+            );
+        }
+        for d in &site.domains {
+            if let Err(m) = check_domain(d.get_ref()) {
+                report(d.span().start, m);
+            } else if let Some(other) = domains.insert(d.get_ref().clone(), name.clone()) {
+                report(
+                    d.span().start,
+                    format!(
+                        "domain `{}` belongs to site `{other}` already",
+                        d.get_ref()
+                    ),
+                );
+            }
+        }
+        let root = resolve(base, site.root.get_ref());
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => report(
+                site.root.span().start,
+                format!("root `{}` is not a directory", root.display()),
+            ),
+            Err(e) => report(
+                site.root.span().start,
+                format!("root `{}`: {e}", root.display()),
+            ),
+        }
+        *site.root.get_mut() = root;
+        if let Some(c) = &mut site.certificate {
+            c.dir = resolve(base, &c.dir);
+        }
+        if let Some(hs) = &site.hsts {
+            let h = hs.get_ref();
+            let at = hs.span().start;
+            if h.max_age == 0 && (h.include_subdomains || h.preload) {
+                report(
+                    at,
+                    format!("site `{name}`: hsts max_age 0 removes HSTS; include_subdomains and preload need a max_age"),
+                );
+            }
+            if h.preload && (h.max_age < 31_536_000 || !h.include_subdomains) {
+                report(
+                    at,
+                    format!("site `{name}`: hsts preload needs max_age >= 31536000 and include_subdomains = true (the preload list's rules)"),
+                );
+            }
+        }
+    }
+    for proxy in &file.trusted_proxies {
+        if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
+            && proxy.get_ref().parse::<std::net::IpAddr>().is_err()
+        {
+            report(
+                proxy.span().start,
+                format!(
+                    "`{}` is not an IP address or a network like 10.0.0.0/8",
+                    proxy.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! The shape of `htgate.toml`.  Every table denies unknown keys.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Addresses to listen on.
+    #[serde(default)]
+    pub listen: Vec<ListenConfig>,
+    /// What to do with client-sent `HTTPS`, `X-Forwarded-Proto` and
+    /// `Forwarded` headers.
+    #[serde(default)]
+    pub client_https_headers: ClientHttpsHeaders,
+    /// Front proxies (addresses or networks) whose HTTPS headers are kept.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// Where uploaded certificates live: `<dir>/<site name>/fullchain.pem`
+    /// and `privkey.pem`.
+    pub certificates_dir: Option<PathBuf>,
+    /// PEM files of CA roots to trust besides the Mozilla roots when
+    /// checking an uploaded chain (a private CA).
+    #[serde(default)]
+    pub extra_ca_roots: Vec<PathBuf>,
+    /// The certificate for clients without SNI and names without one of
+    /// their own.  Without it a self-signed certificate is made at start.
+    pub default_certificate: Option<CertFiles>,
+    /// Automatic certificates.
+    pub acme: Option<AcmeConfig>,
+    /// How often (seconds) certificate files are looked at for changes,
+    /// deletions and expiry.
+    #[serde(default = "default_cert_check_seconds")]
+    pub cert_check_seconds: u64,
+    #[serde(default)]
+    pub site: Vec<SiteConfig>,
+}
+
+fn default_cert_check_seconds() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub address: Spanned<SocketAddr>,
+    /// A TLS listener (certificates chosen by SNI).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientHttpsHeaders {
+    /// htgate is the TLS front: remove what the client sent, set `HTTPS: on`
+    /// and `X-Forwarded-Proto: https` on TLS connections.
+    #[default]
+    Strip,
+    /// Apache's raw behaviour: they are ordinary client headers.
+    Pass,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The ACME directory URL, e.g. Let's Encrypt's
+    /// `https://acme-v02.api.letsencrypt.org/directory`.
+    pub directory: String,
+    /// Contact addresses for the account (`mailto:...`).
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// Account key and certificates are kept here.
+    pub storage: PathBuf,
+    /// Renew this many days before expiry; default: when a third of the
+    /// lifetime is left.
+    pub renew_before_days: Option<u64>,
+    /// An extra PEM root to trust for the ACME server's own HTTPS (a
+    /// private or test CA such as pebble).
+    pub ca_root: Option<PathBuf>,
+    /// The first back-off after a failed order, doubled each time.
+    #[serde(default = "default_retry_seconds")]
+    pub retry_seconds: u64,
+}
+
+fn default_retry_seconds() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// A short name: the folder of its uploaded certificate, the name in
+    /// `htgate cert` commands and logs.
+    pub name: Spanned<String>,
+    /// Exact names and `*.example.com` wildcards.
+    pub domains: Vec<Spanned<String>>,
+    /// The document root.
+    pub root: Spanned<PathBuf>,
+    /// Where this site's uploaded certificate is (instead of
+    /// `certificates_dir/<name>`).
+    pub certificate: Option<UploadDir>,
+    /// Strict-Transport-Security on HTTPS answers.
+    pub hsts: Option<Spanned<Hsts>>,
+    /// Redirect every plain-HTTP request to HTTPS (301) before the
+    /// `.htaccess` files run.
+    #[serde(default)]
+    pub force_https: bool,
+    /// Get certificates for this site's exact domains over ACME (when
+    /// `[acme]` is configured).
+    #[serde(default = "default_true")]
+    pub acme: bool,
+    /// The PHP-FPM socket (`/run/php/php-fpm.sock` or `127.0.0.1:9000`).
+    pub php_fpm: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadDir {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hsts {
+    /// Seconds; one year is what the preload list asks for.
+    #[serde(default = "default_hsts_max_age")]
+    pub max_age: u64,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
+}
+
+fn default_hsts_max_age() -> u64 {
+    31_536_000
+}
+
+impl Hsts {
+    /// The header value.
+    pub fn header_value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
+}

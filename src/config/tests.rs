@@ -1,0 +1,118 @@
+use super::*;
+
+fn parse(source: &str) -> Result<Config, ConfigErrors> {
+    let dir = std::env::temp_dir();
+    Config::parse(&dir.join("htgate.toml"), source)
+}
+
+fn root() -> String {
+    std::env::temp_dir().display().to_string()
+}
+
+#[test]
+fn a_full_file_parses() {
+    let src = format!(
+        r#"
+client_https_headers = "pass"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+certificates_dir = "certs"
+
+[[listen]]
+address = "127.0.0.1:8080"
+[[listen]]
+address = "127.0.0.1:8443"
+tls = true
+
+[acme]
+directory = "https://acme.test/dir"
+contact = ["mailto:ops@example.net"]
+storage = "acme"
+
+[[site]]
+name = "example"
+domains = ["example.com", "*.example.com"]
+root = "{}"
+force_https = true
+hsts = {{ max_age = 600, include_subdomains = true }}
+"#,
+        root()
+    );
+    let cfg = parse(&src).expect("valid");
+    assert_eq!(cfg.file.client_https_headers, ClientHttpsHeaders::Pass);
+    assert_eq!(cfg.listeners().len(), 2);
+    let site = &cfg.file.site[0];
+    assert!(site.force_https);
+    assert_eq!(
+        site.hsts.as_ref().map(|h| h.get_ref().header_value()),
+        Some("max-age=600; includeSubDomains".to_string())
+    );
+    assert_eq!(
+        cfg.upload_dir(site),
+        Some(std::env::temp_dir().join("certs").join("example"))
+    );
+    assert!(cfg.file.acme.as_ref().map(|a| a.storage.is_absolute()) == Some(true));
+}
+
+#[test]
+fn unknown_keys_name_the_line() {
+    let src = format!(
+        "[[listen]]\naddress = \"127.0.0.1:80\"\n\n[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{}\"\nforce_htps = true\n",
+        root()
+    );
+    let err = parse(&src).expect_err("unknown key");
+    let e = &err.0[0];
+    assert_eq!(e.line, 8, "{err}");
+    assert!(e.message.contains("force_htps"), "{err}");
+    assert!(err.to_string().contains("htgate.toml:8:"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_line() {
+    let src = format!(
+        "[[listen]]\naddress = \"127.0.0.1:80\"\n[[site]]\nname = \"a\"\ndomains = [\"a.test\", \"Bad..Name\"]\nroot = \"{}\"\n[[site]]\nname = \"b\"\ndomains = [\"a.test\"]\nroot = \"/nonexistent/htgate\"\n",
+        root()
+    );
+    let err = parse(&src).expect_err("bad values");
+    let text = err.to_string();
+    assert!(text.contains(":5:22: `Bad..Name` has upper-case"), "{text}");
+    assert!(
+        text.contains(":9:12: domain `a.test` belongs to site `a` already"),
+        "{text}"
+    );
+    assert!(text.contains(":10:8: root `/nonexistent/htgate`"), "{text}");
+}
+
+#[test]
+fn a_bad_address_is_a_located_error() {
+    let err = parse("[[listen]]\naddress = \"localhost\"\n").expect_err("bad address");
+    assert_eq!(err.0[0].line, 2, "{err}");
+}
+
+#[test]
+fn domain_syntax() {
+    assert!(check_domain("example.com").is_ok());
+    assert!(check_domain("*.example.com").is_ok());
+    assert!(check_domain("xn--bcher-kva.example").is_ok());
+    assert!(check_domain("*.com").is_err());
+    assert!(check_domain("a.*.com").is_err());
+    assert!(check_domain("-a.com").is_err());
+    assert!(check_domain("a_b.com").is_err());
+    assert!(check_domain("").is_err());
+}
+
+#[test]
+fn hsts_preload_rules() {
+    let src = format!(
+        "[[listen]]\naddress = \"127.0.0.1:80\"\n[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{}\"\nhsts = {{ max_age = 60, preload = true }}\n",
+        root()
+    );
+    let err = parse(&src).expect_err("preload");
+    assert!(err.to_string().contains(":7:8: site `a`: hsts preload"), "{err}");
+}
+
+#[test]
+fn line_col_counts_characters() {
+    assert_eq!(line_col("ab\ncd", 0), (1, 1));
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    assert_eq!(line_col("é\nx", 3), (2, 1));
+}

@@ -1,0 +1,270 @@
+//! Config mode: many sites behind one set of listeners, the way a shared
+//! host runs them.
+//!
+//! `Front` is the request handler in front of the engine.  In order, for
+//! every request: ACME HTTP-01 answers (before anything a customer wrote
+//! can interfere), site selection by Host, the SNI/Host check (421), the
+//! trusted-proxy decision, the site's `force_https`, then the site's
+//! `.htaccess` programs, and HSTS on HTTPS answers.
+
+pub mod certs;
+pub mod routing;
+pub mod run;
+
+use crate::engine::site::Site;
+use crate::server::{ConnInfo, Handler, HandlerFuture};
+use arc_swap::ArcSwap;
+use http::{HeaderValue, Method, StatusCode};
+use routing::DomainMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// One site as config mode runs it.
+pub struct HostedSite {
+    pub name: String,
+    pub site: Arc<Site>,
+    /// The Strict-Transport-Security value, when HSTS is on.
+    pub hsts: Option<HeaderValue>,
+    pub force_https: bool,
+}
+
+/// One immutable view of all sites; replaced as a whole on reload.
+pub struct Hosting {
+    pub sites: Vec<Arc<HostedSite>>,
+    pub map: DomainMap<usize>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub challenges: Option<crate::acme::Challenges>,
+    /// The public HTTPS port (redirects of `force_https`).
+    pub https_port: u16,
+}
+
+impl Hosting {
+    /// The site for a host name; unknown names get the first site, as
+    /// Apache gives them its first virtual host.
+    pub fn site_for(&self, host: Option<&str>) -> Option<&Arc<HostedSite>> {
+        let i = host
+            .and_then(|h| self.map.lookup(h).copied())
+            .unwrap_or(0);
+        self.sites.get(i)
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Parses `trusted_proxies` entries (addresses or networks).
+pub fn parse_proxies(list: &[String]) -> Vec<ipnet::IpNet> {
+    list.iter()
+        .filter_map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+        })
+        .collect()
+}
+
+/// The handler of config mode.
+pub struct Front {
+    pub hosting: Arc<ArcSwap<Hosting>>,
+}
+
+/// The host name a request is for (no port, lower case): the Host header,
+/// else the request target's authority (HTTP/2's `:authority`).
+fn request_host(req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))?;
+    let raw = raw.trim();
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        raw.rsplit_once(':').map(|(h, _)| h).unwrap_or(raw)
+    };
+    if host.is_empty() {
+        None
+    } else {
+        Some(host.trim_end_matches('.').to_ascii_lowercase())
+    }
+}
+
+/// Whether a trusted proxy says the client used HTTPS.
+fn forwarded_https(headers: &http::HeaderMap) -> bool {
+    let is = |name: &str, want: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.trim().eq_ignore_ascii_case(want))
+    };
+    is("x-forwarded-proto", "https")
+        || is("https", "on")
+        || headers
+            .get_all("forwarded")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([';', ',']))
+            .any(|p| {
+                p.trim()
+                    .to_ascii_lowercase()
+                    .replace('"', "")
+                    .eq("proto=https")
+            })
+}
+
+fn plain_response(status: StatusCode, body: String) -> http::Response<crate::server::Body> {
+    let mut resp = http::Response::new(crate::server::full_body(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    resp
+}
+
+impl Handler for Front {
+    fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> HandlerFuture {
+        let hosting = self.hosting.load_full();
+        Box::pin(async move {
+            let method = req.method().clone();
+            // ACME first: a customer's rewrite, access rule or forced
+            // redirect must not be able to break certificate issuance.
+            if let (Some(ch), Some(token)) = (
+                &hosting.challenges,
+                req.uri().path().strip_prefix(crate::acme::CHALLENGE_PREFIX),
+            ) {
+                return match ch.answer(token) {
+                    Some(answer) if method == Method::GET || method == Method::HEAD => {
+                        plain_response(StatusCode::OK, answer)
+                    }
+                    _ => crate::server::status_page::error_response(
+                        StatusCode::NOT_FOUND,
+                        &method,
+                        None,
+                    ),
+                };
+            }
+            let host = request_host(&req);
+            if let (true, Some(sni), Some(h)) = (conn.tls, conn.sni.as_deref(), host.as_deref()) {
+                // Apache answers 421 when the Host names another virtual
+                // host than the one the TLS session was made for: the
+                // session's certificate was chosen for the SNI name.
+                let by_sni = hosting.map.lookup(sni).copied();
+                let by_host = hosting.map.lookup(h).copied();
+                if by_sni != by_host {
+                    return crate::server::status_page::error_response(
+                        StatusCode::MISDIRECTED_REQUEST,
+                        &method,
+                        None,
+                    );
+                }
+            }
+            let Some(hs) = hosting.site_for(host.as_deref()).cloned() else {
+                return crate::server::status_page::error_response(
+                    StatusCode::NOT_FOUND,
+                    &method,
+                    None,
+                );
+            };
+            let trusted = hosting.is_trusted(conn.remote.ip());
+            let https = conn.tls || (trusted && forwarded_https(req.headers()));
+            let conn = if trusted {
+                let mut c = (*conn).clone();
+                c.trusted_proxy = true;
+                Arc::new(c)
+            } else {
+                conn
+            };
+            if hs.force_https && !https {
+                let target = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let host_name = host
+                    .clone()
+                    .or_else(|| hs.site.server_names.first().cloned())
+                    .unwrap_or_default();
+                let host_part = if host_name.contains(':') {
+                    format!("[{host_name}]")
+                } else {
+                    host_name
+                };
+                let location = if hosting.https_port == 443 {
+                    format!("https://{host_part}{target}")
+                } else {
+                    format!("https://{host_part}:{}{target}", hosting.https_port)
+                };
+                return crate::server::status_page::error_response(
+                    StatusCode::MOVED_PERMANENTLY,
+                    &method,
+                    Some(&location),
+                );
+            }
+            let mut resp = crate::engine::serve_site(hs.site.clone(), req, conn).await;
+            if https {
+                if let Some(v) = &hs.hsts {
+                    // A customer's own `Header set Strict-Transport-Security`
+                    // is more specific than the host's default: keep it.
+                    if !resp
+                        .headers()
+                        .contains_key(http::header::STRICT_TRANSPORT_SECURITY)
+                    {
+                        resp.headers_mut()
+                            .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+                    }
+                }
+            }
+            resp
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_https_forms() {
+        let mut h = http::HeaderMap::new();
+        assert!(!forwarded_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert!(forwarded_https(&h));
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=1.2.3.4;proto=\"https\""),
+        );
+        assert!(forwarded_https(&h));
+        let mut h = http::HeaderMap::new();
+        h.insert("https", HeaderValue::from_static("off"));
+        assert!(!forwarded_https(&h));
+    }
+
+    #[test]
+    fn proxies_parse_addresses_and_networks() {
+        let list = parse_proxies(&["10.0.0.0/8".into(), "192.0.2.7".into(), "::1".into()]);
+        assert_eq!(list.len(), 3);
+        let h = Hosting {
+            sites: Vec::new(),
+            map: DomainMap::default(),
+            trusted_proxies: list,
+            challenges: None,
+            https_port: 443,
+        };
+        assert!(h.is_trusted("10.1.2.3".parse().expect("ip")));
+        assert!(h.is_trusted("::ffff:192.0.2.7".parse().expect("ip")));
+        assert!(!h.is_trusted("192.0.2.8".parse().expect("ip")));
+    }
+}

@@ -1,0 +1,434 @@
+//! Config mode as a shared host runs it: certificates by SNI (uploaded,
+//! automatic, shared), fallback on expiry and deletion, HTTPS signals that
+//! cannot be spoofed, force_https, HSTS, 421, ACME answers before
+//! `.htaccess`.
+
+#[path = "support/pki.rs"]
+mod pki;
+#[path = "support/probe.rs"]
+mod probe;
+
+use htgate::config::Config;
+use htgate::hosting::run::{start, HostingServer};
+use pki::{Issued, DAY};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A temporary hosting setup: sites, certificates and the config file.
+struct Setup {
+    dir: tempfile::TempDir,
+    ca: Issued,
+    inter: Issued,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let ca = pki::root("htgate Test Root");
+        let inter = pki::intermediate("htgate Test Intermediate", &ca);
+        let s = Setup {
+            dir: tempfile::tempdir().expect("tempdir"),
+            ca,
+            inter,
+        };
+        s.write("ca.pem", &s.ca.pem());
+        let default = pki::self_signed(&["default.test"]);
+        s.write("default.pem", &default.pem());
+        s.write("default.key", &default.key_pem());
+        s
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+
+    /// Installs a leaf for `names` (valid `valid_for`) into the upload
+    /// folder of `site`, chain leaf first.
+    fn upload(&self, site: &str, names: &[&str], valid_for: Duration) -> Issued {
+        let leaf = pki::leaf(names, &self.inter, valid_for);
+        self.write(
+            &format!("certs/{site}/fullchain.pem"),
+            &format!("{}{}", leaf.pem(), self.inter.pem()),
+        );
+        self.write(&format!("certs/{site}/privkey.pem"), &leaf.key_pem());
+        leaf
+    }
+
+    /// Puts an "automatic" certificate for `domain` where the ACME store
+    /// keeps it, as if issued earlier.
+    fn seed_automatic(&self, domain: &str) -> Issued {
+        let leaf = pki::leaf(&[domain], &self.inter, 60 * DAY);
+        self.write(
+            &format!("acme/certificates/{domain}/fullchain.pem"),
+            &format!("{}{}", leaf.pem(), self.inter.pem()),
+        );
+        self.write(
+            &format!("acme/certificates/{domain}/privkey.pem"),
+            &leaf.key_pem(),
+        );
+        leaf
+    }
+
+    fn config(&self, extra_top: &str, sites: &str) -> Config {
+        let text = format!(
+            r#"
+certificates_dir = "certs"
+extra_ca_roots = ["ca.pem"]
+cert_check_seconds = 1
+{extra_top}
+
+[default_certificate]
+cert = "default.pem"
+key = "default.key"
+
+[[listen]]
+address = "127.0.0.1:0"
+[[listen]]
+address = "127.0.0.1:0"
+tls = true
+
+{sites}
+"#
+        );
+        self.write("htgate.toml", &text);
+        match Config::load(&self.path("htgate.toml")) {
+            Ok(c) => c,
+            Err(e) => panic!("config: {e}"),
+        }
+    }
+
+    fn site(&self, name: &str, htaccess: &str) -> String {
+        self.write(&format!("sites/{name}/index.html"), &format!("{name} home\n"));
+        self.write(&format!("sites/{name}/.htaccess"), htaccess);
+        self.path(&format!("sites/{name}")).display().to_string()
+    }
+}
+
+/// The acme table of a setup whose CA is never reached (stored
+/// certificates are fresh, so no order is placed).
+const OFFLINE_ACME: &str = r#"
+[acme]
+directory = "https://127.0.0.1:9/directory"
+storage = "acme"
+retry_seconds = 3600
+"#;
+
+async fn serve(config: &Config) -> (HostingServer, std::net::SocketAddr, std::net::SocketAddr) {
+    let server = start(config).await.expect("start");
+    let http = server.addr(false).expect("http");
+    let https = server.addr(true).expect("https");
+    (server, http, https)
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_selects_uploaded_wildcard_and_shared_certificates() {
+    let s = Setup::new();
+    let a = s.site("a", "");
+    let w = s.site("w", "");
+    s.upload("a", &["a.test", "www.a.test"], 30 * DAY);
+    s.upload("w", &["*.w.test"], 30 * DAY);
+    let cfg = s.config(
+        "",
+        &format!(
+            r#"
+[[site]]
+name = "a"
+domains = ["a.test", "www.a.test"]
+root = "{a}"
+[[site]]
+name = "w"
+domains = ["*.w.test"]
+root = "{w}"
+"#
+        ),
+    );
+    let (server, _http, https) = serve(&cfg).await;
+
+    let chain = probe::served_chain(https, Some("a.test")).await;
+    assert_eq!(chain.len(), 2, "leaf and intermediate");
+    assert_eq!(probe::cn(&chain[0]), "a.test", "leaf first");
+    assert_eq!(probe::cn(&chain[1]), "htgate Test Intermediate");
+    let chain = probe::served_chain(https, Some("www.a.test")).await;
+    assert_eq!(probe::cn(&chain[0]), "a.test");
+
+    let chain = probe::served_chain(https, Some("shop.w.test")).await;
+    assert_eq!(probe::cn(&chain[0]), "*.w.test", "wildcard");
+
+    let chain = probe::served_chain(https, Some("unknown.test")).await;
+    assert_eq!(probe::cn(&chain[0]), "default.test", "unknown name");
+    let chain = probe::served_chain(https, None).await;
+    assert_eq!(probe::cn(&chain[0]), "default.test", "no SNI");
+
+    // Routing follows Host; SNI of one site with Host of another is 421.
+    let ans = probe::get(https, Some(Some("a.test")), "a.test", "/", &[]).await;
+    assert_eq!((ans.status, ans.body.as_str()), (200, "a home\n"));
+    let ans = probe::get(https, Some(Some("x.w.test")), "x.w.test", "/", &[]).await;
+    assert_eq!((ans.status, ans.body.as_str()), (200, "w home\n"));
+    let ans = probe::get(https, Some(Some("a.test")), "x.w.test", "/", &[]).await;
+    assert_eq!(ans.status, 421, "{ans:?}");
+    // Without SNI the Host decides, as with Apache.
+    let ans = probe::get(https, Some(None), "x.w.test", "/", &[]).await;
+    assert_eq!(ans.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_or_deleted_upload_falls_back_to_the_automatic_certificate() {
+    let s = Setup::new();
+    let a = s.site("a", "");
+    let b = s.site("b", "");
+    s.upload("a", &["a.test"], Duration::from_secs(4));
+    s.upload("b", &["b.test"], 30 * DAY);
+    s.seed_automatic("a.test");
+    s.seed_automatic("b.test");
+    let cfg = s.config(
+        OFFLINE_ACME,
+        &format!(
+            r#"
+[[site]]
+name = "a"
+domains = ["a.test"]
+root = "{a}"
+[[site]]
+name = "b"
+domains = ["b.test"]
+root = "{b}"
+"#
+        ),
+    );
+    let (server, _http, https) = serve(&cfg).await;
+    let uploaded_a = probe::served_chain(https, Some("a.test")).await;
+    let uploaded_b = probe::served_chain(https, Some("b.test")).await;
+    let auto_a = s.path("acme/certificates/a.test/fullchain.pem");
+    let auto_a_serial = {
+        let pem = std::fs::read(&auto_a).expect("read");
+        let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .expect("one")
+            .expect("pem");
+        probe::serial(&der)
+    };
+    use rustls_pki_types::pem::PemObject;
+    assert_ne!(probe::serial(&uploaded_a[0]), auto_a_serial);
+
+    // a's upload expires (4 s): the next handshake gets the automatic one.
+    let switched = eventually(Duration::from_secs(15), || async {
+        let c = probe::served_chain(https, Some("a.test")).await;
+        probe::serial(&c[0]) == auto_a_serial
+    })
+    .await;
+    assert!(switched, "expired upload still served");
+
+    // b's upload is deleted: the automatic one, without a restart.
+    std::fs::remove_file(s.path("certs/b/fullchain.pem")).expect("rm");
+    std::fs::remove_file(s.path("certs/b/privkey.pem")).expect("rm");
+    let switched = eventually(Duration::from_secs(15), || async {
+        let c = probe::served_chain(https, Some("b.test")).await;
+        probe::serial(&c[0]) != probe::serial(&uploaded_b[0])
+    })
+    .await;
+    assert!(switched, "deleted upload still served");
+    let c = probe::served_chain(https, Some("b.test")).await;
+    assert_eq!(probe::cn(&c[0]), "b.test");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_upload_on_disk_keeps_the_working_certificate() {
+    let s = Setup::new();
+    let a = s.site("a", "");
+    let good = s.upload("a", &["a.test"], 30 * DAY);
+    let cfg = s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
+    );
+    let (server, _http, https) = serve(&cfg).await;
+    let before = probe::served_chain(https, Some("a.test")).await;
+    assert_eq!(before[0].as_ref(), good.der().as_slice());
+    // A key that does not belong to the certificate is dropped in.
+    let other = pki::self_signed(&["x.test"]);
+    s.write("certs/a/privkey.pem", &other.key_pem());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = probe::served_chain(https, Some("a.test")).await;
+    assert_eq!(after[0].as_ref(), good.der().as_slice());
+    server.shutdown().await;
+}
+
+const FORCE_BY_HEADER: &str = "RewriteEngine On\nRewriteCond %{HTTP:HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [QSA,L,R=301]\n";
+const FORCE_BY_PROTO: &str = "RewriteEngine On\nRewriteCond %{HTTP:X-Forwarded-Proto} !https\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [QSA,L,R=301]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_https_headers_cannot_be_spoofed() {
+    let s = Setup::new();
+    let root = s.site("h", FORCE_BY_HEADER);
+    s.write("sites/h/p/.htaccess", FORCE_BY_PROTO);
+    s.write("sites/h/p/index.html", "p home\n");
+    let site = format!("[[site]]\nname = \"h\"\ndomains = [\"h.test\"]\nroot = \"{root}\"\n");
+    let cfg = s.config("", &site);
+    let (server, http, https) = serve(&cfg).await;
+    // Untrusted client on plain HTTP claiming HTTPS: redirected anyway.
+    let a = probe::get(http, None, "h.test", "/x?q=1", &[("HTTPS", "on")]).await;
+    assert_eq!(a.status, 301, "{a:?}");
+    assert_eq!(a.header("location"), Some("https://h.test/x?q=1"));
+    let a = probe::get(http, None, "h.test", "/p/", &[("X-Forwarded-Proto", "https")]).await;
+    assert_eq!(a.status, 301, "{a:?}");
+    // A real TLS connection passes both rules without a redirect.
+    let a = probe::get(https, Some(Some("h.test")), "h.test", "/", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "h home\n"), "{a:?}");
+    let a = probe::get(https, Some(Some("h.test")), "h.test", "/p/", &[("X-Forwarded-Proto", "http")]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "p home\n"), "{a:?}");
+    server.shutdown().await;
+
+    // From a trusted proxy the headers are believed.
+    let cfg = s.config("trusted_proxies = [\"127.0.0.1\"]", &site);
+    let (server, http, _https) = serve(&cfg).await;
+    let a = probe::get(http, None, "h.test", "/", &[("HTTPS", "on")]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "h home\n"), "{a:?}");
+    let a = probe::get(http, None, "h.test", "/p/", &[("X-Forwarded-Proto", "https")]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "p home\n"), "{a:?}");
+    let a = probe::get(http, None, "h.test", "/", &[]).await;
+    assert_eq!(a.status, 301);
+    server.shutdown().await;
+
+    // `client_https_headers = "pass"`: Apache's raw behaviour.
+    let cfg = s.config("client_https_headers = \"pass\"", &site);
+    let (server, http, _https) = serve(&cfg).await;
+    let a = probe::get(http, None, "h.test", "/", &[("HTTPS", "on")]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_https_and_hsts() {
+    let s = Setup::new();
+    let root = s.site("f", "");
+    let site = format!(
+        "[[site]]\nname = \"f\"\ndomains = [\"f.test\"]\nroot = \"{root}\"\nforce_https = true\nhsts = {{ max_age = 63072000, include_subdomains = true, preload = true }}\n"
+    );
+    let cfg = s.config("", &site);
+    let (server, http, https) = serve(&cfg).await;
+    let a = probe::get(http, None, "f.test", "/a/b?c=d", &[]).await;
+    assert_eq!(a.status, 301);
+    assert_eq!(
+        a.header("location").map(str::to_string),
+        Some(format!("https://f.test:{}/a/b?c=d", https.port()))
+    );
+    assert_eq!(a.header("strict-transport-security"), None, "never on plain HTTP");
+    let a = probe::get(https, Some(Some("f.test")), "f.test", "/", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains; preload")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenges_are_answered_before_htaccess() {
+    let s = Setup::new();
+    // Everything denied, rewritten and forced to HTTPS: the CA must still
+    // get its answer over plain HTTP.
+    let root = s.site(
+        "c",
+        "Require all denied\nRewriteEngine On\nRewriteRule ^ index.php [L]\n",
+    );
+    let site = format!("[[site]]\nname = \"c\"\ndomains = [\"c.test\"]\nroot = \"{root}\"\nforce_https = true\n");
+    let cfg = s.config(OFFLINE_ACME, &site);
+    let (server, http, _https) = serve(&cfg).await;
+    let acme = server.acme.clone().expect("acme");
+    acme.challenges().insert("tok123", "tok123.thumb");
+    let a = probe::get(http, None, "c.test", "/.well-known/acme-challenge/tok123", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "tok123.thumb"), "{a:?}");
+    let a = probe::get(http, None, "c.test", "/.well-known/acme-challenge/other", &[]).await;
+    assert_eq!(a.status, 404);
+    let a = probe::get(http, None, "c.test", "/", &[]).await;
+    assert_eq!(a.status, 301);
+    server.shutdown().await;
+}
+
+#[test]
+fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
+    let s = Setup::new();
+    let a = s.site("a", "");
+    s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
+    );
+    let bin = env!("CARGO_BIN_EXE_htgate");
+    let install = |cert: &str, key: &str| {
+        s.write("up/cert.pem", cert);
+        s.write("up/key.pem", key);
+        let out = std::process::Command::new(bin)
+            .args(["cert", "install", "--config"])
+            .arg(s.path("htgate.toml"))
+            .args(["--site", "a", "--cert"])
+            .arg(s.path("up/cert.pem"))
+            .arg("--key")
+            .arg(s.path("up/key.pem"))
+            .output()
+            .expect("run htgate");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let good = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
+    let (ok, text) = install(&format!("{}{}", good.pem(), s.inter.pem()), &good.key_pem());
+    assert!(ok, "{text}");
+    let installed = std::fs::read(s.path("certs/a/fullchain.pem")).expect("installed");
+
+    // A reversed chain is put in order (and said so).
+    let (ok, text) = install(&format!("{}{}", s.inter.pem(), good.pem()), &good.key_pem());
+    assert!(ok, "{text}");
+    assert!(text.to_lowercase().contains("order"), "{text}");
+
+    let other = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
+    let old = pki::leaf(&["a.test"], &s.inter, Duration::from_secs(1));
+    let wrong = pki::leaf(&["b.test"], &s.inter, 30 * DAY);
+    std::thread::sleep(Duration::from_secs(2));
+    let chain = |leaf: &Issued| format!("{}{}", leaf.pem(), s.inter.pem());
+    let cases: Vec<(String, String, &str)> = vec![
+        (chain(&good), other.key_pem(), "key"),
+        (chain(&old), old.key_pem(), "expired"),
+        ("hello\n".into(), good.key_pem(), "certificate"),
+        (good.pem(), good.key_pem(), "intermediate"),
+        (chain(&wrong), wrong.key_pem(), "a.test"),
+    ];
+    for (cert, key, word) in cases {
+        let (ok, text) = install(&cert, &key);
+        assert!(!ok, "accepted: {text}");
+        assert!(text.contains(word), "`{word}` not in: {text}");
+        assert_eq!(
+            std::fs::read(s.path("certs/a/fullchain.pem")).expect("still there"),
+            installed,
+            "a rejected upload changed the installed files"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Test certificates made with rcgen: a root, intermediates, leaves with
+//! chosen names and validity.
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A certificate and its key.
+pub struct Issued {
+    pub cert: Certificate,
+    pub key: KeyPair,
+}
+
+impl Issued {
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.der().to_vec()
+    }
+}
+
+fn params(cn: &str, names: &[&str], ca: bool, valid_for: Duration) -> CertificateParams {
+    let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::hours(1);
+    p.not_after = now + time::Duration::seconds(valid_for.as_secs() as i64);
+    if ca {
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    }
+    p
+}
+
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// A self-signed root CA.
+pub fn root(cn: &str) -> Issued {
+    let key = KeyPair::generate().expect("key");
+    let cert = params(cn, &[], true, YEAR * 10)
+        .self_signed(&key)
+        .expect("root");
+    Issued { cert, key }
+}
+
+/// An intermediate CA signed by `issuer`.
+pub fn intermediate(cn: &str, issuer: &Issued) -> Issued {
+    let key = KeyPair::generate().expect("key");
+    let cert = params(cn, &[], true, YEAR * 5)
+        .signed_by(&key, &issuer.cert, &issuer.key)
+        .expect("intermediate");
+    Issued { cert, key }
+}
+
+/// A leaf for `names` signed by `issuer`, valid for `valid_for` from now.
+pub fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
+    let key = KeyPair::generate().expect("key");
+    let cert = params(names.first().copied().unwrap_or("leaf"), names, false, valid_for)
+        .signed_by(&key, &issuer.cert, &issuer.key)
+        .expect("leaf");
+    Issued { cert, key }
+}
+
+/// A self-signed leaf (the shared default certificate of the tests).
+pub fn self_signed(names: &[&str]) -> Issued {
+    let key = KeyPair::generate().expect("key");
+    let cert = params(names.first().copied().unwrap_or("x"), names, false, YEAR)
+        .self_signed(&key)
+        .expect("self-signed");
+    Issued { cert, key }
+}
+
+pub const DAY: Duration = Duration::from_secs(86_400);
