@@ -105,7 +105,10 @@ tls = true
     }
 
     fn site(&self, name: &str, htaccess: &str) -> String {
-        self.write(&format!("sites/{name}/index.html"), &format!("{name} home\n"));
+        self.write(
+            &format!("sites/{name}/index.html"),
+            &format!("{name} home\n"),
+        );
         self.write(&format!("sites/{name}/.htaccess"), htaccess);
         self.path(&format!("sites/{name}")).display().to_string()
     }
@@ -293,12 +296,26 @@ async fn client_https_headers_cannot_be_spoofed() {
     let a = probe::get(http, None, "h.test", "/x?q=1", &[("HTTPS", "on")]).await;
     assert_eq!(a.status, 301, "{a:?}");
     assert_eq!(a.header("location"), Some("https://h.test/x?q=1"));
-    let a = probe::get(http, None, "h.test", "/p/", &[("X-Forwarded-Proto", "https")]).await;
+    let a = probe::get(
+        http,
+        None,
+        "h.test",
+        "/p/",
+        &[("X-Forwarded-Proto", "https")],
+    )
+    .await;
     assert_eq!(a.status, 301, "{a:?}");
     // A real TLS connection passes both rules without a redirect.
     let a = probe::get(https, Some(Some("h.test")), "h.test", "/", &[]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "h home\n"), "{a:?}");
-    let a = probe::get(https, Some(Some("h.test")), "h.test", "/p/", &[("X-Forwarded-Proto", "http")]).await;
+    let a = probe::get(
+        https,
+        Some(Some("h.test")),
+        "h.test",
+        "/p/",
+        &[("X-Forwarded-Proto", "http")],
+    )
+    .await;
     assert_eq!((a.status, a.body.as_str()), (200, "p home\n"), "{a:?}");
     server.shutdown().await;
 
@@ -307,7 +324,14 @@ async fn client_https_headers_cannot_be_spoofed() {
     let (server, http, _https) = serve(&cfg).await;
     let a = probe::get(http, None, "h.test", "/", &[("HTTPS", "on")]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "h home\n"), "{a:?}");
-    let a = probe::get(http, None, "h.test", "/p/", &[("X-Forwarded-Proto", "https")]).await;
+    let a = probe::get(
+        http,
+        None,
+        "h.test",
+        "/p/",
+        &[("X-Forwarded-Proto", "https")],
+    )
+    .await;
     assert_eq!((a.status, a.body.as_str()), (200, "p home\n"), "{a:?}");
     let a = probe::get(http, None, "h.test", "/", &[]).await;
     assert_eq!(a.status, 301);
@@ -336,7 +360,11 @@ async fn force_https_and_hsts() {
         a.header("location").map(str::to_string),
         Some(format!("https://f.test:{}/a/b?c=d", https.port()))
     );
-    assert_eq!(a.header("strict-transport-security"), None, "never on plain HTTP");
+    assert_eq!(
+        a.header("strict-transport-security"),
+        None,
+        "never on plain HTTP"
+    );
     let a = probe::get(https, Some(Some("f.test")), "f.test", "/", &[]).await;
     assert_eq!(a.status, 200);
     assert_eq!(
@@ -355,14 +383,30 @@ async fn acme_challenges_are_answered_before_htaccess() {
         "c",
         "Require all denied\nRewriteEngine On\nRewriteRule ^ index.php [L]\n",
     );
-    let site = format!("[[site]]\nname = \"c\"\ndomains = [\"c.test\"]\nroot = \"{root}\"\nforce_https = true\n");
+    let site = format!(
+        "[[site]]\nname = \"c\"\ndomains = [\"c.test\"]\nroot = \"{root}\"\nforce_https = true\n"
+    );
     let cfg = s.config(OFFLINE_ACME, &site);
     let (server, http, _https) = serve(&cfg).await;
     let acme = server.acme.clone().expect("acme");
     acme.challenges().insert("tok123", "tok123.thumb");
-    let a = probe::get(http, None, "c.test", "/.well-known/acme-challenge/tok123", &[]).await;
+    let a = probe::get(
+        http,
+        None,
+        "c.test",
+        "/.well-known/acme-challenge/tok123",
+        &[],
+    )
+    .await;
     assert_eq!((a.status, a.body.as_str()), (200, "tok123.thumb"), "{a:?}");
-    let a = probe::get(http, None, "c.test", "/.well-known/acme-challenge/other", &[]).await;
+    let a = probe::get(
+        http,
+        None,
+        "c.test",
+        "/.well-known/acme-challenge/other",
+        &[],
+    )
+    .await;
     assert_eq!(a.status, 404);
     let a = probe::get(http, None, "c.test", "/", &[]).await;
     assert_eq!(a.status, 301);
@@ -431,4 +475,96 @@ fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
             "a rejected upload changed the installed files"
         );
     }
+}
+
+/// The hosting docs' WordPress-style file: force HTTPS, everything else to
+/// index.php.
+const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.php [L]\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Does the leaf served for `name` name it and come from pebble?
+async fn acme_leaf(https: std::net::SocketAddr, name: &str) -> Option<String> {
+    let chain = probe::served_chain(https, Some(name)).await;
+    let leaf = chain.first()?;
+    (probe::dns_names(leaf).iter().any(|n| n == name) && probe::cn(leaf) != "default.test")
+        .then(|| probe::serial(leaf))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_issues_and_renews_against_pebble() {
+    use htgate::acme::pebble::Pebble;
+    if !Pebble::available_or_skip("acme_issues_and_renews_against_pebble") {
+        return;
+    }
+    let port = free_port();
+    let pebble = Pebble::start(port).expect("pebble starts");
+    let s = Setup::new();
+    let root = s.site("wp", WP_FORCE);
+    s.write("sites/wp/index.php", "wordpress front controller\n");
+    let text = format!(
+        r#"
+[default_certificate]
+cert = "default.pem"
+key = "default.key"
+[[listen]]
+address = "127.0.0.1:{port}"
+[[listen]]
+address = "127.0.0.1:0"
+tls = true
+[acme]
+directory = "{dir}"
+storage = "acme"
+ca_root = "{root_ca}"
+contact = ["mailto:ops@site1.test"]
+retry_seconds = 1
+[[site]]
+name = "wp"
+domains = ["site1.test"]
+root = "{root}"
+"#,
+        dir = pebble.directory_url(),
+        root_ca = pebble.ca_root_pem_path().display(),
+    );
+    s.write("htgate.toml", &text);
+    let cfg = Config::load(&s.path("htgate.toml")).expect("config");
+    let (server, http, https) = serve(&cfg).await;
+
+    // Issued on first sight, through the site's own rewrites and forced
+    // HTTPS (the challenge is answered before them).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first = None;
+    while first.is_none() && Instant::now() < deadline {
+        first = acme_leaf(https, "site1.test").await;
+        if first.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(first.is_some(), "no certificate issued\n{}", pebble.logs());
+    let first = first.expect("serial");
+    let key = std::fs::metadata(s.path("acme/certificates/site1.test/privkey.pem")).expect("key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+
+    // The site works as its .htaccess says.
+    let a = probe::get(http, None, "site1.test", "/hello", &[]).await;
+    assert_eq!(a.status, 301, "{a:?}");
+    let a = probe::get(https, Some(Some("site1.test")), "site1.test", "/hello", &[]).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (200, "wordpress front controller\n")
+    );
+
+    // Renewal: a new certificate, served at the next handshake.
+    let acme = server.acme.clone().expect("acme");
+    acme.renew_now("site1.test").await.expect("renewal");
+    server.store.refresh_automatic("site1.test");
+    let renewed = acme_leaf(https, "site1.test").await.expect("served");
+    assert_ne!(renewed, first, "renewal served a new certificate");
+    server.shutdown().await;
 }

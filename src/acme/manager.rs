@@ -38,11 +38,23 @@ pub struct DomainStatus {
     pub next_attempt: Option<i64>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 struct DomainState {
     failures: u32,
     last_error: Option<String>,
     next_attempt: Option<i64>,
+}
+
+/// Failures are kept on disk (`storage/failures.toml`): a restart must not
+/// reset the back-off (and hammer the CA), and `htgate cert check`, which
+/// runs in its own process, reports a renewal that keeps failing.
+const FAILURES_FILE: &str = "failures.toml";
+
+fn load_failures(storage: &std::path::Path) -> HashMap<String, DomainState> {
+    std::fs::read_to_string(storage.join(FAILURES_FILE))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// Keeps certificates issued and renewed for a changing list of domains.
@@ -60,9 +72,9 @@ pub struct AcmeManager {
 impl AcmeManager {
     pub fn new(settings: AcmeSettings) -> Arc<Self> {
         Arc::new(AcmeManager {
+            state: Mutex::new(load_failures(&settings.storage)),
             settings,
             challenges: Challenges::default(),
-            state: Mutex::new(HashMap::new()),
             account: tokio::sync::Mutex::new(None),
             order_lock: tokio::sync::Mutex::new(()),
         })
@@ -183,8 +195,25 @@ impl AcmeManager {
     }
 
     fn record_success(&self, domain: &str) {
-        self.state()
-            .insert(domain.to_string(), DomainState::default());
+        let mut state = self.state();
+        state.insert(domain.to_string(), DomainState::default());
+        self.save_failures(&state);
+    }
+
+    /// Writes the failing domains (best effort: the log has the failure).
+    fn save_failures(&self, state: &HashMap<String, DomainState>) {
+        let failing: std::collections::BTreeMap<&String, &DomainState> =
+            state.iter().filter(|(_, s)| s.failures > 0).collect();
+        let path = self.settings.storage.join(FAILURES_FILE);
+        let result = toml::to_string(&failing)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|text| {
+                std::fs::create_dir_all(&self.settings.storage)?;
+                store::write_atomic(&path, text.as_bytes(), 0o600)
+            });
+        if let Err(e) = result {
+            tracing::warn!("cannot record ACME failures in {}: {e}", path.display());
+        }
     }
 
     /// Count the failure and schedule the next try; returns (failures, wait).
@@ -196,7 +225,9 @@ impl AcmeManager {
         entry.next_attempt =
             Some(unix_now() + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2));
         entry.last_error = Some(err.to_string());
-        (entry.failures, wait)
+        let out = (entry.failures, wait);
+        self.save_failures(&state);
+        out
     }
 
     /// Every domain the manager knows: watched, ordered or stored.

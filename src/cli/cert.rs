@@ -114,11 +114,16 @@ fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<Strin
     }
 }
 
-fn rows(config: &Config, store: &CertStore, now: i64) -> Vec<Row> {
+fn rows(
+    config: &Config,
+    store: &CertStore,
+    acme: Option<&crate::acme::AcmeManager>,
+    now: i64,
+) -> Vec<Row> {
     let snap = store.snapshot();
     let trust = crate::hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
     let tls_listener = config.listeners().iter().any(|(_, tls)| *tls);
-    let acme_status: Vec<crate::acme::DomainStatus> = Vec::new();
+    let acme_status = acme.map(|a| a.status()).unwrap_or_default();
     let mut out = Vec::new();
     for (i, site) in store.sites().iter().enumerate() {
         let broken_upload = upload_problem(store, i, &trust);
@@ -188,14 +193,19 @@ fn rows(config: &Config, store: &CertStore, now: i64) -> Vec<Row> {
     out
 }
 
-fn open_store(config: &Config) -> Result<Arc<CertStore>, ExitCode> {
-    let acme = config.file.acme.as_ref().map(|a| {
-        crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a))
-    });
-    crate::hosting::run::cert_store(config, acme).map_err(|e| {
+type Opened = (Arc<CertStore>, Option<Arc<crate::acme::AcmeManager>>);
+
+fn open_store(config: &Config) -> Result<Opened, ExitCode> {
+    let acme = config
+        .file
+        .acme
+        .as_ref()
+        .map(|a| crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a)));
+    let store = crate::hosting::run::cert_store(config, acme.clone()).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
-    })
+    })?;
+    Ok((store, acme))
 }
 
 /// `htgate cert list`: which certificate serves each domain.
@@ -204,13 +214,13 @@ pub fn list(config: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match open_store(&config) {
+    let (store, acme) = match open_store(&config) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let now = unix_now();
     let mut site = String::new();
-    for row in rows(&config, &store, now) {
+    for row in rows(&config, &store, acme.as_deref(), now) {
         if row.site != site {
             println!("site {}", row.site);
             site = row.site.clone();
@@ -236,12 +246,12 @@ pub fn check(config: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match open_store(&config) {
+    let (store, acme) = match open_store(&config) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let mut n = 0;
-    for row in rows(&config, &store, unix_now()) {
+    for row in rows(&config, &store, acme.as_deref(), unix_now()) {
         for p in &row.problems {
             println!("{} {}: {p}", row.site, row.domain);
             n += 1;

@@ -60,7 +60,11 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -89,10 +93,12 @@ impl Config {
 
     /// Parses and checks `source` as if read from `path`.
     pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigErrors> {
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // Absolute paths in logs and `cert` output, whatever the cwd.
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
         let err_at = |offset: usize, message: String| {
             let (line, col) = line_col(source, offset);
             ConfigError {
@@ -180,10 +186,14 @@ pub fn check_domain(name: &str) -> Result<(), String> {
     }
     for label in rest.split('.') {
         if label.is_empty() {
-            return Err(format!("`{name}` has an empty label (two dots or a trailing dot)"));
+            return Err(format!(
+                "`{name}` has an empty label (two dots or a trailing dot)"
+            ));
         }
         if label.len() > 63 {
-            return Err(format!("`{name}`: the label `{label}` is longer than 63 characters"));
+            return Err(format!(
+                "`{name}`: the label `{label}` is longer than 63 characters"
+            ));
         }
         if label.contains('*') {
             return Err(format!(
@@ -199,7 +209,9 @@ pub fn check_domain(name: &str) -> Result<(), String> {
             ));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("`{name}`: the label `{label}` starts or ends with `-`"));
+            return Err(format!(
+                "`{name}`: the label `{label}` starts or ends with `-`"
+            ));
         }
     }
     Ok(())
@@ -243,10 +255,7 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
         if !a.directory.starts_with("https://") && !a.directory.starts_with("http://") {
             report(
                 0,
-                format!(
-                    "[acme] directory `{}` is not an http(s) URL",
-                    a.directory
-                ),
+                format!("[acme] directory `{}` is not an http(s) URL", a.directory),
             );
         }
     }
@@ -271,7 +280,10 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             );
         }
         if names.insert(name.clone(), ()).is_some() {
-            report(site.name.span().start, format!("site `{name}` is defined twice"));
+            report(
+                site.name.span().start,
+                format!("site `{name}` is defined twice"),
+            );
         }
         if site.domains.is_empty() {
             report(
@@ -285,10 +297,7 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             } else if let Some(other) = domains.insert(d.get_ref().clone(), name.clone()) {
                 report(
                     d.span().start,
-                    format!(
-                        "domain `{}` belongs to site `{other}` already",
-                        d.get_ref()
-                    ),
+                    format!("domain `{}` belongs to site `{other}` already", d.get_ref()),
                 );
             }
         }

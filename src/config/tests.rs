@@ -107,7 +107,10 @@ fn hsts_preload_rules() {
         root()
     );
     let err = parse(&src).expect_err("preload");
-    assert!(err.to_string().contains(":7:8: site `a`: hsts preload"), "{err}");
+    assert!(
+        err.to_string().contains(":7:8: site `a`: hsts preload"),
+        "{err}"
+    );
 }
 
 #[test]

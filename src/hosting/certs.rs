@@ -179,10 +179,14 @@ pub struct CertStore {
     current: ArcSwap<CertSnapshot>,
 }
 
+/// The identity of an upload folder's two files when last read, and the
+/// certificate they gave (None: none, or never a usable one).
+type UploadSlot = (Option<(FileKey, FileKey)>, Option<Arc<Served>>);
+
 #[derive(Default)]
 struct StoreState {
-    /// Per site: the identity of the files last read, and what they gave.
-    uploaded: Vec<(Option<(FileKey, FileKey)>, Option<Arc<Served>>)>,
+    /// Per site.
+    uploaded: Vec<UploadSlot>,
     automatic: HashMap<String, Arc<Served>>,
 }
 

@@ -42,9 +42,7 @@ impl Hosting {
     /// The site for a host name; unknown names get the first site, as
     /// Apache gives them its first virtual host.
     pub fn site_for(&self, host: Option<&str>) -> Option<&Arc<HostedSite>> {
-        let i = host
-            .and_then(|h| self.map.lookup(h).copied())
-            .unwrap_or(0);
+        let i = host.and_then(|h| self.map.lookup(h).copied()).unwrap_or(0);
         self.sites.get(i)
     }
 

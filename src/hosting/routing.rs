@@ -29,7 +29,7 @@ impl<T: Clone> DomainMap<T> {
     pub fn insert(&mut self, name: &str, value: T) {
         if let Some(suffix) = name.strip_prefix('*') {
             self.wildcards.push((suffix.to_string(), value));
-            self.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            self.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         } else {
             self.exact.insert(name.to_string(), value);
         }

@@ -95,9 +95,8 @@ pub fn trust(config: &Config) -> anyhow::Result<crate::tls::validate::Trust> {
         let data = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("extra_ca_roots: {}: {e}", path.display()))?;
         for der in rustls_pki_types::CertificateDer::pem_slice_iter(&data) {
-            extra.push(der.map_err(|e| {
-                anyhow::anyhow!("extra_ca_roots: {}: {e}", path.display())
-            })?);
+            extra
+                .push(der.map_err(|e| anyhow::anyhow!("extra_ca_roots: {}: {e}", path.display()))?);
         }
     }
     Ok(crate::tls::validate::Trust::with_extra_roots(extra))

@@ -54,10 +54,12 @@ impl CertInfo {
     /// How messages name this certificate: its subject, or its names when
     /// the subject is empty (some CAs now issue certificates without one).
     pub fn label(&self) -> String {
-        if self.subject.is_empty() {
-            format!("certificate for {}", self.dns_names.join(", "))
-        } else {
+        if !self.subject.is_empty() {
             self.subject.clone()
+        } else if self.dns_names.is_empty() {
+            "(certificate without a name)".to_string()
+        } else {
+            format!("certificate for {}", self.dns_names.join(", "))
         }
     }
 }

@@ -65,9 +65,14 @@ pub fn intermediate(cn: &str, issuer: &Issued) -> Issued {
 /// A leaf for `names` signed by `issuer`, valid for `valid_for` from now.
 pub fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
     let key = KeyPair::generate().expect("key");
-    let cert = params(names.first().copied().unwrap_or("leaf"), names, false, valid_for)
-        .signed_by(&key, &issuer.cert, &issuer.key)
-        .expect("leaf");
+    let cert = params(
+        names.first().copied().unwrap_or("leaf"),
+        names,
+        false,
+        valid_for,
+    )
+    .signed_by(&key, &issuer.cert, &issuer.key)
+    .expect("leaf");
     Issued { cert, key }
 }
 

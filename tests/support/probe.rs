@@ -103,6 +103,21 @@ pub fn cn(der: &CertificateDer<'_>) -> String {
     cn
 }
 
+/// The DNS names of a certificate's SAN.
+pub fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
+    let mut out = Vec::new();
+    if let Ok(Some(san)) = x.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                out.push(d.to_string());
+            }
+        }
+    }
+    out
+}
+
 pub fn serial(der: &CertificateDer<'_>) -> String {
     let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
     x.raw_serial_as_string()
