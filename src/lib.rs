@@ -18,3 +18,4 @@ pub mod hosting;
 pub mod htaccess;
 pub mod server;
 pub mod tls;
+pub mod watch;

@@ -388,7 +388,7 @@ async fn acme_challenges_are_answered_before_htaccess() {
     );
     let cfg = s.config(OFFLINE_ACME, &site);
     let (server, http, _https) = serve(&cfg).await;
-    let acme = server.acme.clone().expect("acme");
+    let acme = server.acme().expect("acme");
     acme.challenges().insert("tok123", "tok123.thumb");
     let a = probe::get(
         http,
@@ -561,9 +561,9 @@ root = "{root}"
     );
 
     // Renewal: a new certificate, served at the next handshake.
-    let acme = server.acme.clone().expect("acme");
+    let acme = server.acme().expect("acme");
     acme.renew_now("site1.test").await.expect("renewal");
-    server.store.refresh_automatic("site1.test");
+    server.store().refresh_automatic("site1.test");
     let renewed = acme_leaf(https, "site1.test").await.expect("served");
     assert_ne!(renewed, first, "renewal served a new certificate");
     server.shutdown().await;

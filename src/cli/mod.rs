@@ -251,10 +251,10 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        for (addr, tls) in &server.addrs {
+        for (addr, tls) in server.addrs() {
             eprintln!(
                 "htgate listening on {}://{addr}",
-                if *tls { "https" } else { "http" }
+                if tls { "https" } else { "http" }
             );
         }
         eprintln!(
@@ -262,7 +262,27 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             config.file.site.len(),
             config.path.display()
         );
-        wait_for_signal().await;
+        // SIGHUP reloads htgate.toml (sites, domains, certificates); a
+        // configuration with errors is refused and the running one kept.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).ok();
+        loop {
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = wait_for_signal() => break,
+                Some(()) = hup_recv => {
+                    match server.reload().await {
+                        Ok(()) => eprintln!("htgate: configuration reloaded"),
+                        Err(e) => eprintln!("htgate: configuration refused, still serving the previous one:\n{e}"),
+                    }
+                }
+            }
+        }
         server.shutdown().await;
         ExitCode::SUCCESS
     })

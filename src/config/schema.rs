@@ -35,8 +35,32 @@ pub struct ConfigFile {
     /// deletions and expiry.
     #[serde(default = "default_cert_check_seconds")]
     pub cert_check_seconds: u64,
+    /// What a `.htaccess` with errors does: "apache" (500 for requests
+    /// under its folder, as Apache) or "keep-last-good".
+    #[serde(default)]
+    pub on_htaccess_error: OnHtaccessError,
+    /// How often (seconds) every cached `.htaccess` is re-checked, for
+    /// changes whose events did not arrive (network filesystems).  0: never.
+    #[serde(default = "default_reload_poll_seconds")]
+    pub reload_poll_seconds: u64,
+    /// Watch site roots and certificate folders with inotify (off: only
+    /// the periodic re-check).
+    #[serde(default = "default_true")]
+    pub watch: bool,
     #[serde(default)]
     pub site: Vec<SiteConfig>,
+}
+
+fn default_reload_poll_seconds() -> u64 {
+    2
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnHtaccessError {
+    #[default]
+    Apache,
+    KeepLastGood,
 }
 
 fn default_cert_check_seconds() -> u64 {

@@ -51,6 +51,10 @@ pub struct Main<'a> {
     /// Cookie names already set by `[CO]` (set at most once per request).
     pub cookies_set: Vec<String>,
     pub request_time: std::time::SystemTime,
+    /// Each directory's `.htaccess` as this request first saw it: internal
+    /// redirects and sub-requests see the same version even if the file
+    /// is replaced meanwhile.
+    pub htaccess_seen: std::collections::HashMap<String, super::site::Htaccess>,
 }
 
 /// The handler a request ends with.
@@ -355,7 +359,15 @@ impl<'a> Main<'a> {
     }
 
     fn merge_dir(&mut self, parent: Arc<Merged>, dir: &str) -> Result<Arc<Merged>, Stop> {
-        match self.site.cache.get(std::path::Path::new(dir)) {
+        let seen = match self.htaccess_seen.get(dir) {
+            Some(h) => h.clone(),
+            None => {
+                let h = self.site.cache.get(std::path::Path::new(dir));
+                self.htaccess_seen.insert(dir.to_string(), h.clone());
+                h
+            }
+        };
+        match seen {
             Htaccess::None => Ok(parent),
             Htaccess::Ok(c) => {
                 let directory = format!("{}/", dir.trim_end_matches('/'));

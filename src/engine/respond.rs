@@ -87,6 +87,7 @@ pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
         err_headers_out: Vec::new(),
         cookies_set: Vec::new(),
         request_time: std::time::SystemTime::now(),
+        htaccess_seen: std::collections::HashMap::new(),
     };
     let mut r = match Req::new(site, &head.target) {
         Ok(r) => r,

@@ -1,18 +1,24 @@
 //! A site: its document root, names, server-level defaults and the cache of
 //! compiled `.htaccess` files, one per directory.
 //!
-//! A compiled file is reused as long as the file's identity (inode, size,
-//! modification time) is unchanged, so an edit is seen on the next request
-//! and nothing is ever parsed on the request path twice.
+//! Each directory's compiled program sits behind its own `ArcSwap`: a reload
+//! replaces it atomically, and a request that already holds the old one
+//! finishes with it (a request also remembers what it saw per directory,
+//! so it never mixes two versions of one file).  How freshness is ensured
+//! depends on [`Validation`]: quick mode stats the file on every look-up;
+//! config mode trusts the cache and is told about changes by the watcher
+//! (plus a periodic re-check for missed events).  Either way the identity
+//! of the file (inode, device, size, mtime) decides whether to recompile.
 
 use super::compile::{compile_source, Compiled};
 use super::config::Merged;
 use crate::server::mime::MimeTable;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
 
 /// The name of the per-directory file (`AccessFileName`).
 pub const ACCESS_FILE_NAME: &str = ".htaccess";
@@ -25,78 +31,283 @@ struct FileKey {
     mtime: Option<SystemTime>,
 }
 
-struct CacheEntry {
-    key: FileKey,
-    compiled: Arc<Compiled>,
-}
-
-/// Compiled `.htaccess` files by path.
-#[derive(Default)]
-pub struct HtaccessCache {
-    entries: Mutex<HashMap<PathBuf, CacheEntry>>,
-}
-
 /// What a directory's `.htaccess` gives.
+#[derive(Clone)]
 pub enum Htaccess {
     None,
     Ok(Arc<Compiled>),
     /// The file exists but has errors (or cannot be read): 500.
     Broken(Arc<Compiled>),
-    Unreadable(String),
+    Unreadable(Arc<str>),
+}
+
+/// How the cache learns that a file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Stat the file at every look-up (quick mode: no watcher).
+    EveryRequest,
+    /// Trust the cache; the watcher calls [`HtaccessCache::reload_dir`] and
+    /// friends.
+    Watched,
+}
+
+/// What a broken edit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Apache: 500 for requests under that directory.
+    #[default]
+    Apache,
+    /// Keep serving the last version that compiled; log the error.
+    KeepLastGood,
+}
+
+/// One directory's state: the file identity it was built from.
+struct DirState {
+    key: Option<FileKey>,
+    htaccess: Htaccess,
+}
+
+/// What a reload did, for the log and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    Compiled { errors: usize },
+    KeptLastGood { errors: usize },
+    Removed,
+    Unreadable,
+}
+
+/// Compiled `.htaccess` files by directory.
+pub struct HtaccessCache {
+    entries: RwLock<HashMap<PathBuf, Arc<ArcSwap<DirState>>>>,
+    validation: Validation,
+    on_error: OnError,
+}
+
+impl Default for HtaccessCache {
+    fn default() -> Self {
+        HtaccessCache::new(Validation::EveryRequest, OnError::Apache)
+    }
 }
 
 impl HtaccessCache {
-    /// Looks up (and compiles if new or changed) the `.htaccess` of `dir`.
+    pub fn new(validation: Validation, on_error: OnError) -> HtaccessCache {
+        HtaccessCache {
+            entries: RwLock::new(HashMap::new()),
+            validation,
+            on_error,
+        }
+    }
+
+    pub fn validation(&self) -> Validation {
+        self.validation
+    }
+
+    fn entry(&self, dir: &Path) -> Option<Arc<ArcSwap<DirState>>> {
+        self.entries.read().ok()?.get(dir).cloned()
+    }
+
+    /// The `.htaccess` of `dir` (compiled if new or, depending on the
+    /// validation mode, changed).
     pub fn get(&self, dir: &Path) -> Htaccess {
+        if let Some(entry) = self.entry(dir) {
+            if self.validation == Validation::Watched {
+                return entry.load().htaccess.clone();
+            }
+            let old = entry.load_full();
+            let (new, _) = self.read_state(dir, Some(&old), false);
+            if let Some(new) = new {
+                let h = new.htaccess.clone();
+                entry.store(Arc::new(new));
+                return h;
+            }
+            return old.htaccess.clone();
+        }
+        let (state, _) = self.read_state(dir, None, false);
+        let state = state.unwrap_or(DirState {
+            key: None,
+            htaccess: Htaccess::None,
+        });
+        let h = state.htaccess.clone();
+        if let Ok(mut map) = self.entries.write() {
+            map.entry(dir.to_path_buf())
+                .or_insert_with(|| Arc::new(ArcSwap::from_pointee(state)));
+        }
+        h
+    }
+
+    /// Re-reads `dir`'s `.htaccess` now (the watcher saw a change) and
+    /// logs what happened.  Directories never looked up are not loaded:
+    /// they will be at their first request.
+    pub fn reload_dir(&self, dir: &Path) -> ReloadOutcome {
+        let Some(entry) = self.entry(dir) else {
+            return ReloadOutcome::Unchanged;
+        };
+        let old = entry.load_full();
+        let (new, outcome) = self.read_state(dir, Some(&old), true);
+        if let Some(new) = new {
+            entry.store(Arc::new(new));
+        }
+        outcome
+    }
+
+    /// Re-checks every cached directory under `prefix` (a folder was
+    /// created, renamed or removed).
+    pub fn reload_under(&self, prefix: &Path) -> usize {
+        let dirs: Vec<PathBuf> = match self.entries.read() {
+            Ok(map) => map
+                .keys()
+                .filter(|d| d.starts_with(prefix))
+                .cloned()
+                .collect(),
+            Err(_) => return 0,
+        };
+        for d in &dirs {
+            self.reload_dir(d);
+        }
+        dirs.len()
+    }
+
+    /// Re-checks every cached directory (the periodic fallback for missed
+    /// events); returns how many changed.
+    pub fn reload_all(&self) -> usize {
+        let dirs: Vec<PathBuf> = match self.entries.read() {
+            Ok(map) => map.keys().cloned().collect(),
+            Err(_) => return 0,
+        };
+        dirs.iter()
+            .filter(|d| self.reload_dir(d) != ReloadOutcome::Unchanged)
+            .count()
+    }
+
+    /// Forgets everything (the root itself was replaced).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stats and, when the identity changed, compiles.  `None`: unchanged.
+    fn read_state(
+        &self,
+        dir: &Path,
+        old: Option<&DirState>,
+        log: bool,
+    ) -> (Option<DirState>, ReloadOutcome) {
         let path = dir.join(ACCESS_FILE_NAME);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Htaccess::None,
-            Err(e) if e.raw_os_error() == Some(20) => return Htaccess::None, // ENOTDIR
-            Err(e) => return Htaccess::Unreadable(format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                // ENOTDIR counts as "no file" too.
+                if old.is_some_and(|o| o.key.is_none()) {
+                    return (None, ReloadOutcome::Unchanged);
+                }
+                if log && old.is_some() {
+                    tracing::info!(target: "reload", file = %path.display(), "removed");
+                }
+                let state = DirState {
+                    key: None,
+                    htaccess: Htaccess::None,
+                };
+                return (Some(state), ReloadOutcome::Removed);
+            }
+            Err(e) => {
+                return (
+                    Some(unreadable(&path, &e.to_string())),
+                    ReloadOutcome::Unreadable,
+                )
+            }
         };
         if !meta.is_file() {
-            return Htaccess::Unreadable(format!("{}: not a regular file", path.display()));
+            return (
+                Some(unreadable(&path, "not a regular file")),
+                ReloadOutcome::Unreadable,
+            );
         }
-        let key = FileKey {
+        let key = Some(FileKey {
             ino: meta.ino(),
             dev: meta.dev(),
             size: meta.len(),
             mtime: meta.modified().ok(),
-        };
-        if let Ok(map) = self.entries.lock() {
-            if let Some(e) = map.get(&path) {
-                if e.key == key {
-                    return wrap(e.compiled.clone());
-                }
-            }
+        });
+        if old.is_some_and(|o| o.key == key) {
+            return (None, ReloadOutcome::Unchanged);
         }
+        let started = Instant::now();
         let source = match std::fs::read(&path) {
             Ok(s) => s,
-            Err(e) => return Htaccess::Unreadable(format!("{}: {e}", path.display())),
+            Err(e) => {
+                return (
+                    Some(unreadable(&path, &e.to_string())),
+                    ReloadOutcome::Unreadable,
+                )
+            }
         };
         let compiled = Arc::new(compile_source(&source));
-        for d in compiled.diagnostics.iter().filter(|d| d.is_error()) {
-            tracing::error!(target: "htaccess", "{}", d.one_line(&path.display().to_string()));
+        let took = started.elapsed();
+        let shown = path.display().to_string();
+        let errors: Vec<String> = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.one_line(&shown))
+            .collect();
+        for e in &errors {
+            tracing::error!(target: "htaccess", "{e}");
         }
-        if let Ok(mut map) = self.entries.lock() {
-            map.insert(
-                path,
-                CacheEntry {
+        if !errors.is_empty() && self.on_error == OnError::KeepLastGood {
+            if let Some(Htaccess::Ok(good)) = old.map(|o| &o.htaccess) {
+                tracing::warn!(target: "reload", file = %shown, errors = errors.len(), "has errors: keeping the last good version (on_htaccess_error = \"keep-last-good\")");
+                let state = DirState {
                     key,
-                    compiled: compiled.clone(),
-                },
+                    htaccess: Htaccess::Ok(good.clone()),
+                };
+                return (
+                    Some(state),
+                    ReloadOutcome::KeptLastGood {
+                        errors: errors.len(),
+                    },
+                );
+            }
+        }
+        if log || old.is_some() {
+            tracing::info!(
+                target: "reload",
+                file = %shown,
+                compile_us = took.as_micros() as u64,
+                errors = errors.len(),
+                "{}",
+                if errors.is_empty() { "reloaded" } else { "reloaded with errors: requests under it get 500" }
             );
         }
-        wrap(compiled)
+        let htaccess = if compiled.has_errors() {
+            Htaccess::Broken(compiled)
+        } else {
+            Htaccess::Ok(compiled)
+        };
+        (
+            Some(DirState { key, htaccess }),
+            ReloadOutcome::Compiled {
+                errors: errors.len(),
+            },
+        )
     }
 }
 
-fn wrap(c: Arc<Compiled>) -> Htaccess {
-    if c.has_errors() {
-        Htaccess::Broken(c)
-    } else {
-        Htaccess::Ok(c)
+fn unreadable(path: &Path, why: &str) -> DirState {
+    let msg = format!("{}: {why}", path.display());
+    tracing::error!(target: "htaccess", "{msg}");
+    DirState {
+        key: None,
+        htaccess: Htaccess::Unreadable(Arc::from(msg.as_str())),
     }
 }
 

@@ -14,7 +14,6 @@
 use super::routing::DomainMap;
 use crate::tls::validate::{name_matches, Trust, ValidatedCert};
 use arc_swap::ArcSwap;
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -412,30 +411,10 @@ pub fn fmt_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// The rustls side: asks the current snapshot at every handshake.
-#[derive(Debug)]
-pub struct SniResolver {
-    store: Arc<CertStore>,
-}
-
-impl SniResolver {
-    pub fn new(store: Arc<CertStore>) -> SniResolver {
-        SniResolver { store }
-    }
-}
-
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertStore")
             .field("sites", &self.sites.len())
             .finish()
-    }
-}
-
-impl ResolvesServerCert for SniResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let snap = self.store.current.load();
-        let (served, _) = snap.choose(hello.server_name(), unix_now());
-        Some(served.certified.clone())
     }
 }

@@ -1,46 +1,21 @@
-//! Starting config mode: certificates, listeners, sites, background tasks.
+//! Starting and reloading config mode: certificates, listeners, sites,
+//! background tasks.
+//!
+//! A reload (SIGHUP, or htgate.toml changed on disk) builds the new sites
+//! and certificate store first; a configuration with errors is refused and
+//! the running one kept.  Listeners present in both configurations keep
+//! their sockets; new ones are bound, removed ones drain and close.
 
 use super::certs::{CertStore, Served, SiteCertConfig};
+use super::routing;
 use super::{Front, HostedSite, Hosting};
-use crate::config::{ClientHttpsHeaders, Config};
-use crate::engine::site::Site;
+use crate::config::{ClientHttpsHeaders, Config, OnHtaccessError};
+use crate::engine::site::{HtaccessCache, OnError, Site, Validation};
 use crate::server::listener::{serve, Listener};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A running config-mode server.
-pub struct HostingServer {
-    /// Bound addresses, `true` for TLS.
-    pub addrs: Vec<(SocketAddr, bool)>,
-    pub store: Arc<CertStore>,
-    pub hosting: Arc<ArcSwap<Hosting>>,
-    pub acme: Option<Arc<crate::acme::AcmeManager>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl HostingServer {
-    /// The first bound address of the given kind.
-    pub fn addr(&self, tls: bool) -> Option<SocketAddr> {
-        self.addrs.iter().find(|(_, t)| *t == tls).map(|(a, _)| *a)
-    }
-
-    /// Stops accepting, drains in-flight requests, stops background work.
-    pub async fn shutdown(mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(join) = self.join.take() {
-            let _ = join.await;
-        }
-    }
-}
 
 /// The shared certificate: the configured one, else a self-signed one made
 /// in memory (said loudly: clients without SNI will see a warning).
@@ -143,6 +118,13 @@ pub fn hosting(
             map.insert(d.get_ref(), i);
         }
         let mut site = Site::new(s.root.get_ref(), names);
+        site.cache = HtaccessCache::new(
+            Validation::Watched,
+            match config.file.on_htaccess_error {
+                OnHtaccessError::Apache => OnError::Apache,
+                OnHtaccessError::KeepLastGood => OnError::KeepLastGood,
+            },
+        );
         site.http_port = http_port;
         site.https_port = https_port;
         site.pass_client_https_headers =
@@ -176,7 +158,142 @@ pub fn hosting(
     })
 }
 
-use super::routing;
+/// One bound listener and how to stop it.
+struct RunningListener {
+    /// As configured (port 0 stays 0 here).
+    configured: SocketAddr,
+    tls: bool,
+    bound: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The parts a reload replaces, and what it reuses.
+pub struct Shared {
+    pub config: ArcSwap<Config>,
+    pub hosting: Arc<ArcSwap<Hosting>>,
+    pub store: Arc<ArcSwap<CertStore>>,
+    pub acme: Option<Arc<crate::acme::AcmeManager>>,
+    tls: Arc<rustls::ServerConfig>,
+    handler: Arc<Front>,
+    listeners: tokio::sync::Mutex<Vec<RunningListener>>,
+    domains_tx: Option<tokio::sync::watch::Sender<Vec<String>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Serialises reloads (SIGHUP and a file event at once).
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// A running config-mode server.
+pub struct HostingServer {
+    pub shared: Arc<Shared>,
+}
+
+/// The SNI resolver of config mode: the store current at each handshake.
+#[derive(Debug)]
+struct SwappableResolver(Arc<ArcSwap<CertStore>>);
+
+impl rustls::server::ResolvesServerCert for SwappableResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let store = self.0.load();
+        let snap = store.snapshot();
+        let (served, _) = snap.choose(hello.server_name(), super::certs::unix_now());
+        Some(served.certified.clone())
+    }
+}
+
+impl HostingServer {
+    /// The first bound address of the given kind.
+    pub fn addr(&self, tls: bool) -> Option<SocketAddr> {
+        self.addrs()
+            .into_iter()
+            .find(|(_, t)| *t == tls)
+            .map(|(a, _)| a)
+    }
+
+    /// Every bound address, `true` for TLS.
+    pub fn addrs(&self) -> Vec<(SocketAddr, bool)> {
+        match self.shared.listeners.try_lock() {
+            Ok(l) => l.iter().map(|l| (l.bound, l.tls)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn store(&self) -> Arc<CertStore> {
+        self.shared.store.load_full()
+    }
+
+    pub fn acme(&self) -> Option<Arc<crate::acme::AcmeManager>> {
+        self.shared.acme.clone()
+    }
+
+    pub fn hosting(&self) -> Arc<Hosting> {
+        self.shared.hosting.load_full()
+    }
+
+    /// Re-reads the configuration file; on errors the running
+    /// configuration stays and the errors are returned (and logged).
+    pub async fn reload(&self) -> Result<(), String> {
+        reload(&self.shared).await
+    }
+
+    /// Stops accepting, drains in-flight requests, stops background work.
+    pub async fn shutdown(self) {
+        if let Ok(mut tasks) = self.shared.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+        let mut listeners = self.shared.listeners.lock().await;
+        for l in listeners.iter_mut() {
+            if let Some(tx) = l.shutdown.take() {
+                let _ = tx.send(());
+            }
+        }
+        for l in listeners.iter_mut() {
+            if let Some(join) = l.join.take() {
+                let _ = join.await;
+            }
+        }
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    tls: bool,
+    shared_tls: &Arc<rustls::ServerConfig>,
+    handler: &Arc<Front>,
+) -> anyhow::Result<RunningListener> {
+    let l = Listener::bind(addr, tls.then(|| shared_tls.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let bound = l.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h: Arc<dyn crate::server::Handler> = handler.clone();
+    let join = tokio::spawn(serve(vec![l], h, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningListener {
+        configured: addr,
+        tls,
+        bound,
+        shutdown: Some(tx),
+        join: Some(join),
+    })
+}
+
+fn public_ports(listeners: &[RunningListener]) -> (u16, u16) {
+    let port = |tls: bool, default: u16| {
+        listeners
+            .iter()
+            .find(|l| l.tls == tls)
+            .map(|l| l.bound.port())
+            .unwrap_or(default)
+    };
+    (port(false, 80), port(true, 443))
+}
 
 /// Starts config mode on the current tokio runtime.
 pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
@@ -185,74 +302,168 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         .acme
         .as_ref()
         .map(|a| crate::acme::AcmeManager::new(acme_settings(a)));
-    let store = cert_store(config, acme.clone())?;
-    let tls = crate::tls::server_config_with_resolver(Arc::new(super::certs::SniResolver::new(
-        store.clone(),
-    )))?;
-    let mut listeners = Vec::new();
-    let mut addrs = Vec::new();
-    for (addr, is_tls) in config.listeners() {
-        let l = Listener::bind(addr, is_tls.then(|| tls.clone()))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        addrs.push((l.local_addr()?, is_tls));
-        listeners.push(l);
-    }
-    let port_of = |tls: bool, default: u16| {
-        addrs
-            .iter()
-            .find(|(_, t)| *t == tls)
-            .map(|(a, _)| a.port())
-            .unwrap_or(default)
-    };
+    let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
+    let tls = crate::tls::server_config_with_resolver(Arc::new(SwappableResolver(store.clone())))?;
+    // The handler exists before the listeners; its sites are filled in
+    // once the bound ports are known.
     let hosting = Arc::new(ArcSwap::from_pointee(hosting(
         config,
-        port_of(false, 80),
-        port_of(true, 443),
+        80,
+        443,
         acme.as_ref().map(|a| a.challenges()),
     )?));
     let handler = Arc::new(Front {
         hosting: hosting.clone(),
     });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let join = tokio::spawn(serve(listeners, handler, async move {
-        let _ = rx.await;
-    }));
+    let mut listeners = Vec::new();
+    for (addr, is_tls) in config.listeners() {
+        listeners.push(bind(addr, is_tls, &tls, &handler).await?);
+    }
+    let (http_port, https_port) = public_ports(&listeners);
+    hosting.store(Arc::new(hosting_for(config, http_port, https_port, &acme)?));
+
+    let domains_tx = acme
+        .as_ref()
+        .map(|_| tokio::sync::watch::channel(store.load().automatic_domains()).0);
+    let shared = Arc::new(Shared {
+        config: ArcSwap::from_pointee(config.clone()),
+        hosting,
+        store,
+        acme,
+        tls,
+        handler,
+        listeners: tokio::sync::Mutex::new(listeners),
+        domains_tx,
+        tasks: Mutex::new(Vec::new()),
+        reloading: tokio::sync::Mutex::new(()),
+    });
     let mut tasks = Vec::new();
-    // Certificate files are looked at periodically: uploads, deletions.
-    // Expiry needs no look: the resolver checks dates at every handshake.
+    // Certificate folders are looked at periodically (uploads, deletions);
+    // expiry needs no look: the resolver checks dates at every handshake.
     let every = Duration::from_secs(config.file.cert_check_seconds.max(1));
-    let refresher = store.clone();
+    let store = shared.store.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let s = refresher.clone();
+            let s = store.load_full();
             let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
         }
     }));
-    if let Some(manager) = &acme {
-        let (_domains_tx, domains_rx) = tokio::sync::watch::channel(store.automatic_domains());
-        let s = store.clone();
+    if let (Some(manager), Some(tx)) = (&shared.acme, &shared.domains_tx) {
+        let store = shared.store.clone();
         let on_cert: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |d: &str| {
-            s.refresh_automatic(d);
+            store.load().refresh_automatic(d);
         });
-        tasks.push(manager.spawn(domains_rx, on_cert));
-        // The sender lives as long as the task list: a reload (hot-reload
-        // issue) sends new domain lists through it.
-        tasks.push(tokio::spawn(async move {
-            let _keep = _domains_tx;
-            std::future::pending::<()>().await
-        }));
+        tasks.push(manager.spawn(tx.subscribe(), on_cert));
     }
-    Ok(HostingServer {
-        addrs,
-        store,
-        hosting,
-        acme,
-        shutdown: Some(tx),
-        join: Some(join),
-        tasks,
-    })
+    if let Ok(mut t) = shared.tasks.lock() {
+        t.extend(tasks);
+    }
+    Ok(HostingServer { shared })
+}
+
+fn hosting_for(
+    config: &Config,
+    http_port: u16,
+    https_port: u16,
+    acme: &Option<Arc<crate::acme::AcmeManager>>,
+) -> anyhow::Result<Hosting> {
+    hosting(
+        config,
+        http_port,
+        https_port,
+        acme.as_ref().map(|a| a.challenges()),
+    )
+}
+
+/// The reload itself (see the module comment).
+pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
+    let _one = shared.reloading.lock().await;
+    let path = shared.config.load().path.clone();
+    let started = std::time::Instant::now();
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(target: "reload", file = %path.display(), "configuration refused, the running one is kept:\n{e}");
+            return Err(e.to_string());
+        }
+    };
+    let old = shared.config.load_full();
+    if acme_differs(&old, &config) {
+        tracing::warn!(target: "reload", "the [acme] settings changed: they take effect at the next restart");
+    }
+    let store = match cert_store(&config, shared.acme.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(target: "reload", file = %path.display(), "configuration refused, the running one is kept: {e:#}");
+            return Err(format!("{e:#}"));
+        }
+    };
+    // Listeners: keep the same ones, bind the new ones first (a bind
+    // failure refuses the whole reload), then close the removed ones.
+    let mut listeners = shared.listeners.lock().await;
+    let wanted = config.listeners();
+    let mut fresh = Vec::new();
+    for (addr, tls) in &wanted {
+        if !listeners
+            .iter()
+            .any(|l| l.configured == *addr && l.tls == *tls)
+        {
+            match bind(*addr, *tls, &shared.tls, &shared.handler).await {
+                Ok(l) => fresh.push(l),
+                Err(e) => {
+                    for mut l in fresh {
+                        if let Some(tx) = l.shutdown.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    tracing::error!(target: "reload", "configuration refused, the running one is kept: {e:#}");
+                    return Err(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    let (kept, removed): (Vec<RunningListener>, Vec<RunningListener>) =
+        listeners.drain(..).partition(|l| {
+            wanted
+                .iter()
+                .any(|(a, t)| l.configured == *a && l.tls == *t)
+        });
+    listeners.extend(kept);
+    listeners.extend(fresh);
+    let (http_port, https_port) = public_ports(&listeners);
+    let hosting = match hosting_for(&config, http_port, https_port, &shared.acme) {
+        Ok(h) => h,
+        Err(e) => return Err(format!("{e:#}")),
+    };
+    shared.store.store(store.clone());
+    shared.hosting.store(Arc::new(hosting));
+    shared.config.store(Arc::new(config));
+    if let Some(tx) = &shared.domains_tx {
+        let _ = tx.send(store.automatic_domains());
+    }
+    for mut l in removed {
+        tracing::info!(target: "reload", address = %l.configured, "listener removed");
+        if let Some(tx) = l.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+    tracing::info!(target: "reload", file = %path.display(), took_ms = started.elapsed().as_millis() as u64, "configuration reloaded");
+    Ok(())
+}
+
+fn acme_differs(a: &Config, b: &Config) -> bool {
+    let key = |c: &Config| {
+        c.file.acme.as_ref().map(|a| {
+            (
+                a.directory.clone(),
+                a.storage.clone(),
+                a.ca_root.clone(),
+                a.contact.clone(),
+            )
+        })
+    };
+    key(a) != key(b)
 }
