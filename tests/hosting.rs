@@ -3,10 +3,7 @@
 //! cannot be spoofed, force_https, HSTS, 421, ACME answers before
 //! `.htaccess`.
 
-#[path = "support/pki.rs"]
-mod pki;
-#[path = "support/probe.rs"]
-mod probe;
+use crate::support::{pki, probe};
 
 use htgate::config::Config;
 use htgate::hosting::run::{start, HostingServer};

@@ -2,6 +2,14 @@
 //! module of the crate is declared here.
 
 mod conformance;
+
+/// Helpers shared by the hosting and reload tests.
+mod support {
+    pub mod pki;
+    pub mod probe;
+}
+
 mod diagnostics;
 mod hosting;
 mod parser_props;
+mod reload;

@@ -8,6 +8,7 @@
 //! `.htaccess` programs, and HSTS on HTTPS answers.
 
 pub mod certs;
+pub mod reload;
 pub mod routing;
 pub mod run;
 

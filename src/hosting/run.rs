@@ -181,6 +181,8 @@ pub struct Shared {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Serialises reloads (SIGHUP and a file event at once).
     reloading: tokio::sync::Mutex<()>,
+    /// The file watcher (None: it could not start; polling runs instead).
+    pub(crate) watcher: Mutex<Option<crate::watch::Watcher>>,
 }
 
 /// A running config-mode server.
@@ -236,11 +238,14 @@ impl HostingServer {
     /// Re-reads the configuration file; on errors the running
     /// configuration stays and the errors are returned (and logged).
     pub async fn reload(&self) -> Result<(), String> {
-        reload(&self.shared).await
+        super::reload::reload_and_rewatch(&self.shared).await
     }
 
     /// Stops accepting, drains in-flight requests, stops background work.
     pub async fn shutdown(self) {
+        if let Ok(mut w) = self.shared.watcher.lock() {
+            w.take();
+        }
         if let Ok(mut tasks) = self.shared.tasks.lock() {
             for t in tasks.drain(..) {
                 t.abort();
@@ -336,6 +341,7 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         domains_tx,
         tasks: Mutex::new(Vec::new()),
         reloading: tokio::sync::Mutex::new(()),
+        watcher: Mutex::new(None),
     });
     let mut tasks = Vec::new();
     // Certificate folders are looked at periodically (uploads, deletions);
@@ -357,6 +363,32 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
             store.load().refresh_automatic(d);
         });
         tasks.push(manager.spawn(tx.subscribe(), on_cert));
+    }
+    match super::reload::start_watcher(&shared, tokio::runtime::Handle::current()) {
+        Ok(w) => {
+            if let Ok(mut slot) = shared.watcher.lock() {
+                *slot = Some(w);
+            }
+        }
+        Err(e) => {
+            // Without a watcher, the periodic re-check is all there is.
+            let every = Duration::from_secs(config.file.reload_poll_seconds.max(1));
+            tracing::warn!(target: "reload", "cannot watch files ({e}): re-checking every {}s instead", every.as_secs());
+            let weak = Arc::downgrade(&shared);
+            let rt = tokio::runtime::Handle::current();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = weak.upgrade() else { break };
+                    let rt = rt.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        super::reload::apply(&shared, vec![crate::watch::Change::Rescan], &rt)
+                    })
+                    .await;
+                }
+            }));
+        }
     }
     if let Ok(mut t) = shared.tasks.lock() {
         t.extend(tasks);

@@ -25,6 +25,12 @@ impl Batch {
         }
     }
 
+    /// Opens the window without a change: something (an unpaired rename)
+    /// is decided when it closes.
+    pub(super) fn open(&mut self, now: Instant) {
+        self.opened.get_or_insert(now);
+    }
+
     /// When the open batch must be handed to the sink.
     pub(super) fn deadline(&self, debounce: Duration) -> Option<Instant> {
         self.opened.map(|t| t + debounce)
@@ -32,12 +38,14 @@ impl Batch {
 
     /// The batch, if its window has passed; never an empty one.
     pub(super) fn take_due(&mut self, now: Instant, debounce: Duration) -> Option<Vec<Change>> {
-        let due = self.deadline(debounce).is_some_and(|d| now >= d);
-        if !due || self.changes.is_empty() {
+        if !self.deadline(debounce).is_some_and(|d| now >= d) {
             return None;
         }
         self.seen.clear();
         self.opened = None;
+        if self.changes.is_empty() {
+            return None;
+        }
         Some(std::mem::take(&mut self.changes))
     }
 }
@@ -55,10 +63,23 @@ mod tests {
         assert_eq!(b.take_due(t0 + d, d), None, "empty batch is never due");
         b.push(Change::Htaccess(PathBuf::from("/a")), t0);
         b.push(Change::Rescan, t0 + Duration::from_millis(10));
-        b.push(Change::Htaccess(PathBuf::from("/a")), t0 + Duration::from_millis(20));
+        b.push(
+            Change::Htaccess(PathBuf::from("/a")),
+            t0 + Duration::from_millis(20),
+        );
         assert_eq!(b.take_due(t0 + Duration::from_millis(49), d), None);
         let got = b.take_due(t0 + d, d);
-        assert_eq!(got, Some(vec![Change::Htaccess(PathBuf::from("/a")), Change::Rescan]));
+        assert_eq!(
+            got,
+            Some(vec![Change::Htaccess(PathBuf::from("/a")), Change::Rescan])
+        );
+        assert_eq!(b.deadline(d), None);
+        b.open(t0);
+        assert_eq!(
+            b.take_due(t0 + d, d),
+            None,
+            "a window without changes closes silently"
+        );
         assert_eq!(b.deadline(d), None);
     }
 }

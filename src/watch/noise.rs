@@ -16,23 +16,23 @@ const NOISE_SUFFIXES: &[&str] = &[
     ".temp",
     ".bak",
     ".orig",
-    ".filepart",     // WinSCP's upload-then-rename
-    ".part",         // browsers' and several FTP clients' partial downloads
-    ".crdownload",   // Chromium's partial downloads
-    ".kate-swp",     // Kate
-    "___jb_tmp___",  // JetBrains "safe write"
-    "___jb_old___",  // JetBrains "safe write"
-    ".dpkg-tmp",     // dpkg while unpacking
-    ".dpkg-new",     // dpkg while unpacking
+    ".filepart",    // WinSCP's upload-then-rename
+    ".part",        // browsers' and several FTP clients' partial downloads
+    ".crdownload",  // Chromium's partial downloads
+    ".kate-swp",    // Kate
+    "___jb_tmp___", // JetBrains "safe write"
+    "___jb_old___", // JetBrains "safe write"
+    ".dpkg-tmp",    // dpkg while unpacking
+    ".dpkg-new",    // dpkg while unpacking
 ];
 
 /// Prefixes of scratch files.
 const NOISE_PREFIXES: &[&str] = &[
-    ".~lock.",           // LibreOffice lock files
-    ".nfs",              // NFS "silly rename" of a file deleted while open
-    ".goutputstream-",   // GNOME/GIO atomic save
-    ".#",                // emacs lock link
-    "~$",                // MS Office owner file
+    ".~lock.",         // LibreOffice lock files
+    ".nfs",            // NFS "silly rename" of a file deleted while open
+    ".goutputstream-", // GNOME/GIO atomic save
+    ".#",              // emacs lock link
+    "~$",              // MS Office owner file
 ];
 
 /// Editors' swap/backup/temp files that never count as a change by
