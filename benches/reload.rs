@@ -42,7 +42,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn measure(label: &str, extra: &str, samples: usize) {
+async fn measure(label: &str, extra: &str, samples: usize, jitter: Option<Duration>) {
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => return eprintln!("tempdir: {e}"),
@@ -72,7 +72,17 @@ async fn measure(label: &str, extra: &str, samples: usize) {
     let _ = header_x_v(addr).await;
     let mut times = Vec::with_capacity(samples);
     let mut timeouts = 0;
+    // Saves come at random moments relative to the poll timer, as real
+    // ones do (a fixed rhythm would measure the timer's phase).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 1..=samples {
+        if let Some(spread) = jitter {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let frac = (seed >> 33) as f64 / (1u64 << 31) as f64;
+            tokio::time::sleep(spread.mul_f64(frac)).await;
+        }
         let want = format!("v{i}");
         let started = Instant::now();
         replace(&site, i);
@@ -86,6 +96,9 @@ async fn measure(label: &str, extra: &str, samples: usize) {
                 break;
             }
         }
+    }
+    if std::env::var_os("HTGATE_RELOAD_VERBOSE").is_some() {
+        eprintln!("{label}: {times:?}");
     }
     times.sort();
     println!(
@@ -126,11 +139,12 @@ fn main() {
         Err(e) => return eprintln!("runtime: {e}"),
     };
     rt.block_on(async {
-        measure("inotify events", "reload_poll_seconds = 0", n).await;
+        measure("inotify events", "reload_poll_seconds = 0", n, None).await;
         measure(
             "polling only (interval 1 s)",
             "watch = false\nreload_poll_seconds = 1",
             np,
+            Some(Duration::from_secs(1)),
         )
         .await;
     });
