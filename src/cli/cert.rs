@@ -193,29 +193,39 @@ fn rows(
     out
 }
 
-type Opened = (Arc<CertStore>, Option<Arc<crate::acme::AcmeManager>>);
+/// A configuration and its certificates as on disk now.
+struct Opened {
+    config: Config,
+    store: Arc<CertStore>,
+    acme: Option<Arc<crate::acme::AcmeManager>>,
+}
 
-fn open_store(config: &Config) -> Result<Opened, ExitCode> {
+fn open(path: &Path) -> Result<Opened, ExitCode> {
+    let config = load_config(path)?;
     let acme = config
         .file
         .acme
         .as_ref()
         .map(|a| crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a)));
-    let store = crate::hosting::run::cert_store(config, acme.clone()).map_err(|e| {
+    let store = crate::hosting::run::cert_store(&config, acme.clone()).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })?;
-    Ok((store, acme))
+    Ok(Opened {
+        config,
+        store,
+        acme,
+    })
 }
 
 /// `htgate cert list`: which certificate serves each domain.
 pub fn list(config: &Path) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (store, acme) = match open_store(&config) {
-        Ok(s) => s,
+    let Opened {
+        config,
+        store,
+        acme,
+    } = match open(config) {
+        Ok(v) => v,
         Err(code) => return code,
     };
     let now = unix_now();
@@ -242,12 +252,12 @@ pub fn list(config: &Path) -> ExitCode {
 
 /// `htgate cert check`: only the problems; exit status 1 when there are.
 pub fn check(config: &Path) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (store, acme) = match open_store(&config) {
-        Ok(s) => s,
+    let Opened {
+        config,
+        store,
+        acme,
+    } = match open(config) {
+        Ok(v) => v,
         Err(code) => return code,
     };
     let mut n = 0;

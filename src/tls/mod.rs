@@ -65,6 +65,17 @@ fn pem_sections(path: &Path) -> Result<Vec<(SectionKind, Vec<u8>)>, TlsError> {
     Ok(out)
 }
 
+/// A PEM section as a private key, if it is one of the unencrypted kinds
+/// (PKCS#8, PKCS#1 RSA, SEC1 EC).
+pub fn private_key(kind: SectionKind, der: Vec<u8>) -> Option<PrivateKeyDer<'static>> {
+    match kind {
+        SectionKind::PrivateKey => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
+        SectionKind::RsaPrivateKey => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
+        SectionKind::EcPrivateKey => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
+        _ => None,
+    }
+}
+
 /// Reads a certificate chain (leaf first) from `cert` and the first private
 /// key (PKCS#8, PKCS#1 or SEC1) from `key`.  Both may name the same file.
 pub fn load_pem_files(
@@ -83,12 +94,7 @@ pub fn load_pem_files(
     }
     let key_der = pem_sections(key)?
         .into_iter()
-        .find_map(|(kind, der)| match kind {
-            SectionKind::PrivateKey => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
-            SectionKind::RsaPrivateKey => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
-            SectionKind::EcPrivateKey => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
-            _ => None,
-        })
+        .find_map(|(kind, der)| private_key(kind, der))
         .ok_or_else(|| TlsError::NoPrivateKey {
             path: key.to_path_buf(),
         })?;

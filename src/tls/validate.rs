@@ -13,9 +13,7 @@
 
 use rustls::sign::{CertifiedKey, SigningKey};
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
-};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -550,12 +548,7 @@ fn read_key(key_pem: &[u8]) -> Result<PrivateKeyDer<'static>, UploadError> {
         .any(|(kind, _)| *kind == SectionKind::Certificate);
     sections
         .into_iter()
-        .find_map(|(kind, der)| match kind {
-            SectionKind::PrivateKey => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
-            SectionKind::RsaPrivateKey => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
-            SectionKind::EcPrivateKey => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
-            _ => None,
-        })
+        .find_map(|(kind, der)| super::private_key(kind, der))
         .ok_or(UploadError::NoPrivateKey { found_certificate })
 }
 
