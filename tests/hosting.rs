@@ -3,7 +3,7 @@
 //! cannot be spoofed, force_https, HSTS, 421, ACME answers before
 //! `.htaccess`.
 
-use crate::support::{pki, probe};
+use crate::support::{files, pki, probe};
 
 use htgate::config::Config;
 use htgate::hosting::run::{start, HostingServer};
@@ -39,11 +39,7 @@ impl Setup {
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let p = self.path(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(p, text).expect("write");
+        files::write(self.dir.path(), rel, text);
     }
 
     /// Installs a leaf for `names` (valid `valid_for`) into the upload
@@ -271,7 +267,9 @@ async fn a_broken_upload_on_disk_keeps_the_working_certificate() {
     // A key that does not belong to the certificate is dropped in.
     let other = pki::self_signed(&["x.test"]);
     s.write("certs/a/privkey.pem", &other.key_pem());
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Look at the folder now (the watcher may already have): the broken
+    // pair must be read and refused, not served.
+    server.store().refresh();
     let after = probe::served_chain(https, Some("a.test")).await;
     assert_eq!(after[0].as_ref(), good.der().as_slice());
     server.shutdown().await;

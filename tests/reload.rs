@@ -3,7 +3,7 @@
 //! certificate replacement, and a broken htgate.toml that is refused while
 //! the running configuration keeps serving.
 
-use crate::support::{pki, probe};
+use crate::support::{files, pki, probe};
 
 use htgate::config::Config;
 use htgate::hosting::run::{start, HostingServer};
@@ -35,11 +35,7 @@ impl Site {
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let p = self.path(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(p, text).expect("write");
+        files::write(self.dir.path(), rel, text);
     }
 
     /// Writes through a temporary file renamed over the target, as most

@@ -5,6 +5,7 @@ mod conformance;
 
 /// Helpers shared by the hosting and reload tests.
 mod support {
+    pub mod files;
     pub mod pki;
     pub mod probe;
 }

@@ -99,10 +99,6 @@ impl HtaccessCache {
         }
     }
 
-    pub fn validation(&self) -> Validation {
-        self.validation
-    }
-
     fn entry(&self, dir: &Path) -> Option<Arc<ArcSwap<DirState>>> {
         self.entries.read().ok()?.get(dir).cloned()
     }
@@ -185,14 +181,6 @@ impl HtaccessCache {
         if let Ok(mut map) = self.entries.write() {
             map.clear();
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Stats and, when the identity changed, compiles.  `None`: unchanged.
@@ -354,5 +342,61 @@ impl Site {
         self.server_names
             .iter()
             .any(|n| n.eq_ignore_ascii_case(host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) {
+        // A rename gives the file a new identity even within one mtime tick.
+        let tmp = dir.join(".htaccess.tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, dir.join(ACCESS_FILE_NAME)).expect("rename");
+    }
+
+    #[test]
+    fn watched_cache_changes_only_on_reload_and_keeps_the_last_good_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HtaccessCache::new(Validation::Watched, OnError::KeepLastGood);
+        write(dir.path(), "Header set X-A 1\n");
+        assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
+        write(dir.path(), "RewriteRule ^(unclosed\n");
+        // Watched: nothing changes until the watcher says so.
+        assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
+        assert_eq!(
+            cache.reload_dir(dir.path()),
+            ReloadOutcome::KeptLastGood { errors: 1 }
+        );
+        assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
+        // The same broken file is not compiled again.
+        assert_eq!(cache.reload_dir(dir.path()), ReloadOutcome::Unchanged);
+        std::fs::remove_file(dir.path().join(ACCESS_FILE_NAME)).expect("rm");
+        assert_eq!(cache.reload_dir(dir.path()), ReloadOutcome::Removed);
+        assert!(matches!(cache.get(dir.path()), Htaccess::None));
+    }
+
+    #[test]
+    fn apache_mode_serves_the_broken_file_as_broken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HtaccessCache::new(Validation::Watched, OnError::Apache);
+        write(dir.path(), "Header set X-A 1\n");
+        assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
+        write(dir.path(), "RewriteRule ^(unclosed\n");
+        assert_eq!(
+            cache.reload_dir(dir.path()),
+            ReloadOutcome::Compiled { errors: 1 }
+        );
+        assert!(matches!(cache.get(dir.path()), Htaccess::Broken(_)));
+    }
+
+    #[test]
+    fn every_request_mode_sees_an_edit_without_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HtaccessCache::default();
+        assert!(matches!(cache.get(dir.path()), Htaccess::None));
+        write(dir.path(), "Header set X-A 1\n");
+        assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
     }
 }

@@ -104,7 +104,8 @@ pub struct SiteCertConfig {
 
 /// One consistent view, swapped as a whole.
 pub struct CertSnapshot {
-    sites: DomainMap<usize>,
+    /// Shared by every snapshot of one store: only the certificates change.
+    sites: Arc<DomainMap<usize>>,
     uploaded: Vec<Option<Arc<Served>>>,
     automatic: HashMap<String, Arc<Served>>,
     default: Arc<Served>,
@@ -135,14 +136,6 @@ impl CertSnapshot {
     /// The uploaded certificate of site number `i`, valid or not.
     pub fn uploaded(&self, i: usize) -> Option<&Arc<Served>> {
         self.uploaded.get(i).and_then(|u| u.as_ref())
-    }
-
-    pub fn automatic(&self, domain: &str) -> Option<&Arc<Served>> {
-        self.automatic.get(domain)
-    }
-
-    pub fn default_cert(&self) -> &Arc<Served> {
-        &self.default
     }
 }
 
@@ -212,7 +205,7 @@ impl CertStore {
         }
         let store = Arc::new(CertStore {
             current: ArcSwap::from_pointee(CertSnapshot {
-                sites: map,
+                sites: Arc::new(map),
                 uploaded: vec![None; sites.len()],
                 automatic: HashMap::new(),
                 default: default.clone(),

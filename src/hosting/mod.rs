@@ -139,11 +139,11 @@ impl Handler for Front {
             let method = req.method().clone();
             // ACME first: a customer's rewrite, access rule or forced
             // redirect must not be able to break certificate issuance.
-            if let (Some(ch), Some(token)) = (
+            if let (Some(ch), true) = (
                 &hosting.challenges,
-                req.uri().path().strip_prefix(crate::acme::CHALLENGE_PREFIX),
+                req.uri().path().starts_with(crate::acme::CHALLENGE_PREFIX),
             ) {
-                return match ch.answer(token) {
+                return match ch.answer_path(req.uri().path()) {
                     Some(answer) if method == Method::GET || method == Method::HEAD => {
                         plain_response(StatusCode::OK, answer)
                     }

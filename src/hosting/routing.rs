@@ -54,10 +54,6 @@ impl<T: Clone> DomainMap<T> {
             .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
             .map(|(_, v)| v)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.wildcards.is_empty()
-    }
 }
 
 #[cfg(test)]

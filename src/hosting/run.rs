@@ -265,36 +265,47 @@ impl HostingServer {
     }
 }
 
+/// Binds a socket (nothing is served on it yet).
 async fn bind(
     addr: SocketAddr,
     tls: bool,
     shared_tls: &Arc<rustls::ServerConfig>,
-    handler: &Arc<Front>,
-) -> anyhow::Result<RunningListener> {
+) -> anyhow::Result<(Listener, SocketAddr)> {
     let l = Listener::bind(addr, tls.then(|| shared_tls.clone()))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let bound = l.local_addr()?;
+    Ok((l, bound))
+}
+
+/// Starts serving a bound socket with `handler`.
+fn serve_on(
+    configured: SocketAddr,
+    tls: bool,
+    (l, bound): (Listener, SocketAddr),
+    handler: &Arc<Front>,
+) -> RunningListener {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let h: Arc<dyn crate::server::Handler> = handler.clone();
     let join = tokio::spawn(serve(vec![l], h, async move {
         let _ = rx.await;
     }));
-    Ok(RunningListener {
-        configured: addr,
+    RunningListener {
+        configured,
         tls,
         bound,
         shutdown: Some(tx),
         join: Some(join),
-    })
+    }
 }
 
-fn public_ports(listeners: &[RunningListener]) -> (u16, u16) {
+/// The ports the sites are known as: the first plain and TLS listeners'.
+fn public_ports(bound: &[(SocketAddr, bool)]) -> (u16, u16) {
     let port = |tls: bool, default: u16| {
-        listeners
+        bound
             .iter()
-            .find(|l| l.tls == tls)
-            .map(|l| l.bound.port())
+            .find(|(_, t)| *t == tls)
+            .map(|(a, _)| a.port())
             .unwrap_or(default)
     };
     (port(false, 80), port(true, 443))
@@ -309,23 +320,24 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         .map(|a| crate::acme::AcmeManager::new(acme_settings(a)));
     let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
     let tls = crate::tls::server_config_with_resolver(Arc::new(SwappableResolver(store.clone())))?;
-    // The handler exists before the listeners; its sites are filled in
-    // once the bound ports are known.
-    let hosting = Arc::new(ArcSwap::from_pointee(hosting(
-        config,
-        80,
-        443,
-        acme.as_ref().map(|a| a.challenges()),
+    // Bind first: the sites need the bound ports (port 0 in tests), and
+    // nothing is served before the sites exist.
+    let mut sockets = Vec::new();
+    for (addr, is_tls) in config.listeners() {
+        sockets.push((addr, is_tls, bind(addr, is_tls, &tls).await?));
+    }
+    let bound: Vec<(SocketAddr, bool)> = sockets.iter().map(|(_, t, (_, b))| (*b, *t)).collect();
+    let (http_port, https_port) = public_ports(&bound);
+    let hosting = Arc::new(ArcSwap::from_pointee(hosting_for(
+        config, http_port, https_port, &acme,
     )?));
     let handler = Arc::new(Front {
         hosting: hosting.clone(),
     });
-    let mut listeners = Vec::new();
-    for (addr, is_tls) in config.listeners() {
-        listeners.push(bind(addr, is_tls, &tls, &handler).await?);
-    }
-    let (http_port, https_port) = public_ports(&listeners);
-    hosting.store(Arc::new(hosting_for(config, http_port, https_port, &acme)?));
+    let listeners: Vec<RunningListener> = sockets
+        .into_iter()
+        .map(|(addr, t, socket)| serve_on(addr, t, socket, &handler))
+        .collect();
 
     let domains_tx = acme
         .as_ref()
@@ -443,14 +455,10 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
             .iter()
             .any(|l| l.configured == *addr && l.tls == *tls)
         {
-            match bind(*addr, *tls, &shared.tls, &shared.handler).await {
-                Ok(l) => fresh.push(l),
+            match bind(*addr, *tls, &shared.tls).await {
+                Ok(socket) => fresh.push((*addr, *tls, socket)),
                 Err(e) => {
-                    for mut l in fresh {
-                        if let Some(tx) = l.shutdown.take() {
-                            let _ = tx.send(());
-                        }
-                    }
+                    // The sockets bound so far close when `fresh` drops.
                     tracing::error!(target: "reload", "configuration refused, the running one is kept: {e:#}");
                     return Err(format!("{e:#}"));
                 }
@@ -463,15 +471,30 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
                 .iter()
                 .any(|(a, t)| l.configured == *a && l.tls == *t)
         });
-    listeners.extend(kept);
-    listeners.extend(fresh);
-    let (http_port, https_port) = public_ports(&listeners);
+    let bound: Vec<(SocketAddr, bool)> = kept
+        .iter()
+        .map(|l| (l.bound, l.tls))
+        .chain(fresh.iter().map(|(_, t, (_, b))| (*b, *t)))
+        .collect();
+    let (http_port, https_port) = public_ports(&bound);
     let hosting = match hosting_for(&config, http_port, https_port, &shared.acme) {
         Ok(h) => h,
-        Err(e) => return Err(format!("{e:#}")),
+        Err(e) => {
+            // Nothing changed yet: put the running listeners back.
+            listeners.extend(kept);
+            listeners.extend(removed);
+            return Err(format!("{e:#}"));
+        }
     };
     shared.store.store(store.clone());
     shared.hosting.store(Arc::new(hosting));
+    // New sockets start serving only now, with the new sites.
+    listeners.extend(kept);
+    listeners.extend(
+        fresh
+            .into_iter()
+            .map(|(addr, t, socket)| serve_on(addr, t, socket, &shared.handler)),
+    );
     shared.config.store(Arc::new(config));
     if let Some(tx) = &shared.domains_tx {
         let _ = tx.send(store.automatic_domains());
