@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod expr;
+pub mod fastcgi;
 pub mod hosting;
 pub mod htaccess;
 pub mod server;

@@ -266,6 +266,7 @@ fn quick_options(c: &Case, wd: &Workdir) -> QuickOptions {
         server_names: names,
         debug_headers: true,
         pass_client_https_headers: true,
+        php_fpm: None,
     }
 }
 

@@ -86,7 +86,7 @@ const DEFAULT_CONFIG: &str = "/etc/htgate/htgate.toml";
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME).
-    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers"])]
+    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, required_unless_present = "config")]
@@ -120,6 +120,10 @@ pub struct ServeArgs {
     /// force-HTTPS rules work and cannot be spoofed.
     #[arg(long)]
     strip_client_https_headers: bool,
+    /// Run `.php` files through this PHP-FPM socket (a path or host:port),
+    /// as Apache with mod_proxy_fcgi does; without it they are plain files.
+    #[arg(long, value_name = "SOCKET")]
+    php_fpm: Option<String>,
 }
 
 /// Entry point of the binary.
@@ -155,6 +159,7 @@ pub fn run() -> ExitCode {
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
                 pass_client_https_headers: args.pass_client_https_headers,
+                php_fpm: args.php_fpm,
             };
             serve(opts)
         }
@@ -172,6 +177,7 @@ pub fn run() -> ExitCode {
                     server_names: vec!["localhost".into()],
                     debug_headers: false,
                     pass_client_https_headers: false,
+                    php_fpm: None,
                 })
             }
             Err(e) => {

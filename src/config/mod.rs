@@ -314,6 +314,22 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             ),
         }
         *site.root.get_mut() = root;
+        if let Some(fpm) = &mut site.php_fpm {
+            match crate::fastcgi::Upstream::parse(fpm.get_ref()) {
+                Ok(crate::fastcgi::Upstream::Unix(path)) => {
+                    // relative socket paths are the config file's, as roots are
+                    *fpm.get_mut() = resolve(base, &path).to_string_lossy().into_owned();
+                }
+                Ok(_) => {}
+                Err(m) => report(fpm.span().start, format!("php_fpm: {m}")),
+            }
+        }
+        if site.php_timeout_seconds == 0 {
+            report(
+                site.name.span().start,
+                format!("site `{name}`: php_timeout_seconds must be at least 1"),
+            );
+        }
         if let Some(c) = &mut site.certificate {
             c.dir = resolve(base, &c.dir);
         }

@@ -145,8 +145,24 @@ pub struct SiteConfig {
     /// `[acme]` is configured).
     #[serde(default = "default_true")]
     pub acme: bool,
-    /// The PHP-FPM socket (`/run/php/php-fpm.sock` or `127.0.0.1:9000`).
-    pub php_fpm: Option<String>,
+    /// The site's PHP-FPM pool: a Unix socket (`/run/php/site.sock`,
+    /// `unix:/run/php/site.sock`) or `host:port`.  Without it `.php` files
+    /// are never run (and never sent as source: they answer 403).
+    pub php_fpm: Option<Spanned<String>>,
+    /// Pass `php_value`/`php_flag` lines of the site's `.htaccess` files
+    /// to PHP-FPM as `PHP_VALUE` (what hosts with mod_php allowed).  With
+    /// `false` a directory that sets one answers 500, as Apache without
+    /// mod_php does, and the error log says why.
+    #[serde(default = "default_true")]
+    pub php_values: bool,
+    /// How long PHP may take to start answering, and between two reads
+    /// of its answer (Apache's `Timeout`, 300 s in Debian).
+    #[serde(default = "default_php_timeout")]
+    pub php_timeout_seconds: u64,
+}
+
+fn default_php_timeout() -> u64 {
+    300
 }
 
 fn default_true() -> bool {

@@ -844,10 +844,103 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         | "modmimeusepathinfo" => {
             diags.push(warn_ignored(d, "content negotiation is not implemented"))
         }
-        "addoutputfilterbytype" => diags.push(warn_ignored(
-            d,
-            "response compression by content type is not implemented yet",
-        )),
+        // ---- mod_filter / mod_deflate ----
+        "addoutputfilterbytype" => {
+            let w = words(d);
+            if w.len() < 2 {
+                diags.push(err(
+                    "AddOutputFilterByType needs a filter and at least one MIME type".into(),
+                ));
+                return;
+            }
+            let filters: Vec<String> = w[0]
+                .split(';')
+                .filter(|f| !f.is_empty())
+                .map(|f| f.to_ascii_lowercase())
+                .collect();
+            if filters.iter().any(|f| f == "deflate") {
+                let df = ctx.config.deflate.get_or_insert_with(Default::default);
+                for t in &w[1..] {
+                    let t = t.to_ascii_lowercase();
+                    if !df.by_type.contains(&t) {
+                        df.by_type.push(t);
+                    }
+                }
+            }
+            let others: Vec<&String> = filters.iter().filter(|f| *f != "deflate").collect();
+            if !others.is_empty() {
+                diags.push(warn_ignored(
+                    d,
+                    &format!(
+                        "only the DEFLATE output filter is implemented (not {})",
+                        others
+                            .iter()
+                            .map(|f| f.to_ascii_uppercase())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        "setoutputfilter" => {
+            let w = words(d);
+            let deflate = w
+                .iter()
+                .flat_map(|x| x.split(';'))
+                .any(|f| f.eq_ignore_ascii_case("deflate"));
+            ctx.config.deflate.get_or_insert_with(Default::default).always = Some(deflate);
+            if !deflate {
+                diags.push(warn_ignored(
+                    d,
+                    "only the DEFLATE output filter is implemented",
+                ));
+            }
+        }
+        // ---- PHP settings (mod_php syntax, passed to PHP-FPM) ----
+        "php_value" | "php_flag" => {
+            let w = words(d);
+            if w.len() != 2 {
+                diags.push(err(format!("{} needs a setting name and a value", d.name)));
+                return;
+            }
+            let name = &w[0];
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                diags.push(err(format!("`{name}` is not a PHP setting name")));
+                return;
+            }
+            let value = if lname == "php_flag" {
+                // mod_php's php_flag: On/1/Yes/True are "1", anything else "0"
+                let v = w[1].to_ascii_lowercase();
+                if matches!(v.as_str(), "on" | "1" | "yes" | "true") {
+                    "1".to_string()
+                } else {
+                    "0".to_string()
+                }
+            } else if w[1].eq_ignore_ascii_case("none") {
+                String::new()
+            } else {
+                w[1].clone()
+            };
+            ctx.config.php_values.push(PhpSetting {
+                name: name.clone(),
+                value,
+                at: format!("{}:{}", d.span.line, d.span.col),
+            });
+        }
+        "php_admin_value" | "php_admin_flag" => diags.push(
+            Diagnostic::error(
+                whole(d),
+                format!(
+                    "{} not allowed here: only the server configuration may set it",
+                    d.name
+                ),
+            )
+            .with_help("use `php_value`/`php_flag`, or ask the host to set it for the site"),
+        ),
         // ---- mod_expires ----
         "expiresactive" => match on_off(d) {
             Ok(v) => ctx.expires.get_or_insert_with(Default::default).active = Some(v),
@@ -976,10 +1069,21 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 "HTTP authentication is not implemented yet; `Require valid-user` denies everyone",
             )),
         // ---- mod_autoindex, mod_ssl and other accepted-but-inert directives ----
-        "indexignore" | "indexoptions" | "headername" | "readmename" | "adddescription"
-        | "addicon" | "addiconbytype" | "addiconbyencoding" | "defaulticon"
-        | "indexorderdefault" | "indexstylesheet" => {
-            diags.push(warn_ignored(d, "directory listings use a fixed format"))
+        "indexignore" => {
+            let ix = ctx.config.index.get_or_insert_with(Default::default);
+            ix.ignore.extend(words(d));
+        }
+        "indexoptions" => {
+            let ix = ctx.config.index.get_or_insert_with(Default::default);
+            ix.options.push(words(d));
+        }
+        "indexorderdefault" => {
+            let ix = ctx.config.index.get_or_insert_with(Default::default);
+            ix.order_default = Some(words(d));
+        }
+        "headername" | "readmename" | "adddescription" | "addicon" | "addiconbytype"
+        | "addiconbyencoding" | "defaulticon" | "indexstylesheet" | "indexheadinsert" => {
+            diags.push(warn_ignored(d, "directory listings have no icons, descriptions, header or readme files"))
         }
         "ssloptions" => diags.push(warn_ignored(d, "TLS variables for CGI are not exported")),
         "sslrequiressl" => {
@@ -1038,9 +1142,7 @@ fn unknown_help(lname: &str) -> String {
         "ExpiresDefault",
         "ForceType",
     ];
-    if lname.starts_with("php_") {
-        return "PHP settings are not Apache directives without mod_php; wrap them in `<IfModule mod_php.c>` or use .user.ini".into();
-    }
+
     let best = KNOWN
         .iter()
         .map(|k| {

@@ -172,6 +172,56 @@ pub struct DirConfig {
     pub access_compat: Option<AccessCompat>,
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
+    /// `php_value`/`php_flag` lines, in file order.
+    pub php_values: Vec<PhpSetting>,
+    /// `IndexIgnore`, `IndexOptions`, `IndexOrderDefault`.
+    pub index: Option<IndexConf>,
+    /// `AddOutputFilterByType DEFLATE type…` (types, lower-case) and
+    /// `SetOutputFilter DEFLATE` / `RemoveOutputFilter` (Some(true/false)).
+    pub deflate: Option<DeflateConf>,
+}
+
+impl DirConfig {
+    /// The first `php_value`/`php_flag` of this file, sections included.
+    pub fn first_php_value(&self) -> Option<&PhpSetting> {
+        self.php_values
+            .first()
+            .or_else(|| self.files.iter().find_map(|f| f.config.first_php_value()))
+            .or_else(|| {
+                self.ifs
+                    .iter()
+                    .flat_map(|c| c.branches.iter())
+                    .find_map(|(_, b)| b.first_php_value())
+            })
+    }
+}
+
+/// One `php_value`/`php_flag` line, passed to PHP-FPM as `PHP_VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhpSetting {
+    pub name: String,
+    pub value: String,
+    /// Where it was written (`file:line:col`), for the "not allowed" error.
+    pub at: String,
+}
+
+/// mod_autoindex settings of one file (merged as Apache merges them).
+#[derive(Debug, Clone, Default)]
+pub struct IndexConf {
+    pub ignore: Vec<String>,
+    /// Raw `IndexOptions` argument lists, in order (each merges onto the
+    /// result of the previous ones).
+    pub options: Vec<Vec<String>>,
+    pub order_default: Option<Vec<String>>,
+}
+
+/// mod_deflate / mod_filter settings.
+#[derive(Debug, Clone, Default)]
+pub struct DeflateConf {
+    pub by_type: Vec<String>,
+    /// `SetOutputFilter DEFLATE` (Some(true)), `SetOutputFilter` with
+    /// something else or `RemoveOutputFilter` (Some(false)).
+    pub always: Option<bool>,
 }
 
 /// The settings in force for one directory (or one file) after merging.
@@ -195,6 +245,9 @@ pub struct Merged {
     pub access_compat: Option<AccessCompat>,
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
+    pub php_values: Vec<PhpSetting>,
+    pub index: IndexConf,
+    pub deflate: DeflateConf,
 }
 
 /// mod_rewrite's merged per-dir config (`rewrite_perdir_conf`).
@@ -257,6 +310,9 @@ impl Merged {
             access_compat: None,
             files,
             ifs: Vec::new(),
+            php_values: Vec::new(),
+            index: IndexConf::default(),
+            deflate: DeflateConf::default(),
         }
     }
 
@@ -322,6 +378,25 @@ impl Merged {
         }
         m.files.extend(child.files.iter().cloned());
         m.ifs.extend(child.ifs.iter().cloned());
+        m.php_values.extend(child.php_values.iter().cloned());
+        if let Some(ix) = &child.index {
+            m.index.ignore.extend(ix.ignore.iter().cloned());
+            m.index.options.extend(ix.options.iter().cloned());
+            if ix.order_default.is_some() {
+                m.index.order_default = ix.order_default.clone();
+            }
+        }
+        if let Some(df) = &child.deflate {
+            // mod_filter: AddOutputFilterByType adds to the parent's list.
+            for t in &df.by_type {
+                if !m.deflate.by_type.contains(t) {
+                    m.deflate.by_type.push(t.clone());
+                }
+            }
+            if df.always.is_some() {
+                m.deflate.always = df.always;
+            }
+        }
         m
     }
 }

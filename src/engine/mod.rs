@@ -10,6 +10,8 @@ pub mod config;
 pub mod escape;
 pub mod headers;
 pub mod pattern;
+pub mod php;
+pub mod php_exec;
 pub mod request;
 pub mod respond;
 pub mod rewrite;
@@ -37,13 +39,14 @@ impl Handler for Engine {
 }
 
 /// Runs one request through `site`'s programs and answers it.  The
-/// filesystem work runs on tokio's blocking pool.
+/// filesystem work runs on tokio's blocking pool; PHP requests then go to
+/// the site's PHP-FPM pool with the request body.
 pub async fn serve_site(
     site: Arc<Site>,
     req: http::Request<hyper::body::Incoming>,
     conn: Arc<ConnInfo>,
 ) -> http::Response<crate::server::Body> {
-    let (parts, _body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let target = parts
         .uri
         .path_and_query()
@@ -55,7 +58,7 @@ pub async fn serve_site(
         _ => "HTTP/1.1",
     }
     .to_string();
-    let head = respond::RequestHead {
+    let mut head = respond::RequestHead {
         method: parts.method.clone(),
         target,
         protocol,
@@ -64,16 +67,51 @@ pub async fn serve_site(
     };
     let method = parts.method.clone();
     let req_headers = parts.headers;
-    let outcome = tokio::task::spawn_blocking(move || respond::run(&site, &head, &conn)).await;
-    match outcome {
-        Ok(o) => respond::into_response(o, &method, &req_headers).await,
-        Err(e) => {
-            tracing::error!("request processing failed: {e}");
-            crate::server::status_page::error_response(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                &method,
-                None,
-            )
+    let mut body = Some(body);
+    // A PHP answer with a local `Location` and no status is an internal
+    // redirect (mod_cgi's rule), bounded like Apache's.
+    for _ in 0..=request::MAX_RECURSION {
+        let (s, c) = (site.clone(), conn.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let o = respond::run(&s, &head, &c);
+            (o, head)
+        })
+        .await;
+        let (outcome, returned) = match outcome {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("request processing failed: {e}");
+                return server_error(&method);
+            }
+        };
+        head = returned;
+        match outcome {
+            respond::Outcome::Php(call) => {
+                match php_exec::answer(&site, call, body.take(), &method, &req_headers).await {
+                    php_exec::Answer::Response(r) => return r,
+                    php_exec::Answer::LocalRedirect(location) => {
+                        head.method = http::Method::GET;
+                        head.target = location;
+                        head.headers.remove(http::header::CONTENT_LENGTH);
+                        head.headers.remove(http::header::CONTENT_TYPE);
+                        head.headers.remove(http::header::TRANSFER_ENCODING);
+                    }
+                }
+            }
+            o => return respond::into_response(o, &method, &req_headers).await,
         }
     }
+    tracing::error!(
+        "request exceeded the limit of {} internal redirects (PHP Location answers)",
+        request::MAX_RECURSION
+    );
+    server_error(&method)
+}
+
+fn server_error(method: &http::Method) -> http::Response<crate::server::Body> {
+    crate::server::status_page::error_response(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        method,
+        None,
+    )
 }

@@ -371,6 +371,23 @@ impl<'a> Main<'a> {
             Htaccess::None => Ok(parent),
             Htaccess::Ok(c) => {
                 let directory = format!("{}/", dir.trim_end_matches('/'));
+                if let Some(s) = c.config.first_php_value() {
+                    if !self.site.php_values_allowed() {
+                        // Apache without mod_php: "Invalid command
+                        // 'php_value'", a 500 for the whole directory.
+                        tracing::error!(
+                            "{directory}.htaccess:{}: {} is not allowed on this site ({})",
+                            s.at,
+                            s.name,
+                            if self.site.php.is_some() {
+                                "php_values = false in its htgate.toml entry"
+                            } else {
+                                "it has no php_fpm"
+                            }
+                        );
+                        return Err(Stop::early(500));
+                    }
+                }
                 Ok(Arc::new(parent.merge(&c.config, &directory)))
             }
             Htaccess::Broken(_) | Htaccess::Unreadable(_) => Err(Stop::early(500)),

@@ -26,6 +26,37 @@ pub enum Outcome {
         headers: Vec<(String, String)>,
         body: bytes::Bytes,
     },
+    /// Hand the request to the site's PHP-FPM pool.
+    Php(Box<PhpCall>),
+}
+
+/// Everything the asynchronous side needs to run a PHP request and to
+/// finish its answer as Apache's output filters would (mod_expires,
+/// mod_headers, Vary, mod_deflate).
+pub struct PhpCall {
+    pub params: Vec<(String, String)>,
+    /// The status the answer has unless PHP sends its own (an
+    /// `ErrorDocument 404 /index.php` keeps the 404).
+    pub default_status: u16,
+    /// Headers set before the handler ran (cookies of `[CO]`, Vary).
+    pub headers: Vec<(String, String)>,
+    /// `Header` actions whose condition held, with their values.
+    pub actions: Vec<(HeaderAction, Option<String>)>,
+    pub headers_in: HeaderMap,
+    pub expires: super::config::ExpiresConf,
+    pub script_mtime: Option<std::time::SystemTime>,
+    pub vary: Vec<String>,
+    pub debug: Vec<(String, String)>,
+    pub deflate: super::config::DeflateConf,
+    pub env_flags: DeflateEnv,
+}
+
+/// The environment variables mod_deflate looks at.
+#[derive(Debug, Clone, Default)]
+pub struct DeflateEnv {
+    pub no_gzip: bool,
+    pub gzip_only_text_html: bool,
+    pub dont_vary: bool,
 }
 
 /// `make_allow` for core's default handler: it allows GET (listed with
@@ -34,6 +65,7 @@ pub enum Outcome {
 const DEFAULT_HANDLER_ALLOW: &str = "OPTIONS,HEAD,GET,POST,TRACE";
 
 /// The request data the engine needs, taken from hyper's request.
+#[derive(Clone)]
 pub struct RequestHead {
     pub method: Method,
     pub target: String,
@@ -162,8 +194,59 @@ impl<'a> Main<'a> {
         Ok(new)
     }
 
-    /// Apache's default handler.
+    /// The handler phase: PHP for a PHP handler on a site with PHP-FPM,
+    /// else Apache's default handler.
     fn default_handler(&mut self, r: &mut Req) -> Outcome {
+        if self.site.php.is_some() && r.finfo != FileKind::Dir {
+            let php = super::php::effective_handler(r)
+                .is_some_and(|h| super::php::handler_is_php(&h))
+                && !super::php::engine_off(&r.conf.php_values);
+            if php {
+                return self.php_outcome(r);
+            }
+        }
+        self.static_handler(r)
+    }
+
+    fn php_outcome(&mut self, r: &mut Req) -> Outcome {
+        let php_value = super::php::php_value_param(&r.conf.php_values);
+        let params = super::php::cgi_params(self, r, php_value);
+        let mut headers: Vec<(String, String)> = r.headers_out.clone();
+        headers.extend(self.err_headers_out.iter().cloned());
+        let conf = r.conf.clone();
+        let mut actions = Vec::new();
+        for a in conf.headers.iter() {
+            if !self.header_cond(r, &a.cond) {
+                continue;
+            }
+            let value = match &a.value {
+                Some(v) => match self.format_value(r, v) {
+                    Some(s) => Some(sanitize_header_value(&s)),
+                    None => continue,
+                },
+                None => None,
+            };
+            actions.push((a.clone(), value));
+        }
+        let mut debug = Vec::new();
+        self.debug_headers(r, &mut debug);
+        Outcome::Php(Box::new(PhpCall {
+            params,
+            default_status: r.status,
+            headers,
+            actions,
+            headers_in: self.headers_in.clone(),
+            expires: conf.expires.clone(),
+            script_mtime: r.meta.as_ref().and_then(|m| m.modified().ok()),
+            vary: r.vary.clone(),
+            debug,
+            deflate: conf.deflate.clone(),
+            env_flags: deflate_env(r),
+        }))
+    }
+
+    /// Apache's default handler.
+    fn static_handler(&mut self, r: &mut Req) -> Outcome {
         let m = self.method.as_str();
         if !matches!(m, "GET" | "HEAD" | "POST") {
             if m == "OPTIONS" {
@@ -243,25 +326,7 @@ impl<'a> Main<'a> {
         for a in conf.headers.iter() {
             self.apply_header_action(r, a, &mut out);
         }
-        if !r.vary.is_empty() {
-            let existing: Vec<String> = out
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
-                .flat_map(|(_, v)| {
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            out.retain(|(k, _)| !k.eq_ignore_ascii_case("vary"));
-            let mut tokens: Vec<String> = Vec::new();
-            for t in existing.iter().chain(r.vary.iter()) {
-                if !t.is_empty() && !tokens.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-                    tokens.push(t.clone());
-                }
-            }
-            out.push(("Vary".into(), tokens.join(",")));
-        }
+        merge_vary(&mut out, &r.vary);
         self.debug_headers(r, &mut out);
         out
     }
@@ -278,39 +343,8 @@ impl<'a> Main<'a> {
 
     /// mod_expires: `Cache-Control: max-age` and `Expires` on success.
     fn apply_expires(&self, r: &Req, content_type: Option<&str>, out: &mut Vec<(String, String)>) {
-        let exp = &r.conf.expires;
-        if exp.active != Some(true) {
-            return;
-        }
-        let base_type = content_type.map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        let rule = base_type
-            .as_ref()
-            .and_then(|t| exp.by_type.iter().find(|(x, _)| x == t).map(|(_, r)| *r))
-            .or(exp.default);
-        let Some(rule) = rule else { return };
-        let now = std::time::SystemTime::now();
-        let base = if rule.from_access {
-            now
-        } else {
-            r.meta
-                .as_ref()
-                .and_then(|m| m.modified().ok())
-                .unwrap_or(now)
-        };
-        let expires = base + std::time::Duration::from_secs(rule.seconds.max(0) as u64);
-        let max_age = expires
-            .duration_since(now)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        out.retain(|(k, _)| !k.eq_ignore_ascii_case("expires"));
-        out.push(("Cache-Control".into(), format!("max-age={max_age}")));
-        out.push(("Expires".into(), httpdate::fmt_http_date(expires)));
+        let mtime = r.meta.as_ref().and_then(|m| m.modified().ok());
+        expires_headers(&r.conf.expires, mtime, content_type, out);
     }
 
     fn format_value(&mut self, r: &mut Req, v: &HeaderValue) -> Option<String> {
@@ -456,6 +490,13 @@ impl<'a> Main<'a> {
                     Ok(mut nr) => {
                         nr.status = status;
                         match self.process(&mut nr) {
+                            Ok(())
+                                if self.site.php.is_some()
+                                    && super::php::effective_handler(&nr)
+                                        .is_some_and(|h| super::php::handler_is_php(&h)) =>
+                            {
+                                self.php_outcome(&mut nr)
+                            }
                             Ok(()) if nr.finfo == FileKind::File => {
                                 let ct = self.final_content_type(&nr);
                                 let mut headers = self.error_headers(Some(&mut nr), true);
@@ -496,6 +537,100 @@ impl<'a> Main<'a> {
             body,
         }
     }
+}
+
+fn deflate_env(r: &Req) -> DeflateEnv {
+    DeflateEnv {
+        no_gzip: r.env_get("no-gzip").is_some(),
+        gzip_only_text_html: r.env_get("gzip-only-text/html") == Some("1"),
+        dont_vary: r.env_get("dont-vary").is_some(),
+    }
+}
+
+/// mod_expires on an answer: `Cache-Control: max-age` and `Expires` from
+/// the rule for its type (or ExpiresDefault), based on the access time or
+/// the file's modification time.
+pub fn expires_headers(
+    exp: &super::config::ExpiresConf,
+    mtime: Option<std::time::SystemTime>,
+    content_type: Option<&str>,
+    out: &mut Vec<(String, String)>,
+) {
+    if exp.active != Some(true) {
+        return;
+    }
+    let base_type = content_type.map(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let rule = base_type
+        .as_ref()
+        .and_then(|t| exp.by_type.iter().find(|(x, _)| x == t).map(|(_, r)| *r))
+        .or(exp.default);
+    let Some(rule) = rule else { return };
+    let now = std::time::SystemTime::now();
+    let base = if rule.from_access {
+        now
+    } else {
+        mtime.unwrap_or(now)
+    };
+    let expires = base + std::time::Duration::from_secs(rule.seconds.max(0) as u64);
+    let max_age = expires
+        .duration_since(now)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    out.retain(|(k, _)| !k.eq_ignore_ascii_case("expires"));
+    out.push(("Cache-Control".into(), format!("max-age={max_age}")));
+    out.push(("Expires".into(), httpdate::fmt_http_date(expires)));
+}
+
+/// Merges `extra` Vary tokens into the headers (one `Vary`, no
+/// duplicates, the existing order first).
+pub fn merge_vary(out: &mut Vec<(String, String)>, extra: &[String]) {
+    if extra.is_empty() {
+        return;
+    }
+    let existing: Vec<String> = out
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.retain(|(k, _)| !k.eq_ignore_ascii_case("vary"));
+    let mut tokens: Vec<String> = Vec::new();
+    for t in existing.iter().chain(extra.iter()) {
+        if !t.is_empty() && !tokens.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            tokens.push(t.clone());
+        }
+    }
+    out.push(("Vary".into(), tokens.join(",")));
+}
+
+/// The headers of a PHP answer: PHP's own, then what Apache's output
+/// filters add in their order (mod_expires unless PHP set `Expires`,
+/// mod_headers, mod_rewrite's Vary, the debug headers).
+pub fn finish_php_headers(call: &PhpCall, php_headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out = call.headers.clone();
+    out.extend(php_headers);
+    if !out.iter().any(|(k, _)| k.eq_ignore_ascii_case("expires")) {
+        let ct = out
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone());
+        expires_headers(&call.expires, call.script_mtime, ct.as_deref(), &mut out);
+    }
+    for (a, value) in &call.actions {
+        apply_op(a, value.clone(), &mut out, &call.headers_in);
+    }
+    merge_vary(&mut out, &call.vary);
+    out.extend(call.debug.iter().cloned());
+    out
 }
 
 /// SECURITY: no CR, LF or NUL ever reaches a response header
@@ -748,6 +883,12 @@ pub async fn into_response(
             *resp.headers_mut() = to_header_map(&headers);
             resp
         }
+        // serve_site runs PHP outcomes itself (they need the request body)
+        Outcome::Php(_) => crate::server::status_page::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            method,
+            None,
+        ),
     }
 }
 

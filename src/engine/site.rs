@@ -316,6 +316,17 @@ pub struct Site {
     pub debug_headers: bool,
     /// Keep client-sent HTTPS / X-Forwarded-Proto / Forwarded headers.
     pub pass_client_https_headers: bool,
+    /// PHP through PHP-FPM; `None`: `.php` files are plain files (as in an
+    /// Apache without PHP).
+    pub php: Option<PhpSite>,
+}
+
+/// A site's PHP-FPM pool and what its `.htaccess` files may ask of PHP.
+pub struct PhpSite {
+    pub pool: crate::fastcgi::Pool,
+    /// `php_value`/`php_flag` are passed as `PHP_VALUE` (else a directory
+    /// that sets one answers 500, as Apache without mod_php does).
+    pub allow_values: bool,
 }
 
 impl Site {
@@ -334,7 +345,40 @@ impl Site {
             mime: MimeTable::builtin(),
             debug_headers: false,
             pass_client_https_headers: false,
+            php: None,
         }
+    }
+
+    /// Runs `.php` files through `php` (Debian's php-fpm `<FilesMatch>`
+    /// sections join the server-level settings).
+    pub fn enable_php(&mut self, php: PhpSite) {
+        let mut base = (*self.server_default).clone();
+        base.files.extend(super::php::php_server_sections());
+        self.server_default = Arc::new(base);
+        self.php = Some(php);
+    }
+
+    /// `.php` files answer 403 instead of being sent as they are (a hosted
+    /// site without PHP-FPM; quick mode keeps Apache-without-PHP's
+    /// behaviour for the conformance cases).
+    pub fn deny_php_source(&mut self) {
+        let mut base = (*self.server_default).clone();
+        base.files.push(super::config::FilesSection {
+            matcher: super::config::FilesMatcher::Regex(
+                super::pattern::Pattern::new(r".+\.ph(ar|p|ps|tml)$", false)
+                    .expect("static regex"),
+            ),
+            config: Arc::new(super::config::DirConfig {
+                authz: Some(super::access::AuthzBlock::deny_all()),
+                ..Default::default()
+            }),
+        });
+        self.server_default = Arc::new(base);
+    }
+
+    /// Whether `php_value`/`php_flag` lines may be passed to PHP here.
+    pub fn php_values_allowed(&self) -> bool {
+        self.php.as_ref().is_some_and(|p| p.allow_values)
     }
 
     /// Whether `host` (lower-case, no port) is one of this site's names.

@@ -129,6 +129,23 @@ pub fn hosting(
         site.https_port = https_port;
         site.pass_client_https_headers =
             config.file.client_https_headers == ClientHttpsHeaders::Pass;
+        match &s.php_fpm {
+            Some(fpm) => {
+                let upstream = crate::fastcgi::Upstream::parse(fpm.get_ref())
+                    .map_err(|e| anyhow::anyhow!("site {}: php_fpm: {e}", s.name.get_ref()))?;
+                let limits = crate::fastcgi::Limits {
+                    response_timeout: std::time::Duration::from_secs(s.php_timeout_seconds),
+                    ..Default::default()
+                };
+                site.enable_php(crate::engine::site::PhpSite {
+                    pool: crate::fastcgi::Pool::new(upstream, limits),
+                    allow_values: s.php_values,
+                });
+            }
+            // SECURITY: a hosted site without PHP never sends `.php` source
+            // (wp-config.php holds database passwords).
+            None => site.deny_php_source(),
+        }
         let hsts = match &s.hsts {
             Some(h) => Some(
                 http::HeaderValue::from_str(&h.get_ref().header_value())

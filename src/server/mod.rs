@@ -5,6 +5,8 @@
 //! Request semantics (.htaccess, rewriting, access control) live in
 //! `crate::engine`; this module knows nothing about them.
 
+pub mod autoindex;
+pub mod compress;
 pub mod listener;
 pub mod mime;
 pub mod quick;

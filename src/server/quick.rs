@@ -25,6 +25,10 @@ pub struct QuickOptions {
     /// Treat client-sent `HTTPS`, `X-Forwarded-Proto` and `Forwarded`
     /// headers as ordinary headers (Apache's raw behaviour).
     pub pass_client_https_headers: bool,
+    /// Run `.php` files through this PHP-FPM socket (`/run/php/x.sock` or
+    /// `host:port`); without it they are plain files, as in an Apache
+    /// without PHP (the conformance environment).
+    pub php_fpm: Option<String>,
 }
 
 /// A server started by [`start`], running on the current tokio runtime.
@@ -59,6 +63,14 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
     let mut site = crate::engine::site::Site::new(&root, opts.server_names.clone());
     site.debug_headers = opts.debug_headers;
     site.pass_client_https_headers = opts.pass_client_https_headers;
+    if let Some(fpm) = &opts.php_fpm {
+        let upstream = crate::fastcgi::Upstream::parse(fpm)
+            .map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;
+        site.enable_php(crate::engine::site::PhpSite {
+            pool: crate::fastcgi::Pool::new(upstream, crate::fastcgi::Limits::default()),
+            allow_values: true,
+        });
+    }
     Ok(site)
 }
 
