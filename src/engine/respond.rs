@@ -273,7 +273,14 @@ impl<'a> Main<'a> {
             return outcome;
         }
         match r.finfo {
-            FileKind::Dir => self.error_outcome(Some(r), Stop::status(403)),
+            // A directory whose handler is not mod_autoindex (a SetHandler
+            // such as Drupal's) reaches the default handler, which refuses
+            // to serve a directory with 404 (AH00128); mod_autoindex
+            // without `Options Indexes` answers 403.
+            FileKind::Dir if super::php::effective_handler(r).is_some() => {
+                self.error_outcome(Some(r), Stop::status(404))
+            }
+            FileKind::Dir => self.directory_listing(r),
             FileKind::Missing => self.error_outcome(Some(r), Stop::status(404)),
             FileKind::Other => self.error_outcome(Some(r), Stop::status(403)),
             FileKind::File => {
@@ -294,6 +301,14 @@ impl<'a> Main<'a> {
                 }
             }
         }
+    }
+
+    /// mod_autoindex: a listing with `Options Indexes`, else 403.
+    fn directory_listing(&mut self, r: &mut Req) -> Outcome {
+        if r.conf.options & super::config::OPT_INDEXES == 0 {
+            return self.error_outcome(Some(r), Stop::status(403));
+        }
+        self.error_outcome(Some(r), Stop::status(403))
     }
 
     fn final_content_type(&self, r: &Req) -> Option<String> {
@@ -321,12 +336,14 @@ impl<'a> Main<'a> {
     ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = r.headers_out.clone();
         out.extend(self.err_headers_out.iter().cloned());
+        // mod_rewrite notes Vary in the fixups, before the output filters
+        merge_vary(&mut out, &r.vary);
         self.apply_expires(r, content_type, &mut out);
         let conf = r.conf.clone();
         for a in conf.headers.iter() {
             self.apply_header_action(r, a, &mut out);
         }
-        merge_vary(&mut out, &r.vary);
+        fix_vary(&mut out);
         self.debug_headers(r, &mut out);
         out
     }
@@ -420,7 +437,19 @@ impl<'a> Main<'a> {
     /// Headers kept on an error or redirect: cookies (err_headers_out) and
     /// `Header always` actions.
     fn error_headers(&mut self, r: Option<&mut Req>, configured: bool) -> Vec<(String, String)> {
+        self.error_headers_with(r, configured, Vec::new())
+    }
+
+    /// [`Self::error_headers`] with headers set before mod_headers runs
+    /// (mod_expires on redirects).
+    fn error_headers_with(
+        &mut self,
+        r: Option<&mut Req>,
+        configured: bool,
+        before: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
         let mut out = self.err_headers_out.clone();
+        out.extend(before);
         if let Some(r) = r {
             if configured {
                 let conf = r.conf.clone();
@@ -438,7 +467,19 @@ impl<'a> Main<'a> {
         let status = stop.status;
         let method = Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET);
         if let Some(loc) = &stop.location {
-            let mut headers = self.error_headers(r, stop.configured);
+            // mod_expires also runs on redirects (only errors are skipped);
+            // the answer is Apache's redirect page, typed text/html.
+            let mut expires = Vec::new();
+            if let (Some(req), true) = (&r, stop.configured) {
+                let mtime = req.meta.as_ref().and_then(|m| m.modified().ok());
+                expires_headers(
+                    &req.conf.expires,
+                    mtime,
+                    Some(crate::server::status_page::ERROR_CONTENT_TYPE),
+                    &mut expires,
+                );
+            }
+            let mut headers = self.error_headers_with(r, stop.configured, expires);
             headers.push(("Location".into(), sanitize_header_value(loc)));
             let body = crate::server::status_page::error_body(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
@@ -575,7 +616,10 @@ pub fn expires_headers(
     let base = if rule.from_access {
         now
     } else {
-        mtime.unwrap_or(now)
+        // "modification plus …" needs a file on disk (mod_expires
+        // declines otherwise)
+        let Some(m) = mtime else { return };
+        m
     };
     let expires = base + std::time::Duration::from_secs(rule.seconds.max(0) as u64);
     let max_age = expires
@@ -593,6 +637,22 @@ pub fn merge_vary(out: &mut Vec<(String, String)>, extra: &[String]) {
     if extra.is_empty() {
         return;
     }
+    out.push(("Vary".into(), extra.join(",")));
+    fix_vary(out);
+}
+
+/// `fixup_vary` (http_filters.c): every Vary value split on commas,
+/// duplicates dropped case-insensitively keeping the first spelling, one
+/// header joined with `,`.
+pub fn fix_vary(out: &mut Vec<(String, String)>) {
+    if out
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
+        .count()
+        == 0
+    {
+        return;
+    }
     let existing: Vec<String> = out
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
@@ -604,12 +664,14 @@ pub fn merge_vary(out: &mut Vec<(String, String)>, extra: &[String]) {
         .collect();
     out.retain(|(k, _)| !k.eq_ignore_ascii_case("vary"));
     let mut tokens: Vec<String> = Vec::new();
-    for t in existing.iter().chain(extra.iter()) {
+    for t in existing.iter() {
         if !t.is_empty() && !tokens.iter().any(|x| x.eq_ignore_ascii_case(t)) {
             tokens.push(t.clone());
         }
     }
-    out.push(("Vary".into(), tokens.join(",")));
+    if !tokens.is_empty() {
+        out.push(("Vary".into(), tokens.join(",")));
+    }
 }
 
 /// The headers of a PHP answer: PHP's own, then what Apache's output
@@ -625,10 +687,11 @@ pub fn finish_php_headers(call: &PhpCall, php_headers: Vec<(String, String)>) ->
             .map(|(_, v)| v.clone());
         expires_headers(&call.expires, call.script_mtime, ct.as_deref(), &mut out);
     }
+    merge_vary(&mut out, &call.vary);
     for (a, value) in &call.actions {
         apply_op(a, value.clone(), &mut out, &call.headers_in);
     }
-    merge_vary(&mut out, &call.vary);
+    fix_vary(&mut out);
     out.extend(call.debug.iter().cloned());
     out
 }

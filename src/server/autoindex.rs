@@ -162,16 +162,6 @@ impl SortKey {
             SortKey::Description => b'D',
         }
     }
-
-    fn from_letter(c: u8) -> Option<SortKey> {
-        match c {
-            b'N' => Some(SortKey::Name),
-            b'M' => Some(SortKey::Modified),
-            b'S' => Some(SortKey::Size),
-            b'D' => Some(SortKey::Description),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -737,9 +727,6 @@ impl IndexConfig {
     /// Apache's `merge_autoindex_configs`: `self` is the parent's merged
     /// configuration, `child` the directory's own (unmerged) one.
     pub fn merge(&self, child: &IndexConfig) -> IndexConfig {
-        let cat = |add: &Vec<_>, base: &Vec<_>| -> Vec<_> {
-            add.iter().chain(base.iter()).cloned().collect()
-        };
         IndexConfig {
             options: self.options.merge(&child.options),
             ignore: if child.ignore_reset {
@@ -765,6 +752,11 @@ impl IndexConfig {
     pub fn content_type(&self) -> String {
         self.options.content_type()
     }
+}
+
+/// `apr_array_append(add, base)`: the child's rules first, so they win.
+fn cat<T: Clone>(add: &[T], base: &[T]) -> Vec<T> {
+    add.iter().chain(base).cloned().collect()
 }
 
 fn item_kind(lname: &str) -> ItemKind {
@@ -2110,5 +2102,133 @@ fn output_directories(
         }
     } else {
         push_str(out, "</ul>\n");
+    }
+}
+
+#[cfg(test)]
+mod capture_diff {
+    //! Temporary: compares with captures of Apache in /tmp/ai/cap.
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let mut w = Vec::new();
+            if b[i] == b'"' {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'"' {
+                        i += 1;
+                    }
+                    w.push(b[i]);
+                    i += 1;
+                }
+                i += 1;
+            } else {
+                while i < b.len() && !b[i].is_ascii_whitespace() {
+                    w.push(b[i]);
+                    i += 1;
+                }
+            }
+            out.push(String::from_utf8(w).unwrap());
+        }
+        out
+    }
+
+    fn ctype(name: &str) -> Option<String> {
+        let ext = name.rsplit_once('.')?.1;
+        let t = match ext {
+            "html" | "htm" => "text/html",
+            "txt" => "text/plain",
+            "css" => "text/css",
+            _ => return None,
+        };
+        Some(t.into())
+    }
+
+    #[test]
+    #[ignore]
+    fn against_apache_captures() {
+        let dir = std::path::Path::new("/tmp/ai/site/t");
+        let mut failures = 0;
+        let mut names: Vec<_> = std::fs::read_dir("/tmp/ai/cap")
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ht"))
+            .collect();
+        names.sort();
+        for ht in names {
+            let base = ht.with_extension("");
+            let text = std::fs::read_to_string(&ht).unwrap();
+            let q = std::fs::read_to_string(base.with_extension("q")).unwrap();
+            let want = std::fs::read(base.with_extension("html")).unwrap();
+            let want_ct = std::fs::read_to_string(base.with_extension("ct")).unwrap();
+            let mut own = IndexConfig::default();
+            for line in text.lines() {
+                let w = words(line);
+                if w.is_empty() || w[0] == "Options" {
+                    continue;
+                }
+                assert!(own.apply_directive(&w[0], &w[1..]).unwrap(), "{line}");
+            }
+            let cfg = IndexConfig::default().merge(&own);
+            let mut entries = Vec::new();
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                if name == ".htaccess" {
+                    continue;
+                }
+                let md = std::fs::metadata(e.path()).unwrap();
+                let ct = ctype(&name);
+                let mut desc = None;
+                if cfg.options.scan_html_titles() && ct.as_deref() == Some("text/html") {
+                    desc = scan_html_title(&std::fs::read(e.path()).unwrap());
+                }
+                entries.push(Entry {
+                    name,
+                    is_dir: md.is_dir(),
+                    size: Some(md.len()),
+                    modified: md.modified().ok(),
+                    description: desc,
+                    content_type: ct,
+                    content_encoding: None,
+                });
+            }
+            let load = |n: &Option<String>| {
+                n.as_ref().map(|n| {
+                    let body = std::fs::read(dir.join(n)).unwrap();
+                    if n.ends_with(".html") {
+                        Insert::Html(body)
+                    } else {
+                        Insert::Text(body)
+                    }
+                })
+            };
+            let listing = Listing {
+                dir_uri: "/t/",
+                query: if q.is_empty() { None } else { Some(q.as_str()) },
+                entries,
+                header: load(&cfg.header_name),
+                readme: load(&cfg.readme_name),
+                signature: None,
+            };
+            let got = render_in(&listing, &cfg, Zone::Utc);
+            let got_ct = format!("Content-Type: {}", cfg.content_type());
+            if got != want || got_ct.trim() != want_ct.trim() {
+                failures += 1;
+                std::fs::write(base.with_extension("got"), &got).unwrap();
+                eprintln!("MISMATCH {} ({got_ct} vs {want_ct})", base.display());
+            }
+        }
+        assert_eq!(failures, 0);
     }
 }
