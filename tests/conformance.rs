@@ -267,6 +267,7 @@ fn quick_options(c: &Case, wd: &Workdir) -> QuickOptions {
         debug_headers: true,
         pass_client_https_headers: true,
         php_fpm: None,
+        mime_types: Some("reference".into()),
     }
 }
 

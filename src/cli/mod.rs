@@ -86,7 +86,7 @@ const DEFAULT_CONFIG: &str = "/etc/htgate/htgate.toml";
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME).
-    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm"])]
+    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "mime_types"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, required_unless_present = "config")]
@@ -124,6 +124,11 @@ pub struct ServeArgs {
     /// as Apache with mod_proxy_fcgi does; without it they are plain files.
     #[arg(long, value_name = "SOCKET")]
     php_fpm: Option<String>,
+    /// The extension to Content-Type table: a `mime.types` file, or
+    /// `reference` for the conformance oracle's fixed 16 types (default:
+    /// Debian's mime.types, built in).
+    #[arg(long, value_name = "FILE|reference")]
+    mime_types: Option<String>,
 }
 
 /// Entry point of the binary.
@@ -160,6 +165,7 @@ pub fn run() -> ExitCode {
                 debug_headers: args.debug_headers,
                 pass_client_https_headers: args.pass_client_https_headers,
                 php_fpm: args.php_fpm,
+                mime_types: args.mime_types,
             };
             serve(opts)
         }
@@ -178,6 +184,7 @@ pub fn run() -> ExitCode {
                     debug_headers: false,
                     pass_client_https_headers: false,
                     php_fpm: None,
+                    mime_types: None,
                 })
             }
             Err(e) => {

@@ -663,7 +663,25 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         ),
         // ---- core ----
         "options" => match parse_options(&words(d)) {
-            Ok(o) => ctx.config.options.push(o),
+            Ok(o) => {
+                let adds = match o {
+                    OptionsLine::Set(v) => v,
+                    OptionsLine::Change { add, .. } => add,
+                };
+                if adds & OPT_MULTI != 0 {
+                    diags.push(warn_ignored(
+                        d,
+                        "MultiViews content negotiation is not implemented: `/page` does not find `page.html`",
+                    ));
+                }
+                if adds & (OPT_EXECCGI | OPT_INCLUDES) != 0 {
+                    diags.push(warn_ignored(
+                        d,
+                        "CGI scripts and server-side includes are not run (PHP runs through PHP-FPM)",
+                    ));
+                }
+                ctx.config.options.push(o)
+            }
             Err(e) => diags.push(err(e)),
         },
         "errordocument" => {

@@ -66,6 +66,9 @@ pub async fn serve_site(
         authority: parts.uri.authority().map(|a| a.to_string()),
     };
     let method = parts.method.clone();
+    if method == http::Method::TRACE && site.trace_enable {
+        return trace_echo(&head);
+    }
     let req_headers = parts.headers;
     let mut body = Some(body);
     // A PHP answer with a local `Location` and no status is an internal
@@ -106,6 +109,25 @@ pub async fn serve_site(
         request::MAX_RECURSION
     );
     server_error(&method)
+}
+
+/// `ap_send_http_trace` (TraceEnable on): the request head echoed back as
+/// `message/http`, before any `.htaccess` is read.
+fn trace_echo(head: &respond::RequestHead) -> http::Response<crate::server::Body> {
+    let mut text = format!("TRACE {} {}\r\n", head.target, head.protocol);
+    for (name, value) in head.headers.iter() {
+        text.push_str(name.as_str());
+        text.push_str(": ");
+        text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    let mut resp = http::Response::new(crate::server::full_body(text));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("message/http"),
+    );
+    resp
 }
 
 fn server_error(method: &http::Method) -> http::Response<crate::server::Body> {

@@ -360,6 +360,9 @@ impl<'a> Main<'a> {
 
     /// mod_expires: `Cache-Control: max-age` and `Expires` on success.
     fn apply_expires(&self, r: &Req, content_type: Option<&str>, out: &mut Vec<(String, String)>) {
+        if r.status >= 400 {
+            return;
+        }
         let mtime = r.meta.as_ref().and_then(|m| m.modified().ok());
         expires_headers(&r.conf.expires, mtime, content_type, out);
     }
@@ -540,7 +543,10 @@ impl<'a> Main<'a> {
                             }
                             Ok(()) if nr.finfo == FileKind::File => {
                                 let ct = self.final_content_type(&nr);
-                                let mut headers = self.error_headers(Some(&mut nr), true);
+                                // the error document's own request runs the
+                                // output filters: its `Header set` lines
+                                // apply too (mod_expires skips errors)
+                                let mut headers = self.success_headers(&mut nr, ct.as_deref());
                                 headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
                                 match nr.meta.clone() {
                                     Some(meta) => Outcome::File {

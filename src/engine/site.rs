@@ -319,6 +319,10 @@ pub struct Site {
     /// PHP through PHP-FPM; `None`: `.php` files are plain files (as in an
     /// Apache without PHP).
     pub php: Option<PhpSite>,
+    /// `TraceEnable on`: TRACE is echoed (Apache's default, the reference
+    /// environment's).  Hosted sites have it off, as Debian's
+    /// security.conf sets it: TRACE answers 405.
+    pub trace_enable: bool,
 }
 
 /// A site's PHP-FPM pool and what its `.htaccess` files may ask of PHP.
@@ -346,6 +350,7 @@ impl Site {
             debug_headers: false,
             pass_client_https_headers: false,
             php: None,
+            trace_enable: false,
         }
     }
 

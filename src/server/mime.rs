@@ -50,6 +50,26 @@ fn parse_mime_types(text: &str) -> Map {
     map
 }
 
+/// `../shared/conformance/oracle`'s `MIME_TYPES`.
+const REFERENCE_MIME_TYPES: &str = "\
+text/html html htm
+text/plain txt
+text/css css
+text/javascript js mjs
+application/json json
+application/xml xml
+image/svg+xml svg
+image/png png
+image/jpeg jpg jpeg
+image/gif gif
+image/webp webp
+image/vnd.microsoft.icon ico
+application/pdf pdf
+application/zip zip
+font/woff woff
+font/woff2 woff2
+";
+
 impl MimeTable {
     /// The built-in table (Debian's `/etc/mime.types`).
     pub fn builtin() -> MimeTable {
@@ -59,6 +79,12 @@ impl MimeTable {
             base: Arc::clone(base),
             overlay: HashMap::new(),
         }
+    }
+
+    /// The conformance oracle's fixed table (its generated `mime.types`):
+    /// what the recorded Apache answers were made with.
+    pub fn reference() -> MimeTable {
+        MimeTable::from_mime_types(REFERENCE_MIME_TYPES)
     }
 
     /// A table with no mappings at all.

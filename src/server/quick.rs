@@ -29,6 +29,10 @@ pub struct QuickOptions {
     /// `host:port`); without it they are plain files, as in an Apache
     /// without PHP (the conformance environment).
     pub php_fpm: Option<String>,
+    /// The extension → type table: `None` is the system's (Debian's
+    /// mime.types), `Some("reference")` the conformance oracle's 16 types,
+    /// anything else a `mime.types` file to read.
+    pub mime_types: Option<String>,
 }
 
 /// A server started by [`start`], running on the current tokio runtime.
@@ -63,6 +67,17 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
     let mut site = crate::engine::site::Site::new(&root, opts.server_names.clone());
     site.debug_headers = opts.debug_headers;
     site.pass_client_https_headers = opts.pass_client_https_headers;
+    match opts.mime_types.as_deref() {
+        None => {}
+        Some("reference") => site.mime = crate::server::mime::MimeTable::reference(),
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("--mime-types `{file}`: {e}"))?;
+            site.mime = crate::server::mime::MimeTable::from_mime_types(&text);
+        }
+    }
+    // Apache's default `TraceEnable on` (the reference environment's).
+    site.trace_enable = true;
     if let Some(fpm) = &opts.php_fpm {
         let upstream = crate::fastcgi::Upstream::parse(fpm)
             .map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;

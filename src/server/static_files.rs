@@ -885,12 +885,12 @@ pub async fn serve_file(
         headers.insert(header::ETAG, v);
     }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    match file.content_type.and_then(value) {
-        Some(ct) => {
+    // A Content-Type already in `headers` was set by mod_headers (`Header
+    // set Content-Type …`), an output filter that runs after the type was
+    // decided: it wins.
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        if let Some(ct) = file.content_type.and_then(value) {
             headers.insert(header::CONTENT_TYPE, ct);
-        }
-        None => {
-            headers.remove(header::CONTENT_TYPE);
         }
     }
 
