@@ -255,11 +255,18 @@ pub fn cgi_params(main: &Main<'_>, r: &Req, php_value: Option<String>) -> Vec<(S
     set(&mut p, "SCRIPT_NAME", script_name);
     if !r.path_info.is_empty() {
         set(&mut p, "PATH_INFO", r.path_info.clone());
-        set(
-            &mut p,
-            "PATH_TRANSLATED",
-            format!("{}{}", site.docroot.trim_end_matches('/'), r.path_info),
-        );
+        // PHP-FPM takes PATH_TRANSLATED for the script when REDIRECT_URL is
+        // set too (its mod_fastcgi + Action compatibility), which turns an
+        // internal redirect to `/index.php/error/404` (Nextcloud's
+        // ErrorDocument) into "Primary script unknown".  PHP apps read
+        // PATH_INFO; PATH_TRANSLATED goes only where it cannot mislead.
+        if !p.iter().any(|(k, _)| k == "REDIRECT_URL") {
+            set(
+                &mut p,
+                "PATH_TRANSLATED",
+                format!("{}{}", site.docroot.trim_end_matches('/'), r.path_info),
+            );
+        }
     }
     if let Some(v) = php_value {
         set(&mut p, "PHP_VALUE", v);

@@ -38,6 +38,7 @@ pub async fn answer(
         .find(|(k, _)| k == "SCRIPT_FILENAME")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    tracing::debug!(target: "php", script = %script, params = ?call.params, "to PHP-FPM");
     let resp = match php.pool.send(call.params.clone(), body).await {
         Ok(r) => r,
         Err(e) => {
