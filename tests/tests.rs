@@ -1,10 +1,12 @@
 //! The single integration-test binary (`autotests = false`): every test
 //! module of the crate is declared here.
 
+mod cms;
 mod conformance;
 
 /// Helpers shared by the hosting and reload tests.
 mod support {
+    pub mod cms;
     pub mod files;
     pub mod pki;
     pub mod probe;
@@ -13,4 +15,5 @@ mod support {
 mod diagnostics;
 mod hosting;
 mod parser_props;
+mod protections;
 mod reload;
