@@ -234,13 +234,16 @@ where
         Source::File { file, len } => {
             let mut offset = 0u64;
             while offset < len {
-                let want = usize::try_from(len - offset).map_or(MAX_CONTENT, |n| n.min(MAX_CONTENT));
-                let chunk = read_at(Arc::clone(&file), offset, want).await.map_err(|e| {
-                    WriteFailure::Abort(Error::Io(
-                        format!("{upstream} (reading the spooled request body)"),
-                        e,
-                    ))
-                })?;
+                let want =
+                    usize::try_from(len - offset).map_or(MAX_CONTENT, |n| n.min(MAX_CONTENT));
+                let chunk = read_at(Arc::clone(&file), offset, want)
+                    .await
+                    .map_err(|e| {
+                        WriteFailure::Abort(Error::Io(
+                            format!("{upstream} (reading the spooled request body)"),
+                            e,
+                        ))
+                    })?;
                 send_record(&mut out, &mut buf, &chunk, timeout).await?;
                 offset += want as u64;
             }

@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn tolerates_missing_space_and_folds_continuations() {
-        let head = parse_head(b"A:b\r\nB:\t c \r\nC: one\r\n  two\r\n\tthree\r\nD:\r\n").expect("ok");
+        let head =
+            parse_head(b"A:b\r\nB:\t c \r\nC: one\r\n  two\r\n\tthree\r\nD:\r\n").expect("ok");
         assert_eq!(
             pairs(&head),
             vec![("A", "b"), ("B", "c"), ("C", "one two three"), ("D", "")]

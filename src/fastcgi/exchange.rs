@@ -55,7 +55,9 @@ enum Writer {
 
 /// Why reading records stopped.
 enum ReadError {
-    Eof { mid_record: bool },
+    Eof {
+        mid_record: bool,
+    },
     Io(io::Error),
     Timeout,
     Protocol(String),
@@ -172,7 +174,8 @@ where
             record::STDERR => ex.stderr.push(&rec.content),
             record::END_REQUEST => {
                 ex.stderr.flush();
-                let end = record::parse_end_request(&rec.content).map_err(|w| fail(ex.protocol(w)))?;
+                let end =
+                    record::parse_end_request(&rec.content).map_err(|w| fail(ex.protocol(w)))?;
                 return Err(fail(match end.protocol_status {
                     record::OVERLOADED => Error::Overloaded,
                     record::CANT_MPX_CONN => {
@@ -319,8 +322,9 @@ impl Exchange {
                 // aborted response. The error must reach the body (a clean
                 // end would look complete), so wait for room as for data.
                 tracing::warn!(upstream = %name, "response aborted: {e}");
-                let _ = tokio::time::timeout(timeout, tx.send(Err(io::Error::other(e.to_string()))))
-                    .await;
+                let _ =
+                    tokio::time::timeout(timeout, tx.send(Err(io::Error::other(e.to_string()))))
+                        .await;
             }
             return;
         }
@@ -357,10 +361,12 @@ impl Exchange {
         }
         let half = match std::mem::replace(&mut self.writer, Writer::Broken) {
             Writer::Done(half) => Some(half),
-            Writer::Running(mut task) => match tokio::time::timeout(WRITER_GRACE, &mut task.0).await {
-                Ok(Ok(Ok(half))) => Some(half),
-                _ => None,
-            },
+            Writer::Running(mut task) => {
+                match tokio::time::timeout(WRITER_GRACE, &mut task.0).await {
+                    Ok(Ok(Ok(half))) => Some(half),
+                    _ => None,
+                }
+            }
             Writer::Broken => None,
         };
         if let Some(half) = half {

@@ -114,8 +114,12 @@ impl FakeConn {
 
     async fn end(&mut self, protocol_status: u8) -> io::Result<()> {
         self.send(record::STDOUT, 1, b"").await?;
-        self.send(record::END_REQUEST, 1, &[0, 0, 0, 0, protocol_status, 0, 0, 0])
-            .await
+        self.send(
+            record::END_REQUEST,
+            1,
+            &[0, 0, 0, 0, protocol_status, 0, 0, 0],
+        )
+        .await
     }
 
     async fn respond(&mut self, output: &[u8]) -> io::Result<()> {
@@ -219,14 +223,19 @@ fn empty() -> Empty<Bytes> {
     Empty::new()
 }
 
-type Chunks = StreamBody<
-    futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, io::Error>>>,
->;
+type Chunks =
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, io::Error>>>>;
 
 /// A body of unknown length (no size hint): what a chunked upload is.
 fn chunked(chunks: Vec<Result<Bytes, io::Error>>) -> Chunks {
     let frames: Vec<_> = chunks.into_iter().map(|c| c.map(Frame::data)).collect();
     StreamBody::new(futures_util::stream::iter(frames))
+}
+
+/// Long enough for a connection to count as settled for requests that
+/// cannot be retried (see `REUSE_SETTLE` in the pool).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
 }
 
 async fn text(response: Response) -> Result<String, io::Error> {
@@ -235,7 +244,10 @@ async fn text(response: Response) -> Result<String, io::Error> {
 }
 
 async fn get_text(pool: &Pool) -> String {
-    let response = pool.send(params("GET", &[]), empty()).await.expect("response");
+    let response = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect("response");
     assert_eq!(response.status, 200);
     text(response).await.expect("body")
 }
@@ -250,6 +262,21 @@ async fn keep_alive_reuses_one_connection() {
     let stats = pool.stats();
     assert_eq!((stats.opened, stats.reused, stats.retried), (1, 1, 0));
     assert_eq!(server.accepted(), 1);
+    // A request that cannot be sent twice does not take a connection that
+    // has just finished (its worker may be about to drop it)...
+    let response = pool.send(params("POST", &[]), empty()).await.expect("POST");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=1 method=POST cl=- stdin=0"
+    );
+    // ...but one idle for a while.
+    settle().await;
+    let response = pool.send(params("POST", &[]), empty()).await.expect("POST");
+    assert!(text(response)
+        .await
+        .expect("body")
+        .starts_with("conn=1 method=POST"));
+    assert_eq!(pool.stats().opened, 2);
 }
 
 #[tokio::test]
@@ -298,9 +325,15 @@ async fn stale_connection_replays_a_spooled_body_for_put() {
     let server = fake(stale_after_one);
     let pool = server.pool(limits());
     assert_eq!(get_text(&pool).await, "first");
-    let body = chunked(vec![Ok(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))]);
+    let body = chunked(vec![
+        Ok(Bytes::from_static(b"hello ")),
+        Ok(Bytes::from_static(b"world")),
+    ]);
     let response = pool.send(params("PUT", &[]), body).await.expect("retried");
-    assert_eq!(text(response).await.expect("body"), "conn=1 method=PUT cl=11 stdin=11");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=1 method=PUT cl=11 stdin=11"
+    );
     assert_eq!(pool.stats().retried, 1);
 }
 
@@ -309,6 +342,7 @@ async fn stale_connection_is_not_retried_once_the_body_was_streamed() {
     let server = fake(stale_after_one);
     let pool = server.pool(limits());
     assert_eq!(get_text(&pool).await, "first");
+    settle().await;
     let body = Full::new(Bytes::from_static(b"hello"));
     let err = pool
         .send(params("POST", &[("CONTENT_LENGTH", "5")]), body)
@@ -324,7 +358,11 @@ async fn non_idempotent_request_is_not_resent_after_sending() {
     let server = fake(stale_after_one);
     let pool = server.pool(limits());
     assert_eq!(get_text(&pool).await, "first");
-    let err = pool.send(params("POST", &[]), empty()).await.expect_err("POST");
+    settle().await;
+    let err = pool
+        .send(params("POST", &[]), empty())
+        .await
+        .expect_err("POST");
     assert_eq!(err.status(), 502);
     assert_eq!(server.accepted(), 1);
 }
@@ -352,7 +390,10 @@ async fn eof_before_the_head_on_a_fresh_connection_is_a_502() {
         let _ = conn.request().await;
     });
     let pool = server.pool(limits());
-    let err = pool.send(params("GET", &[]), empty()).await.expect_err("eof");
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("eof");
     assert!(matches!(err, Error::Io(..)), "{err:?}");
     assert_eq!(err.status(), 502);
     assert!(err.to_string().contains("fcgi.sock"), "{err}");
@@ -363,7 +404,9 @@ async fn eof_before_the_head_on_a_fresh_connection_is_a_502() {
 async fn premature_eof_in_the_body_is_a_body_error() {
     let server = fake(|mut conn, _| async move {
         let _ = conn.request().await;
-        let _ = conn.stdout(b"Content-Type: text/plain\r\n\r\npartial").await;
+        let _ = conn
+            .stdout(b"Content-Type: text/plain\r\n\r\npartial")
+            .await;
     });
     let pool = server.pool(limits());
     let response = pool.send(params("GET", &[]), empty()).await.expect("head");
@@ -383,7 +426,10 @@ async fn overloaded_is_a_503() {
         let _ = conn.end(record::OVERLOADED).await;
     });
     let pool = server.pool(limits());
-    let err = pool.send(params("GET", &[]), empty()).await.expect_err("overloaded");
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("overloaded");
     assert!(matches!(err, Error::Overloaded), "{err:?}");
     assert_eq!(err.status(), 503);
 }
@@ -401,7 +447,10 @@ async fn protocol_violations_are_502() {
             };
         });
         let pool = server.pool(limits());
-        let err = pool.send(params("GET", &[]), empty()).await.expect_err("violation");
+        let err = pool
+            .send(params("GET", &[]), empty())
+            .await
+            .expect_err("violation");
         assert!(matches!(err, Error::Protocol(_)), "case {case}: {err:?}");
         assert_eq!(err.status(), 502);
     }
@@ -411,11 +460,16 @@ async fn protocol_violations_are_502() {
 async fn oversized_head_is_refused() {
     let server = fake(|mut conn, _| async move {
         let _ = conn.request().await;
-        let _ = conn.stdout(format!("X-Big: {}\r\n", "a".repeat(70_000)).as_bytes()).await;
+        let _ = conn
+            .stdout(format!("X-Big: {}\r\n", "a".repeat(70_000)).as_bytes())
+            .await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
     let pool = server.pool(limits());
-    let err = pool.send(params("GET", &[]), empty()).await.expect_err("too large");
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("too large");
     assert!(matches!(err, Error::HeaderTooLarge), "{err:?}");
     assert_eq!(err.status(), 502);
 }
@@ -430,7 +484,10 @@ async fn silence_is_a_504() {
         response_timeout: Duration::from_millis(200),
         ..limits()
     });
-    let err = pool.send(params("GET", &[]), empty()).await.expect_err("timeout");
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("timeout");
     assert!(matches!(err, Error::Timeout(..)), "{err:?}");
     assert_eq!(err.status(), 504);
 }
@@ -439,7 +496,10 @@ async fn silence_is_a_504() {
 async fn missing_socket_is_a_503() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pool = Pool::new(Upstream::Unix(dir.path().join("none.sock")), limits());
-    let err = pool.send(params("GET", &[]), empty()).await.expect_err("connect");
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("connect");
     assert!(matches!(err, Error::Connect(..)), "{err:?}");
     assert_eq!(err.status(), 503);
     assert!(err.to_string().contains("none.sock"), "{err}");
@@ -450,13 +510,23 @@ async fn stderr_is_logged_not_sent() {
     let server = fake(|mut conn, _| async move {
         let _ = conn.request().await;
         let _ = conn.send(record::STDERR, 1, b"PHP Warning: before\n").await;
-        let _ = conn.stdout(b"Status: 404 Not Found\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbo").await;
+        let _ = conn
+            .stdout(b"Status: 404 Not Found\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbo")
+            .await;
         let _ = conn.send(record::STDERR, 1, b"PHP Notice: during\n").await;
         let _ = conn.respond(b"dy").await;
+        // Keep the connection, as a keep-alive server does.
+        let _ = conn.record().await;
     });
     let pool = server.pool(limits());
-    let response = pool.send(params("GET", &[]), empty()).await.expect("response");
-    assert_eq!((response.status, response.reason.as_deref()), (404, Some("Not Found")));
+    let response = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect("response");
+    assert_eq!(
+        (response.status, response.reason.as_deref()),
+        (404, Some("Not Found"))
+    );
     assert_eq!(
         response.headers,
         vec![
@@ -475,7 +545,11 @@ async fn bodies_of_unknown_length_are_spooled_with_content_length_added() {
     // Small: kept in memory.
     let body = chunked(vec![Ok(Bytes::from_static(b"0123456789"))]);
     let response = pool.send(params("POST", &[]), body).await.expect("small");
-    assert_eq!(text(response).await.expect("body"), "conn=0 method=POST cl=10 stdin=10");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=0 method=POST cl=10 stdin=10"
+    );
+    settle().await;
     // Over 1 MiB: spooled to a temp file.
     let chunk = Bytes::from(vec![b'z'; 100_000]);
     let body = chunked((0..15).map(|_| Ok(chunk.clone())).collect());
@@ -484,13 +558,24 @@ async fn bodies_of_unknown_length_are_spooled_with_content_length_added() {
         text(response).await.expect("body"),
         "conn=0 method=POST cl=1500000 stdin=1500000"
     );
+    settle().await;
     // An exact size hint is trusted: no spooling needed.
     let body = Full::new(Bytes::from_static(b"abc"));
     let response = pool.send(params("POST", &[]), body).await.expect("sized");
-    assert_eq!(text(response).await.expect("body"), "conn=0 method=POST cl=3 stdin=3");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=0 method=POST cl=3 stdin=3"
+    );
+    settle().await;
     // An empty body of unknown length says CONTENT_LENGTH 0.
-    let response = pool.send(params("POST", &[]), chunked(vec![])).await.expect("empty");
-    assert_eq!(text(response).await.expect("body"), "conn=0 method=POST cl=0 stdin=0");
+    let response = pool
+        .send(params("POST", &[]), chunked(vec![]))
+        .await
+        .expect("empty");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=0 method=POST cl=0 stdin=0"
+    );
 }
 
 #[tokio::test]
@@ -499,7 +584,10 @@ async fn spooled_body_arrives_intact() {
         let Some(request) = conn.request().await else {
             return;
         };
-        assert_eq!(request.params.last().map(|(n, _)| n.as_str()), Some("CONTENT_LENGTH"));
+        assert_eq!(
+            request.params.last().map(|(n, _)| n.as_str()),
+            Some("CONTENT_LENGTH")
+        );
         let mut answer = b"\r\n".to_vec();
         answer.extend_from_slice(&request.stdin);
         let _ = conn.respond(&answer).await;
@@ -510,7 +598,10 @@ async fn spooled_body_arrives_intact() {
         .chunks(70_001)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let response = pool.send(params("POST", &[]), chunked(chunks)).await.expect("ok");
+    let response = pool
+        .send(params("POST", &[]), chunked(chunks))
+        .await
+        .expect("ok");
     let got = response.body.collect().await.expect("body").to_bytes();
     assert!(got[..] == data[..], "body differs");
 }
@@ -528,16 +619,31 @@ async fn body_limits_are_enforced_both_ways() {
         .expect_err("declared");
     assert!(matches!(err, Error::BodyTooLarge), "{err:?}");
     assert_eq!(err.status(), 413);
-    let body = chunked(vec![Ok(Bytes::from(vec![1u8; 60])), Ok(Bytes::from(vec![1u8; 60]))]);
-    let err = pool.send(params("POST", &[]), body).await.expect_err("spooled");
+    let body = chunked(vec![
+        Ok(Bytes::from(vec![1u8; 60])),
+        Ok(Bytes::from(vec![1u8; 60])),
+    ]);
+    let err = pool
+        .send(params("POST", &[]), body)
+        .await
+        .expect_err("spooled");
     assert!(matches!(err, Error::BodyTooLarge), "{err:?}");
     let body = Full::new(Bytes::from(vec![1u8; 101]));
-    let err = pool.send(params("POST", &[]), body).await.expect_err("sized");
+    let err = pool
+        .send(params("POST", &[]), body)
+        .await
+        .expect_err("sized");
     assert!(matches!(err, Error::BodyTooLarge), "{err:?}");
     assert_eq!(server.accepted(), 0, "refused before connecting");
     let body = Full::new(Bytes::from(vec![1u8; 100]));
-    let response = pool.send(params("POST", &[]), body).await.expect("at the limit");
-    assert_eq!(text(response).await.expect("body"), "conn=0 method=POST cl=100 stdin=100");
+    let response = pool
+        .send(params("POST", &[]), body)
+        .await
+        .expect("at the limit");
+    assert_eq!(
+        text(response).await.expect("body"),
+        "conn=0 method=POST cl=100 stdin=100"
+    );
 }
 
 #[tokio::test]
@@ -552,7 +658,10 @@ async fn client_body_failures_are_400() {
             "20",
             chunked(vec![
                 Ok(Bytes::from_static(b"0123456789")),
-                Err(io::Error::new(io::ErrorKind::ConnectionReset, "client reset")),
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "client reset",
+                )),
             ]),
         ),
         ("20", chunked(vec![Ok(Bytes::from_static(b"0123456789"))])),
@@ -579,11 +688,14 @@ async fn answer_before_reading_the_body_does_not_deadlock() {
             return;
         };
         // Far more than the socket buffers, before reading any STDIN.
-        let _ = conn.stdout(b"Content-Type: application/octet-stream\r\n\r\n").await;
+        let _ = conn
+            .stdout(b"Content-Type: application/octet-stream\r\n\r\n")
+            .await;
         let _ = conn.stdout(&vec![b'o'; OUT]).await;
         conn.stdin(&mut request).await;
         assert_eq!(request.stdin.len(), IN);
         let _ = conn.end(record::REQUEST_COMPLETE).await;
+        let _ = conn.record().await;
     });
     let pool = server.pool(limits());
     let chunk = Bytes::from(vec![b'i'; 64 * 1024]);
@@ -594,7 +706,13 @@ async fn answer_before_reading_the_body_does_not_deadlock() {
             .send(params("POST", &[("CONTENT_LENGTH", &length)]), body)
             .await
             .expect("response");
-        response.body.collect().await.expect("body").to_bytes().len()
+        response
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .len()
     };
     let got = tokio::time::timeout(Duration::from_secs(30), run)
         .await
@@ -622,7 +740,10 @@ async fn dropping_the_body_closes_the_connection() {
         }
     });
     let pool = server.pool(limits());
-    let response = pool.send(params("GET", &[]), empty()).await.expect("response");
+    let response = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect("response");
     let mut body = response.body;
     let _ = body.frame().await;
     drop(body);
@@ -632,7 +753,10 @@ async fn dropping_the_body_closes_the_connection() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(write_failed.load(Ordering::SeqCst), "server saw the connection close");
+    assert!(
+        write_failed.load(Ordering::SeqCst),
+        "server saw the connection close"
+    );
     assert_eq!(pool.stats().idle, 0);
 }
 
@@ -643,12 +767,17 @@ async fn oversized_params_are_skipped_not_fatal() {
             return;
         };
         let names: Vec<_> = request.params.iter().map(|(n, _)| n.clone()).collect();
-        let _ = conn.respond(format!("\r\n{}", names.join(",")).as_bytes()).await;
+        let _ = conn
+            .respond(format!("\r\n{}", names.join(",")).as_bytes())
+            .await;
     });
     let pool = server.pool(limits());
     let huge = "c".repeat(70_000);
     let response = pool
-        .send(params("GET", &[("HTTP_COOKIE", &huge), ("HTTP_HOST", "x")]), empty())
+        .send(
+            params("GET", &[("HTTP_COOKIE", &huge), ("HTTP_HOST", "x")]),
+            empty(),
+        )
         .await
         .expect("response");
     assert_eq!(
@@ -665,4 +794,51 @@ fn send_futures_are_send(pool: &Pool, incoming: hyper::body::Incoming) {
     is_send(pool.send(Vec::new(), incoming));
     is_send(pool.send(Vec::new(), crate::server::empty_body()));
     is_send(pool.send(Vec::new(), chunked(Vec::new())));
+}
+
+#[tokio::test]
+async fn tcp_upstreams_work_and_refusal_is_a_503() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        // Same protocol, TCP transport: read up to the empty STDIN.
+        let (mut read, mut write) = stream.into_split();
+        let mut buf = BytesMut::new();
+        loop {
+            match record::decode(&mut buf) {
+                Ok(Some(rec)) if rec.kind == record::STDIN && rec.content.is_empty() => break,
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            buf.reserve(4096);
+            if !matches!(read.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+        let mut out = BytesMut::new();
+        record::put_stream(&mut out, record::STDOUT, 1, b"\r\nover tcp");
+        record::put_record(&mut out, record::END_REQUEST, 1, &[0; 8]);
+        let _ = write.write_all(&out).await;
+        let _ = read.read_u8().await;
+    });
+    let upstream = Upstream::parse(&format!("tcp://{address}")).expect("address");
+    let pool = Pool::new(upstream, limits());
+    assert_eq!(get_text(&pool).await, "over tcp");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let pool = Pool::new(Upstream::Tcp(format!("127.0.0.1:{port}")), limits());
+    let err = pool
+        .send(params("GET", &[]), empty())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::Connect(..)), "{err:?}");
+    assert_eq!(err.status(), 503);
 }

@@ -63,7 +63,9 @@ impl PhpFpm {
             return true;
         }
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("php-fpm not installed (apt-get install -y php-fpm) but CI=true; {test} cannot run");
+            panic!(
+                "php-fpm not installed (apt-get install -y php-fpm) but CI=true; {test} cannot run"
+            );
         }
         eprintln!("skipping {test}: php-fpm not installed (apt-get install -y php-fpm)");
         false
@@ -72,6 +74,12 @@ impl PhpFpm {
     /// Start a master in the foreground with our own config; returns once
     /// its socket accepts connections.
     pub fn start() -> Result<PhpFpm, String> {
+        Self::start_with("")
+    }
+
+    /// [`PhpFpm::start`] with extra lines for the `[www]` pool (e.g.
+    /// `pm.max_requests = 1`); later lines override earlier ones.
+    pub fn start_with(pool_settings: &str) -> Result<PhpFpm, String> {
         let binary = Self::binary().ok_or("php-fpm not found")?;
         let dir = tempfile::Builder::new()
             .prefix("htgate-php-fpm-")
@@ -84,7 +92,8 @@ impl PhpFpm {
             master: None,
         };
         let config = me.dir.join("php-fpm.conf");
-        fs::write(&config, me.config()).map_err(|e| format!("write {}: {e}", config.display()))?;
+        fs::write(&config, me.config(pool_settings))
+            .map_err(|e| format!("write {}: {e}", config.display()))?;
         let log = File::create(me.dir.join("master.out"))
             .map_err(|e| format!("create master.out: {e}"))?;
         me.master = Some(
@@ -153,7 +162,7 @@ impl PhpFpm {
         let _ = master.wait();
     }
 
-    fn config(&self) -> String {
+    fn config(&self, pool_settings: &str) -> String {
         let dir = self.dir.display();
         // As root a pool needs a user; FPM ignores it (with a notice)
         // otherwise, so it is only written for root.
@@ -182,7 +191,8 @@ impl PhpFpm {
              catch_workers_output = yes\n\
              decorate_workers_output = no\n\
              php_admin_value[error_log] = {dir}/php-error.log\n\
-             php_admin_flag[log_errors] = on\n",
+             php_admin_flag[log_errors] = on\n\
+             {pool_settings}\n",
             socket = self.socket.display(),
         )
     }

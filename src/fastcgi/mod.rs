@@ -14,9 +14,9 @@
 //!
 //! Layout: `record` encodes and decodes records, `cgi` parses the CGI
 //! response head, `body` turns the client's body into STDIN, `conn` opens
-//! sockets, `exchange` runs one request on one connection, `pool` keeps
-//! connections and retries a stale one, `harness` runs a real PHP-FPM for
-//! tests.
+//! sockets, `exchange` runs one request on one connection, `stderr` logs
+//! PHP's error output, `pool` keeps connections and retries a stale one,
+//! `harness` runs a real PHP-FPM for tests.
 
 mod body;
 mod cgi;
@@ -292,6 +292,9 @@ mod tests {
         assert_eq!(Error::BodyTooLarge.status(), 413);
         assert_eq!(Error::ClientBody("x".into()).status(), 400);
         let text = Error::Connect(up(), io()).to_string();
-        assert!(text.contains("unix:/x") && text.contains("refused"), "{text}");
+        assert!(
+            text.contains("unix:/x") && text.contains("refused"),
+            "{text}"
+        );
     }
 }

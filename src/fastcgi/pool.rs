@@ -24,6 +24,13 @@ use super::{Error, Limits, Response, Upstream};
 
 /// Idle connections older than this are closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request that cannot be retried once sent only takes a connection idle
+/// at least this long. A PHP-FPM worker that will not keep a connection
+/// (pm.max_requests reached) sends END_REQUEST, finishes its request
+/// shutdown, and only then shuts the socket down and discards whatever we
+/// sent; a request sent in that gap is lost. The gap is normally far below
+/// a millisecond; after this long the hang-up is visible to `looks_alive`.
+const REUSE_SETTLE: Duration = Duration::from_millis(100);
 
 /// A pool of connections to one upstream; clones share it.
 #[derive(Clone)]
@@ -127,10 +134,11 @@ impl Pool {
         let inner = &self.inner;
         let (params, mut source) = body::prepare(params, body, &inner.limits, &inner.name).await?;
         let retry_after_send = idempotent(&params);
+        let settled_only = !(retry_after_send && source.replayable());
         let request = self.encode_request(&params, matches!(source, Source::Empty));
         let mut fresh_only = false;
         loop {
-            let (mut stream, reused) = self.checkout(fresh_only).await?;
+            let (mut stream, reused) = self.checkout(fresh_only, settled_only).await?;
             let may_retry = reused && !fresh_only;
             let fresh = (!reused).then(|| FreshGuard::new(inner));
             if let Err(e) = write_all(&mut stream, &request, inner.limits.response_timeout).await {
@@ -186,14 +194,30 @@ impl Pool {
         );
     }
 
-    /// An idle connection that still looks usable, else a new one. Returns
-    /// whether it was reused.
-    async fn checkout(&self, fresh_only: bool) -> Result<(Stream, bool), Error> {
+    /// An idle connection that still looks usable (the newest; with
+    /// `settled_only`, the newest idle for `REUSE_SETTLE`), else a new one.
+    /// Returns whether it was reused.
+    async fn checkout(
+        &self,
+        fresh_only: bool,
+        settled_only: bool,
+    ) -> Result<(Stream, bool), Error> {
         let inner = &self.inner;
         if !fresh_only {
             loop {
-                let Some(idle) = inner.idle_list().conns.pop() else {
-                    break;
+                let idle = {
+                    let mut list = inner.idle_list();
+                    let pick = if settled_only {
+                        list.conns
+                            .iter()
+                            .rposition(|c| c.since.elapsed() >= REUSE_SETTLE)
+                    } else {
+                        list.conns.len().checked_sub(1)
+                    };
+                    match pick {
+                        Some(i) => list.conns.remove(i),
+                        None => break,
+                    }
                 };
                 if idle.since.elapsed() < IDLE_TIMEOUT && idle.stream.looks_alive() {
                     inner.reused.fetch_add(1, Ordering::Relaxed);
@@ -212,6 +236,12 @@ impl Pool {
     pub(crate) fn put(&self, stream: Stream) {
         let inner = &self.inner;
         if inner.limits.max_idle == 0 || inner.waiting_fresh.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        // A worker that will not keep the connection (pm.max_requests
+        // reached) shuts its side down right after END_REQUEST and then
+        // discards what we send until we close: close it now.
+        if !stream.looks_alive() {
             return;
         }
         let start_reaper = {
@@ -241,7 +271,9 @@ impl Inner {
     fn idle_list(&self) -> MutexGuard<'_, IdleList> {
         // Nothing panics while holding the lock; a poisoned list is still
         // a list of sockets.
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -285,12 +317,14 @@ async fn write_all(stream: &mut Stream, data: &[u8], timeout: Duration) -> std::
         stream.write_all(data).await?;
         stream.flush().await
     };
-    tokio::time::timeout(timeout, write).await.unwrap_or_else(|_| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("the server read no request for {timeout:?}"),
-        ))
-    })
+    tokio::time::timeout(timeout, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the server read no request for {timeout:?}"),
+            ))
+        })
 }
 
 /// Whether running the request twice is harmless (RFC 9110 idempotent
@@ -306,4 +340,49 @@ fn idempotent(params: &[(String, String)]) -> bool {
                 "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn finished_connections_are_closed_while_a_new_one_waits() {
+        let pool = Pool::new(
+            Upstream::Unix("/nonexistent.sock".into()),
+            Limits::default(),
+        );
+        let (a, _a_peer) = tokio::net::UnixStream::pair().expect("pair");
+        let (b, _b_peer) = tokio::net::UnixStream::pair().expect("pair");
+        let waiting = FreshGuard::new(&pool.inner);
+        pool.put(Stream::Unix(a));
+        assert_eq!(pool.stats().idle, 0, "closed to free its PHP-FPM worker");
+        drop(waiting);
+        pool.put(Stream::Unix(b));
+        assert_eq!(pool.stats().idle, 1);
+    }
+
+    #[tokio::test]
+    async fn idle_list_is_bounded() {
+        let limits = Limits {
+            max_idle: 2,
+            ..Limits::default()
+        };
+        let pool = Pool::new(Upstream::Unix("/nonexistent.sock".into()), limits);
+        let mut peers = Vec::new();
+        for _ in 0..5 {
+            let (a, peer) = tokio::net::UnixStream::pair().expect("pair");
+            peers.push(peer);
+            pool.put(Stream::Unix(a));
+        }
+        assert_eq!(pool.stats().idle, 2);
+    }
+
+    #[test]
+    fn only_idempotent_methods_may_be_resent() {
+        let with = |m: &str| vec![("REQUEST_METHOD".to_string(), m.to_string())];
+        assert!(idempotent(&with("GET")) && idempotent(&with("PUT")));
+        assert!(!idempotent(&with("POST")) && !idempotent(&with("PATCH")));
+        assert!(!idempotent(&[]));
+    }
 }

@@ -92,7 +92,8 @@ pub(crate) fn put_params(
     let mut chunk: Vec<u8> = Vec::new();
     for (name, value) in params {
         let (name, value) = (name.as_bytes(), value.as_bytes());
-        let pair_len = length_size(name.len()) + length_size(value.len()) + name.len() + value.len();
+        let pair_len =
+            length_size(name.len()) + length_size(value.len()) + name.len() + value.len();
         if pair_len > MAX_CONTENT {
             skipped.push(String::from_utf8_lossy(name).into_owned());
             continue;
@@ -139,7 +140,10 @@ pub(crate) fn decode(buf: &mut BytesMut) -> Result<Option<Record>, String> {
         return Ok(None);
     }
     if buf[0] != VERSION {
-        return Err(format!("record with FastCGI version {} (expected 1)", buf[0]));
+        return Err(format!(
+            "record with FastCGI version {} (expected 1)",
+            buf[0]
+        ));
     }
     let kind = buf[1];
     let request_id = u16::from_be_bytes([buf[2], buf[3]]);
@@ -173,14 +177,20 @@ pub(crate) fn parse_end_request(content: &[u8]) -> Result<EndRequest, String> {
             app_status: u32::from_be_bytes([*a, *b, *c, *d]),
             protocol_status: *status,
         }),
-        _ => Err(format!("END_REQUEST of {} bytes (expected 8)", content.len())),
+        _ => Err(format!(
+            "END_REQUEST of {} bytes (expected 8)",
+            content.len()
+        )),
     }
 }
 
 /// Name-value pairs of a PARAMS stream (the fake servers in tests read
 /// what the client sends with it).
 #[cfg(test)]
-pub(crate) fn parse_params(mut content: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+#[cfg(test)]
+pub(crate) fn parse_params(mut content: &[u8]) -> Result<Pairs, String> {
     fn length(content: &mut &[u8]) -> Result<usize, String> {
         match *content {
             [b, ..] if b & 0x80 == 0 => {
@@ -266,11 +276,16 @@ mod tests {
         // after them and starts the next (with AFTER); then the empty
         // terminator.
         assert_eq!(records.len(), 3);
-        assert!(records.iter().all(|r| r.kind == PARAMS && r.request_id == 1));
+        assert!(records
+            .iter()
+            .all(|r| r.kind == PARAMS && r.request_id == 1));
         assert!(records.last().is_some_and(|r| r.content.is_empty()));
         let first = &records[0].content;
         assert_eq!(&first[..2], &[127, 127]);
-        assert_eq!(&first[2 + 254..2 + 254 + 8], &[0x80, 0, 0, 128, 0x80, 0, 0, 128]);
+        assert_eq!(
+            &first[2 + 254..2 + 254 + 8],
+            &[0x80, 0, 0, 128, 0x80, 0, 0, 128]
+        );
         let mut pairs = Vec::new();
         for r in &records {
             assert!(r.content.len() <= MAX_CONTENT);
