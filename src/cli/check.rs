@@ -1,8 +1,18 @@
-//! `htgate check`: every problem of every `.htaccess`, one pass.
+//! `htgate check`: every problem of every `.htaccess`, one pass: the
+//! compiler's errors and warnings, then the lints (`engine::lint`).
 
 use crate::engine::compile::compile_source;
+use crate::engine::lint::{lint_source, LintOptions};
+use crate::htaccess::Diagnostic;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 fn is_htaccess(p: &Path) -> bool {
     p.file_name()
@@ -11,7 +21,17 @@ fn is_htaccess(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) {
+/// One file to check and whether it sits below the directory it was found
+/// from (a site root given on the command line): a subfolder's file.
+struct Found {
+    path: PathBuf,
+    in_subfolder: Option<bool>,
+    /// The folder's path relative to the given directory, as a URL path
+    /// (`/shop/`), when it is a subfolder.
+    url_path: Option<String>,
+}
+
+fn collect(root: &Path, path: &Path, out: &mut Vec<Found>) {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
             let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
@@ -25,49 +45,136 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
                     .map(|m| m.file_type().is_symlink())
                     .unwrap_or(false);
                 if e.is_dir() && !is_link {
-                    collect(&e, out);
+                    collect(root, &e, out);
                 } else if is_htaccess(&e) {
-                    out.push(e);
+                    // Below the given directory: a subfolder.  Files
+                    // directly in it may be the site root's: unknown,
+                    // taken as the root (no subfolder warnings).
+                    let rel = e
+                        .parent()
+                        .and_then(|d| d.strip_prefix(root).ok())
+                        .filter(|rel| !rel.as_os_str().is_empty())
+                        .map(|rel| format!("/{}/", rel.to_string_lossy()));
+                    out.push(Found {
+                        path: e,
+                        in_subfolder: rel.is_some().then_some(true),
+                        url_path: rel,
+                    });
                 }
             }
         }
-        _ => out.push(path.to_path_buf()),
+        // A file named on the command line: where it sits is unknown.
+        _ => out.push(Found {
+            path: path.to_path_buf(),
+            in_subfolder: None,
+            url_path: None,
+        }),
     }
 }
 
-pub fn run(paths: &[PathBuf]) -> ExitCode {
+/// The diagnostics of one file, compiler's and lints', in file order.
+fn diagnose(source: &[u8], found: &Found) -> Vec<Diagnostic> {
+    let compiled = compile_source(source);
+    let mut diags = compiled.diagnostics.clone();
+    if !compiled.has_errors() {
+        let opts = LintOptions {
+            in_subfolder: found.in_subfolder,
+            url_path: found.url_path.clone(),
+        };
+        diags.extend(lint_source(source, &compiled.config, &opts));
+        diags.sort_by_key(|d| (d.span.line, d.span.col));
+    }
+    diags
+}
+
+fn json_diag(d: &Diagnostic, source: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(source);
+    let line = text
+        .lines()
+        .nth(d.span.line.max(1) as usize - 1)
+        .map(|l| l.trim_end_matches('\r').to_string());
+    json!({
+        "severity": d.severity.to_string(),
+        "line": d.span.line,
+        "col": d.span.col,
+        "len": d.span.len,
+        "message": d.message,
+        "help": d.help,
+        "source_line": line,
+    })
+}
+
+pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
     let mut files = Vec::new();
     for p in paths {
-        collect(p, &mut files);
+        collect(p, p, &mut files);
     }
     let (mut errors, mut warnings) = (0usize, 0usize);
+    let mut json_files = Vec::new();
     for f in &files {
-        let name = f.display().to_string();
-        let source = match std::fs::read(f) {
+        let name = f.path.display().to_string();
+        let source = match std::fs::read(&f.path) {
             Ok(s) => s,
             Err(e) => {
-                println!("{name}:1:1: error: cannot read file: {e}");
                 errors += 1;
+                match format {
+                    Format::Text => println!("{name}:1:1: error: cannot read file: {e}"),
+                    Format::Json => json_files.push(json!({
+                        "file": name,
+                        "diagnostics": [{
+                            "severity": "error", "line": 1, "col": 1, "len": 1,
+                            "message": format!("cannot read file: {e}"),
+                            "help": null, "source_line": null,
+                        }],
+                    })),
+                }
                 continue;
             }
         };
-        let compiled = compile_source(&source);
-        for d in &compiled.diagnostics {
-            print!("{}", d.render(&name, &source));
+        let diags = diagnose(&source, f);
+        for d in &diags {
             if d.is_error() {
                 errors += 1;
             } else {
                 warnings += 1;
             }
         }
+        match format {
+            Format::Text => {
+                for d in &diags {
+                    print!("{}", d.render(&name, &source));
+                }
+            }
+            Format::Json => json_files.push(json!({
+                "file": name,
+                "diagnostics": diags.iter().map(|d| json_diag(d, &source)).collect::<Vec<_>>(),
+            })),
+        }
     }
-    println!(
-        "checked {} file{}: {errors} error{}, {warnings} warning{}",
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        if errors == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" }
-    );
+    match format {
+        Format::Text => println!(
+            "checked {} file{}: {errors} error{}, {warnings} warning{}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" }
+        ),
+        Format::Json => {
+            let doc = json!({
+                "files": json_files,
+                "checked": files.len(),
+                "errors": errors,
+                "warnings": warnings,
+            });
+            match serde_json::to_string_pretty(&doc) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     if errors > 0 {
         ExitCode::FAILURE
     } else {

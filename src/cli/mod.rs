@@ -4,6 +4,7 @@
 mod cert;
 mod check;
 mod demo;
+mod explain;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -48,7 +49,14 @@ enum Command {
         /// `.htaccess` and `*.htaccess` files).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// `text` (file:line:col with the source line) or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: check::Format,
     },
+    /// Show how one request runs through a site's .htaccess files: every
+    /// rule and condition tried, what it matched, each flag's effect, and
+    /// the answer (nothing is served, no network).
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,7 +144,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Check { paths } => check::run(&paths),
+        Command::Check { paths, format } => check::run(&paths, format),
+        Command::Explain(args) => explain::run(&args),
         Command::Cert { command } => match command {
             CertCommand::Install {
                 config,
@@ -216,6 +225,9 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
+        // Installed before the sockets open, so that a SIGTERM is never
+        // met by the default action (death without a drain).
+        let mut signals = Signals::new();
         let server = match crate::server::quick::start(opts).await {
             Ok(s) => s,
             Err(e) => {
@@ -227,8 +239,9 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
             "htgate listening on http://{} and https://{}",
             server.http_addr, server.https_addr
         );
-        wait_for_signal().await;
-        server.shutdown().await;
+        let why = signals.recv().await;
+        eprintln!("htgate: {why}: draining in-flight requests");
+        drain(server.shutdown(), &mut signals).await;
         ExitCode::SUCCESS
     })
 }
@@ -257,6 +270,7 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
+        let mut signals = Signals::new();
         let server = match crate::hosting::run::start(&config).await {
             Ok(s) => s,
             Err(e) => {
@@ -287,7 +301,10 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
                 }
             };
             tokio::select! {
-                _ = wait_for_signal() => break,
+                why = signals.recv() => {
+                    eprintln!("htgate: {why}: draining in-flight requests");
+                    break;
+                }
                 Some(()) = hup_recv => {
                     match server.reload().await {
                         Ok(()) => eprintln!("htgate: configuration reloaded"),
@@ -296,22 +313,59 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
                 }
             }
         }
-        server.shutdown().await;
+        drain(server.shutdown(), &mut signals).await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, each registered once for the life of the server: a
+/// signal that comes while the server is busy elsewhere (a reload, the
+/// drain) is kept for the next `recv`, never lost.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| eprintln!("htgate: cannot watch SIGTERM: {e}"))
+            .ok();
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| eprintln!("htgate: cannot watch SIGINT: {e}"))
+            .ok();
+        Signals { term, int }
+    }
+
+    /// The next SIGTERM or SIGINT, by name.
+    async fn recv(&mut self) -> &'static str {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                // None: the stream ended, which tokio does not do; wait on.
+                Some(s) => {
+                    if s.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
         }
-    };
+        tokio::select! {
+            _ = one(&mut self.term) => "SIGTERM",
+            _ = one(&mut self.int) => "SIGINT",
+        }
+    }
+}
+
+/// Runs the drain (stop accepting, let in-flight requests finish, bounded
+/// by the listener's drain timeout); a second signal ends it at once.
+async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Signals) {
     tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = shutdown => {}
+        why = signals.recv() => {
+            eprintln!("htgate: second {why}: stopping without waiting for the drain");
+        }
     }
 }

@@ -21,6 +21,9 @@ pub enum Provider {
     Env(Vec<String>),
     Method(Vec<String>),
     Expr(Arc<expr::Expr>),
+    /// `Require local`: a loopback client, or one connecting from the
+    /// server's own address.
+    Local,
     /// `valid-user`, `user`, `group`: no authentication is configured for
     /// these in htgate yet, so no user is ever known.
     User,
@@ -65,6 +68,10 @@ pub enum Decision {
 pub trait AuthzRequest {
     fn method(&self) -> &str;
     fn remote_ip(&self) -> IpAddr;
+    /// The address the connection came in on (`Require local`).
+    fn local_ip(&self) -> Option<IpAddr> {
+        None
+    }
     fn env(&self, name: &str) -> Option<String>;
     fn eval_expr(&mut self, e: &expr::Expr) -> bool;
 }
@@ -202,6 +209,10 @@ fn provider_matches(p: &Provider, req: &mut dyn AuthzRequest) -> bool {
             ms.iter().any(|x| x.eq_ignore_ascii_case(&m))
         }
         Provider::Expr(e) => req.eval_expr(e),
+        Provider::Local => {
+            let ip = req.remote_ip();
+            ip.is_loopback() || req.local_ip() == Some(ip)
+        }
         Provider::User => false,
     }
 }

@@ -58,6 +58,36 @@ pub fn module_loaded(name: &str) -> bool {
         .any(|(file, id)| name.eq_ignore_ascii_case(file) || name == *id)
 }
 
+/// Modules a site has beyond the reference environment's (which has no
+/// mod_deflate and no mod_proxy): a hosted site has mod_deflate, and
+/// mod_proxy + mod_proxy_fcgi when it runs PHP-FPM.  They decide which
+/// `<IfModule>` blocks apply, as they would on the host's Apache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modules {
+    pub deflate: bool,
+    pub proxy_fcgi: bool,
+}
+
+impl Modules {
+    /// A hosted site's modules.
+    pub fn hosting(php: bool) -> Modules {
+        Modules {
+            deflate: true,
+            proxy_fcgi: php,
+        }
+    }
+
+    pub fn loaded(self, name: &str) -> bool {
+        if module_loaded(name) {
+            return true;
+        }
+        let is = |file: &str, id: &str| name.eq_ignore_ascii_case(file) || name == id;
+        (self.deflate && is("mod_deflate.c", "deflate_module"))
+            || (self.proxy_fcgi
+                && (is("mod_proxy.c", "proxy_module") || is("mod_proxy_fcgi.c", "proxy_fcgi_module")))
+    }
+}
+
 /// The result of compiling one file.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -73,8 +103,13 @@ impl Compiled {
 
 /// Parses and compiles one `.htaccess` source.
 pub fn compile_source(source: &[u8]) -> Compiled {
+    compile_source_with(source, Modules::default())
+}
+
+/// [`compile_source`] for a site with `modules` beyond the reference set.
+pub fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
     let (file, mut diags) = crate::htaccess::parse(source);
-    let mut c = compile_file(&file);
+    let mut c = compile_file_with(&file, modules);
     diags.append(&mut c.diagnostics);
     diags.sort_by_key(|d| (d.span.line, d.span.col));
     Compiled {
@@ -85,8 +120,16 @@ pub fn compile_source(source: &[u8]) -> Compiled {
 
 /// Compiles a parsed file.
 pub fn compile_file(file: &File) -> Compiled {
+    compile_file_with(file, Modules::default())
+}
+
+/// [`compile_file`] with `modules` beyond the reference set.
+pub fn compile_file_with(file: &File, modules: Modules) -> Compiled {
     let mut diags = Vec::new();
-    let mut ctx = Context::default();
+    let mut ctx = Context {
+        modules,
+        ..Default::default()
+    };
     compile_nodes(&file.nodes, &mut ctx, &mut diags, Scope::Top);
     let config = ctx.finish();
     Compiled {
@@ -104,6 +147,8 @@ enum Scope {
 
 #[derive(Default)]
 struct Context {
+    /// Which `<IfModule>` blocks apply.
+    modules: Modules,
     config: DirConfig,
     pending_conds: Vec<RewriteCond>,
     rules: Vec<RewriteRule>,
@@ -250,7 +295,7 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
                 diags.push(Diagnostic::error(s.span, "`<IfModule>` needs a module name"));
                 return;
             }
-            let active = module_loaded(name) != neg;
+            let active = ctx.modules.loaded(name) != neg;
             if !s.closed && !active {
                 diags.push(unclosed(s));
                 return;
@@ -323,7 +368,10 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
             } else {
                 FilesMatcher::Glob(pat)
             };
-            let mut inner = Context::default();
+            let mut inner = Context {
+                modules: ctx.modules,
+                ..Default::default()
+            };
             compile_nodes(&s.body, &mut inner, diags, Scope::Files);
             let config = inner.finish();
             ctx.config.files.push(FilesSection {
@@ -459,7 +507,10 @@ fn compile_if_chain(chain: &[&Section], ctx: &mut Context, diags: &mut Vec<Diagn
                 }
             }
         };
-        let mut inner = Context::default();
+        let mut inner = Context {
+                modules: ctx.modules,
+                ..Default::default()
+            };
         compile_nodes(&s.body, &mut inner, diags, Scope::If);
         branches.push((cond, Arc::new(inner.finish())));
     }
@@ -878,10 +929,10 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 .collect();
             if filters.iter().any(|f| f == "deflate") {
                 let df = ctx.config.deflate.get_or_insert_with(Default::default);
+                // mod_filter compares types exactly (case-sensitively)
                 for t in &w[1..] {
-                    let t = t.to_ascii_lowercase();
-                    if !df.by_type.contains(&t) {
-                        df.by_type.push(t);
+                    if !df.by_type.contains(t) {
+                        df.by_type.push(t.clone());
                     }
                 }
             }
@@ -1018,6 +1069,19 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 ),
             ),
             Ok(item) => {
+                if let AuthzItem::Require {
+                    provider: Provider::Host(_),
+                    ..
+                } = &item
+                {
+                    diags.push(
+                        Diagnostic::warning(
+                            whole(d),
+                            "`Require host` never matches: htgate does no DNS look-ups while serving (as Apache when its double-reverse look-up fails)",
+                        )
+                        .with_help("use `Require ip` with the addresses"),
+                    );
+                }
                 ctx.authz_seen = true;
                 let limit = ctx.limit.clone();
                 ctx.authz_items.push((limit, item));
@@ -1063,6 +1127,13 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 } else if let Some(m) = IpMatch::parse(h) {
                     AllowFrom::Ip(m)
                 } else {
+                    diags.push(
+                        Diagnostic::warning(
+                            whole(d),
+                            format!("`{h}` is a host name, which never matches: htgate does no DNS look-ups while serving (as Apache when its double-reverse look-up fails)"),
+                        )
+                        .with_help("use IP addresses or networks"),
+                    );
                     AllowFrom::Host(h.to_ascii_lowercase())
                 };
                 let acc = ctx.access();
@@ -1087,21 +1158,16 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 "HTTP authentication is not implemented yet; `Require valid-user` denies everyone",
             )),
         // ---- mod_autoindex, mod_ssl and other accepted-but-inert directives ----
-        "indexignore" => {
+        // ---- mod_autoindex ----
+        n if crate::server::autoindex::DIRECTIVES
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(n)) =>
+        {
             let ix = ctx.config.index.get_or_insert_with(Default::default);
-            ix.ignore.extend(words(d));
-        }
-        "indexoptions" => {
-            let ix = ctx.config.index.get_or_insert_with(Default::default);
-            ix.options.push(words(d));
-        }
-        "indexorderdefault" => {
-            let ix = ctx.config.index.get_or_insert_with(Default::default);
-            ix.order_default = Some(words(d));
-        }
-        "headername" | "readmename" | "adddescription" | "addicon" | "addiconbytype"
-        | "addiconbyencoding" | "defaulticon" | "indexstylesheet" | "indexheadinsert" => {
-            diags.push(warn_ignored(d, "directory listings have no icons, descriptions, header or readme files"))
+            match ix.apply_directive(&d.name, &words(d)) {
+                Ok(_) => {}
+                Err(e) => diags.push(err(e)),
+            }
         }
         "ssloptions" => diags.push(warn_ignored(d, "TLS variables for CGI are not exported")),
         "sslrequiressl" => {
@@ -1459,6 +1525,7 @@ fn parse_require(w: &[String]) -> Result<AuthzItem, String> {
             Provider::Ip(v)
         }
         "host" | "forward-dns" => Provider::Host(rest.to_vec()),
+        "local" => Provider::Local,
         "env" => Provider::Env(rest.to_vec()),
         "method" => Provider::Method(rest.to_vec()),
         "expr" => {

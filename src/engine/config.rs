@@ -174,8 +174,9 @@ pub struct DirConfig {
     pub ifs: Vec<IfChain>,
     /// `php_value`/`php_flag` lines, in file order.
     pub php_values: Vec<PhpSetting>,
-    /// `IndexIgnore`, `IndexOptions`, `IndexOrderDefault`.
-    pub index: Option<IndexConf>,
+    /// mod_autoindex directives of this file (`IndexOptions`,
+    /// `IndexIgnore`, `HeaderName`…).
+    pub index: Option<crate::server::autoindex::IndexConfig>,
     /// `AddOutputFilterByType DEFLATE type…` (types, lower-case) and
     /// `SetOutputFilter DEFLATE` / `RemoveOutputFilter` (Some(true/false)).
     pub deflate: Option<DeflateConf>,
@@ -203,16 +204,6 @@ pub struct PhpSetting {
     pub value: String,
     /// Where it was written (`file:line:col`), for the "not allowed" error.
     pub at: String,
-}
-
-/// mod_autoindex settings of one file (merged as Apache merges them).
-#[derive(Debug, Clone, Default)]
-pub struct IndexConf {
-    pub ignore: Vec<String>,
-    /// Raw `IndexOptions` argument lists, in order (each merges onto the
-    /// result of the previous ones).
-    pub options: Vec<Vec<String>>,
-    pub order_default: Option<Vec<String>>,
 }
 
 /// mod_deflate / mod_filter settings.
@@ -246,7 +237,7 @@ pub struct Merged {
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
     pub php_values: Vec<PhpSetting>,
-    pub index: IndexConf,
+    pub index: crate::server::autoindex::IndexConfig,
     pub deflate: DeflateConf,
 }
 
@@ -311,7 +302,7 @@ impl Merged {
             files,
             ifs: Vec::new(),
             php_values: Vec::new(),
-            index: IndexConf::default(),
+            index: Default::default(),
             deflate: DeflateConf::default(),
         }
     }
@@ -380,11 +371,7 @@ impl Merged {
         m.ifs.extend(child.ifs.iter().cloned());
         m.php_values.extend(child.php_values.iter().cloned());
         if let Some(ix) = &child.index {
-            m.index.ignore.extend(ix.ignore.iter().cloned());
-            m.index.options.extend(ix.options.iter().cloned());
-            if ix.order_default.is_some() {
-                m.index.order_default = ix.order_default.clone();
-            }
+            m.index = m.index.merge(ix);
         }
         if let Some(df) = &child.deflate {
             // mod_filter: AddOutputFilterByType adds to the parent's list.

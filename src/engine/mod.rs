@@ -7,8 +7,10 @@
 pub mod access;
 pub mod compile;
 pub mod config;
+pub mod dispatch;
 pub mod escape;
 pub mod headers;
+pub mod lint;
 pub mod pattern;
 pub mod php;
 pub mod php_exec;
@@ -17,7 +19,9 @@ pub mod respond;
 pub mod rewrite;
 pub mod rewrite_exec;
 pub mod site;
+pub mod stat_cache;
 pub mod template;
+pub mod trace;
 
 use crate::server::{ConnInfo, Handler, HandlerFuture};
 use site::Site;

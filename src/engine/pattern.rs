@@ -16,10 +16,14 @@ const SIZE_LIMIT: usize = 2 * 1024 * 1024;
 /// Backtracking budget for fancy-regex patterns.
 const BACKTRACK_LIMIT: usize = 100_000;
 
+/// A compiled pattern.  Behind an `Arc` so that copies (merged configs
+/// copy their `<Files>`, `SetEnvIf` and header patterns) share one regex
+/// and its pool of match caches: a fresh copy of a `regex::Regex` starts
+/// with an empty pool and allocates its scratch space again at first use.
 #[derive(Clone)]
 pub enum Pattern {
-    Fast(regex::bytes::Regex),
-    Backtracking(Box<fancy_regex::Regex>),
+    Fast(std::sync::Arc<regex::bytes::Regex>),
+    Backtracking(std::sync::Arc<fancy_regex::Regex>),
 }
 
 impl fmt::Debug for Pattern {
@@ -46,7 +50,7 @@ impl Pattern {
             .size_limit(SIZE_LIMIT)
             .build();
         match fast {
-            Ok(r) => Ok(Pattern::Fast(r)),
+            Ok(r) => Ok(Pattern::Fast(std::sync::Arc::new(r))),
             Err(fast_err) => {
                 let src = if nocase {
                     format!("(?is){translated}")
@@ -58,7 +62,7 @@ impl Pattern {
                     .delegate_size_limit(SIZE_LIMIT)
                     .build()
                 {
-                    Ok(r) => Ok(Pattern::Backtracking(Box::new(r))),
+                    Ok(r) => Ok(Pattern::Backtracking(std::sync::Arc::new(r))),
                     Err(_) => Err(clean_error(&fast_err.to_string())),
                 }
             }

@@ -79,8 +79,10 @@ pub async fn answer(
     let mut out = Response::new(resp.body);
     *out.status_mut() = code;
     *out.headers_mut() = header_map(&headers);
-    let _ = req_headers;
-    Answer::Response(out)
+    Answer::Response(match &call.filter {
+        Some(f) => f.apply(out, method, req_headers),
+        None => out,
+    })
 }
 
 fn header_map(headers: &[(String, String)]) -> HeaderMap {

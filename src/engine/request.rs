@@ -8,6 +8,8 @@
 use super::config::{FilesMatcher, Merged, OPT_SYM_LINKS, OPT_SYM_OWNER};
 use super::escape;
 use super::site::{Htaccess, Site};
+use super::stat_cache::PathStat;
+use super::trace::TraceEvent;
 use crate::expr;
 use http::HeaderMap;
 use std::fs::Metadata;
@@ -53,8 +55,11 @@ pub struct Main<'a> {
     pub request_time: std::time::SystemTime,
     /// Each directory's `.htaccess` as this request first saw it: internal
     /// redirects and sub-requests see the same version even if the file
-    /// is replaced meanwhile.
-    pub htaccess_seen: std::collections::HashMap<String, super::site::Htaccess>,
+    /// is replaced meanwhile.  Also the request's stat results.
+    pub htaccess_seen: super::site::Seen,
+    /// `htgate explain`'s record of the request; `None` when serving, so
+    /// that each record point is one branch.
+    pub trace: Option<super::trace::Trace>,
 }
 
 /// The handler a request ends with.
@@ -202,20 +207,18 @@ impl Req {
     }
 }
 
-fn stat(path: &str) -> (FileKind, Option<Metadata>) {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            let kind = if m.is_file() {
-                FileKind::File
-            } else if m.is_dir() {
-                FileKind::Dir
-            } else {
-                FileKind::Other
-            };
-            (kind, Some(m))
-        }
-        Err(_) => (FileKind::Missing, None),
+/// SECURITY: whether the symbolic link `lm` (whose target is `st`) may
+/// be followed where `conf` applies.
+fn symlink_allowed(conf: &Merged, st: &PathStat, lm: &Metadata) -> bool {
+    if conf.options & OPT_SYM_LINKS != 0 {
+        return true;
     }
+    if conf.options & OPT_SYM_OWNER != 0 {
+        if let Some(target) = &st.meta {
+            return target.uid() == lm.uid();
+        }
+    }
+    false
 }
 
 /// fnmatch(3) without flags, for `<Files>` patterns.
@@ -272,6 +275,7 @@ impl<'a> Main<'a> {
     /// `ap_process_request_internal`: everything up to (not including) the
     /// handler.  On success the request is ready for its handler.
     pub fn process(&mut self, r: &mut Req) -> Result<(), Stop> {
+        self.note(|| TraceEvent::request(r));
         if r.redirects > MAX_RECURSION || r.subreq_depth > MAX_RECURSION {
             return Err(Stop::early(500));
         }
@@ -290,93 +294,78 @@ impl<'a> Main<'a> {
         let site = self.site;
         let docroot = site.docroot.as_str();
         let mut conf: Arc<Merged> = site.server_default.clone();
-        let mut cur = docroot.to_string();
-        conf = self.merge_dir(conf, &cur)?;
-        let uri = r.uri.clone();
-        let rel = uri.strip_prefix('/').unwrap_or(&uri);
-        let comps: Vec<&str> = rel.split('/').collect();
-        let n = comps.len();
-        let mut filename = format!("{}/", cur.trim_end_matches('/'));
+        conf = self.merge_dir(conf, docroot)?;
+        // One buffer grows by a component at a time: the path of the
+        // current candidate, then the file name.
+        let mut path = String::with_capacity(docroot.len() + r.uri.len() + 1);
+        path.push_str(docroot.trim_end_matches('/'));
         let mut finfo = FileKind::Dir;
-        let mut meta: Option<Metadata> = std::fs::metadata(&cur).ok();
+        let mut meta = self.stat_path(docroot).meta;
+        // whether the file name is the directory with a trailing slash
+        let mut slash = true;
         let mut path_info = String::new();
-        for (idx, comp) in comps.iter().enumerate() {
+        let mut rest = r.uri.strip_prefix('/').unwrap_or(&r.uri);
+        loop {
+            let (comp, tail) = match rest.split_once('/') {
+                Some((c, t)) => (c, Some(t)),
+                None => (rest, None),
+            };
             if comp.is_empty() {
                 // trailing slash (or the root itself)
                 break;
             }
-            let candidate = format!("{}/{}", cur.trim_end_matches('/'), comp);
+            path.push('/');
+            path.push_str(comp);
+            let st = self.stat_path(&path);
             // SECURITY: symlinks are followed only where Options allow it.
-            if let Ok(lm) = std::fs::symlink_metadata(&candidate) {
-                if lm.file_type().is_symlink() && !self.symlink_allowed(&conf, &candidate, &lm) {
+            if let Some(lm) = &st.link {
+                if !symlink_allowed(&conf, &st, lm) {
+                    self.note(|| TraceEvent::denied("a symbolic link that Options do not allow"));
                     return Err(Stop::status(403));
                 }
             }
-            let (kind, m) = stat(&candidate);
-            match kind {
-                FileKind::Dir => {
-                    cur = candidate.clone();
-                    conf = self.merge_dir(conf, &cur)?;
-                    let last = idx + 1 == n;
-                    filename = if last {
-                        candidate
-                    } else {
-                        format!("{candidate}/")
-                    };
-                    finfo = FileKind::Dir;
-                    meta = m;
+            finfo = st.kind;
+            meta = st.meta;
+            if st.kind == FileKind::Dir {
+                conf = self.merge_dir(conf, &path)?;
+                slash = tail.is_some();
+                match tail {
+                    Some(t) => rest = t,
+                    None => break,
                 }
-                FileKind::Missing | FileKind::File | FileKind::Other => {
-                    filename = candidate;
-                    finfo = kind;
-                    meta = m;
-                    let rest: Vec<&str> = comps[idx + 1..].to_vec();
-                    if !rest.is_empty() {
-                        path_info = format!("/{}", rest.join("/"));
-                    }
-                    break;
+            } else {
+                slash = false;
+                if let Some(t) = tail {
+                    path_info = format!("/{t}");
                 }
+                break;
             }
         }
-        r.filename = filename;
+        if slash {
+            path.push('/');
+        }
+        r.filename = path;
         r.path_info = path_info;
         r.finfo = finfo;
-        r.meta = meta.map(Arc::new);
+        r.meta = meta;
         r.conf = conf;
+        self.note(|| TraceEvent::mapped(r));
         Ok(())
     }
 
-    fn symlink_allowed(&self, conf: &Merged, link: &str, lm: &Metadata) -> bool {
-        if conf.options & OPT_SYM_LINKS != 0 {
-            return true;
-        }
-        if conf.options & OPT_SYM_OWNER != 0 {
-            if let Ok(target) = std::fs::metadata(link) {
-                return target.uid() == lm.uid();
-            }
-        }
-        false
-    }
-
     fn merge_dir(&mut self, parent: Arc<Merged>, dir: &str) -> Result<Arc<Merged>, Stop> {
-        let seen = match self.htaccess_seen.get(dir) {
-            Some(h) => h.clone(),
-            None => {
-                let h = self.site.cache.get(std::path::Path::new(dir));
-                self.htaccess_seen.insert(dir.to_string(), h.clone());
-                h
-            }
-        };
+        let (entry, seen) = self.htaccess_seen.htaccess(&self.site.cache, dir);
+        self.note(|| TraceEvent::directory(dir, &seen));
         match seen {
             Htaccess::None => Ok(parent),
             Htaccess::Ok(c) => {
-                let directory = format!("{}/", dir.trim_end_matches('/'));
                 if let Some(s) = c.config.first_php_value() {
                     if !self.site.php_values_allowed() {
                         // Apache without mod_php: "Invalid command
                         // 'php_value'", a 500 for the whole directory.
                         tracing::error!(
-                            "{directory}.htaccess:{}: {} is not allowed on this site ({})",
+                            "{}/.htaccess:{}: {} is not allowed on this site ({})",
+                            dir.trim_end_matches('/'),
                             s.at,
                             s.name,
                             if self.site.php.is_some() {
@@ -388,7 +377,13 @@ impl<'a> Main<'a> {
                         return Err(Stop::early(500));
                     }
                 }
-                Ok(Arc::new(parent.merge(&c.config, &directory)))
+                // Every request of this directory shares one merged
+                // config (built again only when this file or a parent's
+                // changed).
+                Ok(entry.merged_on(&parent, &c, || {
+                    let directory = format!("{}/", dir.trim_end_matches('/'));
+                    parent.merge(&c.config, &directory)
+                }))
             }
             Htaccess::Broken(_) | Htaccess::Unreadable(_) => Err(Stop::early(500)),
         }
@@ -516,12 +511,14 @@ impl<'a> Main<'a> {
                 return Ok(());
             }
             if !allowed && !ac.satisfy_any {
+                self.note(|| TraceEvent::denied("Order/Allow/Deny (mod_access_compat)"));
                 return Err(Stop::status(403));
             }
         }
         if let Some(authz) = &conf.authz {
             let mut a = AuthzAdapter { main: self, r };
             if authz.check(&mut a) != super::access::Decision::Granted {
+                self.note(|| TraceEvent::denied("Require (mod_authz_core)"));
                 return Err(Stop::status(403));
             }
         }
@@ -596,6 +593,7 @@ impl<'a> Main<'a> {
                 }),
             };
             let Some(target) = found else { continue };
+            self.note(|| TraceEvent::alias(rd.status, target.as_deref()));
             if !(300..400).contains(&rd.status) {
                 return Err(Stop::status(rd.status));
             }
@@ -650,6 +648,7 @@ impl<'a> Main<'a> {
                 target.push('?');
                 target.push_str(a);
             }
+            self.note(|| TraceEvent::slash(&target));
             return Err(Stop::redirect(301, self.construct_url(&target)));
         }
         if matches!(r.handler, Handler::Redirect(_)) {
@@ -671,6 +670,7 @@ impl<'a> Main<'a> {
             match rr {
                 Ok(rr) => {
                     if rr.status == 200 && rr.finfo == FileKind::File {
+                        self.note(|| TraceEvent::index(name, &rr));
                         fast_redirect(rr, r);
                         return Ok(());
                     }
@@ -712,6 +712,7 @@ impl<'a> Main<'a> {
         }
         match self.subrequest_uri(r, &escape_for_target(&sub_uri)) {
             Ok(rr) if rr.status == 200 && rr.finfo == FileKind::File => {
+                self.note(|| TraceEvent::fallback(&rr));
                 fast_redirect(rr, r);
                 Ok(())
             }
@@ -729,7 +730,9 @@ impl<'a> Main<'a> {
         rr.subreq_depth = parent.subreq_depth + 1;
         rr.redirects = parent.redirects;
         rr.env = parent.env.clone();
-        self.process(&mut rr)?;
+        let done = self.process(&mut rr);
+        self.note(|| TraceEvent::subrequest_end(&done, &rr));
+        done?;
         Ok(rr)
     }
 
@@ -740,12 +743,12 @@ impl<'a> Main<'a> {
             Some(rest) if rest.starts_with('/') => rest.to_string(),
             _ => {
                 // outside the document root: only the file's existence
-                let (kind, meta) = stat(path);
+                let st = self.stat_path(path);
                 let mut rr = parent.clone();
                 rr.is_subreq = true;
                 rr.filename = path.to_string();
-                rr.finfo = kind;
-                rr.meta = meta.map(Arc::new);
+                rr.finfo = st.kind;
+                rr.meta = st.meta;
                 rr.status = 200;
                 return Ok(rr);
             }
@@ -956,6 +959,9 @@ impl super::access::AuthzRequest for AuthzAdapter<'_, '_, '_> {
     fn remote_ip(&self) -> IpAddr {
         self.main.remote.ip()
     }
+    fn local_ip(&self) -> Option<IpAddr> {
+        Some(self.main.local.ip())
+    }
     fn env(&self, name: &str) -> Option<String> {
         self.r.env_get(name).map(str::to_string)
     }
@@ -1011,19 +1017,19 @@ impl expr::Context for ExprCtx<'_, '_, '_> {
         None
     }
     fn file_test(&mut self, test: expr::FileTest, path: &str) -> bool {
-        let lm = std::fs::symlink_metadata(path);
-        let m = std::fs::metadata(path);
+        let st = self.main.stat_path(path);
+        let m = st.meta.as_deref();
         match test {
-            expr::FileTest::Dir => m.map(|m| m.is_dir()).unwrap_or(false),
-            expr::FileTest::Exists => m.is_ok(),
-            expr::FileTest::File => m.map(|m| m.is_file()).unwrap_or(false),
-            expr::FileTest::NonEmpty => m.map(|m| m.is_file() && m.len() > 0).unwrap_or(false),
-            expr::FileTest::Symlink => lm.map(|m| m.file_type().is_symlink()).unwrap_or(false),
-            expr::FileTest::Executable => m.map(|m| m.mode() & 0o111 != 0).unwrap_or(false),
+            expr::FileTest::Dir => st.kind == FileKind::Dir,
+            expr::FileTest::Exists => m.is_some(),
+            expr::FileTest::File => st.kind == FileKind::File,
+            expr::FileTest::NonEmpty => m.is_some_and(|m| m.is_file() && m.len() > 0),
+            expr::FileTest::Symlink => st.is_symlink(),
+            expr::FileTest::Executable => m.is_some_and(|m| m.mode() & 0o111 != 0),
         }
     }
     fn file_size(&mut self, path: &str) -> Option<u64> {
-        std::fs::metadata(path).ok().map(|m| m.len())
+        self.main.stat_path(path).meta.map(|m| m.len())
     }
     fn url_accessible(&mut self, url: &str) -> bool {
         let parent = self.r.clone();

@@ -28,6 +28,73 @@ pub enum Outcome {
     },
     /// Hand the request to the site's PHP-FPM pool.
     Php(Box<PhpCall>),
+    /// An answer that goes through mod_deflate (AddOutputFilterByType /
+    /// SetOutputFilter DEFLATE).
+    Filtered(Box<Outcome>, OutputFilter),
+}
+
+/// The output filters configured for a request (mod_deflate).
+#[derive(Debug, Clone)]
+pub struct OutputFilter {
+    pub deflate: super::config::DeflateConf,
+    pub env: DeflateEnv,
+}
+
+impl OutputFilter {
+    /// `enabled`: the site has mod_deflate (hosted sites; not the
+    /// reference environment, whose Apache has no DEFLATE filter).
+    fn for_request(r: &Req, enabled: bool) -> Option<OutputFilter> {
+        let d = &r.conf.deflate;
+        if !enabled {
+            return None;
+        }
+        if d.by_type.is_empty() && d.always != Some(true) {
+            return None;
+        }
+        Some(OutputFilter {
+            deflate: d.clone(),
+            env: deflate_env(r),
+        })
+    }
+
+    /// mod_deflate on a finished response: compress when the type is
+    /// listed (or SetOutputFilter) and the client accepts gzip.
+    pub fn apply(
+        &self,
+        resp: Response<Body>,
+        method: &Method,
+        req_headers: &HeaderMap,
+    ) -> Response<Body> {
+        use crate::server::compress;
+        let ct = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let wanted = self.deflate.always == Some(true)
+            || compress::type_matches(ct, &self.deflate.by_type);
+        if !wanted {
+            return resp;
+        }
+        let accept: Vec<&str> = req_headers
+            .get_all(http::header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let accept = accept.join(", ");
+        let env = compress::FilterEnv {
+            no_gzip: self.env.no_gzip,
+            gzip_only_text_html: self.env.gzip_only_text_html,
+            force_gzip: self.env.force_gzip,
+            accept_encoding: if accept.is_empty() {
+                None
+            } else {
+                Some(&accept)
+            },
+            is_head: method == Method::HEAD,
+        };
+        let decision = compress::decide(resp.status().as_u16(), resp.headers(), &env);
+        compress::apply(resp, decision)
+    }
 }
 
 /// Everything the asynchronous side needs to run a PHP request and to
@@ -47,8 +114,8 @@ pub struct PhpCall {
     pub script_mtime: Option<std::time::SystemTime>,
     pub vary: Vec<String>,
     pub debug: Vec<(String, String)>,
-    pub deflate: super::config::DeflateConf,
-    pub env_flags: DeflateEnv,
+    /// mod_deflate for PHP's answer.
+    pub filter: Option<OutputFilter>,
 }
 
 /// The environment variables mod_deflate looks at.
@@ -56,7 +123,7 @@ pub struct PhpCall {
 pub struct DeflateEnv {
     pub no_gzip: bool,
     pub gzip_only_text_html: bool,
-    pub dont_vary: bool,
+    pub force_gzip: bool,
 }
 
 /// `make_allow` for core's default handler: it allows GET (listed with
@@ -77,6 +144,16 @@ pub struct RequestHead {
 /// Runs the whole request (blocking filesystem work: call it from
 /// `spawn_blocking`).
 pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
+    run_traced(site, head, conn, None).0
+}
+
+/// [`run`] recording into `trace` what each phase did (`htgate explain`).
+pub fn run_traced(
+    site: &Site,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    trace: Option<super::trace::Trace>,
+) -> (Outcome, Option<super::trace::Trace>) {
     let mut headers_in = head.headers.clone();
     if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
@@ -119,13 +196,14 @@ pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
         err_headers_out: Vec::new(),
         cookies_set: Vec::new(),
         request_time: std::time::SystemTime::now(),
-        htaccess_seen: std::collections::HashMap::new(),
+        htaccess_seen: Default::default(),
+        trace,
     };
-    let mut r = match Req::new(site, &head.target) {
-        Ok(r) => r,
-        Err(stop) => return main.error_outcome(None, stop),
+    let outcome = match Req::new(site, &head.target) {
+        Ok(mut r) => main.run_chain(&mut r),
+        Err(stop) => main.error_outcome(None, stop),
     };
-    main.run_chain(&mut r)
+    (outcome, main.trace.take())
 }
 
 fn split_host(host: &str) -> (String, Option<u16>) {
@@ -240,8 +318,7 @@ impl<'a> Main<'a> {
             script_mtime: r.meta.as_ref().and_then(|m| m.modified().ok()),
             vary: r.vary.clone(),
             debug,
-            deflate: conf.deflate.clone(),
-            env_flags: deflate_env(r),
+            filter: OutputFilter::for_request(r, self.site.cache.modules().deflate),
         }))
     }
 
@@ -292,12 +369,16 @@ impl<'a> Main<'a> {
                 };
                 let content_type = self.final_content_type(r);
                 let headers = self.success_headers(r, content_type.as_deref());
-                Outcome::File {
+                let file = Outcome::File {
                     path: r.filename.clone(),
                     meta,
                     content_type,
                     status: r.status,
                     headers,
+                };
+                match OutputFilter::for_request(r, self.site.cache.modules().deflate) {
+                    Some(f) => Outcome::Filtered(Box::new(file), f),
+                    None => file,
                 }
             }
         }
@@ -305,10 +386,87 @@ impl<'a> Main<'a> {
 
     /// mod_autoindex: a listing with `Options Indexes`, else 403.
     fn directory_listing(&mut self, r: &mut Req) -> Outcome {
+        use crate::server::autoindex;
         if r.conf.options & super::config::OPT_INDEXES == 0 {
             return self.error_outcome(Some(r), Stop::status(403));
         }
-        self.error_outcome(Some(r), Stop::status(403))
+        if self.method != "GET" && self.method != "HEAD" {
+            // mod_autoindex declines anything but GET; the default handler
+            // then refuses to serve a directory
+            return self.error_outcome(Some(r), Stop::status(404));
+        }
+        let cfg = r.conf.index.clone();
+        let dir = r.filename.trim_end_matches('/').to_string();
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            return self.error_outcome(Some(r), Stop::status(403));
+        };
+        let mut names: Vec<String> = read
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            // `ap_sub_req_lookup_dirent`: an entry is listed only if a
+            // request for it would be answered (so `.ht*` files, `<Files>`
+            // denials and refused symlinks never show; 401/403 ones only
+            // with ShowForbidden), and only files and directories.
+            let path = format!("{dir}/{name}");
+            let (status, rr) = match self.subrequest_file(r, &path) {
+                Ok(rr) => (rr.status, Some(rr)),
+                Err(stop) => (stop.status, None),
+            };
+            let shown = (200..400).contains(&status)
+                || (cfg.options.show_forbidden() && (status == 401 || status == 403));
+            if !shown {
+                continue;
+            }
+            let meta = std::fs::metadata(&path).ok();
+            let Some(meta) = meta.filter(|m| m.is_file() || m.is_dir()) else {
+                continue;
+            };
+            let description = if cfg.options.scan_html_titles()
+                && meta.is_file()
+                && rr
+                    .as_ref()
+                    .and_then(|x| x.content_type.as_deref())
+                    .is_some_and(|t| t.starts_with("text/html"))
+            {
+                read_head(&path).and_then(|h| autoindex::scan_html_title(&h))
+            } else {
+                None
+            };
+            entries.push(autoindex::Entry {
+                name,
+                is_dir: meta.is_dir(),
+                size: Some(meta.len()),
+                modified: meta.modified().ok(),
+                description,
+                content_type: rr.as_ref().and_then(|x| x.content_type.clone()),
+                content_encoding: None,
+            });
+        }
+        let listing = autoindex::Listing {
+            dir_uri: &r.uri,
+            query: r.args.as_deref(),
+            entries,
+            header: None,
+            readme: None,
+            signature: None,
+        };
+        let body = autoindex::render_listing(&listing, &cfg);
+        let ct = cfg.content_type();
+        let mut headers = self.success_headers(r, Some(&ct));
+        headers.push(("Content-Type".into(), ct));
+        let page = Outcome::Plain {
+            status: 200,
+            headers,
+            body: bytes::Bytes::from(body),
+        };
+        match OutputFilter::for_request(r, self.site.cache.modules().deflate) {
+            Some(f) => Outcome::Filtered(Box::new(page), f),
+            None => page,
+        }
     }
 
     fn final_content_type(&self, r: &Req) -> Option<String> {
@@ -586,11 +744,21 @@ impl<'a> Main<'a> {
     }
 }
 
+/// The first bytes of a file (for `ScanHTMLTitles`).
+fn read_head(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; crate::server::autoindex::TITLE_SCAN_BYTES];
+    let n = f.read(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
 fn deflate_env(r: &Req) -> DeflateEnv {
     DeflateEnv {
         no_gzip: r.env_get("no-gzip").is_some(),
         gzip_only_text_html: r.env_get("gzip-only-text/html") == Some("1"),
-        dont_vary: r.env_get("dont-vary").is_some(),
+        force_gzip: r.env_get("force-gzip").is_some(),
     }
 }
 
@@ -921,6 +1089,10 @@ pub async fn into_response(
     req_headers: &HeaderMap,
 ) -> Response<Body> {
     match outcome {
+        Outcome::Filtered(inner, filter) => {
+            let resp = Box::pin(into_response(*inner, method, req_headers)).await;
+            filter.apply(resp, method, req_headers)
+        }
         Outcome::File {
             path,
             meta,

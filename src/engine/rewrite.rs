@@ -71,6 +71,9 @@ pub struct RewriteRule {
     pub flags: RuleFlags,
     pub conds: Vec<RewriteCond>,
     pub line: u32,
+    /// When this rule starts a list: the list's dispatch index, built at
+    /// first use (`dispatch`).
+    pub index: super::dispatch::IndexSlot,
 }
 
 #[derive(Debug, Clone)]
@@ -544,6 +547,7 @@ pub fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
         flags,
         conds: Vec::new(),
         line,
+        index: Default::default(),
     })
 }
 

@@ -9,7 +9,9 @@ use super::escape;
 use super::pattern::{capture_text, Captures};
 use super::request::{FileKind, Handler, Main, Req, Stop, LIMIT_REQUEST_LINE};
 use super::rewrite::{CondKind, EnvFlag, IntOp, RewriteCond, RewriteRule, StrOp};
+use super::dispatch::RuleSeq;
 use super::template::{Named, Piece, Template, Var};
+use super::trace::{Flag, Refusal, Skip, TraceEvent};
 use chrono::{Datelike, Local, Timelike};
 
 /// Back-references available while expanding: the rule's match and the
@@ -74,21 +76,25 @@ pub fn absolute_uri_prefix(uri: &str) -> Option<(usize, bool)> {
 impl<'a> Main<'a> {
     /// `hook_fixup` in per-directory context.
     pub(super) fn rewrite_fixup(&mut self, r: &mut Req) -> Result<(), Stop> {
-        let rw = r.conf.rewrite.clone();
+        // The config is shared (an `Arc`): borrowed, not copied.
+        let conf = r.conf.clone();
+        let rw = &conf.rewrite;
         if !rw.present || !rw.engine || rw.rules.iter().all(|l| l.is_empty()) {
             return Ok(());
         }
-        let perdir = rw.directory.clone();
+        let perdir = &rw.directory;
         // C3: a request for the rules' own directory without its slash is
         // left to mod_dir.
         if rw.options & RWOPT_NOSLASH == 0
             && r.filename.len() + 1 == perdir.len()
             && perdir.starts_with(r.filename.as_str())
         {
+            self.note(|| TraceEvent::skipped(&perdir, Skip::NoSlash));
             return Ok(());
         }
         // C4: END of an earlier round of this request.
         if r.end {
+            self.note(|| TraceEvent::skipped(&perdir, Skip::End));
             return Ok(());
         }
         // C5: mod_rewrite refuses to run without FollowSymLinks.
@@ -97,14 +103,19 @@ impl<'a> Main<'a> {
                 "Options FollowSymLinks and SymLinksIfOwnerMatch are both off, so the RewriteRule directive is also forbidden due to its similar ability to circumvent directory restrictions: {}",
                 r.filename
             );
+            self.note(|| TraceEvent::skipped(&perdir, Skip::NoFollowSymLinks));
             return Err(Stop::status(403));
         }
-        let ofilename = r.filename.clone();
-        let oargs = r.args.clone();
-        let result = self.apply_rewrite_list(r, &rw.rules, &perdir);
+        // The filename and query before the rules: saved by the list when
+        // a rule first matches (nothing to copy when none does).
+        let mut saved: Option<(String, Option<String>)> = None;
+        let result = self.apply_rewrite_list(r, &rw.rules, perdir, &mut saved);
         let noescape = match result {
             ListResult::Unchanged => {
-                r.filename = ofilename;
+                if let Some((ofilename, _)) = saved {
+                    r.filename = ofilename;
+                }
+                self.note(|| TraceEvent::unchanged(false));
                 return Ok(());
             }
             ListResult::Status(s) => {
@@ -113,10 +124,12 @@ impl<'a> Main<'a> {
                         return Err(Stop::status(403));
                     }
                 }
+                self.note(|| TraceEvent::rewrite_status(s, Refusal::Rule));
                 return Err(Stop::status(s));
             }
             ListResult::Changed { noescape } => noescape,
         };
+        let (ofilename, oargs) = saved.unwrap_or_else(|| (r.filename.clone(), r.args.clone()));
         let absolute = absolute_uri_prefix(&r.filename);
         let to_proxy = r.filename.starts_with("proxy:");
         let will_escape = absolute.is_some() && !noescape;
@@ -124,11 +137,13 @@ impl<'a> Main<'a> {
             if !will_escape && has_ctl_or_space(q) {
                 // AH10411: a raw space or control character in a rewritten
                 // query (CVE-2023-25690).
+                self.note(|| TraceEvent::rewrite_status(403, Refusal::CtlInQuery));
                 return Err(Stop::status(403));
             }
         }
         if to_proxy {
             // AH10160: no mod_proxy, so [P] is refused.
+            self.note(|| TraceEvent::rewrite_status(403, Refusal::Proxy));
             return Err(Stop::status(403));
         }
         if let Some((skip, _)) = absolute {
@@ -168,6 +183,7 @@ impl<'a> Main<'a> {
             } else {
                 302
             };
+            self.note(|| TraceEvent::redirect(status, &target));
             return Err(Stop::redirect(status, target));
         }
         if let Some(rest) = r.filename.strip_prefix("passthrough:") {
@@ -178,6 +194,7 @@ impl<'a> Main<'a> {
         }
         // R5.3: the loop guard.
         if r.filename == ofilename {
+            self.note(|| TraceEvent::unchanged(true));
             return Ok(());
         }
         let mut url = r.filename.clone();
@@ -196,6 +213,7 @@ impl<'a> Main<'a> {
             target.push('?');
             target.push_str(a);
         }
+        self.note(|| TraceEvent::internal(&target));
         r.handler = Handler::Redirect(target);
         Ok(())
     }
@@ -205,20 +223,47 @@ impl<'a> Main<'a> {
         r: &mut Req,
         lists: &[std::sync::Arc<Vec<RewriteRule>>],
         perdir: &str,
+        saved: &mut Option<(String, Option<String>)>,
     ) -> ListResult {
-        let rules: Vec<&RewriteRule> = lists.iter().flat_map(|l| l.iter()).collect();
+        let rules = RuleSeq::new(lists);
+        // A long list jumps over the rules that cannot match (`dispatch`);
+        // `explain` records every rule, so it runs them all.
+        let index = if self.trace.is_none() {
+            rules.index()
+        } else {
+            None
+        };
+        let mut hits: Vec<u32> = Vec::new();
         let mut changed = ListResult::Unchanged;
         let mut round: u32 = 1;
         'restart: loop {
+            self.note(|| TraceEvent::round(perdir, round, r.conf.rewrite.base.as_ref()));
+            if let Some(ix) = index {
+                ix.hits(&rule_input(r, perdir), &mut hits);
+            }
             let mut i = 0;
             while i < rules.len() {
-                let p = rules[i];
+                if let Some(ix) = index {
+                    let next = ix.next(i, &hits);
+                    if next != i {
+                        i = next;
+                        continue;
+                    }
+                }
+                let p = rules.get(i);
                 if r.is_subreq && (p.flags.nosubreq || p.flags.force_redirect) {
+                    self.note(|| TraceEvent::rule_skipped(p));
                     i += 1;
                     continue;
                 }
                 let mut vary: Vec<String> = Vec::new();
-                let rc = self.apply_rewrite_rule(r, p, perdir, &mut vary);
+                let rc = self.apply_rewrite_rule(r, p, perdir, &mut vary, saved);
+                if rc == RuleResult::Rewrote {
+                    if let Some(ix) = index {
+                        // a new subject: other prefixes may match it
+                        ix.hits(&rule_input(r, perdir), &mut hits);
+                    }
+                }
                 if rc != RuleResult::NoMatch {
                     if r.filename.len() > 2 * LIMIT_REQUEST_LINE {
                         return ListResult::Status(500);
@@ -238,18 +283,22 @@ impl<'a> Main<'a> {
                         };
                     }
                     if p.flags.passthrough {
+                        self.note(|| TraceEvent::flag(p, Flag::PassThrough));
                         r.filename = format!("passthrough:{}", r.filename);
                         changed = ListResult::Changed { noescape: false };
                         break;
                     }
                     if p.flags.end {
+                        self.note(|| TraceEvent::flag(p, Flag::End));
                         r.end = true;
                         break;
                     }
                     if p.flags.proxy || p.flags.last {
+                        self.note(|| TraceEvent::flag(p, Flag::Last));
                         break;
                     }
                     if p.flags.next {
+                        self.note(|| TraceEvent::flag(p, Flag::Next(round + 1)));
                         round += 1;
                         if round >= p.flags.max_rounds {
                             tracing::error!("RewriteRule `{}` and URI `{}` exceed the maximum number of rounds ({}) via the [N] flag", p.pattern_text, r.filename, p.flags.max_rounds);
@@ -257,13 +306,17 @@ impl<'a> Main<'a> {
                         }
                         continue 'restart;
                     }
+                    if p.flags.skip > 0 {
+                        self.note(|| TraceEvent::flag(p, Flag::Skip(p.flags.skip)));
+                    }
                     let mut s = p.flags.skip;
                     while i < rules.len() && s > 0 {
                         i += 1;
                         s -= 1;
                     }
                 } else if p.flags.chain {
-                    while i < rules.len() && rules[i].flags.chain {
+                    self.note(|| TraceEvent::flag(p, Flag::ChainBroken));
+                    while i < rules.len() && rules.get(i).flags.chain {
                         i += 1;
                     }
                 }
@@ -280,20 +333,40 @@ impl<'a> Main<'a> {
         p: &RewriteRule,
         perdir: &str,
         vary: &mut Vec<String>,
+        saved: &mut Option<(String, Option<String>)>,
     ) -> RuleResult {
-        let mut input = format!("{}{}", r.filename, r.path_info);
-        if input.starts_with(perdir) {
-            input = input[perdir.len()..].to_string();
-        }
-        let caps = p.pattern.captures(&input);
         let mut refs = Refs::default();
-        match (caps, p.negate) {
-            (Some(c), false) => {
-                refs.rule_subject = input;
-                refs.rule_caps = c;
+        {
+            let input = rule_input(r, perdir);
+            if self.trace.is_some() {
+                let caps = p.pattern.captures(&input);
+                self.note(|| TraceEvent::rule(p, &input, caps.as_ref()));
+                match (caps, p.negate) {
+                    (Some(c), false) => {
+                        refs.rule_subject = input.into_owned();
+                        refs.rule_caps = c;
+                    }
+                    (None, true) => {}
+                    _ => return RuleResult::NoMatch,
+                }
+            } else {
+                // No allocation until the pattern matches: a search
+                // without captures first (most rules of a list do not
+                // match), the captures only for a match.
+                if p.pattern.is_match(&input) == p.negate {
+                    return RuleResult::NoMatch;
+                }
+                if !p.negate {
+                    match p.pattern.captures(&input) {
+                        Some(c) => refs.rule_caps = c,
+                        None => return RuleResult::NoMatch,
+                    }
+                    refs.rule_subject = input.into_owned();
+                }
             }
-            (None, true) => {}
-            _ => return RuleResult::NoMatch,
+        }
+        if saved.is_none() {
+            *saved = Some((r.filename.clone(), r.args.clone()));
         }
         // Conditions (SEMANTICS G1, G2, G12)
         let conds = &p.conds;
@@ -323,8 +396,10 @@ impl<'a> Main<'a> {
             self.apply_env_and_cookies(r, p, &refs);
             self.apply_type_and_handler(r, p, &refs);
             if p.flags.status_rule {
+                self.note(|| TraceEvent::flag(p, Flag::Status(p.flags.status)));
                 return RuleResult::Status(p.flags.status);
             }
+            self.note(|| TraceEvent::flag(p, Flag::NoSubstitution));
             return RuleResult::NoSub;
         }
         let Some(subst) = &p.subst else {
@@ -344,6 +419,7 @@ impl<'a> Main<'a> {
                     tracing::warn!(
                         "AH10508: unsafe URL with %3f URL rewritten without UnsafeAllow3F"
                     );
+                    self.note(|| TraceEvent::flag(p, Flag::Unsafe3F));
                     return RuleResult::Status(403);
                 }
             }
@@ -365,6 +441,7 @@ impl<'a> Main<'a> {
         if !r.filename.starts_with('/') && absolute_uri_prefix(&r.filename).is_none() {
             r.filename = format!("{perdir}{}", r.filename);
         }
+        self.note(|| TraceEvent::substitution(p, r));
         if p.flags.proxy {
             self.fully_qualify(r);
             r.filename = format!("proxy:{}", r.filename);
@@ -372,6 +449,7 @@ impl<'a> Main<'a> {
         }
         if p.flags.force_redirect {
             self.fully_qualify(r);
+            self.note(|| TraceEvent::flag(p, Flag::Redirect(p.flags.status)));
             r.status = p.flags.status;
             return RuleResult::Rewrote;
         }
@@ -404,10 +482,12 @@ impl<'a> Main<'a> {
                 EnvFlag::Set(n, v) => {
                     let name = self.expand(r, n, refs, None).0;
                     let value = self.expand(r, v, refs, None).0;
+                    self.note(|| TraceEvent::env(p, &name, Some(&value)));
                     r.env_set(&name, &value);
                 }
                 EnvFlag::Unset(n) => {
                     let name = self.expand(r, n, refs, None).0;
+                    self.note(|| TraceEvent::env(p, &name, None));
                     r.env_unset(&name);
                 }
             }
@@ -517,23 +597,20 @@ impl<'a> Main<'a> {
                 }
                 Err(_) => false,
             },
-            CondKind::FileDir => std::fs::metadata(&subject)
-                .map(|m| m.is_dir())
-                .unwrap_or(false),
-            CondKind::FileRegular => std::fs::metadata(&subject)
-                .map(|m| m.is_file())
-                .unwrap_or(false),
-            CondKind::FileNonEmpty => std::fs::metadata(&subject)
-                .map(|m| m.is_file() && m.len() > 0)
-                .unwrap_or(false),
-            CondKind::FileSymlink => std::fs::symlink_metadata(&subject)
-                .map(|m| m.file_type().is_symlink())
-                .unwrap_or(false),
+            // The request's (or the site's) stat results: the walk has
+            // usually stat'ed %{REQUEST_FILENAME} already.
+            CondKind::FileDir => self.stat_path(&subject).kind == FileKind::Dir,
+            CondKind::FileRegular => self.stat_path(&subject).kind == FileKind::File,
+            CondKind::FileNonEmpty => self
+                .stat_path(&subject)
+                .meta
+                .is_some_and(|m| m.is_file() && m.len() > 0),
+            CondKind::FileSymlink => self.stat_path(&subject).is_symlink(),
             CondKind::FileExecutable => {
                 use std::os::unix::fs::MetadataExt;
-                std::fs::metadata(&subject)
-                    .map(|m| m.mode() & 0o111 != 0)
-                    .unwrap_or(false)
+                self.stat_path(&subject)
+                    .meta
+                    .is_some_and(|m| m.mode() & 0o111 != 0)
             }
             CondKind::FileSubreq => {
                 if subject.is_empty() {
@@ -575,7 +652,9 @@ impl<'a> Main<'a> {
                 }
             }
         };
-        result != c.negate
+        let matched = result != c.negate;
+        self.note(|| TraceEvent::cond(c, &subject, matched, &refs.cond_subject, &refs.cond_caps));
+        matched
     }
 
     fn expand_noting(
@@ -593,7 +672,7 @@ impl<'a> Main<'a> {
             {
                 // Apache notes a header only when the request has it
                 // (mod_rewrite.c lookup_header: `if (val && ...)`).
-                if self.header(header).is_none() {
+                if !self.headers_in.contains_key(header.as_str()) {
                     continue;
                 }
                 if !vary.iter().any(|x| x == name) {
@@ -616,28 +695,34 @@ impl<'a> Main<'a> {
         let mut out = String::new();
         let mut qmarks = Vec::new();
         for piece in &t.pieces {
-            let (text, literal) = match piece {
-                Piece::Lit(s) => (s.clone(), true),
+            let start = out.len();
+            let literal = matches!(piece, Piece::Lit(_));
+            match piece {
+                // written straight into the result: no copy per piece
+                Piece::Lit(s) => out.push_str(s),
                 Piece::RuleRef(n) => {
                     let v = capture_text(&refs.rule_subject, &refs.rule_caps, *n as usize);
-                    (esc(v, escape_backrefs), false)
+                    out.push_str(&esc(v, escape_backrefs));
                 }
                 Piece::CondRef(n) => {
                     let v = capture_text(&refs.cond_subject, &refs.cond_caps, *n as usize);
-                    (esc(v, escape_backrefs), false)
+                    out.push_str(&esc(v, escape_backrefs));
                 }
-                Piece::Var(v) => (self.lookup_var(r, v), false),
+                Piece::Var(v) => {
+                    let v = self.lookup_var(r, v);
+                    out.push_str(&v);
+                }
                 Piece::Map { default, .. } => {
                     // No RewriteMap can exist in .htaccess: the default.
-                    (self.expand(r, default, refs, None).0, false)
-                }
-            };
-            for (i, b) in text.bytes().enumerate() {
-                if b == b'?' {
-                    qmarks.push((out.len() + i, literal));
+                    let v = self.expand(r, default, refs, None).0;
+                    out.push_str(&v);
                 }
             }
-            out.push_str(&text);
+            for (i, b) in out.as_bytes()[start..].iter().enumerate() {
+                if *b == b'?' {
+                    qmarks.push((start + i, literal));
+                }
+            }
             if out.len() > 64 * 1024 {
                 // SECURITY: cap the size of any expansion.
                 out.truncate(64 * 1024);
@@ -841,6 +926,21 @@ fn esc(v: String, how: Option<&escape::BackrefEscape>) -> String {
     match how {
         Some(h) => escape::escape_backref(&v, h),
         None => v,
+    }
+}
+
+/// What a rule's pattern is matched against: the file name and
+/// PATH_INFO, without the rules' directory (borrowed when there is no
+/// PATH_INFO, the usual case).
+fn rule_input<'r>(r: &'r Req, perdir: &str) -> std::borrow::Cow<'r, str> {
+    if r.path_info.is_empty() {
+        std::borrow::Cow::Borrowed(r.filename.strip_prefix(perdir).unwrap_or(&r.filename))
+    } else {
+        let mut input = format!("{}{}", r.filename, r.path_info);
+        if input.starts_with(perdir) {
+            input.drain(..perdir.len());
+        }
+        std::borrow::Cow::Owned(input)
     }
 }
 

@@ -10,15 +10,16 @@
 //! (plus a periodic re-check for missed events).  Either way the identity
 //! of the file (inode, device, size, mtime) decides whether to recompile.
 
-use super::compile::{compile_source, Compiled};
+use super::compile::{compile_source_with, Compiled, Modules};
 use super::config::Merged;
 use crate::server::mime::MimeTable;
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The name of the per-directory file (`AccessFileName`).
 pub const ACCESS_FILE_NAME: &str = ".htaccess";
@@ -77,11 +78,95 @@ pub enum ReloadOutcome {
     Unreadable,
 }
 
+/// How long quick mode ([`Validation::EveryRequest`]) trusts what it read
+/// of a `.htaccess` before it stats the file again: an edit is served
+/// within this time, and a request does not pay one stat per directory
+/// level.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// One directory's slot in the cache: its current state, when quick mode
+/// last looked at the file, and the settings last merged onto it.
+pub struct DirEntry {
+    dir: Box<str>,
+    state: ArcSwap<DirState>,
+    /// Nanoseconds from the cache's `epoch` to the last stat of the file.
+    checked: AtomicU64,
+    merged: ArcSwapOption<MergeMemo>,
+}
+
+/// The parent's settings with this directory's `.htaccess` merged on
+/// (`Merged::merge`), remembered for the next request with the same
+/// parent and the same compiled file: every request of a directory then
+/// shares one merged config instead of building its own.
+struct MergeMemo {
+    parent: Arc<Merged>,
+    compiled: Arc<Compiled>,
+    merged: Arc<Merged>,
+}
+
+impl DirEntry {
+    /// The directory, as the walk names it.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// `compiled` (this directory's file as the request saw it) merged
+    /// onto `parent`: the remembered result when both are the same
+    /// objects as last time, else `build()`'s, remembered.
+    pub fn merged_on(
+        &self,
+        parent: &Arc<Merged>,
+        compiled: &Arc<Compiled>,
+        build: impl FnOnce() -> Merged,
+    ) -> Arc<Merged> {
+        if let Some(m) = &*self.merged.load() {
+            if Arc::ptr_eq(&m.parent, parent) && Arc::ptr_eq(&m.compiled, compiled) {
+                return m.merged.clone();
+            }
+        }
+        let merged = Arc::new(build());
+        self.merged.store(Some(Arc::new(MergeMemo {
+            parent: parent.clone(),
+            compiled: compiled.clone(),
+            merged: merged.clone(),
+        })));
+        merged
+    }
+}
+
+/// What one request has seen of the disk, shared by its internal
+/// redirects and sub-requests: each directory's `.htaccess` as the request
+/// first saw it (so it never mixes two versions of one file), and its stat
+/// results.  No allocation per directory: the slots are the cache's.
+#[derive(Default)]
+pub struct Seen {
+    dirs: Vec<(Arc<DirEntry>, Htaccess)>,
+    pub stats: super::stat_cache::RequestStats,
+}
+
+impl Seen {
+    /// `dir`'s `.htaccess` for this request, and its cache slot.
+    pub fn htaccess(&mut self, cache: &HtaccessCache, dir: &str) -> (Arc<DirEntry>, Htaccess) {
+        if let Some((e, h)) = self.dirs.iter().find(|(e, _)| &*e.dir == dir) {
+            return (e.clone(), h.clone());
+        }
+        let now = self.stats.now();
+        let (e, h) = cache.lookup(dir, now);
+        self.dirs.push((e.clone(), h.clone()));
+        (e, h)
+    }
+}
+
 /// Compiled `.htaccess` files by directory.
 pub struct HtaccessCache {
-    entries: RwLock<HashMap<PathBuf, Arc<ArcSwap<DirState>>>>,
+    entries: RwLock<HashMap<PathBuf, Arc<DirEntry>>>,
     validation: Validation,
     on_error: OnError,
+    /// Quick mode's [`RECHECK`] (zero: stat at every look-up).
+    recheck: Duration,
+    epoch: Instant,
+    /// Which optional modules the site has (`<IfModule>`).
+    modules: Modules,
 }
 
 impl Default for HtaccessCache {
@@ -96,40 +181,94 @@ impl HtaccessCache {
             entries: RwLock::new(HashMap::new()),
             validation,
             on_error,
+            recheck: match validation {
+                Validation::EveryRequest => RECHECK,
+                Validation::Watched => Duration::ZERO,
+            },
+            epoch: Instant::now(),
+            modules: Modules::default(),
         }
     }
 
-    fn entry(&self, dir: &Path) -> Option<Arc<ArcSwap<DirState>>> {
+    /// Sets the optional modules (before the first file is compiled).
+    pub fn set_modules(&mut self, modules: Modules) {
+        self.modules = modules;
+    }
+
+    pub fn modules(&self) -> Modules {
+        self.modules
+    }
+
+    /// How long quick mode trusts a look-up (zero: not at all).
+    pub fn set_recheck(&mut self, recheck: Duration) {
+        self.recheck = recheck;
+    }
+
+    fn entry(&self, dir: &Path) -> Option<Arc<DirEntry>> {
         self.entries.read().ok()?.get(dir).cloned()
+    }
+
+    fn since_epoch(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The `.htaccess` of `dir` (compiled if new or, depending on the
     /// validation mode, changed).
     pub fn get(&self, dir: &Path) -> Htaccess {
-        if let Some(entry) = self.entry(dir) {
+        self.lookup(&dir.to_string_lossy(), Instant::now()).1
+    }
+
+    /// The `.htaccess` of `dir` at `now`, and its slot.  Watched: as the
+    /// watcher last left it.  Every request: stat'ed again once
+    /// [`RECHECK`] has passed since the last look, compiled again when
+    /// its identity changed.
+    pub fn lookup(&self, dir: &str, now: Instant) -> (Arc<DirEntry>, Htaccess) {
+        let path = Path::new(dir);
+        let t = self.since_epoch(now);
+        if let Some(entry) = self.entry(path) {
             if self.validation == Validation::Watched {
-                return entry.load().htaccess.clone();
+                let h = entry.state.load().htaccess.clone();
+                return (entry, h);
             }
-            let old = entry.load_full();
-            let (new, _) = self.read_state(dir, Some(&old), false);
-            if let Some(new) = new {
-                let h = new.htaccess.clone();
-                entry.store(Arc::new(new));
-                return h;
+            let last = entry.checked.load(Ordering::Relaxed);
+            let recheck = u64::try_from(self.recheck.as_nanos()).unwrap_or(u64::MAX);
+            if t.saturating_sub(last) < recheck {
+                let h = entry.state.load().htaccess.clone();
+                return (entry, h);
             }
-            return old.htaccess.clone();
+            let old = entry.state.load_full();
+            let (new, _) = self.read_state(path, Some(&old), false);
+            entry.checked.store(t, Ordering::Relaxed);
+            let h = match new {
+                Some(new) => {
+                    let h = new.htaccess.clone();
+                    entry.state.store(Arc::new(new));
+                    h
+                }
+                None => old.htaccess.clone(),
+            };
+            return (entry, h);
         }
-        let (state, _) = self.read_state(dir, None, false);
+        let (state, _) = self.read_state(path, None, false);
         let state = state.unwrap_or(DirState {
             key: None,
             htaccess: Htaccess::None,
         });
         let h = state.htaccess.clone();
-        if let Ok(mut map) = self.entries.write() {
-            map.entry(dir.to_path_buf())
-                .or_insert_with(|| Arc::new(ArcSwap::from_pointee(state)));
-        }
-        h
+        let fresh = Arc::new(DirEntry {
+            dir: dir.into(),
+            state: ArcSwap::from_pointee(state),
+            checked: AtomicU64::new(t),
+            merged: ArcSwapOption::empty(),
+        });
+        let entry = match self.entries.write() {
+            Ok(mut map) => map
+                .entry(path.to_path_buf())
+                .or_insert_with(|| fresh.clone())
+                .clone(),
+            Err(_) => fresh,
+        };
+        (entry, h)
     }
 
     /// Re-reads `dir`'s `.htaccess` now (the watcher saw a change) and
@@ -139,10 +278,10 @@ impl HtaccessCache {
         let Some(entry) = self.entry(dir) else {
             return ReloadOutcome::Unchanged;
         };
-        let old = entry.load_full();
+        let old = entry.state.load_full();
         let (new, outcome) = self.read_state(dir, Some(&old), true);
         if let Some(new) = new {
-            entry.store(Arc::new(new));
+            entry.state.store(Arc::new(new));
         }
         outcome
     }
@@ -239,7 +378,7 @@ impl HtaccessCache {
                 )
             }
         };
-        let compiled = Arc::new(compile_source(&source));
+        let compiled = Arc::new(compile_source_with(&source, self.modules));
         let took = started.elapsed();
         let shown = path.display().to_string();
         let errors: Vec<String> = compiled
@@ -311,6 +450,8 @@ pub struct Site {
     pub https_port: u16,
     pub server_default: Arc<Merged>,
     pub cache: HtaccessCache,
+    /// stat() results shared by requests (directories for a second).
+    pub stats: super::stat_cache::StatCache,
     pub mime: MimeTable,
     /// Send X-Debug-Final-Uri / X-Debug-Final-Query.
     pub debug_headers: bool,
@@ -346,6 +487,7 @@ impl Site {
             https_port: 443,
             server_default: Arc::new(Merged::server_default(true)),
             cache: HtaccessCache::default(),
+            stats: super::stat_cache::StatCache::default(),
             mime: MimeTable::builtin(),
             debug_headers: false,
             pass_client_https_headers: false,
@@ -361,6 +503,9 @@ impl Site {
         base.files.extend(super::php::php_server_sections());
         self.server_default = Arc::new(base);
         self.php = Some(php);
+        let mut m = self.cache.modules();
+        m.proxy_fcgi = true;
+        self.cache.set_modules(m);
     }
 
     /// `.php` files answer 403 instead of being sent as they are (a hosted
@@ -443,9 +588,57 @@ mod tests {
     #[test]
     fn every_request_mode_sees_an_edit_without_reload() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = HtaccessCache::default();
+        let mut cache = HtaccessCache::default();
+        cache.set_recheck(Duration::ZERO);
         assert!(matches!(cache.get(dir.path()), Htaccess::None));
         write(dir.path(), "Header set X-A 1\n");
         assert!(matches!(cache.get(dir.path()), Htaccess::Ok(_)));
+    }
+
+    #[test]
+    fn every_request_mode_looks_again_after_the_recheck_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HtaccessCache::default();
+        let d = dir.path().to_string_lossy().into_owned();
+        let t0 = Instant::now();
+        assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
+        write(dir.path(), "Header set X-A 1\n");
+        assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
+        assert!(matches!(
+            cache.lookup(&d, t0 + RECHECK).1,
+            Htaccess::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn merged_settings_are_shared_until_the_file_or_the_parent_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HtaccessCache::new(Validation::Watched, OnError::Apache);
+        write(dir.path(), "Options -Indexes\n");
+        let d = dir.path().to_string_lossy().into_owned();
+        let (entry, h) = cache.lookup(&d, Instant::now());
+        let Htaccess::Ok(c) = h else {
+            panic!("compiles")
+        };
+        let parent = Arc::new(Merged::server_default(true));
+        let mut builds = 0;
+        let mut merge = |p: &Arc<Merged>, c: &Arc<Compiled>| {
+            entry.merged_on(p, c, || {
+                builds += 1;
+                p.merge(&c.config, "/x/")
+            })
+        };
+        let a = merge(&parent, &c);
+        let b = merge(&parent, &c);
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = Arc::new(Merged::server_default(false));
+        let _ = merge(&other, &c);
+        write(dir.path(), "Options +Indexes\n");
+        cache.reload_dir(dir.path());
+        let Htaccess::Ok(c2) = cache.lookup(&d, Instant::now()).1 else {
+            panic!("compiles")
+        };
+        let _ = merge(&other, &c2);
+        assert_eq!(builds, 3);
     }
 }

@@ -125,6 +125,7 @@ pub fn hosting(
                 OnHtaccessError::KeepLastGood => OnError::KeepLastGood,
             },
         );
+        site.cache.set_modules(crate::engine::compile::Modules::hosting(false));
         site.http_port = http_port;
         site.https_port = https_port;
         site.pass_client_https_headers =

@@ -43,7 +43,6 @@ pub const DIRECTIVES: &[&str] = &[
     "DefaultIcon",
     "FancyIndexing",
     "HeaderName",
-    "IndexForbiddenReturn404",
     "IndexHeadInsert",
     "IndexIgnore",
     "IndexIgnoreReset",
@@ -93,10 +92,13 @@ const DOCTYPE_XHTML_1_0T: &str = "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 
                                   xhtml1-transitional.dtd\">\n";
 
 /// One directory entry, as the caller found it.  `.` and `..` may be
-/// included (they are dropped, as Apache does); the caller must already
-/// have left out entries a sub-request could not reach (403/404/401 —
-/// `.ht*` files in the reference set-up) and anything that is neither a
-/// regular file nor a directory after following symlinks.
+/// included (they are dropped, as Apache does).  The caller must already
+/// have left out what Apache's per-entry sub-request rejects: anything
+/// answering other than 2xx/3xx (the `.ht*` files in the reference
+/// set-up; 401/403 ones stay when [`IndexOptions::show_forbidden`]), and
+/// anything that is neither a regular file nor a directory once symlinks
+/// are followed (broken links are dropped too).  `IndexIgnore` and `P=`
+/// are applied here.
 #[derive(Clone, Debug, Default)]
 pub struct Entry {
     pub name: String,
@@ -165,9 +167,11 @@ impl SortKey {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Adjust {
-    NoAdjust,
-    Adjust,
+/// How a column width was set: `NameWidth=n`/`-NameWidth` (fixed),
+/// `NameWidth=*` (fit the longest), or not at all here.
+enum WidthMode {
+    Fixed,
+    Auto,
     Unset,
 }
 
@@ -182,9 +186,9 @@ pub struct IndexOptions {
     icon_width: u32,
     icon_height: u32,
     name_width: usize,
-    name_adjust: Adjust,
+    name_adjust: WidthMode,
     desc_width: usize,
-    desc_adjust: Adjust,
+    desc_adjust: WidthMode,
     ctype: Option<String>,
     charset: Option<String>,
     old_date_format: Option<bool>,
@@ -200,9 +204,9 @@ impl Default for IndexOptions {
             icon_width: 0,
             icon_height: 0,
             name_width: DEFAULT_NAME_WIDTH,
-            name_adjust: Adjust::Unset,
+            name_adjust: WidthMode::Unset,
             desc_width: DEFAULT_DESC_WIDTH,
-            desc_adjust: Adjust::Unset,
+            desc_adjust: WidthMode::Unset,
             ctype: None,
             charset: None,
             old_date_format: None,
@@ -254,11 +258,19 @@ impl IndexOptions {
                     0
                 }
                 "iconwidth" => {
-                    self.icon_width = if action == b'-' { 0 } else { DEFAULT_ICON_WIDTH };
+                    self.icon_width = if action == b'-' {
+                        0
+                    } else {
+                        DEFAULT_ICON_WIDTH
+                    };
                     0
                 }
                 "iconheight" => {
-                    self.icon_height = if action == b'-' { 0 } else { DEFAULT_ICON_HEIGHT };
+                    self.icon_height = if action == b'-' {
+                        0
+                    } else {
+                        DEFAULT_ICON_HEIGHT
+                    };
                     0
                 }
                 "namewidth" => {
@@ -268,7 +280,7 @@ impl IndexOptions {
                         );
                     }
                     self.name_width = DEFAULT_NAME_WIDTH;
-                    self.name_adjust = Adjust::NoAdjust;
+                    self.name_adjust = WidthMode::Fixed;
                     0
                 }
                 "descriptionwidth" => {
@@ -278,7 +290,7 @@ impl IndexOptions {
                             .into());
                     }
                     self.desc_width = DEFAULT_DESC_WIDTH;
-                    self.desc_adjust = Adjust::NoAdjust;
+                    self.desc_adjust = WidthMode::Fixed;
                     0
                 }
                 "useolddateformat" => {
@@ -304,14 +316,14 @@ impl IndexOptions {
                         return Err("Cannot combine '-' with NameWidth=n".into());
                     }
                     if w[10..].starts_with('*') {
-                        self.name_adjust = Adjust::Adjust;
+                        self.name_adjust = WidthMode::Auto;
                     } else {
                         let width = atoi(&w[10..]);
                         if width != 0 && width < 5 {
                             return Err("NameWidth value must be greater than 5".into());
                         }
                         self.name_width = width.max(0) as usize;
-                        self.name_adjust = Adjust::NoAdjust;
+                        self.name_adjust = WidthMode::Fixed;
                     }
                     0
                 }
@@ -320,14 +332,14 @@ impl IndexOptions {
                         return Err("Cannot combine '-' with DescriptionWidth=n".into());
                     }
                     if w[17..].starts_with('*') {
-                        self.desc_adjust = Adjust::Adjust;
+                        self.desc_adjust = WidthMode::Auto;
                     } else {
                         let width = atoi(&w[17..]);
                         if width != 0 && width < 12 {
                             return Err("DescriptionWidth value must be greater than 12".into());
                         }
                         self.desc_width = width.max(0) as usize;
-                        self.desc_adjust = Adjust::NoAdjust;
+                        self.desc_adjust = WidthMode::Fixed;
                     }
                     0
                 }
@@ -375,8 +387,16 @@ impl IndexOptions {
             opts: 0,
             incremented: 0,
             decremented: 0,
-            icon_width: if add.icon_width != 0 { add.icon_width } else { base.icon_width },
-            icon_height: if add.icon_height != 0 { add.icon_height } else { base.icon_height },
+            icon_width: if add.icon_width != 0 {
+                add.icon_width
+            } else {
+                base.icon_width
+            },
+            icon_height: if add.icon_height != 0 {
+                add.icon_height
+            } else {
+                base.icon_height
+            },
             name_width: base.name_width,
             name_adjust: base.name_adjust,
             desc_width: base.desc_width,
@@ -402,11 +422,11 @@ impl IndexOptions {
             new.opts |= new.incremented;
             new.opts &= !new.decremented;
         }
-        if add.name_adjust != Adjust::Unset {
+        if add.name_adjust != WidthMode::Unset {
             new.name_width = add.name_width;
             new.name_adjust = add.name_adjust;
         }
-        if add.desc_adjust != Adjust::Unset {
+        if add.desc_adjust != WidthMode::Unset {
             new.desc_width = add.desc_width;
             new.desc_adjust = add.desc_adjust;
         }
@@ -496,9 +516,7 @@ pub fn parse_index_order_default(words: &[String]) -> Result<(SortKey, bool), St
         "date" => SortKey::Modified,
         "size" => SortKey::Size,
         "description" => SortKey::Description,
-        _ => {
-            return Err("Second keyword must be 'Name', 'Date', 'Size', or 'Description'".into())
-        }
+        _ => return Err("Second keyword must be 'Name', 'Date', 'Size', or 'Description'".into()),
     };
     Ok((key, descending))
 }
@@ -544,9 +562,6 @@ pub struct IndexConfig {
     pub default_icon: Option<String>,
     pub style_sheet: Option<String>,
     pub head_insert: Option<String>,
-    /// `IndexForbiddenReturn404`: 404 rather than 403 when `Options`
-    /// forbids the listing.
-    pub forbidden_404: Option<bool>,
     descriptions: Vec<DescRule>,
     icons: Vec<IconRule>,
     alts: Vec<IconRule>,
@@ -620,9 +635,6 @@ impl IndexConfig {
                 self.ignore.extend(args.iter().cloned());
             }
             "indexignorereset" => self.ignore_reset = parse_flag("IndexIgnoreReset", args)?,
-            "indexforbiddenreturn404" => {
-                self.forbidden_404 = Some(parse_flag("IndexForbiddenReturn404", args)?)
-            }
             "headername" => {
                 self.header_name = Some(take1("HeaderName", args, "a filename")?.clone())
             }
@@ -638,8 +650,12 @@ impl IndexConfig {
             }
             "indexheadinsert" => {
                 self.head_insert = Some(
-                    take1("IndexHeadInsert", args, "String to insert in HTML HEAD section")?
-                        .clone(),
+                    take1(
+                        "IndexHeadInsert",
+                        args,
+                        "String to insert in HTML HEAD section",
+                    )?
+                    .clone(),
                 )
             }
             "fancyindexing" => {
@@ -684,7 +700,9 @@ impl IndexConfig {
             "addalt" | "addaltbytype" | "addaltbyencoding" => {
                 let kind = item_kind(&lname);
                 let help = match kind {
-                    ItemKind::Path => "alternate descriptive text followed by one or more filenames",
+                    ItemKind::Path => {
+                        "alternate descriptive text followed by one or more filenames"
+                    }
                     ItemKind::Type => {
                         "alternate descriptive text followed by one or more MIME types"
                     }
@@ -705,17 +723,17 @@ impl IndexConfig {
     /// `add_icon`: `(ALT,url)` also adds an alt text.
     fn add_icon(&mut self, kind: ItemKind, icon: &str, to: &str) -> Result<(), String> {
         let mut url = icon;
-        if icon.starts_with('(') {
-            let Some(close) = icon.find(')') else {
+        if let Some(inner) = icon.strip_prefix('(') {
+            let Some(close) = inner.find(')') else {
                 return Err("missing closing paren".into());
             };
             // Same slicing as Apache's ap_getword_nc + "*cl = '\0'".
-            let (alt, rest) = match icon.find(',') {
+            let (alt, rest) = match inner.find(',') {
                 Some(comma) => {
-                    let end = if close > comma { close } else { icon.len() };
-                    (&icon[1..comma], &icon[comma + 1..end])
+                    let end = if close > comma { close } else { inner.len() };
+                    (&inner[..comma], &inner[comma + 1..end])
                 }
-                None => (&icon[1..], ""),
+                None => (inner, ""),
             };
             self.alts.push(make_item(kind, to, alt));
             url = rest;
@@ -736,12 +754,26 @@ impl IndexConfig {
             },
             ignore_reset: false,
             order_default: child.order_default.or(self.order_default),
-            header_name: child.header_name.clone().or_else(|| self.header_name.clone()),
-            readme_name: child.readme_name.clone().or_else(|| self.readme_name.clone()),
-            default_icon: child.default_icon.clone().or_else(|| self.default_icon.clone()),
-            style_sheet: child.style_sheet.clone().or_else(|| self.style_sheet.clone()),
-            head_insert: child.head_insert.clone().or_else(|| self.head_insert.clone()),
-            forbidden_404: child.forbidden_404.or(self.forbidden_404),
+            header_name: child
+                .header_name
+                .clone()
+                .or_else(|| self.header_name.clone()),
+            readme_name: child
+                .readme_name
+                .clone()
+                .or_else(|| self.readme_name.clone()),
+            default_icon: child
+                .default_icon
+                .clone()
+                .or_else(|| self.default_icon.clone()),
+            style_sheet: child
+                .style_sheet
+                .clone()
+                .or_else(|| self.style_sheet.clone()),
+            head_insert: child
+                .head_insert
+                .clone()
+                .or_else(|| self.head_insert.clone()),
             descriptions: cat(&child.descriptions, &self.descriptions),
             icons: cat(&child.icons, &self.icons),
             alts: cat(&child.alts, &self.alts),
@@ -976,25 +1008,16 @@ pub fn scan_html_title(head: &[u8]) -> Option<String> {
         if buf[x].to_ascii_lowercase() == find[p] {
             p += 1;
             if p == find.len() {
-                let mut start = x + 1;
-                let mut title = &buf[start..];
+                let mut title = &buf[x + 1..];
                 if let Some(lt) = title.iter().position(|&b| b == b'<') {
                     title = &title[..lt];
                 }
-                let end = start + title.len();
-                let mut out: Vec<u8> = Vec::with_capacity(title.len());
-                for y in start..end {
-                    let b = buf[y];
-                    if b == b'\r' || b == b'\n' {
-                        if y == start {
-                            start += 1;
-                        } else {
-                            out.push(b' ');
-                        }
-                    } else {
-                        out.push(b);
-                    }
-                }
+                // Line breaks at the start go, later ones become spaces.
+                let out: Vec<u8> = title
+                    .iter()
+                    .skip_while(|&&b| b == b'\r' || b == b'\n')
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                    .collect();
                 return Some(String::from_utf8_lossy(&out).into_owned());
             }
         } else {
@@ -1057,7 +1080,10 @@ fn unescape_url(s: &[u8]) -> Option<Vec<u8>> {
     while i < s.len() {
         if s[i] == b'%' {
             let hex = |b: u8| (b as char).to_digit(16);
-            match (s.get(i + 1).and_then(|&b| hex(b)), s.get(i + 2).and_then(|&b| hex(b))) {
+            match (
+                s.get(i + 1).and_then(|&b| hex(b)),
+                s.get(i + 2).and_then(|&b| hex(b)),
+            ) {
                 (Some(h), Some(l)) => {
                     let c = (h * 16 + l) as u8;
                     if c == b'/' || c == 0 {
@@ -1235,7 +1261,11 @@ fn micros(t: SystemTime) -> i64 {
 }
 
 fn format_time(us: i64, old: bool, zone: Zone) -> String {
-    let fmt = if old { "%d-%b-%Y %H:%M" } else { "%Y-%m-%d %H:%M" };
+    let fmt = if old {
+        "%d-%b-%Y %H:%M"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
     let Some(t) = chrono::DateTime::from_timestamp_micros(us) else {
         return String::new();
     };
@@ -1307,10 +1337,10 @@ fn find_desc(list: &[DescRule], full: &str) -> Option<String> {
 
 /// `terminate_description`: cut to the column width, counting an HTML
 /// tag as nothing and an entity as one character, ending a cut with `>`.
-fn terminate_description(desc: &str, opts: u32, width: usize, adjust: Adjust) -> Vec<u8> {
+fn terminate_description(desc: &str, opts: u32, width: usize, adjust: WidthMode) -> Vec<u8> {
     let d = desc.as_bytes();
     let mut maxsize = width as i64;
-    if adjust == Adjust::Unset {
+    if adjust == WidthMode::Unset {
         if opts & SUPPRESS_ICON != 0 {
             maxsize += 6;
         }
@@ -1424,7 +1454,10 @@ fn parse_query(query: Option<&str>, cfg: &IndexConfig) -> QueryArgs {
         if at(i) == b'C' && at(i + 1) == b'=' && b"NMSD".contains(&at(i + 2)) && ends(i + 3) {
             q.key = at(i + 2);
             i += step;
-        } else if at(i) == b'O' && at(i + 1) == b'=' && matches!(at(i + 2), b'A' | b'D') && ends(i + 3)
+        } else if at(i) == b'O'
+            && at(i + 1) == b'='
+            && matches!(at(i + 2), b'A' | b'D')
+            && ends(i + 3)
         {
             q.direction = at(i + 2);
             i += step;
@@ -1436,7 +1469,10 @@ fn parse_query(query: Option<&str>, cfg: &IndexConfig) -> QueryArgs {
             }
             fval = vec![b';', b'F', b'=', at(i + 2)];
             i += step;
-        } else if at(i) == b'V' && at(i + 1) == b'=' && matches!(at(i + 2), b'0' | b'1') && ends(i + 3)
+        } else if at(i) == b'V'
+            && at(i + 1) == b'='
+            && matches!(at(i + 2), b'0' | b'1')
+            && ends(i + 3)
         {
             if at(i + 2) == b'0' {
                 q.opts &= !VERSION_SORT;
@@ -1486,7 +1522,11 @@ fn compare(e1: &Ent, e2: &Ent, key: u8, ascending: bool, opts: u32) -> Ordering 
         _ => {}
     }
     if e1.isdir != e2.isdir {
-        return if e1.isdir { Ordering::Less } else { Ordering::Greater };
+        return if e1.isdir {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
     }
     let (c1, c2) = if ascending { (e1, e2) } else { (e2, e1) };
     let version = opts & VERSION_SORT != 0;
@@ -1603,7 +1643,10 @@ fn render_in(listing: &Listing<'_>, cfg: &IndexConfig, zone: Zone) -> Vec<u8> {
     }
     if emit_h1 {
         if cfg.style_sheet.is_some() {
-            push_str(&mut out, &format!("  <h1 id=\"indextitle\">Index of {title}</h1>\n"));
+            push_str(
+                &mut out,
+                &format!("  <h1 id=\"indextitle\">Index of {title}</h1>\n"),
+            );
         } else {
             push_str(&mut out, &format!("<h1>Index of {title}</h1>\n"));
         }
@@ -1693,7 +1736,9 @@ fn render_in(listing: &Listing<'_>, cfg: &IndexConfig, zone: Zone) -> Vec<u8> {
                 let enc = entry.content_encoding.as_deref();
                 e.icon = find_item(&cfg.icons, &full, ct, enc, false).map(str::to_string);
                 e.alt = find_item(&cfg.alts, &full, ct, enc, false).map(str::to_string);
-                e.size = entry.size.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
+                e.size = entry
+                    .size
+                    .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
             }
             e.desc = find_desc(&cfg.descriptions, &full).or_else(|| entry.description.clone());
         }
@@ -1704,7 +1749,16 @@ fn render_in(listing: &Listing<'_>, cfg: &IndexConfig, zone: Zone) -> Vec<u8> {
     }
     ents.sort_by(|a, b| compare(a, b, q.key, ascending, opts));
 
-    output_directories(&mut out, &ents, cfg, opts, q.key, q.direction, &q.colargs, zone);
+    output_directories(
+        &mut out,
+        &ents,
+        cfg,
+        opts,
+        q.key,
+        q.direction,
+        &q.colargs,
+        zone,
+    );
 
     // emit_tail
     let mut suppress_sig = false;
@@ -1740,7 +1794,10 @@ fn preamble(out: &mut Vec<u8>, cfg: &IndexConfig, xhtml: bool, title: &str) {
         push_str(out, DOCTYPE_HTML_4_01);
         push_str(out, "<html>\n");
     }
-    push_str(out, &format!(" <head>\n  <title>Index of {title}</title>\n"));
+    push_str(
+        out,
+        &format!(" <head>\n  <title>Index of {title}</title>\n"),
+    );
     if let Some(ss) = &cfg.style_sheet {
         push_str(
             out,
@@ -1834,12 +1891,12 @@ fn output_directories(
     let mut name_width = d.name_width;
     let mut desc_width = d.desc_width;
     if opts & (FANCY_INDEXING | TABLE_INDEXING) == FANCY_INDEXING {
-        if d.name_adjust == Adjust::Adjust {
+        if d.name_adjust == WidthMode::Auto {
             for e in ar {
                 name_width = name_width.max(e.name.len());
             }
         }
-        if d.desc_adjust == Adjust::Adjust {
+        if d.desc_adjust == WidthMode::Auto {
             for e in ar {
                 if let Some(desc) = &e.desc {
                     desc_width = desc_width.max(desc.len());
@@ -1858,12 +1915,18 @@ fn output_directories(
     if opts & TABLE_INDEXING != 0 {
         let mut cols = 1;
         if ss {
-            push_str(out, "  <table id=\"indexlist\">\n   <tr class=\"indexhead\">");
+            push_str(
+                out,
+                "  <table id=\"indexlist\">\n   <tr class=\"indexhead\">",
+            );
         } else {
             push_str(out, "  <table>\n   <tr>");
         }
         if opts & SUPPRESS_ICON == 0 {
-            push_str(out, &format!("<th{}", cls("indexcolicon", " valign=\"top\">")));
+            push_str(
+                out,
+                &format!("<th{}", cls("indexcolicon", " valign=\"top\">")),
+            );
             match find_item(&cfg.icons, "^^BLANKICON^^", None, None, true) {
                 Some(tp) => {
                     icon_img(out, tp, "[ICO]", d, xhtml);
@@ -1877,7 +1940,15 @@ fn output_directories(
         emit_link(out, "Name", b'N', keyid, direction, colargs, nosort);
         if opts & SUPPRESS_LAST_MOD == 0 {
             push_str(out, &format!("</th><th{}", cls("indexcollastmod", ">")));
-            emit_link(out, "Last modified", b'M', keyid, direction, colargs, nosort);
+            emit_link(
+                out,
+                "Last modified",
+                b'M',
+                keyid,
+                direction,
+                colargs,
+                nosort,
+            );
             cols += 1;
         }
         if opts & SUPPRESS_SIZE == 0 {
@@ -1914,7 +1985,15 @@ fn output_directories(
         spaces(out, name_width.saturating_sub(4));
         push_str(out, " ");
         if opts & SUPPRESS_LAST_MOD == 0 {
-            emit_link(out, "Last modified", b'M', keyid, direction, colargs, nosort);
+            emit_link(
+                out,
+                "Last modified",
+                b'M',
+                keyid,
+                direction,
+                colargs,
+                nosort,
+            );
             spaces(out, 6);
         }
         if opts & SUPPRESS_SIZE == 0 {
@@ -1971,7 +2050,10 @@ fn output_directories(
                 push_str(out, "<tr>");
             }
             if opts & SUPPRESS_ICON == 0 {
-                push_str(out, &format!("<td{}", cls("indexcolicon", " valign=\"top\">")));
+                push_str(
+                    out,
+                    &format!("<td{}", cls("indexcolicon", " valign=\"top\">")),
+                );
                 if opts & ICONS_ARE_LINKS != 0 {
                     push_str(out, "<a href=\"");
                     out.extend_from_slice(&anchor);
@@ -1994,7 +2076,7 @@ fn output_directories(
             push_str(out, "<a href=\"");
             out.extend_from_slice(&anchor);
             push_str(out, "\">");
-            if d.name_adjust == Adjust::Adjust {
+            if d.name_adjust == WidthMode::Auto {
                 escape_html(out, t2);
                 push_str(out, "</a>");
             } else {
@@ -2005,7 +2087,10 @@ fn output_directories(
             }
             if opts & SUPPRESS_LAST_MOD == 0 {
                 if e.lm != -1 {
-                    push_str(out, &format!("</td><td{}", cls("indexcollastmod", " align=\"right\">")));
+                    push_str(
+                        out,
+                        &format!("</td><td{}", cls("indexcollastmod", " align=\"right\">")),
+                    );
                     push_str(out, &format_time(e.lm, old_dates, zone));
                     push_str(out, "  ");
                 } else if ss {
@@ -2015,13 +2100,16 @@ fn output_directories(
                 }
             }
             if opts & SUPPRESS_SIZE == 0 {
-                push_str(out, &format!("</td><td{}", cls("indexcolsize", " align=\"right\">")));
+                push_str(
+                    out,
+                    &format!("</td><td{}", cls("indexcolsize", " align=\"right\">")),
+                );
                 push_str(out, &strfsize(e.size));
             }
             if opts & SUPPRESS_DESC == 0 {
                 push_str(out, &format!("</td><td{}", cls("indexcoldesc", ">")));
                 match &e.desc {
-                    Some(desc) if d.desc_adjust == Adjust::Adjust => push_str(out, desc),
+                    Some(desc) if d.desc_adjust == WidthMode::Auto => push_str(out, desc),
                     Some(desc) => out.extend_from_slice(&terminate_description(
                         desc,
                         opts,
@@ -2096,7 +2184,14 @@ fn output_directories(
         push_str(out, "</table>\n");
     } else if opts & FANCY_INDEXING != 0 {
         if opts & SUPPRESS_RULES == 0 {
-            push_str(out, if xhtml { "<hr /></pre>\n" } else { "<hr></pre>\n" });
+            push_str(
+                out,
+                if xhtml {
+                    "<hr /></pre>\n"
+                } else {
+                    "<hr></pre>\n"
+                },
+            );
         } else {
             push_str(out, "</pre>\n");
         }
@@ -2106,129 +2201,850 @@ fn output_directories(
 }
 
 #[cfg(test)]
-mod capture_diff {
-    //! Temporary: compares with captures of Apache in /tmp/ai/cap.
+mod tests {
+    //! The `*_HTML` constants are Apache 2.4.71's answers (mod_autoindex
+    //! as loaded by the conformance oracle, `curl` on a throw-away
+    //! instance) for the small tree built by [`tree`], with the
+    //! configuration and query named in each test.
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
-    fn words(line: &str) -> Vec<String> {
+    const PLAIN_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<ul><li><a href="/"> Parent Directory</a></li>
+<li><a href=".hidden"> .hidden</a></li>
+<li><a href="100%25.txt"> 100%.txt</a></li>
+<li><a href="%3ca&amp;b%3e.txt"> &lt;a&amp;b&gt;.txt</a></li>
+<li><a href="a.txt"> a.txt</a></li>
+<li><a href="./a:b"> a:b</a></li>
+<li><a href="file.bak"> file.bak</a></li>
+<li><a href="sub/"> sub/</a></li>
+<li><a href="x%20y.txt"> x y.txt</a></li>
+</ul>
+</body></html>
+"#;
+    const IGNORE_DESC_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<ul><li><a href="/"> Parent Directory</a></li>
+<li><a href="x%20y.txt"> x y.txt</a></li>
+<li><a href="sub/"> sub/</a></li>
+<li><a href="./a:b"> a:b</a></li>
+<li><a href="a.txt"> a.txt</a></li>
+<li><a href="%3ca&amp;b%3e.txt"> &lt;a&amp;b&gt;.txt</a></li>
+<li><a href="100%25.txt"> 100%.txt</a></li>
+</ul>
+</body></html>
+"#;
+    const ORDER_DEFAULT_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<ul><li><a href="/"> Parent Directory</a></li>
+<li><a href="x%20y.txt"> x y.txt</a></li>
+<li><a href="sub/"> sub/</a></li>
+<li><a href="file.bak"> file.bak</a></li>
+<li><a href="./a:b"> a:b</a></li>
+<li><a href="a.txt"> a.txt</a></li>
+<li><a href="%3ca&amp;b%3e.txt"> &lt;a&amp;b&gt;.txt</a></li>
+<li><a href="100%25.txt"> 100%.txt</a></li>
+<li><a href=".hidden"> .hidden</a></li>
+</ul>
+</body></html>
+"#;
+    const FANCY_SIZE_DESC_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<pre>      <a href="?C=N;O=A">Name</a>                    <a href="?C=M;O=A">Last modified</a>      <a href="?C=S;O=A">Size</a>  <a href="?C=D;O=A">Description</a><hr>      <a href="/">Parent Directory</a>                             -   
+      <a href="file.bak">file.bak</a>                2024-05-06 12:36  2.0K  
+      <a href="a.txt">a.txt</a>                   2024-05-04 12:34    6   
+      <a href="x%20y.txt">x y.txt</a>                 2024-05-08 12:38    2   
+      <a href="./a:b">a:b</a>                     2024-05-05 12:35    2   
+      <a href="%3ca&amp;b%3e.txt">&lt;a&amp;b&gt;.txt</a>               2024-05-03 12:33    2   
+      <a href="100%25.txt">100%.txt</a>                2024-05-02 12:32    2   
+      <a href=".hidden">.hidden</a>                 2024-05-01 12:31    2   
+      <a href="sub/">sub/</a>                    2024-05-07 12:37    -   
+<hr></pre>
+</body></html>
+"#;
+    const TABLE_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+  <table>
+   <tr><th valign="top">&nbsp;</th><th><a href="?C=N;O=D">Name</a></th><th><a href="?C=M;O=A">Last modified</a></th><th><a href="?C=S;O=A">Size</a></th><th><a href="?C=D;O=A">Description</a></th></tr>
+   <tr><th colspan="5"><hr></th></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="/">Parent Directory</a>       </td><td>&nbsp;</td><td align="right">  - </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="sub/">sub/</a>                   </td><td align="right">2024-05-07 12:37  </td><td align="right">  - </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href=".hidden">.hidden</a>                </td><td align="right">2024-05-01 12:31  </td><td align="right">  2 </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="100%25.txt">100%.txt</a>               </td><td align="right">2024-05-02 12:32  </td><td align="right">  2 </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="%3ca&amp;b%3e.txt">&lt;a&amp;b&gt;.txt</a>              </td><td align="right">2024-05-03 12:33  </td><td align="right">  2 </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="a.txt">a.txt</a>                  </td><td align="right">2024-05-04 12:34  </td><td align="right">  6 </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="./a:b">a:b</a>                    </td><td align="right">2024-05-05 12:35  </td><td align="right">  2 </td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="file.bak">file.bak</a>               </td><td align="right">2024-05-06 12:36  </td><td align="right">2.0K</td><td>&nbsp;</td></tr>
+<tr><td valign="top">&nbsp;</td><td><a href="x%20y.txt">x y.txt</a>                </td><td align="right">2024-05-08 12:38  </td><td align="right">  2 </td><td>&nbsp;</td></tr>
+   <tr><th colspan="5"><hr></th></tr>
+</table>
+</body></html>
+"#;
+    const FANCY_PATTERN_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<pre>      <a href="?C=N;O=A;P=*.txt">Name</a>                    <a href="?C=M;O=A;P=*.txt">Last modified</a>      <a href="?C=S;O=A;P=*.txt">Size</a>  <a href="?C=D;O=A;P=*.txt">Description</a><hr>      <a href="/">Parent Directory</a>                             -   
+      <a href="x%20y.txt">x y.txt</a>                 2024-05-08 12:38    2   
+      <a href="a.txt">a.txt</a>                   2024-05-04 12:34    6   
+      <a href="%3ca&amp;b%3e.txt">&lt;a&amp;b&gt;.txt</a>               2024-05-03 12:33    2   
+      <a href="100%25.txt">100%.txt</a>                2024-05-02 12:32    2   
+<hr></pre>
+</body></html>
+"#;
+    const ICONS_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<h1>Index of /s</h1>
+<pre><img src="/icons/blank.gif" alt="Icon " height="22"> <a href="?C=N;O=D;V=1">Name</a>                    <a href="?C=M;O=A;V=1">Last modified</a>      <a href="?C=S;O=A;V=1">Size</a>  <a href="?C=D;O=A;V=1">Description</a><hr><a href="/"><img src="/icons/back.gif" alt="[DIR]" height="22"></a> <a href="/">Parent Directory</a>                             -   
+<a href=".hidden"><img src="/icons/unknown.gif" alt="[   ]" height="22"></a> <a href=".hidden">.hidden</a>                 2024-05-01 12:31    2   
+<a href="100%25.txt"><img src="/icons/text.gif" alt="[   ]" height="22"></a> <a href="100%25.txt">100%.txt</a>                2024-05-02 12:32    2   <b>Text</b> &amp; more text here
+<a href="%3ca&amp;b%3e.txt"><img src="/icons/text.gif" alt="[   ]" height="22"></a> <a href="%3ca&amp;b%3e.txt">&lt;a&amp;b&gt;.txt</a>               2024-05-03 12:33    2   <b>Text</b> &amp; more text here
+<a href="a.txt"><img src="/icons/text.gif" alt="[   ]" height="22"></a> <a href="a.txt">a.txt</a>                   2024-05-04 12:34    6   <b>Text</b> &amp; more text here
+<a href="./a:b"><img src="/icons/unknown.gif" alt="[   ]" height="22"></a> <a href="./a:b">a:b</a>                     2024-05-05 12:35    2   
+<a href="file.bak"><img src="/icons/unknown.gif" alt="[   ]" height="22"></a> <a href="file.bak">file.bak</a>                2024-05-06 12:36  2.0K  
+<a href="sub/"><img src="/icons/folder.gif" alt="[DIR]" height="22"></a> <a href="sub/">sub/</a>                    2024-05-07 12:37    -   
+<a href="x%20y.txt"><img src="/icons/text.gif" alt="[   ]" height="22"></a> <a href="x%20y.txt">x y.txt</a>                 2024-05-08 12:38    2   <b>Text</b> &amp; more text here
+<hr></pre>
+</body></html>
+"#;
+    const STYLE_XHTML_HTML: &str = r#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
+"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+ <head>
+  <title>Index of /s</title>
+  <link rel="stylesheet" href="/style.css" type="text/css" />
+ </head>
+ <body>
+  <h1 id="indextitle">Index of /s</h1>
+  <table id="indexlist">
+   <tr class="indexhead"><th class="indexcolicon">&nbsp;</th><th class="indexcolname"><a href="?C=N;O=D;F=2">Name</a></th><th class="indexcolsize"><a href="?C=S;O=A;F=2">Size</a></th><th class="indexcoldesc"><a href="?C=D;O=A;F=2">Description</a></th></tr>
+   <tr class="indexbreakrow"><th colspan="4"><hr /></th></tr>
+   <tr class="even-parentdir"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="/">Parent Directory</a>       </td><td class="indexcolsize">  - </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="odd"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href=".hidden">.hidden</a>                </td><td class="indexcolsize">  2 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="even-txt"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="100%25.txt">100%.txt</a>               </td><td class="indexcolsize">  2 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="odd-txt"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="%3ca&amp;b%3e.txt">&lt;a&amp;b&gt;.txt</a>              </td><td class="indexcolsize">  2 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="even-txt"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="a.txt">a.txt</a>                  </td><td class="indexcolsize">  6 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="odd"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="./a:b">a:b</a>                    </td><td class="indexcolsize">  2 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="even"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="file.bak">file.bak</a>               </td><td class="indexcolsize">2.0K</td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="odd-dir"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="sub/">sub/</a>                   </td><td class="indexcolsize">  - </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="even-txt"><td class="indexcolicon">&nbsp;</td><td class="indexcolname"><a href="x%20y.txt">x y.txt</a>                </td><td class="indexcolsize">  2 </td><td class="indexcoldesc">&nbsp;</td></tr>
+   <tr class="indexbreakrow"><th colspan="4"><hr /></th></tr>
+</table>
+</body></html>
+"#;
+    const HEADER_HTML: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<html>
+ <head>
+  <title>Index of /s</title>
+ </head>
+ <body>
+<pre>
+hdr &lt;b&gt;x&lt;/b&gt; &amp;
+</pre>
+<ul><li><a href="/"> Parent Directory</a></li>
+<li><a href=".hidden"> .hidden</a></li>
+<li><a href="100%25.txt"> 100%.txt</a></li>
+<li><a href="%3ca&amp;b%3e.txt"> &lt;a&amp;b&gt;.txt</a></li>
+<li><a href="a.txt"> a.txt</a></li>
+<li><a href="./a:b"> a:b</a></li>
+<li><a href="file.bak"> file.bak</a></li>
+<li><a href="sub/"> sub/</a></li>
+<li><a href="x%20y.txt"> x y.txt</a></li>
+</ul>
+</body></html>
+"#;
+
+    /// 2024-05-0`day` 12:3`day`:00 UTC.
+    fn at(day: u64) -> Option<SystemTime> {
+        let base = 1_714_521_600; // 2024-05-01 00:00:00 UTC
+        Some(
+            UNIX_EPOCH
+                + Duration::from_secs(base + (day - 1) * 86_400 + 12 * 3600 + (30 + day) * 60),
+        )
+    }
+
+    fn file(name: &str, size: u64, day: u64) -> Entry {
+        let content_type = if name.ends_with(".txt") {
+            Some("text/plain".to_string())
+        } else {
+            None
+        };
+        Entry {
+            name: name.into(),
+            size: Some(size),
+            modified: at(day),
+            content_type,
+            ..Entry::default()
+        }
+    }
+
+    /// The directory listed as `/s/` in the captures (readdir order is
+    /// irrelevant; `.` and `..` come along as they would from readdir).
+    fn tree() -> Vec<Entry> {
+        vec![
+            Entry {
+                name: ".".into(),
+                is_dir: true,
+                ..Entry::default()
+            },
+            file("x y.txt", 2, 8),
+            file("a.txt", 6, 4),
+            Entry {
+                name: "sub".into(),
+                is_dir: true,
+                size: Some(4096),
+                modified: at(7),
+                ..Entry::default()
+            },
+            file(".hidden", 2, 1),
+            file("100%.txt", 2, 2),
+            file("<a&b>.txt", 2, 3),
+            file("a:b", 2, 5),
+            file("file.bak", 2000, 6),
+            Entry {
+                name: "..".into(),
+                is_dir: true,
+                ..Entry::default()
+            },
+        ]
+    }
+
+    fn config(lines: &[&str]) -> IndexConfig {
+        let mut own = IndexConfig::default();
+        for line in lines {
+            let words: Vec<String> = split_words(line);
+            assert!(
+                own.apply_directive(&words[0], &words[1..]).unwrap(),
+                "{line}"
+            );
+        }
+        IndexConfig::default().merge(&own)
+    }
+
+    /// Whitespace-separated words, double quotes grouping (enough for
+    /// these tests).
+    fn split_words(line: &str) -> Vec<String> {
         let mut out = Vec::new();
-        let b = line.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i >= b.len() {
-                break;
-            }
-            let mut w = Vec::new();
-            if b[i] == b'"' {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'"' {
-                        i += 1;
+        let mut cur = String::new();
+        let mut quoted = false;
+        let mut any = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if any {
+                        out.push(std::mem::take(&mut cur));
+                        any = false;
                     }
-                    w.push(b[i]);
-                    i += 1;
                 }
-                i += 1;
-            } else {
-                while i < b.len() && !b[i].is_ascii_whitespace() {
-                    w.push(b[i]);
-                    i += 1;
+                c => {
+                    cur.push(c);
+                    any = true;
                 }
             }
-            out.push(String::from_utf8(w).unwrap());
+        }
+        if any {
+            out.push(cur);
         }
         out
     }
 
-    fn ctype(name: &str) -> Option<String> {
-        let ext = name.rsplit_once('.')?.1;
-        let t = match ext {
-            "html" | "htm" => "text/html",
-            "txt" => "text/plain",
-            "css" => "text/css",
-            _ => return None,
+    fn utc(query: Option<&str>, cfg: &IndexConfig) -> String {
+        let listing = Listing {
+            dir_uri: "/s/",
+            query,
+            entries: tree(),
+            ..Listing::default()
         };
-        Some(t.into())
+        String::from_utf8(render_in(&listing, cfg, Zone::Utc)).unwrap()
     }
 
     #[test]
-    #[ignore]
-    fn against_apache_captures() {
-        let dir = std::path::Path::new("/tmp/ai/site/t");
-        let mut failures = 0;
-        let mut names: Vec<_> = std::fs::read_dir("/tmp/ai/cap")
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "ht"))
+    fn plain_listing_is_apaches() {
+        let cfg = config(&[]);
+        assert_eq!(render("/s/", None, tree(), &cfg), PLAIN_HTML);
+        assert_eq!(cfg.content_type(), CONTENT_TYPE);
+    }
+
+    #[test]
+    fn plain_with_ignore_and_descending_query() {
+        let cfg = config(&["IndexIgnore *.bak .??*"]);
+        assert_eq!(
+            render("/s/", Some("C=N;O=D"), tree(), &cfg),
+            IGNORE_DESC_HTML
+        );
+    }
+
+    #[test]
+    fn index_order_default() {
+        let cfg = config(&["IndexOrderDefault Descending Name"]);
+        assert_eq!(render("/s/", None, tree(), &cfg), ORDER_DEFAULT_HTML);
+    }
+
+    #[test]
+    fn fancy_sorted_by_size() {
+        let cfg = config(&["IndexOptions FancyIndexing"]);
+        assert_eq!(utc(Some("C=S;O=D"), &cfg), FANCY_SIZE_DESC_HTML);
+    }
+
+    #[test]
+    fn fancy_with_pattern_sorted_by_date() {
+        let cfg = config(&["IndexOptions FancyIndexing"]);
+        assert_eq!(utc(Some("C=M;O=D;P=*.txt"), &cfg), FANCY_PATTERN_HTML);
+    }
+
+    #[test]
+    fn html_table_folders_first() {
+        let cfg = config(&["IndexOptions FancyIndexing HTMLTable FoldersFirst"]);
+        assert_eq!(utc(None, &cfg), TABLE_HTML);
+    }
+
+    #[test]
+    fn icons_descriptions_and_version_sort() {
+        let cfg = config(&[
+            "IndexOptions FancyIndexing IconsAreLinks IconHeight",
+            "AddIcon /icons/text.gif .txt",
+            "AddIcon (DIR,/icons/folder.gif) ^^DIRECTORY^^",
+            "AddIcon /icons/blank.gif ^^BLANKICON^^",
+            "AddIcon /icons/back.gif ..",
+            "AddDescription \"<b>Text</b> &amp; more text here\" *.txt",
+            "DefaultIcon /icons/unknown.gif",
+        ]);
+        assert_eq!(utc(Some("V=1"), &cfg), ICONS_HTML);
+    }
+
+    #[test]
+    fn style_sheet_xhtml_alt_classes() {
+        let cfg = config(&[
+            "IndexOptions HTMLTable XHTML AddAltClass SuppressLastModified",
+            "IndexStyleSheet /style.css",
+            "AddAlt TXT *.txt",
+        ]);
+        assert_eq!(utc(Some("F=2"), &cfg), STYLE_XHTML_HTML);
+    }
+
+    #[test]
+    fn text_header_file() {
+        let cfg = config(&["HeaderName HEAD.txt", "IndexIgnore HEAD*"]);
+        let mut entries = tree();
+        entries.push(file("HEAD.txt", 15, 9));
+        let listing = Listing {
+            dir_uri: "/s/",
+            entries,
+            header: Some(Insert::Text(b"hdr <b>x</b> &\n".to_vec())),
+            ..Listing::default()
+        };
+        assert_eq!(
+            String::from_utf8(render_listing(&listing, &cfg)).unwrap(),
+            HEADER_HTML
+        );
+    }
+
+    #[test]
+    fn html_readme_and_suppressed_preamble() {
+        let cfg = config(&["IndexOptions SuppressHTMLPreamble"]);
+        let listing = Listing {
+            dir_uri: "/",
+            header: Some(Insert::Html(b"<p>head</p>\n".to_vec())),
+            readme: Some(Insert::Html(b"<p>readme</p>\n".to_vec())),
+            signature: Some("<address>sig</address>\n".into()),
+            ..Listing::default()
+        };
+        // No preamble, no <h1>, no signature, no closing tags: the HTML
+        // files are trusted to supply them.
+        assert_eq!(
+            String::from_utf8(render_listing(&listing, &cfg)).unwrap(),
+            "<p>head</p>\n<ul></ul>\n<p>readme</p>\n"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped_like_apache() {
+        let href = |s: &str| {
+            let mut v = Vec::new();
+            escape_html(&mut v, &os_escape_path(s.as_bytes(), false));
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(href("<a&b>.txt"), "%3ca&amp;b%3e.txt");
+        assert_eq!(href("100%.txt"), "100%25.txt");
+        assert_eq!(href("a:b"), "./a:b");
+        assert_eq!(href("d:ir/"), "./d:ir/");
+        assert_eq!(href("/x:y/"), "/x:y/");
+        assert_eq!(href("q\"?#.txt"), "q%22%3f%23.txt");
+        assert_eq!(href("é"), "%c3%a9");
+        // Apache's listing of one file per printable character: these are
+        // the ones left alone.
+        let kept: String = (0x20u8..0x7f)
+            .map(char::from)
+            .filter(|c| {
+                let name = format!("f{c}g");
+                *c != '/' && os_escape_path(name.as_bytes(), true) == name.as_bytes()
+            })
             .collect();
-        names.sort();
-        for ht in names {
-            let base = ht.with_extension("");
-            let text = std::fs::read_to_string(&ht).unwrap();
-            let q = std::fs::read_to_string(base.with_extension("q")).unwrap();
-            let want = std::fs::read(base.with_extension("html")).unwrap();
-            let want_ct = std::fs::read_to_string(base.with_extension("ct")).unwrap();
-            let mut own = IndexConfig::default();
-            for line in text.lines() {
-                let w = words(line);
-                if w.is_empty() || w[0] == "Options" {
-                    continue;
-                }
-                assert!(own.apply_directive(&w[0], &w[1..]).unwrap(), "{line}");
+        assert_eq!(
+            kept,
+            "!$&'()*+,-.0123456789:;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+        );
+        let mut text = Vec::new();
+        escape_html(&mut text, b"<a&b>\"'.txt");
+        assert_eq!(text, b"&lt;a&amp;b&gt;&quot;'.txt");
+    }
+
+    #[test]
+    fn title_and_parent_link() {
+        let cfg = config(&[]);
+        let page = render("/m/x&y <z>:1/", None, vec![], &cfg);
+        assert!(page.contains("<title>Index of /m/x&amp;y &lt;z&gt;:1</title>"));
+        assert!(page.contains("<li><a href=\"/m/\"> Parent Directory</a></li>"));
+        let root = render("/", None, vec![], &cfg);
+        assert!(root.contains("<title>Index of /</title>"));
+        assert!(!root.contains("Parent Directory"));
+        assert_eq!(parent_uri("/a/b/"), Some("/a/".into()));
+        assert_eq!(parent_uri("/a/b"), Some("/a/".into()));
+        assert_eq!(parent_uri("/100%/x/"), Some("/100%/".into()));
+        assert_eq!(parent_uri("/"), None);
+        let p = render("/100%/x/", None, vec![], &cfg);
+        assert!(p.contains("<a href=\"/100%25/\"> Parent Directory"));
+    }
+
+    #[test]
+    fn long_names_are_cut_bytewise() {
+        // Apache cuts at byte 20 even inside a UTF-8 sequence.
+        let cfg = config(&["IndexOptions FancyIndexing SuppressLastModified"]);
+        let name = format!("a{}.txt", "é".repeat(12));
+        let listing = Listing {
+            dir_uri: "/d/",
+            entries: vec![Entry {
+                name,
+                size: Some(1),
+                ..Entry::default()
+            }],
+            ..Listing::default()
+        };
+        let page = render_listing(&listing, &cfg);
+        let mut want = b">a".to_vec();
+        want.extend_from_slice("é".repeat(9).as_bytes());
+        want.extend_from_slice(b"\xc3..&gt;</a> ");
+        assert!(page.windows(want.len()).any(|w| w == want.as_slice()));
+    }
+
+    #[test]
+    fn index_ignore_patterns() {
+        let ig = |p: &str, name: &str| is_ignored(name, &[p.to_string()]);
+        assert!(ig("*.bak", "file.bak"));
+        assert!(!ig("*.bak", "file.bak2"));
+        assert!(ig("a*", "a.txt"));
+        assert!(ig("sub", "sub"));
+        assert!(ig("..", ".."));
+        assert!(ig(".*", ".."));
+        // Only the last path segment counts.
+        assert!(ig("zzz/a.txt", "a.txt"));
+        assert!(ig("/abc*", "abcdef"));
+        assert!(!ig("sub/", "sub"));
+        assert!(ig("?.txt", "a.txt") && !ig("?.txt", "ab.txt"));
+        assert!(ig("?.txt", "x.txt"));
+        // No bracket expressions, case-sensitive.
+        assert!(!ig("[a]*", "a.txt"));
+        assert!(!ig("*.BAK", "file.bak"));
+        let cfg = config(&["IndexIgnore .. *.txt"]);
+        let page = render("/s/", None, tree(), &cfg);
+        assert!(!page.contains("Parent Directory") && !page.contains(".txt"));
+        assert!(page.contains("a:b"));
+    }
+
+    #[test]
+    fn sorting() {
+        let cfg = config(&["IndexOptions FancyIndexing"]);
+        let names = |q: Option<&str>, cfg: &IndexConfig| -> Vec<String> {
+            let entries = [
+                "file10.txt",
+                "file2.txt",
+                "File3.txt",
+                "file02.txt",
+                "file1.txt",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| file(n, 10 - i as u64, i as u64 + 1))
+            .collect();
+            let page = render("/d/", q, entries, cfg);
+            page.lines()
+                .filter_map(|l| l.split("<a href=\"").nth(1))
+                .filter_map(|l| l.split('"').next())
+                .filter(|h| h.starts_with('f') || h.starts_with('F'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            names(None, &cfg),
+            [
+                "File3.txt",
+                "file02.txt",
+                "file1.txt",
+                "file10.txt",
+                "file2.txt"
+            ]
+        );
+        assert_eq!(
+            names(Some("V=1"), &cfg),
+            [
+                "File3.txt",
+                "file02.txt",
+                "file1.txt",
+                "file2.txt",
+                "file10.txt"
+            ]
+        );
+        assert_eq!(
+            names(Some("C=S;O=A"), &cfg),
+            [
+                "file1.txt",
+                "file02.txt",
+                "File3.txt",
+                "file2.txt",
+                "file10.txt"
+            ]
+        );
+        assert_eq!(
+            names(Some("C=M;O=D"), &cfg),
+            [
+                "file1.txt",
+                "file02.txt",
+                "File3.txt",
+                "file2.txt",
+                "file10.txt"
+            ]
+        );
+        let ci = config(&["IndexOptions FancyIndexing IgnoreCase"]);
+        assert_eq!(
+            names(None, &ci),
+            [
+                "file02.txt",
+                "file1.txt",
+                "file10.txt",
+                "file2.txt",
+                "File3.txt"
+            ]
+        );
+        // IgnoreClient: the query is not looked at.
+        let ic = config(&["IndexOptions FancyIndexing IgnoreClient"]);
+        assert_eq!(names(Some("C=S;O=A"), &ic), names(None, &cfg));
+        assert!(!render("/d/", None, vec![], &ic).contains("?C="));
+    }
+
+    #[test]
+    fn query_arguments() {
+        let cfg = config(&[]);
+        let q = |s: &str| parse_query(Some(s), &cfg);
+        let a = q("C=S&O=D&F=2&V=1&P=a*");
+        assert_eq!((a.key, a.direction), (b'S', b'D'));
+        assert_eq!(
+            a.opts & (FANCY_INDEXING | TABLE_INDEXING | VERSION_SORT),
+            FANCY_INDEXING | TABLE_INDEXING | VERSION_SORT
+        );
+        assert_eq!(a.colargs, b";F=2;V=1;P=a*");
+        // A syntax error ends the parse; what came before stands.
+        let b = q("O=D;junk;F=1");
+        assert_eq!(
+            (b.key, b.direction, b.opts & FANCY_INDEXING),
+            (b'N', b'D', 0)
+        );
+        assert_eq!(q("C=X;F=1").opts & FANCY_INDEXING, 0);
+        assert_eq!(q("C=NN").key, b'N');
+        // P= is %-decoded, re-escaped in the links, ignored when bad.
+        let c = q("P=%2a.txt&C=N");
+        assert_eq!(c.pattern.as_deref(), Some(&b"*.txt"[..]));
+        assert_eq!(c.colargs, b";P=*.txt");
+        assert_eq!(q("P=%zz;F=1").pattern, None);
+        assert_eq!(q("P=a%2fb").pattern, None);
+        assert_eq!(q("P=a b").colargs, b";P=a%20b");
+        // F=0 turns fancy indexing off.
+        let fancy = config(&["IndexOptions FancyIndexing"]);
+        assert!(render("/s/", Some("F=0"), tree(), &fancy).contains("<ul>"));
+    }
+
+    #[test]
+    fn pattern_matching() {
+        let m = |p: &str, s: &str| fnmatch(p.as_bytes(), s.as_bytes(), true, true);
+        assert!(m("*.txt", "a.txt"));
+        assert!(!m("*.TXT", "a.txt"));
+        assert!(m("[a-c]*", "b.html"));
+        assert!(!m("[!a-c]*", "b.html"));
+        assert!(m("[^a-c]*", "d"));
+        assert!(m("f?le", "file"));
+        // A leading dot needs a literal dot.
+        assert!(!m("*", ".hidden"));
+        assert!(!m("?hidden", ".hidden"));
+        assert!(m(".h*", ".hidden"));
+        assert!(m("a[", "a["));
+        assert!(m("[]]", "]"));
+    }
+
+    #[test]
+    fn index_options_parsing() {
+        let w = |s: &str| split_words(s);
+        let base = IndexOptions::default();
+        assert_eq!(
+            parse_index_options(&w("Bogus"), &base).unwrap_err(),
+            "Invalid directory indexing option"
+        );
+        assert!(parse_index_options(&w("+None"), &base).is_err());
+        assert!(parse_index_options(&w("None FancyIndexing"), &base).is_err());
+        assert!(parse_index_options(&w("NameWidth"), &base).is_err());
+        assert!(parse_index_options(&w("NameWidth=3"), &base).is_err());
+        assert!(parse_index_options(&w("-NameWidth=30"), &base).is_err());
+        assert!(parse_index_options(&w("DescriptionWidth=5"), &base).is_err());
+        let o = parse_index_options(
+            &w("fancyindexing +HTMLTable nAmEwIdTh=* Charset=UTF-8 Type=text/plain"),
+            &base,
+        )
+        .unwrap();
+        assert_eq!(o.content_type(), "text/plain;charset=UTF-8");
+        assert_eq!(
+            parse_index_options(&w("Charset="), &base)
+                .unwrap()
+                .content_type(),
+            "text/html"
+        );
+        assert!(parse_index_options(&w("TrackModified"), &base)
+            .unwrap()
+            .track_modified());
+    }
+
+    /// The merged option bits for a parent and a child context.
+    fn merged(parent: &[&str], child: &[&str]) -> u32 {
+        let ctx = |lines: &[&str]| {
+            let mut c = IndexConfig::default();
+            for l in lines {
+                let w = split_words(l);
+                c.apply_directive(&w[0], &w[1..]).unwrap();
             }
-            let cfg = IndexConfig::default().merge(&own);
-            let mut entries = Vec::new();
-            for e in std::fs::read_dir(dir).unwrap() {
-                let e = e.unwrap();
-                let name = e.file_name().into_string().unwrap();
-                if name == ".htaccess" {
-                    continue;
-                }
-                let md = std::fs::metadata(e.path()).unwrap();
-                let ct = ctype(&name);
-                let mut desc = None;
-                if cfg.options.scan_html_titles() && ct.as_deref() == Some("text/html") {
-                    desc = scan_html_title(&std::fs::read(e.path()).unwrap());
-                }
-                entries.push(Entry {
-                    name,
-                    is_dir: md.is_dir(),
-                    size: Some(md.len()),
-                    modified: md.modified().ok(),
-                    description: desc,
-                    content_type: ct,
-                    content_encoding: None,
-                });
-            }
-            let load = |n: &Option<String>| {
-                n.as_ref().map(|n| {
-                    let body = std::fs::read(dir.join(n)).unwrap();
-                    if n.ends_with(".html") {
-                        Insert::Html(body)
-                    } else {
-                        Insert::Text(body)
-                    }
-                })
-            };
-            let listing = Listing {
-                dir_uri: "/t/",
-                query: if q.is_empty() { None } else { Some(q.as_str()) },
-                entries,
-                header: load(&cfg.header_name),
-                readme: load(&cfg.readme_name),
-                signature: None,
-            };
-            let got = render_in(&listing, &cfg, Zone::Utc);
-            let got_ct = format!("Content-Type: {}", cfg.content_type());
-            if got != want || got_ct.trim() != want_ct.trim() {
-                failures += 1;
-                std::fs::write(base.with_extension("got"), &got).unwrap();
-                eprintln!("MISMATCH {} ({got_ct} vs {want_ct})", base.display());
-            }
+            c
+        };
+        let m = IndexConfig::default()
+            .merge(&ctx(parent))
+            .merge(&ctx(child));
+        m.options.opts & !(OPTION_UNSET | NO_OPTIONS)
+    }
+
+    #[test]
+    fn option_merging_follows_apache() {
+        // Checked against Apache with a parent and a child .htaccess.
+        let f = FANCY_INDEXING;
+        assert_eq!(merged(&["IndexOptions FancyIndexing"], &[]), f);
+        assert_eq!(
+            merged(
+                &["IndexOptions FancyIndexing"],
+                &["IndexOptions +HTMLTable"]
+            ),
+            f | TABLE_INDEXING
+        );
+        assert_eq!(
+            merged(
+                &["IndexOptions FancyIndexing"],
+                &["IndexOptions SuppressSize"]
+            ),
+            SUPPRESS_SIZE
+        );
+        assert_eq!(
+            merged(
+                &["IndexOptions +FancyIndexing +SuppressSize"],
+                &["IndexOptions -SuppressSize +HTMLTable"]
+            ),
+            f | TABLE_INDEXING
+        );
+        // A non-incremental IndexOptions drops the same context's +/-.
+        assert_eq!(
+            merged(
+                &["IndexOptions +FancyIndexing +SuppressSize"],
+                &[
+                    "IndexOptions SuppressLastModified",
+                    "IndexOptions +HTMLTable"
+                ]
+            ),
+            SUPPRESS_LAST_MOD
+        );
+        assert_eq!(
+            merged(
+                &[
+                    "IndexOptions FancyIndexing",
+                    "IndexOptions +HTMLTable -FancyIndexing"
+                ],
+                &[]
+            ),
+            f
+        );
+        assert_eq!(
+            merged(&["IndexOptions FancyIndexing"], &["IndexOptions None"]),
+            0
+        );
+        assert_eq!(
+            merged(
+                &["IndexOptions +FancyIndexing"],
+                &["IndexOptions None", "IndexOptions +HTMLTable"]
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn config_merging() {
+        let mut parent = IndexConfig::default();
+        for l in [
+            "IndexIgnore *.bak",
+            "AddDescription parent *.txt",
+            "HeaderName H",
+            "IndexOrderDefault Descending Size",
+        ] {
+            let w = split_words(l);
+            parent.apply_directive(&w[0], &w[1..]).unwrap();
         }
-        assert_eq!(failures, 0);
+        let mut child = IndexConfig::default();
+        for l in ["IndexIgnore *.tmp", "AddDescription child b.txt"] {
+            let w = split_words(l);
+            child.apply_directive(&w[0], &w[1..]).unwrap();
+        }
+        let m = IndexConfig::default().merge(&parent).merge(&child);
+        assert!(is_ignored("x.bak", &m.ignore) && is_ignored("x.tmp", &m.ignore));
+        assert_eq!(m.header_name.as_deref(), Some("H"));
+        assert_eq!(m.order_default, Some((SortKey::Size, true)));
+        assert_eq!(
+            find_desc(&m.descriptions, "/d/b.txt").as_deref(),
+            Some("child")
+        );
+        assert_eq!(
+            find_desc(&m.descriptions, "/d/a.txt").as_deref(),
+            Some("parent")
+        );
+        child
+            .apply_directive("IndexIgnoreReset", &["on".into()])
+            .unwrap();
+        let m = IndexConfig::default().merge(&parent).merge(&child);
+        assert!(!is_ignored("x.bak", &m.ignore) && is_ignored("x.tmp", &m.ignore));
+    }
+
+    #[test]
+    fn directive_errors() {
+        let mut c = IndexConfig::default();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(c.apply_directive("RewriteRule", &s(&["a", "b"])), Ok(false));
+        assert!(c.apply_directive("IndexIgnore", &[]).is_err());
+        assert!(c.apply_directive("HeaderName", &s(&["a", "b"])).is_err());
+        assert!(c.apply_directive("AddIcon", &s(&["/i.gif"])).is_err());
+        assert_eq!(
+            c.apply_directive("AddIcon", &s(&["(x", ".txt"]))
+                .unwrap_err(),
+            "missing closing paren"
+        );
+        assert!(c
+            .apply_directive("IndexIgnoreReset", &s(&["maybe"]))
+            .is_err());
+        assert!(c.apply_directive("FancyIndexing", &s(&["on"])).is_err());
+        assert_eq!(
+            parse_index_order_default(&s(&["Up", "Name"])).unwrap_err(),
+            "First keyword must be 'Ascending' or 'Descending'"
+        );
+        assert!(parse_index_order_default(&s(&["Ascending", "Colour"])).is_err());
+        assert_eq!(
+            parse_index_order_default(&s(&["ascending", "date"])),
+            Ok((SortKey::Modified, false))
+        );
+        for d in DIRECTIVES {
+            // Every listed name is recognised (arity errors are fine).
+            assert!(!matches!(c.apply_directive(d, &[]), Ok(false)), "{d}");
+        }
+    }
+
+    #[test]
+    fn sizes_like_apr_strfsize() {
+        let cases = [
+            (-1, "  - "),
+            (0, "  0 "),
+            (972, "972 "),
+            (973, "1.0K"),
+            (1500, "1.5K"),
+            (2000, "2.0K"),
+            (9 * 1024 + 972, "9.9K"),
+            (10 * 1024, " 10K"),
+            (5_000_000, "4.8M"),
+            (10_485_765, " 10M"),
+            (3 << 30, "3.0G"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(strfsize(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn html_titles() {
+        assert_eq!(
+            scan_html_title(b"<html><head><TITLE>My\nPage</title>").as_deref(),
+            Some("My Page")
+        );
+        assert_eq!(
+            scan_html_title(b"<title>\r\nx &amp; y").as_deref(),
+            Some("x &amp; y")
+        );
+        assert_eq!(scan_html_title(b"no title here"), None);
+        // Apache's matcher does not retry the byte that broke a partial
+        // match.
+        assert_eq!(scan_html_title(b"<<title>x</title>"), None);
+    }
+
+    #[test]
+    fn descriptions_are_cut_to_the_column() {
+        assert_eq!(
+            terminate_description("abcdefghijklmnopqrstuvwxyz", 0, 23, WidthMode::Unset),
+            b"abcdefghijklmnopqrstuv>"
+        );
+        assert_eq!(
+            terminate_description("<b>bold</b> text", 0, 6, WidthMode::Fixed),
+            b"<b>bold</b> >"
+        );
+        assert_eq!(
+            terminate_description("a &amp; b", 0, 12, WidthMode::Fixed),
+            b"a &amp; b"
+        );
+        assert_eq!(
+            terminate_description("x".repeat(30).as_str(), SUPPRESS_SIZE, 23, WidthMode::Unset)
+                .len(),
+            30
+        );
     }
 }

@@ -268,7 +268,11 @@ fn merge_vary(headers: &mut HeaderMap) {
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
-    for v in existing.iter().map(String::as_str).chain(["Accept-Encoding"]) {
+    for v in existing
+        .iter()
+        .map(String::as_str)
+        .chain(["Accept-Encoding"])
+    {
         for name in v.split(|c: char| c == ',' || c.is_ascii_whitespace()) {
             if !name.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 names.push(name.to_string());
@@ -377,8 +381,8 @@ impl GzipBody {
                 .compress
                 .compress_vec(&input[pos..], out, flush)
                 .map_err(io::Error::other)?;
-            let used = usize::try_from(self.compress.total_in() - in_before)
-                .map_err(io::Error::other)?;
+            let used =
+                usize::try_from(self.compress.total_in() - in_before).map_err(io::Error::other)?;
             pos += used;
             let progressed = used > 0 || out.len() > out_before;
             let room_left = out.len() < out.capacity();
@@ -477,5 +481,359 @@ impl http_body::Body for GzipBody {
 
     fn is_end_stream(&self) -> bool {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+    use http_body::Body as _;
+    use http_body_util::StreamBody;
+    use std::io::Read;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn env(accept: Option<&str>) -> FilterEnv<'_> {
+        FilterEnv {
+            accept_encoding: accept,
+            ..FilterEnv::default()
+        }
+    }
+
+    const HTML: &[(&str, &str)] = &[("content-type", "text/html"), ("content-length", "2414")];
+
+    #[test]
+    fn accept_encoding_decisions() {
+        // Each line was tried on Apache 2.4.71 with a 2414-byte text/html
+        // file and "AddOutputFilterByType DEFLATE text/html text/plain".
+        use Decision::*;
+        let cases = [
+            (None, VaryOnly),
+            (Some("gzip"), Compress),
+            (Some("GZIP"), Compress),
+            (Some("gzip, deflate"), Compress),
+            (Some("deflate, gzip;q=0.5"), Compress),
+            (Some("deflate, gzip"), Compress),
+            (Some("gzip;q=0"), VaryOnly),
+            (Some("gzip ;q=0"), VaryOnly),
+            (Some("gzip; q=0"), VaryOnly),
+            (Some("gzip;q=0.00"), VaryOnly),
+            (Some("gzip;q=0.001"), Compress),
+            (Some("gzip;q=0.0000"), Compress),
+            (Some("gzip;q=0, gzip"), VaryOnly),
+            (Some("x-gzip"), VaryOnly),
+            (Some("*"), VaryOnly),
+            (Some(""), VaryOnly),
+            (Some("br;q=1.0, deflate"), VaryOnly),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(
+                decide(200, &headers(HTML), &env(accept)),
+                want,
+                "{accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_decisions() {
+        use Decision::*;
+        let gz = env(Some("gzip"));
+        assert_eq!(decide(204, &headers(HTML), &gz), Skip);
+        assert_eq!(decide(304, &headers(HTML), &gz), Skip);
+        assert_eq!(decide(101, &headers(HTML), &gz), Skip);
+        // A script's own 404 page is compressed like anything else.
+        assert_eq!(decide(404, &headers(HTML), &gz), Compress);
+        // Known small bodies: 68 bytes stay, 69 are compressed.
+        let small = headers(&[("content-type", "text/plain"), ("content-length", "68")]);
+        assert_eq!(decide(200, &small, &gz), Skip);
+        let small = headers(&[("content-type", "text/plain"), ("content-length", "69")]);
+        assert_eq!(decide(200, &small, &gz), Compress);
+        // Unknown length (streamed): compressed.
+        assert_eq!(
+            decide(200, &headers(&[("content-type", "text/html")]), &gz),
+            Compress
+        );
+        let no_gzip = FilterEnv {
+            no_gzip: true,
+            ..gz
+        };
+        assert_eq!(decide(200, &headers(HTML), &no_gzip), Skip);
+        let partial = headers(&[
+            ("content-type", "text/html"),
+            ("content-range", "bytes 0-9/99"),
+        ]);
+        assert_eq!(decide(206, &partial, &gz), Skip);
+        let only_html = FilterEnv {
+            gzip_only_text_html: true,
+            ..gz
+        };
+        let plain = headers(&[("content-type", "text/plain"), ("content-length", "101")]);
+        assert_eq!(decide(200, &plain, &only_html), Skip);
+        let html_cs = headers(&[("content-type", "text/html; charset=utf-8")]);
+        assert_eq!(decide(200, &html_cs, &only_html), Compress);
+        // Already encoded (no Vary either); identity-like codings are not.
+        let br = headers(&[("content-type", "text/html"), ("content-encoding", "br")]);
+        assert_eq!(decide(200, &br, &gz), Skip);
+        assert_eq!(decide(200, &br, &env(None)), Skip);
+        for enc in ["identity", "7bit", "identity, binary"] {
+            let h = headers(&[("content-type", "text/html"), ("content-encoding", enc)]);
+            assert_eq!(decide(200, &h, &gz), Compress, "{enc}");
+        }
+        let forced = FilterEnv {
+            force_gzip: true,
+            ..env(None)
+        };
+        assert_eq!(decide(200, &headers(HTML), &forced), Compress);
+        let head = FilterEnv {
+            is_head: true,
+            ..gz
+        };
+        assert_eq!(decide(200, &headers(HTML), &head), HeadersOnly);
+        let head_no = FilterEnv {
+            is_head: true,
+            ..env(Some("x-gzip"))
+        };
+        assert_eq!(decide(200, &headers(HTML), &head_no), VaryOnly);
+    }
+
+    #[test]
+    fn type_matching_is_mod_filters() {
+        let types = vec!["text/html".to_string(), "text/plain".to_string()];
+        assert!(type_matches(Some("text/html"), &types));
+        assert!(type_matches(Some("text/html; charset=utf-8"), &types));
+        assert!(type_matches(Some("text/plain;charset=ISO-8859-1"), &types));
+        assert!(type_matches(Some("text/html\tx"), &types));
+        assert!(!type_matches(Some("Text/HTML"), &types));
+        assert!(!type_matches(Some("text/htmlx"), &types));
+        assert!(!type_matches(Some("text/css"), &types));
+        assert!(!type_matches(None, &types));
+        assert!(!type_matches(Some(""), &types));
+    }
+
+    fn response(pairs: &[(&str, &str)], body: Body) -> Response<Body> {
+        let mut r = Response::new(body);
+        *r.headers_mut() = headers(pairs);
+        r
+    }
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn header_rewrites() {
+        let r = response(
+            &[
+                ("content-type", "text/html"),
+                ("content-length", "2414"),
+                ("content-md5", "xyz"),
+                ("etag", "W/\"96e-660f4731d868c\""),
+                ("vary", "Cookie"),
+            ],
+            super::super::full_body(vec![b'a'; 2414]),
+        );
+        let r = apply(r, Decision::Compress);
+        let h = r.headers();
+        assert_eq!(all(h, "content-encoding"), ["gzip"]);
+        assert_eq!(all(h, "vary"), ["Cookie,Accept-Encoding"]);
+        assert_eq!(all(h, "etag"), ["W/\"96e-660f4731d868c-gzip\""]);
+        assert!(h.get("content-length").is_none() && h.get("content-md5").is_none());
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, vec![b'a'; 2414]);
+
+        // Vary: de-duplicated across lines, case-insensitively, first
+        // spelling kept; an ETag without quotes is left alone.
+        let r = response(
+            &[
+                ("vary", "User-Agent, accept-encoding"),
+                ("vary", "user-agent"),
+                ("etag", "abc"),
+                ("content-encoding", "identity"),
+            ],
+            super::super::empty_body(),
+        );
+        let r = apply(r, Decision::HeadersOnly);
+        let h = r.headers();
+        assert_eq!(all(h, "vary"), ["User-Agent,accept-encoding"]);
+        assert_eq!(all(h, "etag"), ["abc"]);
+        assert_eq!(all(h, "content-encoding"), ["gzip"]);
+        // HEAD: the body is not touched.
+        assert!(r.into_body().collect().await.unwrap().to_bytes().is_empty());
+
+        let r = response(
+            &[("content-length", "2414"), ("etag", "\"x\"")],
+            super::super::empty_body(),
+        );
+        let r = apply(r, Decision::VaryOnly);
+        let h = r.headers();
+        assert_eq!(all(h, "vary"), ["Accept-Encoding"]);
+        assert_eq!(all(h, "content-length"), ["2414"]);
+        assert_eq!(all(h, "etag"), ["\"x\""]);
+        assert!(h.get("content-encoding").is_none());
+
+        let r = response(&[("content-length", "5")], super::super::empty_body());
+        let r = apply(r, Decision::Skip);
+        assert!(r.headers().get("vary").is_none());
+    }
+
+    /// Pseudo-random but compressible text.
+    fn sample(len: usize) -> Vec<u8> {
+        let words = [
+            &b"lorem "[..],
+            b"ipsum ",
+            b"dolor\n",
+            b"sit ",
+            b"amet, ",
+            b"<p>",
+        ];
+        let mut x: u32 = 12345;
+        let mut v = Vec::with_capacity(len + 8);
+        while v.len() < len {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            v.extend_from_slice(words[(x >> 16) as usize % words.len()]);
+            if x % 7 == 0 {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn chunked(data: &[u8], sizes: &[usize]) -> Body {
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        let mut i = 0;
+        while pos < data.len() {
+            let n = sizes[i % sizes.len()].min(data.len() - pos);
+            frames.push(Ok::<_, io::Error>(Frame::data(Bytes::copy_from_slice(
+                &data[pos..pos + n],
+            ))));
+            pos += n;
+            i += 1;
+        }
+        StreamBody::new(futures_util::stream::iter(frames)).boxed()
+    }
+
+    #[tokio::test]
+    async fn streamed_round_trip() {
+        // 3 MiB in 64 KiB frames (like a static file); a smaller body in
+        // one frame and in awkward sizes.
+        let big = sample(3 << 20);
+        let small = sample(300_000);
+        for (data, sizes) in [
+            (&big, &[65536][..]),
+            (&small, &[300_000]),
+            (&small, &[1, 7, 4096, 100_000]),
+        ] {
+            let mut body = gzip_body(chunked(data, sizes));
+            let mut gz = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let chunk = frame.unwrap().into_data().unwrap();
+                // Memory stays bounded: no frame bigger than what one input
+                // step can produce.
+                assert!(chunk.len() <= IN_CHUNK + 1024, "{}", chunk.len());
+                gz.extend_from_slice(&chunk);
+            }
+            assert_eq!(&gz[..10], &GZIP_HEADER);
+            assert!(gz.len() < data.len() / 2);
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(&out == data, "round trip with chunks {sizes:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_body_is_valid_gzip() {
+        let gz = gzip_body(super::super::empty_body())
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn errors_are_passed_on() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from(sample(100_000)))),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "backend died",
+            )),
+            Ok(Frame::data(Bytes::from_static(b"never"))),
+        ];
+        let mut body = gzip_body(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+        let mut saw_error = false;
+        while let Some(frame) = body.frame().await {
+            if let Err(e) = frame {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+                saw_error = true;
+            }
+        }
+        assert!(saw_error);
+        assert!(body.is_end_stream());
+    }
+
+    /// A body that gives one chunk and then has nothing more for now.
+    struct Stalls(Option<Bytes>);
+
+    impl http_body::Body for Stalls {
+        type Data = Bytes;
+        type Error = io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            match self.0.take() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[test]
+    fn a_stalled_source_gets_its_data_flushed() {
+        let mut body =
+            gzip_body(Stalls(Some(Bytes::from_static(b"hello, streaming world"))).boxed());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut gz = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(f))) => gz.extend_from_slice(&f.into_data().unwrap()),
+                Poll::Pending => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Everything sent so far inflates to the whole input.
+        let mut inflate = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(100);
+        inflate
+            .decompress_vec(&gz[10..], &mut out, flate2::FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(out, b"hello, streaming world");
     }
 }

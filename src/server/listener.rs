@@ -3,14 +3,36 @@
 //! request handed to a [`Handler`].
 //!
 //! Every connection runs in its own task: its errors are logged at debug
-//! level and end only that connection.  Slow or idle clients are bounded by
-//! the TLS handshake timeout, hyper's HTTP/1 header read timeout (which also
-//! covers idle keep-alive), and an idle timeout for connections with no
-//! request in progress (this covers idle HTTP/2 connections and clients
-//! that stall before the first request line).
+//! level and end only that connection.  What a client may ask of the server
+//! is bounded by [`Limits`] (see `limits.rs` for the values):
+//! - connections: a total cap taken before `accept` (over it the server
+//!   stops accepting until one ends: back-pressure, not accept-and-drop)
+//!   and a per-client cap (over it a new connection is closed at once);
+//! - slow or idle clients: the TLS handshake timeout, hyper's HTTP/1 header
+//!   read timeout (which also covers idle keep-alive), a deadline for the
+//!   first request of every connection (the HTTP/2 preface and the bytes
+//!   hyper's protocol detection waits for have no other), an idle timeout
+//!   for connections with no request in progress and no bytes moving, and
+//!   a body read timeout for HTTP/1 requests whose handler waits for body
+//!   bytes that do not come;
+//! - sizes: request line (414), header fields (431) and declared body (413)
+//!   are checked before the handler runs, with Apache's status pages;
+//!   larger heads are refused by hyper's parser (a bare 431); a chunked
+//!   HTTP/1 body that grows past the body cap closes the connection;
+//! - HTTP/2: concurrent streams, header list size, CONTINUATION frames
+//!   (the h2 crate counts them, ≥ 0.4.4), resets the client makes before
+//!   the server accepted the stream (CVE-2023-44487, rapid reset) and
+//!   resets the client provokes (CVE-2025-8671): past those, GOAWAY.
+//!
+//! Closed without any answer: a connection over the per-client cap, a TLS
+//! handshake or first request that does not come in time, a head that
+//! does not complete within the header timeout (Apache sends 408 there;
+//! hyper has no hook for it), an idle connection, a stalled or oversized
+//! HTTP/1 body, an abusive HTTP/2 connection (after its GOAWAY).
 
+use super::limits::{check_request, ConnLimiter, ConnPermit, Limits, PARSER_MAX_HEADERS};
 use super::status_page::error_response;
-use super::{ConnInfo, Handler};
+use super::{ConnInfo, Handler, HandlerFuture};
 use futures_util::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -20,7 +42,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,22 +51,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// How long a client has to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a complete HTTP/1 request head (and how
-/// long an idle keep-alive connection is kept).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// A connection with no request in progress and no bytes moving for this
-/// long is closed (Apache's default `Timeout`).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the idle check runs.
-const IDLE_CHECK_EVERY: Duration = Duration::from_secs(5);
-/// How long in-flight connections get to finish after shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::limits::{
+    BODY_READ_TIMEOUT, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_BYTES,
+    TLS_HANDSHAKE_TIMEOUT,
+};
+
 /// Pause after an accept error such as EMFILE before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-/// HTTP/2 streams per connection (Apache's `H2MaxSessionStreams`).
-const H2_MAX_STREAMS: u32 = 100;
 
 /// A bound listening socket, plain or TLS.
 pub struct Listener {
@@ -83,33 +96,67 @@ impl Listener {
 struct Shared {
     builder: auto::Builder<TokioExecutor>,
     handler: Arc<dyn Handler>,
+    limits: Limits,
+    limiter: Arc<ConnLimiter>,
 }
 
-fn make_builder() -> auto::Builder<TokioExecutor> {
+fn make_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        // The whole head must fit in the read buffer: past it hyper answers
+        // 431 itself.  hyper's floor for the buffer is 8 KiB.
+        .max_buf_size(limits.max_head_bytes.max(8192))
+        // Room for more fields than allowed, so that a few too many get
+        // our 431 page rather than hyper's bare one.
+        .max_headers(PARSER_MAX_HEADERS.max(limits.max_fields + 1))
+        // Without this hyper reads from the socket while the handler runs
+        // (to notice an early EOF), which the body read timeout could not
+        // tell from waiting for the body; with it a client that shuts down
+        // its sending side after the request still gets its answer.
+        .half_close(true)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_STREAMS);
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+        .max_local_error_reset_streams(limits.h2_max_local_error_resets)
+        .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
     builder
 }
 
-/// When bytes last moved on a connection.
-struct Activity {
+/// What the connection loop watches: when bytes last moved, whether hyper
+/// is waiting for the client, how much was read for the current request.
+struct ConnState {
     start: Instant,
+    /// Milliseconds since `start` when bytes last moved.
     last_ms: AtomicU64,
+    /// 0 when hyper is not waiting for the client's bytes, else 1 + the
+    /// millisecond at which a read first found nothing to read.
+    read_wait: AtomicU64,
+    /// Bytes read since the current request's head was handed over.
+    request_bytes: AtomicU64,
+    /// Past this many bytes for one HTTP/1 request, reading fails.
+    max_request_bytes: u64,
+    /// The connection speaks HTTP/1 (known from its first request).
+    h1: AtomicBool,
+    /// Requests seen on this connection.
+    requests: AtomicU64,
 }
 
-impl Activity {
-    fn new() -> Activity {
-        Activity {
+impl ConnState {
+    fn new(max_request_bytes: u64) -> ConnState {
+        ConnState {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            read_wait: AtomicU64::new(0),
+            request_bytes: AtomicU64::new(0),
+            max_request_bytes,
+            h1: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -125,6 +172,47 @@ impl Activity {
         let last = self.last_ms.load(Ordering::Relaxed);
         Duration::from_millis(self.elapsed_ms().saturating_sub(last))
     }
+
+    /// A read found nothing: hyper now waits for the client (kept from the
+    /// first such read until bytes come).
+    fn read_pending(&self) {
+        let now = self.elapsed_ms().saturating_add(1);
+        let _ = self
+            .read_wait
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A read returned (bytes or EOF): nobody waits any more.
+    fn read_ready(&self) {
+        self.read_wait.store(0, Ordering::Relaxed);
+    }
+
+    /// How long hyper has been waiting for the client's bytes.
+    fn waiting_for_client(&self) -> Duration {
+        match self.read_wait.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.elapsed_ms().saturating_sub(since - 1)),
+        }
+    }
+
+    /// Counts `n` bytes read; true when an HTTP/1 request went over the
+    /// body cap with them.
+    fn count_read(&self, n: usize) -> bool {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let total = self
+            .request_bytes
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        total > self.max_request_bytes && self.h1.load(Ordering::Relaxed)
+    }
+
+    /// A request head was handed over.
+    fn request_started(&self, version: http::Version) {
+        self.request_bytes.store(0, Ordering::Relaxed);
+        self.h1
+            .store(version < http::Version::HTTP_2, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 enum Stream {
@@ -132,10 +220,10 @@ enum Stream {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// The connection's byte stream, noting activity for the idle check.
+/// The connection's byte stream, reporting to the [`ConnState`].
 struct ConnIo {
     inner: Stream,
-    activity: Arc<Activity>,
+    state: Arc<ConnState>,
 }
 
 impl AsyncRead for ConnIo {
@@ -150,8 +238,25 @@ impl AsyncRead for ConnIo {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.touch();
+        match &res {
+            Poll::Ready(Ok(())) => {
+                this.state.read_ready();
+                let n = buf.filled().len().saturating_sub(before);
+                if n > 0 {
+                    this.state.touch();
+                    if this.state.count_read(n) {
+                        // The body is already larger than any request may
+                        // be; hyper turns this into the end of the
+                        // connection (and an error for the handler).
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "request body over the size limit",
+                        )));
+                    }
+                }
+            }
+            Poll::Pending => this.state.read_pending(),
+            Poll::Ready(Err(_)) => this.state.read_ready(),
         }
         res
     }
@@ -169,7 +274,7 @@ impl AsyncWrite for ConnIo {
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
         };
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
+            this.state.touch();
         }
         res
     }
@@ -185,7 +290,7 @@ impl AsyncWrite for ConnIo {
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         };
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
+            this.state.touch();
         }
         res
     }
@@ -228,12 +333,59 @@ impl Drop for InFlight {
     }
 }
 
-/// Waits until the hard-stop flag is raised (or its sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+/// Waits until the flag is raised (or its sender is gone).
+async fn raised(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// The answer to a request refused by a limit: Apache's status page, and
+/// on HTTP/1 the end of the connection (an unread body may follow the
+/// head, and nothing after it can be trusted to be a request).
+fn refusal(
+    status: http::StatusCode,
+    method: &http::Method,
+    version: http::Version,
+) -> HandlerFuture {
+    let mut resp = error_response(status, method, None);
+    if version < http::Version::HTTP_2 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    Box::pin(std::future::ready(resp))
+}
+
+/// The two stop signals of a connection: `drain` (shutdown began: a
+/// connection still in its TLS handshake is dropped, since it has no
+/// request to finish) and `hard` (the drain is over: everything ends).
+#[derive(Clone)]
+struct Stops {
+    drain: watch::Receiver<bool>,
+    hard: watch::Receiver<bool>,
+}
+
+/// Why the connection loop ended a connection (for the debug log).
+fn end_reason(state: &ConnState, in_flight: usize, limits: &Limits) -> Option<&'static str> {
+    if in_flight == 0 {
+        if state.idle_for() >= limits.idle_timeout {
+            return Some("idle timeout");
+        }
+        if state.requests.load(Ordering::Relaxed) == 0
+            && state.start.elapsed() >= limits.header_read_timeout
+        {
+            return Some("no request within the header read timeout");
+        }
+    } else if state.h1.load(Ordering::Relaxed)
+        && state.waiting_for_client() >= limits.body_read_timeout
+    {
+        return Some("request body stalled");
+    }
+    None
+}
+
 /// One accepted connection, from the TLS handshake to its end.
+#[allow(clippy::too_many_arguments)]
 async fn run_connection(
     stream: TcpStream,
     remote: SocketAddr,
@@ -241,8 +393,12 @@ async fn run_connection(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     watcher: Watcher,
-    mut hard_stop: watch::Receiver<bool>,
+    mut stops: Stops,
+    permit: ConnPermit,
 ) {
+    // Held to the end of the task: the connection counts until then.
+    let _permit = permit;
+    let limits = &shared.limits;
     // Small responses should not wait for Nagle; failure only costs speed.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%remote, error = %e, "cannot set TCP_NODELAY");
@@ -252,10 +408,12 @@ async fn run_connection(
     let (inner, sni) = match tls {
         None => (Stream::Plain(stream), None),
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream));
             let result = tokio::select! {
                 r = handshake => r,
-                _ = stopped(&mut hard_stop) => return,
+                _ = raised(&mut stops.drain) => return,
+                _ = raised(&mut stops.hard) => return,
             };
             match result {
                 Ok(Ok(s)) => {
@@ -281,21 +439,34 @@ async fn run_connection(
         sni,
         trusted_proxy: false,
     });
-    let activity = Arc::new(Activity::new());
+    let state =
+        Arc::new(ConnState::new(limits.max_body_bytes.saturating_add(
+            u64::try_from(limits.max_head_bytes).unwrap_or(u64::MAX),
+        )));
     let io = TokioIo::new(ConnIo {
         inner,
-        activity: Arc::clone(&activity),
+        state: Arc::clone(&state),
     });
     let in_flight = Arc::new(AtomicUsize::new(0));
     let handler = Arc::clone(&shared.handler);
     let counter = Arc::clone(&in_flight);
+    let request_state = Arc::clone(&state);
+    let request_limits = limits.clone();
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        request_state.request_started(req.version());
         let guard = InFlight::enter(&counter);
         let method = req.method().clone();
-        // The handler is the engine's code; a panic in it must cost one
-        // request (a 500), not the connection or the process.
-        let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req, Arc::clone(&info))));
+        let call = match check_request(&req, &request_limits) {
+            Some(status) => {
+                tracing::debug!(%remote, status = status.as_u16(), "request refused by a limit");
+                Ok(refusal(status, &method, req.version()))
+            }
+            // The handler is the engine's code; a panic in it must cost
+            // one request (a 500), not the connection or the process.
+            None => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                handler.handle(req, Arc::clone(&info))
+            })),
+        };
         async move {
             let outcome = match call {
                 Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
@@ -315,8 +486,8 @@ async fn run_connection(
 
     let conn = watcher.watch(shared.builder.serve_connection(io, service));
     tokio::pin!(conn);
-    let mut idle_check = tokio::time::interval(IDLE_CHECK_EVERY);
-    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut check = tokio::time::interval(limits.check_every());
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             res = &mut conn => {
@@ -325,13 +496,13 @@ async fn run_connection(
                 }
                 break;
             }
-            _ = idle_check.tick() => {
-                if in_flight.load(Ordering::Relaxed) == 0 && activity.idle_for() >= IDLE_TIMEOUT {
-                    tracing::debug!(%remote, "closing idle connection");
+            _ = check.tick() => {
+                if let Some(why) = end_reason(&state, in_flight.load(Ordering::Relaxed), limits) {
+                    tracing::debug!(%remote, "closing the connection: {why}");
                     break;
                 }
             }
-            _ = stopped(&mut hard_stop) => {
+            _ = raised(&mut stops.hard) => {
                 tracing::debug!(%remote, "closing connection at the end of the drain");
                 break;
             }
@@ -354,14 +525,43 @@ async fn accept_loop(
     listener: &Listener,
     shared: &Arc<Shared>,
     graceful: &GracefulShutdown,
-    hard_stop: &watch::Receiver<bool>,
+    stops: &Stops,
 ) {
     let fallback_local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut at_cap = false;
     loop {
+        // Room first, then accept: over the cap, clients wait in the
+        // kernel's listen backlog instead of being accepted and dropped.
+        if shared.limiter.available() == 0 && !at_cap {
+            at_cap = true;
+            tracing::warn!(
+                listener = %fallback_local,
+                cap = shared.limits.max_connections,
+                "connection cap reached; not accepting until a connection ends"
+            );
+        }
+        let Some(room) = shared.limiter.room().await else {
+            // The semaphore is never closed; if it were, serve nothing.
+            return std::future::pending().await;
+        };
+        if at_cap {
+            at_cap = false;
+            tracing::info!(listener = %fallback_local, "accepting connections again");
+        }
         match listener.tcp.accept().await {
             Ok((stream, remote)) => {
+                let Some(permit) = shared.limiter.admit(room, remote.ip()) else {
+                    tracing::debug!(
+                        listener = %fallback_local,
+                        %remote,
+                        cap = shared.limits.max_connections_per_ip,
+                        "client over its connection cap; closing"
+                    );
+                    drop(stream);
+                    continue;
+                };
                 // The watcher is taken here, before the task runs, so a
                 // shutdown that starts during the TLS handshake still
                 // waits for (and then gracefully ends) this connection.
@@ -373,7 +573,8 @@ async fn accept_loop(
                     listener.tls.clone(),
                     Arc::clone(shared),
                     watcher,
-                    hard_stop.clone(),
+                    stops.clone(),
+                    permit,
                 ));
             }
             Err(e) if is_connection_error(&e) => {
@@ -388,24 +589,61 @@ async fn accept_loop(
 }
 
 /// Accepts on every listener until `shutdown` resolves, then stops
-/// accepting and drains in-flight connections (graceful, bounded by a drain
-/// timeout of 10 s, after which the remaining connections are closed).
+/// accepting and drains in-flight connections (graceful, bounded by
+/// [`DRAIN_TIMEOUT`], after which the remaining connections are closed).
+/// The limits are the defaults, and the connection caps are shared by
+/// every `serve` of the process.
 pub async fn serve(
     listeners: Vec<Listener>,
     handler: Arc<dyn Handler>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared {
-        builder: make_builder(),
+    serve_inner(
+        listeners,
         handler,
+        shutdown,
+        Limits::default(),
+        ConnLimiter::process_wide(),
+    )
+    .await
+}
+
+/// [`serve`] with other limits, and connection caps of its own.
+pub async fn serve_with_limits(
+    listeners: Vec<Listener>,
+    handler: Arc<dyn Handler>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> io::Result<()> {
+    let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+    serve_inner(listeners, handler, shutdown, limits, limiter).await
+}
+
+async fn serve_inner(
+    listeners: Vec<Listener>,
+    handler: Arc<dyn Handler>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+    limiter: Arc<ConnLimiter>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        builder: make_builder(&limits),
+        handler,
+        limits,
+        limiter,
     });
     let graceful = GracefulShutdown::new();
+    let (drain_tx, drain_rx) = watch::channel(false);
     let (hard_tx, hard_rx) = watch::channel(false);
+    let stops = Stops {
+        drain: drain_rx,
+        hard: hard_rx,
+    };
     {
         let loops = futures_util::future::join_all(
             listeners
                 .iter()
-                .map(|l| accept_loop(l, &shared, &graceful, &hard_rx)),
+                .map(|l| accept_loop(l, &shared, &graceful, &stops)),
         );
         let run = async {
             loops.await;
@@ -419,8 +657,9 @@ pub async fn serve(
     }
     // Stop accepting: the sockets close here.
     drop(listeners);
+    let _ = drain_tx.send(true);
     tracing::debug!(connections = graceful.count(), "shutting down; draining");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(shared.limits.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
@@ -594,5 +833,343 @@ mod tests {
         drop(idle);
         // The listeners are closed.
         assert!(TcpStream::connect(plain_addr).await.is_err());
+    }
+
+    /// Reads the body, then answers with its length (or the error).
+    struct Echo;
+
+    impl Handler for Echo {
+        fn handle(
+            &self,
+            req: http::Request<hyper::body::Incoming>,
+            _conn: Arc<ConnInfo>,
+        ) -> HandlerFuture {
+            use http_body_util::BodyExt;
+            Box::pin(async move {
+                if req.uri().path() == "/slow" {
+                    // A handler busy for a while without reading the body
+                    // (a slow PHP script): not a stalled body.
+                    tokio::time::sleep(Duration::from_millis(900)).await;
+                    return http::Response::new(full_body("slow done"));
+                }
+                match req.into_body().collect().await {
+                    Ok(b) => http::Response::new(full_body(format!("got {}", b.to_bytes().len()))),
+                    Err(e) => http::Response::new(full_body(format!("body error {e}"))),
+                }
+            })
+        }
+    }
+
+    struct Server {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        join: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    impl Server {
+        async fn start(handler: Arc<dyn Handler>, limits: Limits) -> Server {
+            let l = Listener::bind(([127, 0, 0, 1], 0).into(), None)
+                .await
+                .expect("bind");
+            let addr = l.local_addr().expect("addr");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let join = tokio::spawn(serve_with_limits(
+                vec![l],
+                handler,
+                async move {
+                    let _ = rx.await;
+                },
+                limits,
+            ));
+            Server {
+                addr,
+                stop: Some(tx),
+                join,
+            }
+        }
+
+        async fn stop(mut self) {
+            if let Some(tx) = self.stop.take() {
+                let _ = tx.send(());
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(15), self.join).await;
+        }
+    }
+
+    /// Everything the server sends until it closes (or `within` passes:
+    /// then `closed` is false).
+    async fn read_until_close(s: &mut TcpStream, within: Duration) -> (String, bool) {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    return (String::from_utf8_lossy(&out).into_owned(), true)
+                }
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    async fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        // The server may answer (and close) before it has read it all.
+        let _ = s.write_all(raw).await;
+        let (text, closed) = read_until_close(&mut s, T).await;
+        assert!(closed, "the server should close after refusing: {text}");
+        text
+    }
+
+    #[tokio::test]
+    async fn size_limits_get_status_pages() {
+        let server = Server::start(Arc::new(Hello), Limits::default()).await;
+        let a = server.addr;
+
+        let long = format!("/{}", "a".repeat(10 * 1024));
+        let r = exchange(
+            a,
+            format!("GET {long} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 414 "), "{r}");
+        assert!(r.contains("Request-URI Too Long"), "an Apache page: {r}");
+        assert!(r.to_ascii_lowercase().contains("connection: close"), "{r}");
+
+        let big = "b".repeat(10 * 1024);
+        let r = exchange(
+            a,
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+        assert!(r.contains("Request Header Fields Too Large"), "{r}");
+
+        let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let r = exchange(
+            a,
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+        assert!(r.contains("Request Header Fields Too Large"), "{r}");
+
+        // 101 fields (Host and 100 more): one over Apache's limit.
+        let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let r = exchange(
+            a,
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+
+        // Past what hyper buffers: hyper's own 431 (no page).
+        let huge: String = (0..20)
+            .map(|i| format!("X-H{i}: {}\r\n", "c".repeat(8000)))
+            .collect();
+        let r = exchange(
+            a,
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{huge}\r\n").as_bytes(),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+
+        // A declared body over 1 GiB: 413 before a byte of it is read.
+        let r = exchange(
+            a,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741825\r\n\r\nabc",
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
+        assert!(r.contains("Request Entity Too Large"), "{r}");
+
+        // Under every limit: served.
+        let mut s = TcpStream::connect(a).await.expect("connect");
+        let fits = format!("/{}", "a".repeat(8000));
+        let resp = tokio::time::timeout(T, get(&mut s, &fits))
+            .await
+            .expect("in time");
+        assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn chunked_body_past_the_cap_ends_the_connection() {
+        let limits = Limits {
+            max_body_bytes: 1000,
+            max_head_bytes: 8192,
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Echo), limits).await;
+        // Under the cap: read whole.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n")
+            .await;
+        let (r, _) = read_until_close(&mut s, T).await;
+        assert!(r.ends_with("got 16"), "{r}");
+
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("1000\r\n{}\r\n", "z".repeat(0x1000));
+        let mut sent = 0usize;
+        // Keeps sending until the server gives up (bounded: 1 MiB).
+        while sent < (1 << 20) {
+            if s.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let (r, closed) = read_until_close(&mut s, T).await;
+        assert!(closed, "the connection must end: {r}");
+        assert!(
+            !r.contains("got "),
+            "the handler never saw a whole body: {r}"
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn stalled_body_is_aborted_but_a_slow_handler_is_not() {
+        let limits = Limits {
+            body_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Echo), limits).await;
+
+        // 10 of 100 bytes, then nothing.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await;
+        let started = Instant::now();
+        let (r, closed) = read_until_close(&mut s, T).await;
+        assert!(closed && !r.contains("got 100"), "{r}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A body that keeps coming, slowly but within the timeout: read.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        for b in [b"a", b"b", b"c", b"d"] {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let _ = s.write_all(b).await;
+        }
+        let (r, _) = read_until_close(&mut s, T).await;
+        assert!(r.ends_with("got 4"), "{r}");
+
+        // A handler that works for longer than the body timeout without
+        // reading (its body is complete) is left alone, even when the
+        // client has shut down its sending side meanwhile.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await;
+        let _ = s.shutdown().await;
+        let (r, _) = read_until_close(&mut s, T).await;
+        assert!(
+            r.starts_with("HTTP/1.1 200 ") && r.ends_with("slow done"),
+            "{r}"
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_must_bring_its_first_request_in_time() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(400),
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Hello), limits).await;
+        // The HTTP/2 preface, one byte at a time: bytes keep moving (no
+        // idle timeout), hyper's header timer never starts.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let started = Instant::now();
+        let mut closed = false;
+        // 23 of its 24 bytes, 100 ms apart: 2.3 s of trickle.
+        for b in b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r".iter() {
+            if s.write_all(&[*b]).await.is_err() {
+                closed = true;
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(closed, "the trickling connection was not closed");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A slowloris head: hyper's header timeout.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+        let started = Instant::now();
+        let (_, closed) = read_until_close(&mut s, T).await;
+        assert!(closed);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A prompt client is served.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let r = tokio::time::timeout(T, get(&mut s, "/ok"))
+            .await
+            .expect("in time");
+        assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_pending_tls_handshake_does_not_hold_the_drain() {
+        let (certs, key) = crate::tls::self_signed(&[]).expect("cert");
+        let cfg = crate::tls::server_config(certs, key).expect("config");
+        let l = Listener::bind(([127, 0, 0, 1], 0).into(), Some(cfg))
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let join = tokio::spawn(serve_with_limits(
+            vec![l],
+            Arc::new(Hello),
+            async move {
+                let _ = rx.await;
+            },
+            Limits::default(),
+        ));
+        // Connected, never says hello.
+        let _stalled = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let _ = tx.send(());
+        let res = tokio::time::timeout(Duration::from_secs(15), join)
+            .await
+            .expect("stops")
+            .expect("task");
+        assert!(res.is_ok());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod autoindex;
 pub mod compress;
+pub mod limits;
 pub mod listener;
 pub mod mime;
 pub mod quick;
