@@ -223,3 +223,59 @@ root = "static"
         fpm.logs()
     );
 }
+
+/// A hosted site has mod_deflate: `<IfModule mod_deflate.c>` blocks apply
+/// and `AddOutputFilterByType DEFLATE` compresses static files (and PHP's
+/// answers) for clients that accept gzip; `Options +Indexes` lists a
+/// folder without the files the rules deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_sites_compress_and_list_folders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = format!("<html><body>{}</body></html>\n", "hello ".repeat(500));
+    files::write(dir.path(), "site/page.html", &page);
+    files::write(
+        dir.path(),
+        "site/.htaccess",
+        "<IfModule mod_deflate.c>\nAddOutputFilterByType DEFLATE text/html\n</IfModule>\n",
+    );
+    files::write(dir.path(), "site/files/a.txt", "a\n");
+    files::write(dir.path(), "site/files/secret.txt", "s\n");
+    files::write(
+        dir.path(),
+        "site/files/.htaccess",
+        "Options +Indexes\n<Files secret.txt>\nRequire all denied\n</Files>\n",
+    );
+    let toml = r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "web"
+domains = ["web.test"]
+root = "site"
+"#;
+    let path = dir.path().join("htgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let config = Config::parse(&path, toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+
+    let gz = probe::get(http, None, "web.test", "/page.html", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"), "{:?}", gz.headers);
+    assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+    assert!(gz.header("content-length").is_none_or(|l| l != page.len().to_string()));
+    let plain = probe::get(http, None, "web.test", "/page.html", &[]).await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.header("content-encoding").is_none());
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert!(plain.body.contains("hello hello"));
+
+    let listing = probe::get(http, None, "web.test", "/files/", &[]).await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    assert!(listing.body.contains("Index of /files"), "{}", listing.body);
+    assert!(listing.body.contains("a.txt"));
+    assert!(!listing.body.contains("secret.txt"), "{}", listing.body);
+    assert!(!listing.body.contains(".htaccess"), "{}", listing.body);
+    server.shutdown().await;
+}

@@ -63,6 +63,18 @@ pub fn php_server_sections() -> Vec<FilesSection> {
     ]
 }
 
+/// Whether a file name is one Debian's php-fpm config hands to PHP (or
+/// refuses: `.phps`).
+pub fn is_php_file_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or("");
+    let Some((base, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    // case-insensitive: refusing `X.PHP` too is the safe side
+    let ext = ext.to_ascii_lowercase();
+    !base.is_empty() && matches!(ext.as_str(), "php" | "phar" | "phtml" | "phps")
+}
+
 /// Whether a handler name means "run it as PHP" on a site with PHP-FPM.
 ///
 /// `proxy:…` is what Apache configs and `.htaccess` files use with

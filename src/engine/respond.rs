@@ -367,6 +367,15 @@ impl<'a> Main<'a> {
                 let Some(meta) = r.meta.clone() else {
                     return self.error_outcome(Some(r), Stop::status(404));
                 };
+                if self.site.php_source_denied && super::php::is_php_file_name(&r.filename) {
+                    // SECURITY: PHP source (database passwords in
+                    // wp-config.php) is never sent by a site without PHP
+                    tracing::warn!(
+                        "{}: PHP file refused: this site has no php_fpm",
+                        r.filename
+                    );
+                    return self.error_outcome(Some(r), Stop::status(403));
+                }
                 let content_type = self.final_content_type(r);
                 let headers = self.success_headers(r, content_type.as_deref());
                 let file = Outcome::File {

@@ -464,6 +464,8 @@ pub struct Site {
     /// environment's).  Hosted sites have it off, as Debian's
     /// security.conf sets it: TRACE answers 405.
     pub trace_enable: bool,
+    /// See [`Site::deny_php_source`].
+    pub php_source_denied: bool,
 }
 
 /// A site's PHP-FPM pool and what its `.htaccess` files may ask of PHP.
@@ -493,6 +495,7 @@ impl Site {
             pass_client_https_headers: false,
             php: None,
             trace_enable: false,
+            php_source_denied: false,
         }
     }
 
@@ -510,20 +513,11 @@ impl Site {
 
     /// `.php` files answer 403 instead of being sent as they are (a hosted
     /// site without PHP-FPM; quick mode keeps Apache-without-PHP's
-    /// behaviour for the conformance cases).
+    /// behaviour for the conformance cases).  Checked by the handler, not
+    /// as a `<Files>` denial, so that a missing `index.php` still lets
+    /// mod_dir go on to a listing.
     pub fn deny_php_source(&mut self) {
-        let mut base = (*self.server_default).clone();
-        base.files.push(super::config::FilesSection {
-            matcher: super::config::FilesMatcher::Regex(
-                super::pattern::Pattern::new(r".+\.ph(ar|p|ps|tml)$", false)
-                    .expect("static regex"),
-            ),
-            config: Arc::new(super::config::DirConfig {
-                authz: Some(super::access::AuthzBlock::deny_all()),
-                ..Default::default()
-            }),
-        });
-        self.server_default = Arc::new(base);
+        self.php_source_denied = true;
     }
 
     /// Whether `php_value`/`php_flag` lines may be passed to PHP here.
