@@ -45,6 +45,7 @@ pub struct ExplainArgs {
     /// a configured trusted proxy is talking).
     #[arg(long, default_value = "192.0.2.1")]
     pub from: IpAddr,
+    /// `text` for people, `json` for control panels.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Quick mode: ServerName, then ServerAliases (default: the URL's host).
@@ -494,8 +495,11 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
 /// rule or condition an event is about.
 #[derive(Default)]
 struct Sources {
-    files: HashMap<String, Option<HashMap<u32, (String, String)>>>,
+    files: HashMap<String, Option<Directives>>,
 }
+
+/// `(directive name, whole directive text)` by line.
+type Directives = HashMap<u32, (String, String)>;
 
 impl Sources {
     /// `(directive name, whole directive text)` at `line` of `file`.
@@ -528,11 +532,11 @@ impl Sources {
     }
 }
 
-fn read_directives(file: &str) -> Option<HashMap<u32, (String, String)>> {
+fn read_directives(file: &str) -> Option<Directives> {
     let source = std::fs::read(file).ok()?;
     let (parsed, _) = crate::htaccess::parse(&source);
     let mut out = HashMap::new();
-    fn walk(nodes: &[crate::htaccess::Node], out: &mut HashMap<u32, (String, String)>) {
+    fn walk(nodes: &[crate::htaccess::Node], out: &mut Directives) {
         for n in nodes {
             match n {
                 crate::htaccess::Node::Directive(d) => {
@@ -709,11 +713,11 @@ fn render_text(x: &Explained, src: &mut Sources) -> String {
             a.location.as_deref().unwrap_or("")
         ),
         "php" => format!(
-            "answer: PHP-FPM runs {}{} (status {} unless the script sets one)",
+            "answer: PHP-FPM runs {}{}; status {} unless the script sends its own",
             a.script.as_deref().unwrap_or("?"),
             a.note
                 .as_deref()
-                .map(|n| format!(" ({n})"))
+                .map(|n| format!(", {n}"))
                 .unwrap_or_default(),
             a.status
         ),

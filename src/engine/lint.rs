@@ -74,6 +74,11 @@ pub fn lint_source(source: &[u8], config: &DirConfig, opts: &LintOptions) -> Vec
         let rules = sim::Rules {
             rules: &rw.rules,
             base,
+            setenvif: config
+                .set_env_if
+                .iter()
+                .flat_map(|s| s.assignments.iter().map(|(n, _)| n.clone()))
+                .collect(),
         };
         let mut found = scenarios::redirect_loops(&rules);
         found.extend(scenarios::end_needed(&rules));
@@ -377,6 +382,25 @@ mod tests {
         let d = lint(
             "RewriteEngine On\nRewriteCond %{REQUEST_URI} !^/new/\nRewriteRule ^(.*)$ /new/$1 [R=301,L]\n",
         );
+        assert!(!d.iter().any(|d| d.message.contains("loop")), "{d:?}");
+    }
+
+    #[test]
+    fn redirect_after_an_internal_rewrite_loops() {
+        // Symfony's rules without their REDIRECT_STATUS guard; the
+        // Authorization pass-through (an unknown header) must not hide it.
+        let rules = "RewriteCond %{HTTP:Authorization} .+\nRewriteRule ^ - [E=HTTP_AUTHORIZATION:%0]\nRewriteRule ^index\\.php(?:/(.*)|$) /$1 [R=308,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.php [L]\n";
+        let d = lint(&format!("RewriteEngine On\n{rules}"));
+        assert!(has(&d, 4, "is rewritten to `/index.php`"), "{d:?}");
+        assert!(d[0]
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("REDIRECT_STATUS")));
+        let guarded = rules.replace(
+            "RewriteRule ^index",
+            "RewriteCond %{ENV:REDIRECT_STATUS} ^$\nRewriteRule ^index",
+        );
+        let d = lint(&format!("RewriteEngine On\n{guarded}"));
         assert!(!d.iter().any(|d| d.message.contains("loop")), "{d:?}");
     }
 

@@ -89,12 +89,12 @@ impl<'a> Main<'a> {
             && r.filename.len() + 1 == perdir.len()
             && perdir.starts_with(r.filename.as_str())
         {
-            self.note(|| TraceEvent::skipped(&perdir, Skip::NoSlash));
+            self.note(|| TraceEvent::skipped(perdir, Skip::NoSlash));
             return Ok(());
         }
         // C4: END of an earlier round of this request.
         if r.end {
-            self.note(|| TraceEvent::skipped(&perdir, Skip::End));
+            self.note(|| TraceEvent::skipped(perdir, Skip::End));
             return Ok(());
         }
         // C5: mod_rewrite refuses to run without FollowSymLinks.
@@ -103,7 +103,7 @@ impl<'a> Main<'a> {
                 "Options FollowSymLinks and SymLinksIfOwnerMatch are both off, so the RewriteRule directive is also forbidden due to its similar ability to circumvent directory restrictions: {}",
                 r.filename
             );
-            self.note(|| TraceEvent::skipped(&perdir, Skip::NoFollowSymLinks));
+            self.note(|| TraceEvent::skipped(perdir, Skip::NoFollowSymLinks));
             return Err(Stop::status(403));
         }
         // The filename and query before the rules: saved by the list when

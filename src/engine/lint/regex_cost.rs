@@ -12,7 +12,7 @@ use fancy_regex::Expr;
 /// Why `pattern` can be slow on the backtracking engine, if it can.
 pub fn costly(pattern: &str) -> Option<&'static str> {
     let tree = Expr::parse_tree(pattern).ok()?;
-    walk(&tree.expr, false, false)
+    walk(&tree.expr, false)
 }
 
 fn unbounded(hi: usize) -> bool {
@@ -47,7 +47,7 @@ fn repeats(e: &Expr) -> bool {
     }
 }
 
-fn walk(e: &Expr, in_repeat: bool, in_look: bool) -> Option<&'static str> {
+fn walk(e: &Expr, in_repeat: bool) -> Option<&'static str> {
     match e {
         Expr::Repeat { child, hi, .. } => {
             if unbounded(*hi) && hard(child) {
@@ -55,26 +55,26 @@ fn walk(e: &Expr, in_repeat: bool, in_look: bool) -> Option<&'static str> {
                     "a repetition around a look-around or back-reference is retried at every length",
                 );
             }
-            walk(child, in_repeat || unbounded(*hi), in_look)
+            walk(child, in_repeat || unbounded(*hi))
         }
         Expr::LookAround(child, _) => {
             if repeats(child) {
                 return Some("a look-around that repeats (such as `(?=.*x)`) scans the rest of the text at every position");
             }
-            walk(child, in_repeat, true)
+            walk(child, in_repeat)
         }
         Expr::Backref(_) if in_repeat => {
             Some("a back-reference inside a repetition is retried at every length")
         }
-        Expr::Concat(v) | Expr::Alt(v) => v.iter().find_map(|x| walk(x, in_repeat, in_look)),
-        Expr::Group(c) | Expr::AtomicGroup(c) => walk(c, in_repeat, in_look),
+        Expr::Concat(v) | Expr::Alt(v) => v.iter().find_map(|x| walk(x, in_repeat)),
+        Expr::Group(c) | Expr::AtomicGroup(c) => walk(c, in_repeat),
         Expr::Conditional {
             condition,
             true_branch,
             false_branch,
-        } => walk(condition, in_repeat, in_look)
-            .or_else(|| walk(true_branch, in_repeat, in_look))
-            .or_else(|| walk(false_branch, in_repeat, in_look)),
+        } => walk(condition, in_repeat)
+            .or_else(|| walk(true_branch, in_repeat))
+            .or_else(|| walk(false_branch, in_repeat)),
         _ => None,
     }
 }

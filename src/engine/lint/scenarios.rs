@@ -16,16 +16,8 @@ use crate::engine::template::{Named, Piece, Var};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub rule: usize,
-    pub kind: Kind,
     pub message: String,
     pub help: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    RedirectLoop,
-    EndNeeded,
-    AcmeCaught,
 }
 
 const HOSTS: [&str; 2] = ["example.com", "www.example.com"];
@@ -185,11 +177,22 @@ fn follow_redirects(rules: &Rules<'_>, start: Sample) -> Option<Finding> {
     let mut scenario = missing(&cur.path);
     let mut hops = Vec::new();
     for _ in 0..6 {
-        let Played::Redirect { location, rule, .. } = play(rules, &cur, &scenario) else {
+        let Played::Redirect {
+            location,
+            rule,
+            internal,
+        } = play(rules, &cur, &scenario)
+        else {
             return None;
         };
         let next = cur.follow(&location)?;
-        hops.push((cur.clone(), location.clone(), rule));
+        let via = internal.last().map(|s| s.path.clone());
+        hops.push(Hop {
+            from: cur.clone(),
+            location: location.clone(),
+            rule,
+            via,
+        });
         if seen.contains(&next) || hops.len() == 6 {
             return describe_loop(rules, &hops);
         }
@@ -200,10 +203,25 @@ fn follow_redirects(rules: &Rules<'_>, start: Sample) -> Option<Finding> {
     None
 }
 
-fn describe_loop(rules: &Rules<'_>, hops: &[(Sample, String, usize)]) -> Option<Finding> {
+/// One redirect of a chain: the request, where it was sent, by which rule,
+/// after which internal rewrite (if any).
+#[derive(Clone)]
+struct Hop {
+    from: Sample,
+    location: String,
+    rule: usize,
+    via: Option<String>,
+}
+
+fn describe_loop(rules: &Rules<'_>, hops: &[Hop]) -> Option<Finding> {
     // Blame the rule that redirects the request it sent the client to.
-    let (from, location, rule) = hops.last()?.clone();
-    let (first, first_location, _) = hops.first()?.clone();
+    let Hop {
+        from,
+        location,
+        rule,
+        ..
+    } = hops.last()?.clone();
+    let first = hops.first()?.clone();
     let r = rules.rules.get(rule)?;
     let url = |s: &Sample| {
         format!(
@@ -234,18 +252,27 @@ fn describe_loop(rules: &Rules<'_>, hops: &[(Sample, String, usize)]) -> Option<
                 host.replace('.', "\\.")
             ),
         )
+    } else if let Some(via) = &first.via {
+        (
+            format!(
+                "redirect loop: `{}` is rewritten to `{via}`, which this rule then redirects to `{}`, and the client starts over",
+                url(&first.from),
+                first.location
+            ),
+            "redirect only what the client asked for: add `RewriteCond %{ENV:REDIRECT_STATUS} ^$` before this rule, or end the internal rewrite with [END] instead of [L]".to_string(),
+        )
     } else {
         (
             format!(
-                "redirect loop: `{}` is redirected to `{first_location}`, which this rule redirects again (and so on)",
-                url(&first)
+                "redirect loop: `{}` is redirected to `{}`, which this rule redirects again (and so on)",
+                url(&first.from),
+                first.location
             ),
-            "add a RewriteCond that excludes the target, e.g. `RewriteCond %{REQUEST_URI} !^/new/` for a rule that redirects to `/new/…`".to_string(),
+            "add a RewriteCond that excludes the target (e.g. `RewriteCond %{REQUEST_URI} !^/new/` when the rule redirects to `/new/…`)".to_string(),
         )
     };
     Some(Finding {
         rule,
-        kind: Kind::RedirectLoop,
         message,
         help,
     })
@@ -284,7 +311,6 @@ fn static_force_https(rules: &Rules<'_>) -> Vec<Finding> {
         if own_host && !gated {
             out.push(Finding {
                 rule: i,
-                kind: Kind::RedirectLoop,
                 message: "redirect loop: this force-HTTPS redirect has no HTTPS condition, so requests that already use HTTPS are redirected again".into(),
                 help: "add `RewriteCond %{HTTPS} !=on` on the line before the rule".into(),
             });
@@ -311,7 +337,6 @@ pub fn end_needed(rules: &Rules<'_>) -> Vec<Finding> {
         let first = internal.first().map(|s| s.path.clone()).unwrap_or_default();
         out.push(Finding {
             rule: step.rule,
-            kind: Kind::EndNeeded,
             message: format!(
                 "`[L]` does not stop this rewrite: after the internal redirect to `{first}` the rules run again and rewrite `{}` once more, until the limit of 10 internal redirects (500)",
                 internal.get(1).map(|s| s.path.as_str()).unwrap_or(first.as_str())
@@ -355,7 +380,6 @@ pub fn acme_caught(rules: &Rules<'_>) -> Vec<Finding> {
     };
     vec![Finding {
         rule,
-        kind: Kind::AcmeCaught,
         message: format!(
             "this rule catches `/.well-known/acme-challenge/…` (it {what}): with Apache or another server that does not answer ACME challenges before .htaccess, certificate renewal (HTTP-01) breaks; htgate answers them first in config mode"
         ),

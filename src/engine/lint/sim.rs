@@ -209,6 +209,10 @@ pub struct Step {
 pub struct Rules<'a> {
     pub rules: &'a [RewriteRule],
     pub base: Option<&'a str>,
+    /// Variables the file's SetEnvIf lines may set before the rules run
+    /// (anything else the rules did not set is empty, as in Apache: mod_env
+    /// runs after mod_rewrite's per-directory fixup).
+    pub setenvif: Vec<String>,
 }
 
 /// `LimitInternalRecursion`.
@@ -225,7 +229,7 @@ struct Req {
     path_info: String,
     query: Option<String>,
     env: Vec<(String, Option<String>)>,
-    redirected: bool,
+    setenvif: Vec<String>,
 }
 
 /// What one round over the rules gave.
@@ -258,7 +262,7 @@ pub fn play(rules: &Rules<'_>, sample: &Sample, scenario: &Scenario) -> Played {
         let mut s = sample.clone();
         s.path = path.clone();
         s.query = query.clone();
-        let (mut r, below) = map(&s, &scenario, env.clone(), !internal.is_empty());
+        let (mut r, below) = map(&s, &scenario, env.clone(), rules.setenvif.clone());
         // After an internal redirect into a folder, that folder's own
         // .htaccess (unknown here) may run instead of these rules.
         if below && !internal.is_empty() {
@@ -332,7 +336,7 @@ fn map(
     s: &Sample,
     scenario: &Scenario,
     env: Vec<(String, Option<String>)>,
-    redirected: bool,
+    setenvif: Vec<String>,
 ) -> (Req, bool) {
     let mut below = false;
     let mut filename = format!("{DOCROOT}/");
@@ -380,7 +384,7 @@ fn map(
         filename_known: known,
         path_info,
         env,
-        redirected,
+        setenvif,
     };
     (r, below)
 }
@@ -506,6 +510,16 @@ fn run_round(rules: &Rules<'_>, r: &mut Req, scenario: &Scenario) -> Round {
     }
 }
 
+/// A `-` rule whose only effect is `[E=…]`.
+fn env_only(p: &RewriteRule) -> bool {
+    let f = &p.flags;
+    f.nosub
+        && !f.status_rule
+        && !(f.last || f.end || f.next || f.chain || f.passthrough || f.force_redirect)
+        && f.skip == 0
+        && f.forced_handler.is_none()
+}
+
 enum Fired {
     No,
     NoSub,
@@ -537,6 +551,20 @@ fn apply_rule(p: &RewriteRule, r: &mut Req, scenario: &Scenario) -> Fired {
     }
     match conds(&p.conds, r, &mut refs, scenario) {
         Tri::No => return Fired::No,
+        // A rule that can only set variables (WordPress's and Symfony's
+        // `%{HTTP:Authorization}` pass-through) leaves them unknown; the
+        // request goes on either way.
+        Tri::Maybe if env_only(p) => {
+            for e in &p.flags.env {
+                let (EnvFlag::Set(n, _) | EnvFlag::Unset(n)) = e;
+                let Some(name) = expand(n, r, &refs) else {
+                    return Fired::Unknown;
+                };
+                r.env.retain(|(k, _)| *k != name);
+                r.env.push((name, None));
+            }
+            return Fired::No;
+        }
         Tri::Maybe => return Fired::Unknown,
         Tri::Yes => {}
     }
@@ -737,11 +765,12 @@ fn expand(t: &Template, r: &Req, refs: &Refs) -> Option<String> {
     for piece in &t.pieces {
         match piece {
             Piece::Lit(s) => out.push_str(s),
-            Piece::RuleRef(n) => match &refs.rule {
-                Some((subject, caps)) => out.push_str(&capture_text(subject, caps, *n as usize)),
-                // a negated pattern has no captures: empty
-                None => {}
-            },
+            // a negated pattern has no captures: `$N` is empty
+            Piece::RuleRef(n) => {
+                if let Some((subject, caps)) = &refs.rule {
+                    out.push_str(&capture_text(subject, caps, *n as usize));
+                }
+            }
             Piece::CondRef(n) => match &refs.cond {
                 Some(Some((subject, caps))) => {
                     out.push_str(&capture_text(subject, caps, *n as usize))
@@ -780,9 +809,11 @@ fn var(v: &Var, r: &Req) -> Option<String> {
         }
         Var::Env(n) => match r.env.iter().rev().find(|(k, _)| k == n) {
             Some((_, v)) => v.clone(),
-            // nothing sets REDIRECT_* before an internal redirect
-            None if n.starts_with("REDIRECT_") && !r.redirected => Some(String::new()),
-            None => None,
+            None => {
+                let own = n.strip_prefix("REDIRECT_").unwrap_or(n);
+                let maybe = r.setenvif.iter().any(|x| x == n || x == own);
+                (!maybe).then(String::new)
+            }
         },
         Var::Ssl(n) => Some(if s.https && n.eq_ignore_ascii_case("HTTPS") {
             "on".into()
