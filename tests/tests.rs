@@ -13,6 +13,8 @@ mod support {
 }
 
 mod diagnostics;
+mod explain;
+mod lint;
 mod hosting;
 mod parser_props;
 mod protections;
