@@ -24,9 +24,14 @@ pub enum Provider {
     /// `Require local`: a loopback client, or one connecting from the
     /// server's own address.
     Local,
-    /// `valid-user`, `user`, `group`: no authentication is configured for
-    /// these in htgate yet, so no user is ever known.
-    User,
+    /// `Require valid-user`.
+    ValidUser,
+    /// `Require user a b`.
+    Users(Vec<String>),
+    /// `Require group g` (AuthGroupFile).
+    Groups(Vec<String>),
+    /// `Require file-owner` / `file-group`: not supported, never granted.
+    FileOwner,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,9 @@ pub enum Decision {
     Granted,
     Denied,
     Neutral,
+    /// Denied, but an authenticated user might be granted
+    /// (`AUTHZ_DENIED_NO_USER`): authentication is asked for.
+    DeniedNoUser,
 }
 
 /// What authorization needs to know about the request.
@@ -73,6 +81,14 @@ pub trait AuthzRequest {
         None
     }
     fn env(&self, name: &str) -> Option<String>;
+    /// The authenticated user (`r->user`), if any.
+    fn user(&self) -> Option<String> {
+        None
+    }
+    /// Whether the authenticated user is in `group` (AuthGroupFile).
+    fn in_group(&mut self, _group: &str) -> bool {
+        false
+    }
     fn eval_expr(&mut self, e: &expr::Expr) -> bool;
 }
 
@@ -142,14 +158,12 @@ impl AuthzBlock {
             } else {
                 match item {
                     AuthzItem::Require { negate, provider } => {
-                        let granted = provider_matches(provider, req);
-                        match (negate, granted) {
-                            (false, true) => Decision::Granted,
-                            (false, false) => Decision::Denied,
+                        match (negate, provider_result(provider, req)) {
+                            (false, d) => d,
                             // `Require not X`: denies when X matches,
                             // neutral otherwise.
-                            (true, true) => Decision::Denied,
-                            (true, false) => Decision::Neutral,
+                            (true, Decision::Granted) => Decision::Denied,
+                            (true, _) => Decision::Neutral,
                         }
                     }
                     AuthzItem::Block(b) => b.apply(req, all),
@@ -158,12 +172,16 @@ impl AuthzBlock {
             if child == Decision::Neutral {
                 continue;
             }
+            // mod_authz_core apply_authz_sections: DENIED_NO_USER is kept
+            // when providing a user may still change the result.
             if all {
                 if child == Decision::Denied {
                     result = child;
                     break;
                 }
-                if result == Decision::Neutral {
+                if (child == Decision::DeniedNoUser && result != Decision::Denied)
+                    || result == Decision::Neutral
+                {
                     result = child;
                 }
             } else {
@@ -171,7 +189,9 @@ impl AuthzBlock {
                     result = child;
                     break;
                 }
-                if result == Decision::Neutral {
+                if (child == Decision::DeniedNoUser && result == Decision::Denied)
+                    || result == Decision::Neutral
+                {
                     result = child;
                 }
             }
@@ -194,6 +214,35 @@ fn item_limited_to(limit: &Option<MethodLimit>, item: &AuthzItem, method: &str) 
     }
 }
 
+/// One `Require` provider's answer.
+fn provider_result(p: &Provider, req: &mut dyn AuthzRequest) -> Decision {
+    let user_needed = matches!(
+        p,
+        Provider::ValidUser | Provider::Users(_) | Provider::Groups(_) | Provider::FileOwner
+    );
+    if user_needed {
+        let Some(user) = req.user() else {
+            return Decision::DeniedNoUser;
+        };
+        let granted = match p {
+            Provider::ValidUser => true,
+            Provider::Users(list) => list.iter().any(|u| *u == user),
+            Provider::Groups(list) => list.iter().any(|g| req.in_group(g)),
+            _ => false,
+        };
+        return if granted {
+            Decision::Granted
+        } else {
+            Decision::Denied
+        };
+    }
+    if provider_matches(p, req) {
+        Decision::Granted
+    } else {
+        Decision::Denied
+    }
+}
+
 fn provider_matches(p: &Provider, req: &mut dyn AuthzRequest) -> bool {
     match p {
         Provider::All(g) => *g,
@@ -213,7 +262,9 @@ fn provider_matches(p: &Provider, req: &mut dyn AuthzRequest) -> bool {
             let ip = req.remote_ip();
             ip.is_loopback() || req.local_ip() == Some(ip)
         }
-        Provider::User => false,
+        Provider::ValidUser | Provider::Users(_) | Provider::Groups(_) | Provider::FileOwner => {
+            false
+        }
     }
 }
 

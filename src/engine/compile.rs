@@ -1152,11 +1152,43 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 _ => diags.push(err("Satisfy must be All or Any".into())),
             }
         }
-        "authtype" | "authname" | "authuserfile" | "authbasicprovider" | "authmerging" => diags
-            .push(warn_ignored(
-                d,
-                "HTTP authentication is not implemented yet; `Require valid-user` denies everyone",
-            )),
+        // ---- HTTP Basic authentication ----
+        "authtype" | "authname" | "authuserfile" | "authgroupfile" => {
+            let w = words(d);
+            let Some(v) = w.first().cloned() else {
+                diags.push(err(format!("{} needs a value", d.name)));
+                return;
+            };
+            let a = ctx.config.auth.get_or_insert_with(Default::default);
+            match lname.as_str() {
+                "authtype" => {
+                    if v.eq_ignore_ascii_case("none") {
+                        a.auth_type = Some(None);
+                    } else if v.eq_ignore_ascii_case("basic") {
+                        a.auth_type = Some(Some("Basic".into()));
+                    } else {
+                        diags.push(err(format!(
+                            "AuthType `{v}` is not supported: htgate has Basic authentication (Digest needs mod_auth_digest)"
+                        )));
+                    }
+                }
+                "authname" => a.name = Some(v),
+                "authuserfile" => a.user_file = Some(v),
+                _ => a.group_file = Some(v),
+            }
+        }
+        "authbasicprovider" => {
+            for p in words(d) {
+                if !p.eq_ignore_ascii_case("file") {
+                    diags.push(err(format!(
+                        "authentication provider `{p}` is not available: htgate has `file` (AuthUserFile)"
+                    )));
+                }
+            }
+        }
+        "authmerging" | "authbasicauthoritative" | "authzuserauthoritative" => {
+            diags.push(warn_ignored(d, "htgate keeps Apache's default for this"))
+        }
         // ---- mod_autoindex, mod_ssl and other accepted-but-inert directives ----
         // ---- mod_autoindex ----
         n if crate::server::autoindex::DIRECTIVES
@@ -1534,7 +1566,10 @@ fn parse_require(w: &[String]) -> Result<AuthzItem, String> {
                 expr::parse_bool(&text).map_err(|e| format!("cannot parse expression: {e}"))?,
             ))
         }
-        "valid-user" | "user" | "group" | "file-owner" | "file-group" => Provider::User,
+        "valid-user" => Provider::ValidUser,
+        "user" => Provider::Users(rest.to_vec()),
+        "group" => Provider::Groups(rest.to_vec()),
+        "file-owner" | "file-group" => Provider::FileOwner,
         other => return Err(format!("unknown authorization provider `{other}`")),
     };
     Ok(AuthzItem::Require { negate, provider })

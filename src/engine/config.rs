@@ -180,6 +180,18 @@ pub struct DirConfig {
     /// `AddOutputFilterByType DEFLATE type…` (types, lower-case) and
     /// `SetOutputFilter DEFLATE` / `RemoveOutputFilter` (Some(true/false)).
     pub deflate: Option<DeflateConf>,
+    /// `AuthType`, `AuthName`, `AuthUserFile`, `AuthGroupFile`.
+    pub auth: Option<AuthConf>,
+}
+
+/// HTTP authentication settings (each one overrides the parent's).
+#[derive(Debug, Clone, Default)]
+pub struct AuthConf {
+    /// `AuthType Basic` / `None` (Some(None)).
+    pub auth_type: Option<Option<String>>,
+    pub name: Option<String>,
+    pub user_file: Option<String>,
+    pub group_file: Option<String>,
 }
 
 impl DirConfig {
@@ -239,6 +251,7 @@ pub struct Merged {
     pub php_values: Vec<PhpSetting>,
     pub index: crate::server::autoindex::IndexConfig,
     pub deflate: DeflateConf,
+    pub auth: AuthConf,
 }
 
 /// mod_rewrite's merged per-dir config (`rewrite_perdir_conf`).
@@ -303,6 +316,7 @@ impl Merged {
             ifs: Vec::new(),
             php_values: Vec::new(),
             index: Default::default(),
+            auth: AuthConf::default(),
             deflate: DeflateConf::default(),
         }
     }
@@ -372,6 +386,20 @@ impl Merged {
         m.php_values.extend(child.php_values.iter().cloned());
         if let Some(ix) = &child.index {
             m.index = m.index.merge(ix);
+        }
+        if let Some(a) = &child.auth {
+            if a.auth_type.is_some() {
+                m.auth.auth_type = a.auth_type.clone();
+            }
+            if a.name.is_some() {
+                m.auth.name = a.name.clone();
+            }
+            if a.user_file.is_some() {
+                m.auth.user_file = a.user_file.clone();
+            }
+            if a.group_file.is_some() {
+                m.auth.group_file = a.group_file.clone();
+            }
         }
         if let Some(df) = &child.deflate {
             // mod_filter: AddOutputFilterByType adds to the parent's list.

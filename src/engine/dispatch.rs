@@ -301,6 +301,7 @@ impl<'a> Main<'a> {
             request_time: std::time::SystemTime::now(),
             htaccess_seen: Default::default(),
             trace: None,
+            user: None,
         }
     }
 }

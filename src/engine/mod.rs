@@ -5,6 +5,7 @@
 //! `rewrite_exec`, `respond`).
 
 pub mod access;
+pub mod auth;
 pub mod compile;
 pub mod config;
 pub mod dispatch;

@@ -246,6 +246,10 @@ pub fn cgi_params(main: &Main<'_>, r: &Req, php_value: Option<String>) -> Vec<(S
     set(&mut p, "SERVER_ADMIN", "[no address given]".to_string());
     set(&mut p, "SCRIPT_FILENAME", r.filename.clone());
     set(&mut p, "REMOTE_PORT", main.remote.port().to_string());
+    if let Some(user) = &main.user {
+        set(&mut p, "REMOTE_USER", user.clone());
+        set(&mut p, "AUTH_TYPE", "Basic".to_string());
+    }
     for (k, v) in &r.env {
         set(&mut p, k, v.clone());
     }

@@ -60,6 +60,9 @@ pub struct Main<'a> {
     /// `htgate explain`'s record of the request; `None` when serving, so
     /// that each record point is one branch.
     pub trace: Option<super::trace::Trace>,
+    /// The user HTTP authentication established (`r->user`, shared with
+    /// sub-requests and internal redirects).
+    pub user: Option<String>,
 }
 
 /// The handler a request ends with.
@@ -517,12 +520,113 @@ impl<'a> Main<'a> {
         }
         if let Some(authz) = &conf.authz {
             let mut a = AuthzAdapter { main: self, r };
-            if authz.check(&mut a) != super::access::Decision::Granted {
-                self.note(|| TraceEvent::denied("Require (mod_authz_core)"));
-                return Err(Stop::status(403));
+            match authz.check(&mut a) {
+                super::access::Decision::Granted => {}
+                super::access::Decision::DeniedNoUser if self.user.is_none() => {
+                    // `authorize_userless_request` declined: authenticate,
+                    // then authorize again with the user
+                    self.authenticate(r, &conf)?;
+                    let mut a = AuthzAdapter { main: self, r };
+                    if authz.check(&mut a) != super::access::Decision::Granted {
+                        self.note(|| TraceEvent::denied("Require with the authenticated user"));
+                        self.auth_challenge(&conf);
+                        return Err(Stop::status(401));
+                    }
+                }
+                super::access::Decision::DeniedNoUser => {
+                    self.note(|| TraceEvent::denied("Require with the authenticated user"));
+                    self.auth_challenge(&conf);
+                    return Err(Stop::status(401));
+                }
+                _ => {
+                    self.note(|| TraceEvent::denied("Require (mod_authz_core)"));
+                    return Err(Stop::status(403));
+                }
             }
         }
         Ok(())
+    }
+
+    /// mod_auth_basic + mod_authn_file: the user of a valid `Basic`
+    /// Authorization header, else 401 with the challenge (500 when the
+    /// folder's auth configuration is incomplete, as Apache).
+    fn authenticate(&mut self, r: &mut Req, conf: &Merged) -> Result<(), Stop> {
+        let auth = &conf.auth;
+        let Some(Some(_)) = &auth.auth_type else {
+            tracing::error!(
+                "{}: Require needs a user but no AuthType is set (AuthType Basic)",
+                r.filename
+            );
+            return Err(Stop::status(500));
+        };
+        if auth.name.is_none() {
+            tracing::error!("{}: AuthType Basic needs an AuthName", r.filename);
+            return Err(Stop::status(500));
+        }
+        let Some(file) = auth.user_file.clone() else {
+            tracing::error!("{}: AuthType Basic needs an AuthUserFile", r.filename);
+            return Err(Stop::status(500));
+        };
+        let header = self
+            .headers_in
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::auth::basic_credentials);
+        let Some((user, password)) = header else {
+            self.auth_challenge(conf);
+            return Err(Stop::status(401));
+        };
+        let path = self.site_path(&file);
+        let table = match super::auth::load(&path, self.site_uid(), super::auth::parse_passwords) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("AuthUserFile {}: {e}", path.display());
+                return Err(Stop::status(500));
+            }
+        };
+        let ok = table
+            .entries
+            .get(&user)
+            .is_some_and(|hash| super::auth::verify(&password, hash));
+        if !ok {
+            tracing::info!("user {user:?}: authentication failure for {}", r.uri);
+            self.auth_challenge(conf);
+            return Err(Stop::status(401));
+        }
+        self.user = Some(user);
+        Ok(())
+    }
+
+    /// `WWW-Authenticate: Basic realm="…"` (kept on the error answer).
+    fn auth_challenge(&mut self, conf: &Merged) {
+        let realm = conf.auth.name.clone().unwrap_or_default();
+        let realm = realm.replace('\\', "\\\\").replace('"', "\\\"");
+        self.err_headers_out
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("www-authenticate"));
+        self.err_headers_out
+            .push(("WWW-Authenticate".into(), format!("Basic realm=\"{realm}\"")));
+    }
+
+    /// A path from a site's `.htaccess` (AuthUserFile): absolute as
+    /// written, else relative to the folder above the document root.
+    /// Apache resolves it against its ServerRoot, which a hosted site has
+    /// no say over; the folder above `public_html` is the account's home
+    /// on most hosts (and the reference environment's ServerRoot).
+    fn site_path(&self, p: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(p);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let root = std::path::Path::new(&self.site.docroot);
+        root.parent().unwrap_or(root).join(path)
+    }
+
+    /// The owner of the site's document root: password and group files
+    /// must be theirs (or root's).
+    fn site_uid(&self) -> u32 {
+        std::fs::metadata(&self.site.docroot)
+            .map(|m| m.uid())
+            .unwrap_or(0)
     }
 
     /// mod_mime's type checker: the content type from the file name.
@@ -961,6 +1065,26 @@ impl super::access::AuthzRequest for AuthzAdapter<'_, '_, '_> {
     }
     fn local_ip(&self) -> Option<IpAddr> {
         Some(self.main.local.ip())
+    }
+    fn user(&self) -> Option<String> {
+        self.main.user.clone()
+    }
+    fn in_group(&mut self, group: &str) -> bool {
+        let Some(user) = self.main.user.clone() else {
+            return false;
+        };
+        let Some(file) = self.r.conf.auth.group_file.clone() else {
+            tracing::error!("Require group {group}: no AuthGroupFile is set");
+            return false;
+        };
+        let path = self.main.site_path(&file);
+        match super::auth::load(&path, self.main.site_uid(), super::auth::parse_groups) {
+            Ok(t) => super::auth::in_group(&t, group, &user),
+            Err(e) => {
+                tracing::error!("AuthGroupFile {}: {e}", path.display());
+                false
+            }
+        }
     }
     fn env(&self, name: &str) -> Option<String> {
         self.r.env_get(name).map(str::to_string)

@@ -198,6 +198,7 @@ pub fn run_traced(
         request_time: std::time::SystemTime::now(),
         htaccess_seen: Default::default(),
         trace,
+        user: None,
     };
     let outcome = match Req::new(site, &head.target) {
         Ok(mut r) => main.run_chain(&mut r),

@@ -783,7 +783,15 @@ impl<'a> Main<'a> {
         match n {
             RemoteAddr | RemoteHost | ConnRemoteAddr => self.remote.ip().to_string(),
             RemotePort => self.remote.port().to_string(),
-            RemoteUser | RemoteIdent | AuthType => String::new(),
+            RemoteUser => self.user.clone().unwrap_or_default(),
+            AuthType => {
+                if self.user.is_some() {
+                    "Basic".to_string()
+                } else {
+                    String::new()
+                }
+            }
+            RemoteIdent => String::new(),
             RequestMethod => self.method.clone(),
             ScriptFilename | RequestFilename => r.filename.clone(),
             PathInfo => r.path_info.clone(),

@@ -1,0 +1,299 @@
+//! HTTP Basic authentication as Apache's mod_auth_basic, mod_authn_file
+//! and mod_authz_groupfile do it: `AuthType Basic`, `AuthName`,
+//! `AuthUserFile` (htpasswd: bcrypt, Apache's MD5 `$apr1$`, `{SHA}`,
+//! crypt(3) `$1$`/`$5$`/`$6$`/DES), `AuthGroupFile`.
+//!
+//! Password and group files are read once and kept until their size or
+//! modification time changes (Apache reads them on every request).
+
+use md5::{Digest, Md5};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+/// Files remembered at most (a customer cannot grow this without bound).
+const MAX_CACHED_FILES: usize = 4096;
+/// Bigger password or group files are refused (a mistake, or an attack).
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A parsed password file (`user:hash`) or group file (`group: u1 u2`).
+#[derive(Debug, Default)]
+pub struct Table {
+    pub entries: HashMap<String, String>,
+}
+
+type Key = (u64, Option<SystemTime>, u64);
+
+fn cache() -> &'static Mutex<HashMap<PathBuf, (Key, Arc<Table>)>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (Key, Arc<Table>)>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Why a file cannot be used.
+#[derive(Debug)]
+pub enum FileError {
+    Unreadable(String),
+    /// SECURITY: on a shared host a customer's `AuthUserFile` must be the
+    /// site owner's own file, not another account's or the system's.
+    WrongOwner { file_uid: u32, site_uid: u32 },
+    TooBig,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileError::Unreadable(e) => write!(f, "cannot be read: {e}"),
+            FileError::WrongOwner { file_uid, site_uid } => write!(
+                f,
+                "is owned by uid {file_uid}, not by the site's owner (uid {site_uid})"
+            ),
+            FileError::TooBig => write!(f, "is larger than {MAX_FILE_BYTES} bytes"),
+        }
+    }
+}
+
+/// Reads `path` (cached by inode, size and mtime), parsed with `parse`.
+pub fn load(
+    path: &Path,
+    site_uid: u32,
+    parse: fn(&str) -> Table,
+) -> Result<Arc<Table>, FileError> {
+    let meta = std::fs::metadata(path).map_err(|e| FileError::Unreadable(e.to_string()))?;
+    if meta.uid() != site_uid && meta.uid() != 0 {
+        return Err(FileError::WrongOwner {
+            file_uid: meta.uid(),
+            site_uid,
+        });
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(FileError::TooBig);
+    }
+    let key = (meta.ino(), meta.modified().ok(), meta.len());
+    if let Ok(c) = cache().lock() {
+        if let Some((k, t)) = c.get(path) {
+            if *k == key {
+                return Ok(t.clone());
+            }
+        }
+    }
+    let text = std::fs::read(path).map_err(|e| FileError::Unreadable(e.to_string()))?;
+    let table = Arc::new(parse(&String::from_utf8_lossy(&text)));
+    if let Ok(mut c) = cache().lock() {
+        if c.len() >= MAX_CACHED_FILES {
+            c.clear();
+        }
+        c.insert(path.to_path_buf(), (key, table.clone()));
+    }
+    Ok(table)
+}
+
+/// An htpasswd file: `user:hash` lines; `#` comments and blank lines
+/// skipped (as `ap_cfg_getline` + authn_file do).
+pub fn parse_passwords(text: &str) -> Table {
+    let mut entries = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((user, hash)) = line.split_once(':') {
+            // the first entry for a user wins (authn_file stops there)
+            entries
+                .entry(user.to_string())
+                .or_insert_with(|| hash.trim_end().to_string());
+        }
+    }
+    Table { entries }
+}
+
+/// A group file: `group: user user…` lines (a group may span lines).
+pub fn parse_groups(text: &str) -> Table {
+    let mut entries: HashMap<String, String> = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((group, users)) = line.split_once(':') {
+            let e = entries.entry(group.trim().to_string()).or_default();
+            e.push(' ');
+            e.push_str(users.trim());
+        }
+    }
+    Table { entries }
+}
+
+/// Whether `user` is in `group` of a parsed group file.
+pub fn in_group(groups: &Table, group: &str, user: &str) -> bool {
+    groups
+        .entries
+        .get(group)
+        .is_some_and(|users| users.split_whitespace().any(|u| u == user))
+}
+
+/// `apr_password_validate`: the formats Apache's htpasswd writes.
+pub fn verify(password: &str, hash: &str) -> bool {
+    if let Some(rest) = hash.strip_prefix("$apr1$") {
+        let Some((salt, _)) = rest.split_once('$') else {
+            return false;
+        };
+        return constant_time_eq(apr1(password.as_bytes(), salt.as_bytes()).as_bytes(), hash.as_bytes());
+    }
+    if let Some(b64) = hash.strip_prefix("{SHA}") {
+        use base64::Engine;
+        use sha1::Sha1;
+        let digest = Sha1::digest(password.as_bytes());
+        let mine = base64::engine::general_purpose::STANDARD.encode(digest);
+        return constant_time_eq(mine.as_bytes(), b64.as_bytes());
+    }
+    if hash.starts_with('$') || hash.len() == 13 {
+        // bcrypt ($2y$/$2a$/$2b$), MD5-crypt ($1$), SHA-crypt ($5$/$6$)
+        // and traditional DES crypt
+        return pwhash::unix::verify(password, hash);
+    }
+    // Apache accepts plain text only on Windows and NetWare.
+    false
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Apache's MD5 password format (`apr_md5_encode`, the MD5-crypt
+/// algorithm with the `$apr1$` magic).  No maintained crate implements
+/// this variant (pwhash only has `$1$`, which mixes its magic into the
+/// digest), so it is written out here and checked against `htpasswd -m`.
+fn apr1(pw: &[u8], salt: &[u8]) -> String {
+    const MAGIC: &[u8] = b"$apr1$";
+    let salt = &salt[..salt.len().min(8)];
+    let mut ctx = Md5::new();
+    ctx.update(pw);
+    ctx.update(MAGIC);
+    ctx.update(salt);
+    let mut alt = Md5::new();
+    alt.update(pw);
+    alt.update(salt);
+    alt.update(pw);
+    let fin = alt.finalize();
+    let mut left = pw.len();
+    while left > 0 {
+        let n = left.min(16);
+        ctx.update(&fin[..n]);
+        left -= n;
+    }
+    let mut i = pw.len();
+    while i != 0 {
+        if i & 1 != 0 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(&pw[..1.min(pw.len())]);
+        }
+        i >>= 1;
+    }
+    let mut fin = ctx.finalize();
+    for i in 0..1000 {
+        let mut c = Md5::new();
+        if i & 1 != 0 {
+            c.update(pw);
+        } else {
+            c.update(fin);
+        }
+        if i % 3 != 0 {
+            c.update(salt);
+        }
+        if i % 7 != 0 {
+            c.update(pw);
+        }
+        if i & 1 != 0 {
+            c.update(fin);
+        } else {
+            c.update(pw);
+        }
+        fin = c.finalize();
+    }
+    const ITOA64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(37);
+    out.push_str("$apr1$");
+    out.push_str(&String::from_utf8_lossy(salt));
+    out.push('$');
+    let mut to64 = |mut v: u32, n: usize| {
+        for _ in 0..n {
+            out.push(ITOA64[(v & 0x3f) as usize] as char);
+            v >>= 6;
+        }
+    };
+    let f = |i: usize| u32::from(fin[i]);
+    to64((f(0) << 16) | (f(6) << 8) | f(12), 4);
+    to64((f(1) << 16) | (f(7) << 8) | f(13), 4);
+    to64((f(2) << 16) | (f(8) << 8) | f(14), 4);
+    to64((f(3) << 16) | (f(9) << 8) | f(15), 4);
+    to64((f(4) << 16) | (f(10) << 8) | f(5), 4);
+    to64(f(11), 2);
+    out
+}
+
+/// The user and password of a `Basic` Authorization header.
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Made with Apache's own `htpasswd -nb{m,B,s,d,5}`.
+    const FILE: &str = "alice:$apr1$Xt6LuH8u$kY3F80x6Fobdl2o1eL0UU0
+bob:$2y$05$EpLK/0BD3hN9bcPqiGs3n.ptr/zxEzf3LePf3TE5o9hFmFfHnGQOu
+carol:{SHA}QY7lFvHLCVxQ/y8Qp2GSiJwoHzo=
+dave:jX4i34wFHcDkU
+# a comment
+erin:$6$e4bGlM2GiSKKS4vh$OHGBgiZiMYzr6RfsplnahvEx5eid7K/93lV8Z7x7hRRNLiKXprbz.v97CCgPe8fIVu4.VwVC7ImsbGhRuQYBw/
+";
+
+    #[test]
+    fn every_htpasswd_format_verifies() {
+        let t = parse_passwords(FILE);
+        for (user, pw) in [
+            ("alice", "secret1"),
+            ("bob", "secret2"),
+            ("carol", "secret3"),
+            ("dave", "secret4"),
+            ("erin", "secret5"),
+        ] {
+            let hash = &t.entries[user];
+            assert!(verify(pw, hash), "{user}");
+            assert!(!verify("wrong", hash), "{user} with a wrong password");
+            assert!(!verify("", hash), "{user} with no password");
+        }
+        assert!(!verify("plain", "plain"), "no plain text on Unix");
+    }
+
+    #[test]
+    fn groups_and_credentials() {
+        let g = parse_groups("admins: alice bob\nadmins: carol\nstaff:dave\n");
+        assert!(in_group(&g, "admins", "carol"));
+        assert!(in_group(&g, "staff", "dave"));
+        assert!(!in_group(&g, "staff", "alice"));
+        assert_eq!(
+            basic_credentials("Basic YWxpY2U6c2VjcmV0MQ=="),
+            Some(("alice".into(), "secret1".into()))
+        );
+        assert_eq!(basic_credentials("Bearer x"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+    }
+}
