@@ -164,7 +164,11 @@ root = "static"
         ("/core/modules/system/system.module", 403, Php::NotRun),
         ("/core/includes/bootstrap.inc", 403, Php::NotRun),
         ("/core/modules/node/node.install", 403, Php::NotRun),
-        ("/core/themes/olivero/templates/page.html.twig", 403, Php::NotRun),
+        (
+            "/core/themes/olivero/templates/page.html.twig",
+            403,
+            Php::NotRun,
+        ),
         ("/core/core.services.yml", 403, Php::NotRun),
         ("/sites/default/settings.php.bak", 403, Php::NotRun),
         ("/sites/default/settings.php~", 403, Php::NotRun),
@@ -260,11 +264,25 @@ root = "site"
     let server = start(&config).await.expect("start");
     let http = server.addr(false).expect("http listener");
 
-    let gz = probe::get(http, None, "web.test", "/page.html", &[("Accept-Encoding", "gzip")]).await;
+    let gz = probe::get(
+        http,
+        None,
+        "web.test",
+        "/page.html",
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
     assert_eq!(gz.status, 200);
-    assert_eq!(gz.header("content-encoding"), Some("gzip"), "{:?}", gz.headers);
+    assert_eq!(
+        gz.header("content-encoding"),
+        Some("gzip"),
+        "{:?}",
+        gz.headers
+    );
     assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
-    assert!(gz.header("content-length").is_none_or(|l| l != page.len().to_string()));
+    assert!(gz
+        .header("content-length")
+        .is_none_or(|l| l != page.len().to_string()));
     let plain = probe::get(http, None, "web.test", "/page.html", &[]).await;
     assert_eq!(plain.status, 200);
     assert!(plain.header("content-encoding").is_none());

@@ -217,6 +217,37 @@ pub fn check_domain(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes a log file's path absolute and checks that it can be one: its
+/// folder exists (htgate creates files, not folders) and it is not a folder.
+fn check_log_path(
+    base: &Path,
+    key: &str,
+    path: &mut toml::Spanned<PathBuf>,
+    report: &mut dyn FnMut(usize, String),
+) {
+    let at = path.span().start;
+    let abs = resolve(base, path.get_ref());
+    match abs.parent() {
+        Some(dir) if dir.is_dir() => {}
+        Some(dir) => report(
+            at,
+            format!(
+                "{key} `{}`: the folder `{}` does not exist (create it; htgate creates only the file)",
+                abs.display(),
+                dir.display()
+            ),
+        ),
+        None => report(at, format!("{key} `{}` is not a file path", abs.display())),
+    }
+    if abs.is_dir() {
+        report(
+            at,
+            format!("{key} `{}` is a folder, not a file", abs.display()),
+        );
+    }
+    *path.get_mut() = abs;
+}
+
 /// The checks serde cannot make.  `report(offset, message)` is called for
 /// every problem; paths are made absolute on the way.
 fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, String)) {
@@ -242,6 +273,26 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     }
     for r in &mut file.extra_ca_roots {
         *r = resolve(base, r);
+    }
+    if let Some(p) = &mut file.access_log {
+        check_log_path(base, "access_log", p, report);
+    }
+    if let Some(p) = &mut file.error_log {
+        check_log_path(base, "error_log", p, report);
+    }
+    if let Some(level) = &file.log_level {
+        if let Err(m) = crate::logs::error_log::check_level(level.get_ref()) {
+            report(level.span().start, m);
+        }
+    }
+    if let Some(admin) = &file.admin {
+        let addr = *admin.listen.get_ref();
+        if addr.port() != 0 && file.listen.iter().any(|l| *l.address.get_ref() == addr) {
+            report(
+                admin.listen.span().start,
+                format!("[admin] listen {addr} is also a [[listen]] address"),
+            );
+        }
     }
     if let Some(c) = &mut file.default_certificate {
         c.cert = resolve(base, &c.cert);
@@ -332,6 +383,9 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
         }
         if let Some(c) = &mut site.certificate {
             c.dir = resolve(base, &c.dir);
+        }
+        if let Some(p) = &mut site.access_log {
+            check_log_path(base, "access_log", p, report);
         }
         if let Some(hs) = &site.hsts {
             let h = hs.get_ref();

@@ -47,8 +47,27 @@ pub struct ConfigFile {
     /// the periodic re-check).
     #[serde(default = "default_true")]
     pub watch: bool,
+    /// One access log for every site without its own `access_log`:
+    /// Combined Log Format with `ServerName:port ` in front (Debian's
+    /// `vhost_combined`).
+    pub access_log: Option<Spanned<PathBuf>>,
+    /// Where tracing's events go (default: stderr).
+    pub error_log: Option<Spanned<PathBuf>>,
+    /// The error log's level or filter (`info`, `warn,htaccess=debug`);
+    /// `RUST_LOG` overrides it.  Default: `warn`.
+    pub log_level: Option<Spanned<String>>,
+    /// The admin listener (metrics).
+    pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub site: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where `GET /metrics` is served (plain HTTP; keep it on loopback or
+    /// a management network).
+    pub listen: Spanned<SocketAddr>,
 }
 
 fn default_reload_poll_seconds() -> u64 {
@@ -159,6 +178,9 @@ pub struct SiteConfig {
     /// of its answer (Apache's `Timeout`, 300 s in Debian).
     #[serde(default = "default_php_timeout")]
     pub php_timeout_seconds: u64,
+    /// This site's own access log (Combined Log Format); without it the
+    /// site's lines go to the top-level `access_log`, if any.
+    pub access_log: Option<Spanned<PathBuf>>,
 }
 
 fn default_php_timeout() -> u64 {

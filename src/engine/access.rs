@@ -226,7 +226,7 @@ fn provider_result(p: &Provider, req: &mut dyn AuthzRequest) -> Decision {
         };
         let granted = match p {
             Provider::ValidUser => true,
-            Provider::Users(list) => list.iter().any(|u| *u == user),
+            Provider::Users(list) => list.contains(&user),
             Provider::Groups(list) => list.iter().any(|g| req.in_group(g)),
             _ => false,
         };

@@ -25,9 +25,10 @@ pub struct Table {
 }
 
 type Key = (u64, Option<SystemTime>, u64);
+type Cache = Mutex<HashMap<PathBuf, (Key, Arc<Table>)>>;
 
-fn cache() -> &'static Mutex<HashMap<PathBuf, (Key, Arc<Table>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (Key, Arc<Table>)>>> = OnceLock::new();
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -37,7 +38,10 @@ pub enum FileError {
     Unreadable(String),
     /// SECURITY: on a shared host a customer's `AuthUserFile` must be the
     /// site owner's own file, not another account's or the system's.
-    WrongOwner { file_uid: u32, site_uid: u32 },
+    WrongOwner {
+        file_uid: u32,
+        site_uid: u32,
+    },
     TooBig,
 }
 
@@ -55,11 +59,7 @@ impl std::fmt::Display for FileError {
 }
 
 /// Reads `path` (cached by inode, size and mtime), parsed with `parse`.
-pub fn load(
-    path: &Path,
-    site_uid: u32,
-    parse: fn(&str) -> Table,
-) -> Result<Arc<Table>, FileError> {
+pub fn load(path: &Path, site_uid: u32, parse: fn(&str) -> Table) -> Result<Arc<Table>, FileError> {
     let meta = std::fs::metadata(path).map_err(|e| FileError::Unreadable(e.to_string()))?;
     if meta.uid() != site_uid && meta.uid() != 0 {
         return Err(FileError::WrongOwner {
@@ -139,7 +139,10 @@ pub fn verify(password: &str, hash: &str) -> bool {
         let Some((salt, _)) = rest.split_once('$') else {
             return false;
         };
-        return constant_time_eq(apr1(password.as_bytes(), salt.as_bytes()).as_bytes(), hash.as_bytes());
+        return constant_time_eq(
+            apr1(password.as_bytes(), salt.as_bytes()).as_bytes(),
+            hash.as_bytes(),
+        );
     }
     if let Some(b64) = hash.strip_prefix("{SHA}") {
         use base64::Engine;

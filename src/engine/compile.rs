@@ -84,7 +84,8 @@ impl Modules {
         let is = |file: &str, id: &str| name.eq_ignore_ascii_case(file) || name == id;
         (self.deflate && is("mod_deflate.c", "deflate_module"))
             || (self.proxy_fcgi
-                && (is("mod_proxy.c", "proxy_module") || is("mod_proxy_fcgi.c", "proxy_fcgi_module")))
+                && (is("mod_proxy.c", "proxy_module")
+                    || is("mod_proxy_fcgi.c", "proxy_fcgi_module")))
     }
 }
 
@@ -508,9 +509,9 @@ fn compile_if_chain(chain: &[&Section], ctx: &mut Context, diags: &mut Vec<Diagn
             }
         };
         let mut inner = Context {
-                modules: ctx.modules,
-                ..Default::default()
-            };
+            modules: ctx.modules,
+            ..Default::default()
+        };
         compile_nodes(&s.body, &mut inner, diags, Scope::If);
         branches.push((cond, Arc::new(inner.finish())));
     }
@@ -957,7 +958,10 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
                 .iter()
                 .flat_map(|x| x.split(';'))
                 .any(|f| f.eq_ignore_ascii_case("deflate"));
-            ctx.config.deflate.get_or_insert_with(Default::default).always = Some(deflate);
+            ctx.config
+                .deflate
+                .get_or_insert_with(Default::default)
+                .always = Some(deflate);
             if !deflate {
                 diags.push(warn_ignored(
                     d,

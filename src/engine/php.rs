@@ -339,13 +339,19 @@ mod tests {
     #[test]
     fn engine_flag() {
         assert!(engine_off(&[setting("engine", "0")]));
-        assert!(!engine_off(&[setting("engine", "0"), setting("engine", "1")]));
+        assert!(!engine_off(&[
+            setting("engine", "0"),
+            setting("engine", "1")
+        ]));
         assert!(!engine_off(&[]));
     }
 
     #[test]
     fn header_names_to_env() {
-        assert_eq!(http2env("X-Forwarded-For").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
+        assert_eq!(
+            http2env("X-Forwarded-For").as_deref(),
+            Some("HTTP_X_FORWARDED_FOR")
+        );
         assert_eq!(http2env("x_forwarded_for"), None);
         assert_eq!(original_uri("GET /a%20b?x=1 HTTP/1.1"), "/a%20b?x=1");
     }

@@ -70,8 +70,8 @@ impl OutputFilter {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let wanted = self.deflate.always == Some(true)
-            || compress::type_matches(ct, &self.deflate.by_type);
+        let wanted =
+            self.deflate.always == Some(true) || compress::type_matches(ct, &self.deflate.by_type);
         if !wanted {
             return resp;
         }
@@ -371,10 +371,7 @@ impl<'a> Main<'a> {
                 if self.site.php_source_denied && super::php::is_php_file_name(&r.filename) {
                     // SECURITY: PHP source (database passwords in
                     // wp-config.php) is never sent by a site without PHP
-                    tracing::warn!(
-                        "{}: PHP file refused: this site has no php_fpm",
-                        r.filename
-                    );
+                    tracing::warn!("{}: PHP file refused: this site has no php_fpm", r.filename);
                     return self.error_outcome(Some(r), Stop::status(403));
                 }
                 let content_type = self.final_content_type(r);
@@ -861,7 +858,10 @@ pub fn fix_vary(out: &mut Vec<(String, String)>) {
 /// The headers of a PHP answer: PHP's own, then what Apache's output
 /// filters add in their order (mod_expires unless PHP set `Expires`,
 /// mod_headers, mod_rewrite's Vary, the debug headers).
-pub fn finish_php_headers(call: &PhpCall, php_headers: Vec<(String, String)>) -> Vec<(String, String)> {
+pub fn finish_php_headers(
+    call: &PhpCall,
+    php_headers: Vec<(String, String)>,
+) -> Vec<(String, String)> {
     let mut out = call.headers.clone();
     out.extend(php_headers);
     if !out.iter().any(|(k, _)| k.eq_ignore_ascii_case("expires")) {

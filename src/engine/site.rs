@@ -159,7 +159,7 @@ impl Seen {
 
 /// Compiled `.htaccess` files by directory.
 pub struct HtaccessCache {
-    entries: RwLock<HashMap<PathBuf, Arc<DirEntry>>>,
+    entries: RwLock<HashMap<PathBuf, Arc<DirEntry>, super::stat_cache::FxBuild>>,
     validation: Validation,
     on_error: OnError,
     /// Quick mode's [`RECHECK`] (zero: stat at every look-up).
@@ -178,7 +178,7 @@ impl Default for HtaccessCache {
 impl HtaccessCache {
     pub fn new(validation: Validation, on_error: OnError) -> HtaccessCache {
         HtaccessCache {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(HashMap::default()),
             validation,
             on_error,
             recheck: match validation {
@@ -283,6 +283,7 @@ impl HtaccessCache {
         if let Some(new) = new {
             entry.state.store(Arc::new(new));
         }
+        crate::metrics::htaccess_reload(&outcome);
         outcome
     }
 
@@ -598,10 +599,7 @@ mod tests {
         assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
         write(dir.path(), "Header set X-A 1\n");
         assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
-        assert!(matches!(
-            cache.lookup(&d, t0 + RECHECK).1,
-            Htaccess::Ok(_)
-        ));
+        assert!(matches!(cache.lookup(&d, t0 + RECHECK).1, Htaccess::Ok(_)));
     }
 
     #[test]

@@ -79,8 +79,8 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
     // Apache's default `TraceEnable on` (the reference environment's).
     site.trace_enable = true;
     if let Some(fpm) = &opts.php_fpm {
-        let upstream = crate::fastcgi::Upstream::parse(fpm)
-            .map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;
+        let upstream =
+            crate::fastcgi::Upstream::parse(fpm).map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;
         site.enable_php(crate::engine::site::PhpSite {
             pool: crate::fastcgi::Pool::new(upstream, crate::fastcgi::Limits::default()),
             allow_values: true,
@@ -108,6 +108,15 @@ pub fn tls_config(opts: &QuickOptions) -> anyhow::Result<std::sync::Arc<rustls::
 
 /// Binds both listeners and starts serving in the background.
 pub async fn start(opts: QuickOptions) -> anyhow::Result<RunningServer> {
+    start_logged(opts, None).await
+}
+
+/// [`start`] with an access log in Combined Log Format
+/// (`--access-log FILE`).
+pub async fn start_logged(
+    opts: QuickOptions,
+    access_log: Option<PathBuf>,
+) -> anyhow::Result<RunningServer> {
     use crate::server::listener::{serve, Listener};
     let site = std::sync::Arc::new(site(&opts)?);
     let tls = tls_config(&opts)?;
@@ -119,7 +128,28 @@ pub async fn start(opts: QuickOptions) -> anyhow::Result<RunningServer> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.https))?;
     let http_addr = http.local_addr()?;
     let https_addr = https.local_addr()?;
-    let handler = std::sync::Arc::new(crate::engine::Engine { site });
+    let engine: std::sync::Arc<dyn crate::server::Handler> =
+        std::sync::Arc::new(crate::engine::Engine { site });
+    let handler: std::sync::Arc<dyn crate::server::Handler> = match access_log {
+        Some(path) => {
+            crate::logs::writer::check_writable(&path)
+                .map_err(|e| anyhow::anyhow!("--access-log {}: {e}", path.display()))?;
+            let target = crate::logs::access::AccessTarget {
+                path: std::sync::Arc::from(path.as_path()),
+                vhost: None,
+            };
+            let name = opts
+                .server_names
+                .first()
+                .map_or("localhost", |n| n.as_str());
+            std::sync::Arc::new(crate::logs::access::AccessLogged::single(
+                engine,
+                name,
+                Some(target),
+            ))
+        }
+        None => engine,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let join = tokio::spawn(serve(vec![http, https], handler, async move {
         let _ = rx.await;
