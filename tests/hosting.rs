@@ -473,8 +473,8 @@ fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
 }
 
 /// The hosting docs' WordPress-style file: force HTTPS, everything else to
-/// index.php.
-const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.php [L]\n";
+/// a static index.html (a hosted site without php_fpm refuses .php).
+const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.html [L]\n";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -501,7 +501,8 @@ async fn acme_issues_and_renews_against_pebble() {
     let pebble = Pebble::start(port).expect("pebble starts");
     let s = Setup::new();
     let root = s.site("wp", WP_FORCE);
-    s.write("sites/wp/index.php", "wordpress front controller\n");
+    // a static front controller: a hosted site without php_fpm refuses .php
+    s.write("sites/wp/index.html", "wordpress front controller\n");
     let text = format!(
         r#"
 [default_certificate]

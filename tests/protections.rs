@@ -297,3 +297,63 @@ root = "site"
     assert!(!listing.body.contains(".htaccess"), "{}", listing.body);
     server.shutdown().await;
 }
+
+/// On a hosted site, a symlink is followed only to files of the link's
+/// owner, even with `Options FollowSymLinks` (Apache would follow it): a
+/// customer cannot link to another customer's files.  Needs root to give
+/// the two customers different owners (CI runs as root).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_symlinks_never_reach_another_customers_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files::write(dir.path(), "other/wp-config.php.txt", "DB_PASSWORD=hunter2\n");
+    files::write(dir.path(), "site/own.txt", "mine\n");
+    files::write(dir.path(), "site/.htaccess", "Options +FollowSymLinks\n");
+    std::os::unix::fs::symlink(
+        dir.path().join("other/wp-config.php.txt"),
+        dir.path().join("site/steal.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("site/own.txt"), dir.path().join("site/mine.txt"))
+        .expect("symlink");
+    let chown = |path: &std::path::Path, uid: &str| {
+        std::process::Command::new("chown")
+            .args(["-h", uid, &path.to_string_lossy()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root: this test needs it to make two owners"
+        );
+        eprintln!("skipping hosted_symlinks_never_reach_another_customers_files: needs root");
+        return;
+    }
+    assert!(chown(&dir.path().join("other/wp-config.php.txt"), "65534"));
+    let toml = r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "web"
+domains = ["web.test"]
+root = "site"
+"#;
+    let path = dir.path().join("htgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let config = Config::parse(&path, toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+    let stolen = probe::get(http, None, "web.test", "/steal.txt", &[]).await;
+    assert_eq!(stolen.status, 403, "{}", stolen.body);
+    assert!(!stolen.body.contains("hunter2"));
+    let mine = probe::get(http, None, "web.test", "/mine.txt", &[]).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert!(mine.body.contains("mine"));
+    server.shutdown().await;
+}

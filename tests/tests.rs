@@ -15,6 +15,8 @@ mod support {
 mod diagnostics;
 mod explain;
 mod lint;
+mod ops;
+mod hardening;
 mod hosting;
 mod parser_props;
 mod protections;

@@ -1,5 +1,6 @@
 //! The command line: `serve` (quick mode or `--config`), `demo`, `check`,
-//! `cert`.
+//! `explain`, `cert`; signals (SIGHUP reload, SIGUSR1 log reopening,
+//! SIGTERM/SIGINT drain) for the serving commands.
 
 mod cert;
 mod check;
@@ -26,6 +27,7 @@ struct Cli {
 enum Command {
     /// Serve the sites of a config file (`--config htgate.toml`), or one
     /// document root (quick mode: `--root DIR`).
+    #[command(after_help = SERVE_SIGNALS)]
     Serve(ServeArgs),
     /// Certificates: install an uploaded one, list and check what serves
     /// each domain.
@@ -33,13 +35,14 @@ enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
-    /// Serve a built-in demo site (WordPress-style rules, forced HTTPS).
+    /// Serve a built-in demo site (WordPress-style rules, forced HTTPS)
+    /// from a temporary folder, with a self-signed certificate.
     Demo {
         /// Plain HTTP listen address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
         /// TLS listen address.
-        #[arg(long, default_value = "127.0.0.1:8443")]
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
         https: SocketAddr,
     },
     /// Parse and compile every .htaccess under the given paths and report
@@ -64,55 +67,70 @@ enum CertCommand {
     /// Validate a customer's certificate and key and install them for a
     /// site; an invalid upload changes nothing.
     Install {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The config file (it names the sites and their upload folders).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The site's name in the config.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         site: String,
         /// PEM certificate chain (the leaf, then the intermediates).
-        #[arg(long)]
+        #[arg(long, value_name = "PEM")]
         cert: PathBuf,
         /// PEM private key (without a passphrase).
-        #[arg(long)]
+        #[arg(long, value_name = "PEM")]
         key: PathBuf,
     },
     /// Which certificate serves each domain, its issuer and expiry.
     List {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The config file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Only the problems (names not covered, expired, expiring, renewal
     /// failing); exit status 1 when there are any.
     Check {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The config file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
 }
 
 const DEFAULT_CONFIG: &str = "/etc/htgate/htgate.toml";
 
+/// `serve --help`'s last words: what the running server does with signals.
+const SERVE_SIGNALS: &str = "Signals:
+  SIGHUP          reload htgate.toml (a configuration with errors is refused; the running one stays)
+  SIGUSR1         reopen every log file (after logrotate moved them)
+  SIGTERM/SIGINT  stop accepting, let in-flight requests finish (bounded), exit; a second one exits at once";
+
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
-    /// The config file (many sites, certificates by SNI, ACME).
-    #[arg(long, conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "mime_types"])]
+    /// The config file (many sites, certificates by SNI, ACME, logs,
+    /// metrics); the quick-mode options below do not apply with it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "mime_types", "access_log"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, value_name = "DIR", required_unless_present = "config")]
     root: Option<PathBuf>,
-    /// Plain HTTP listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Plain HTTP listen address (quick mode).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
-    /// TLS listen address.
-    #[arg(long, default_value = "127.0.0.1:8443")]
+    /// TLS listen address (quick mode).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     https: SocketAddr,
     /// PEM certificate chain (leaf first); without it a self-signed one is made.
-    #[arg(long, requires = "key")]
+    #[arg(long, value_name = "PEM", requires = "key")]
     cert: Option<PathBuf>,
     /// PEM private key.
-    #[arg(long, requires = "cert")]
+    #[arg(long, value_name = "PEM", requires = "cert")]
     key: Option<PathBuf>,
     /// ServerName, then ServerAliases, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "localhost")]
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_value = "localhost"
+    )]
     server_name: Vec<String>,
     /// Send X-Debug-Final-Uri / X-Debug-Final-Query (for conformance tests).
     #[arg(long)]
@@ -137,12 +155,21 @@ pub struct ServeArgs {
     /// Debian's mime.types, built in).
     #[arg(long, value_name = "FILE|reference")]
     mime_types: Option<String>,
+    /// Write an access log in Apache's Combined Log Format to this file
+    /// (reopened on SIGUSR1, for log rotation).  Config mode sets logs in
+    /// htgate.toml instead.
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<PathBuf>,
 }
 
 /// Entry point of the binary.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // Config mode sets up its logs from the file it loads (error_log,
+    // log_level); everything else logs to stderr.
+    if !matches!(&cli.command, Command::Serve(a) if a.config.is_some()) {
+        init_tracing();
+    }
     match cli.command {
         Command::Check { paths, format } => check::run(&paths, format),
         Command::Explain(args) => explain::run(&args),
@@ -176,25 +203,28 @@ pub fn run() -> ExitCode {
                 php_fpm: args.php_fpm,
                 mime_types: args.mime_types,
             };
-            serve(opts)
+            serve(opts, args.access_log)
         }
         Command::Demo { http, https } => match demo::write_site(https.port()) {
             Ok(root) => {
                 eprintln!("htgate demo site in {}", root.display());
                 eprintln!("  curl -i http://{http}/hello-world      (301 to HTTPS)");
                 eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.php)");
-                serve(crate::server::quick::QuickOptions {
-                    root,
-                    http,
-                    https,
-                    cert: None,
-                    key: None,
-                    server_names: vec!["localhost".into()],
-                    debug_headers: false,
-                    pass_client_https_headers: false,
-                    php_fpm: None,
-                    mime_types: None,
-                })
+                serve(
+                    crate::server::quick::QuickOptions {
+                        root,
+                        http,
+                        https,
+                        cert: None,
+                        key: None,
+                        server_names: vec!["localhost".into()],
+                        debug_headers: false,
+                        pass_client_https_headers: false,
+                        php_fpm: None,
+                        mime_types: None,
+                    },
+                    None,
+                )
             }
             Err(e) => {
                 eprintln!("error: cannot write the demo site: {e}");
@@ -204,16 +234,15 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Events to stderr, at `RUST_LOG` or `warn`.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logs::error_log::init(None, None);
 }
 
-fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
+/// How long the end of the process waits for queued log lines.
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn serve(opts: crate::server::quick::QuickOptions, access_log: Option<PathBuf>) -> ExitCode {
     if opts.cert.is_none() {
         eprintln!(
             "htgate: no --cert given: serving a self-signed certificate for {} made in memory",
@@ -228,7 +257,8 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
         // Installed before the sockets open, so that a SIGTERM is never
         // met by the default action (death without a drain).
         let mut signals = Signals::new();
-        let server = match crate::server::quick::start(opts).await {
+        let _usr1 = crate::logs::reopen_on_sigusr1();
+        let server = match crate::server::quick::start_logged(opts, access_log).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -242,6 +272,7 @@ fn serve(opts: crate::server::quick::QuickOptions) -> ExitCode {
         let why = signals.recv().await;
         eprintln!("htgate: {why}: draining in-flight requests");
         drain(server.shutdown(), &mut signals).await;
+        crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
     })
 }
@@ -261,16 +292,26 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
     let config = match crate::config::Config::load(path) {
         Ok(c) => c,
         Err(e) => {
+            init_tracing();
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    crate::logs::error_log::init(
+        config
+            .file
+            .error_log
+            .as_ref()
+            .map(|p| p.get_ref().as_path()),
+        config.file.log_level.as_ref().map(|l| l.get_ref().as_str()),
+    );
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async move {
         let mut signals = Signals::new();
+        let _usr1 = crate::logs::reopen_on_sigusr1();
         let server = match crate::hosting::run::start(&config).await {
             Ok(s) => s,
             Err(e) => {
@@ -283,6 +324,9 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
                 "htgate listening on {}://{addr}",
                 if tls { "https" } else { "http" }
             );
+        }
+        if let Some(addr) = server.admin_addr() {
+            eprintln!("htgate metrics on http://{addr}/metrics");
         }
         eprintln!(
             "{} sites from {}",
@@ -314,6 +358,7 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             }
         }
         drain(server.shutdown(), &mut signals).await;
+        crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
     })
 }

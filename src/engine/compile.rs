@@ -110,6 +110,24 @@ pub fn compile_source(source: &[u8]) -> Compiled {
 /// [`compile_source`] for a site with `modules` beyond the reference set.
 pub fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
     let (file, mut diags) = crate::htaccess::parse(source);
+    let count = count_nodes(&file.nodes);
+    if count > MAX_DIRECTIVES {
+        // SECURITY: one customer's file cannot make a program so large that
+        // compiling or running it costs the server more than a real site's
+        diags.push(Diagnostic::error(
+            Span {
+                offset: 0,
+                line: 1,
+                col: 1,
+                len: 1,
+            },
+            format!("this file has {count} directives; htgate accepts at most {MAX_DIRECTIVES}"),
+        ));
+        return Compiled {
+            config: DirConfig::default(),
+            diagnostics: diags,
+        };
+    }
     let mut c = compile_file_with(&file, modules);
     diags.append(&mut c.diagnostics);
     diags.sort_by_key(|d| (d.span.line, d.span.col));
@@ -117,6 +135,20 @@ pub fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
         config: c.config,
         diagnostics: diags,
     }
+}
+
+/// Directives and sections a file may hold (the largest real-world file,
+/// h5bp's, has about 120; WordPress redirect plugins write a few thousand).
+pub const MAX_DIRECTIVES: usize = 20_000;
+
+fn count_nodes(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .map(|n| match n {
+            Node::Directive(_) => 1,
+            Node::Section(s) => 1 + count_nodes(&s.body),
+        })
+        .sum()
 }
 
 /// Compiles a parsed file.

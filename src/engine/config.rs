@@ -252,6 +252,11 @@ pub struct Merged {
     pub index: crate::server::autoindex::IndexConfig,
     pub deflate: DeflateConf,
     pub auth: AuthConf,
+    /// SECURITY (hosted sites): a symlink is followed only when its target
+    /// has the link's owner, even under `FollowSymLinks`, so a customer's
+    /// link cannot reach another customer's files.  Server-level, never
+    /// changed by `.htaccess`.
+    pub symlinks_owner_only: bool,
 }
 
 /// mod_rewrite's merged per-dir config (`rewrite_perdir_conf`).
@@ -317,6 +322,7 @@ impl Merged {
             php_values: Vec::new(),
             index: Default::default(),
             auth: AuthConf::default(),
+            symlinks_owner_only: false,
             deflate: DeflateConf::default(),
         }
     }

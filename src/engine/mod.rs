@@ -80,7 +80,11 @@ pub async fn serve_site(
     // redirect (mod_cgi's rule), bounded like Apache's.
     for _ in 0..=request::MAX_RECURSION {
         let (s, c) = (site.clone(), conn.clone());
+        // The request's span (config mode: site and client) goes along, so
+        // that what the blocking part logs (.htaccess errors) names them.
+        let span = tracing::Span::current();
         let outcome = tokio::task::spawn_blocking(move || {
+            let _in_request = span.enter();
             let o = respond::run(&s, &head, &c);
             (o, head)
         })

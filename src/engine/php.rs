@@ -292,6 +292,18 @@ pub fn cgi_params(main: &Main<'_>, r: &Req, php_value: Option<String>) -> Vec<(S
         p.retain(|(k, _)| k != "PHP_VALUE" && k != "PHP_ADMIN_VALUE");
     }
     p.retain(|(k, _)| k != "PHP_ADMIN_VALUE");
+    // SECURITY (CVE-2023-25690 class): a decoded %0d%0a from the URL or a
+    // substitution never reaches PHP raw, where an app could copy it into
+    // a header or another upstream request.  Apache passes them as they
+    // are; htgate %-encodes CR, LF and NUL (a deliberate difference).
+    for (_, v) in p.iter_mut() {
+        if v.contains(['\r', '\n', '\0']) {
+            *v = v
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+                .replace('\0', "%00");
+        }
+    }
     p
 }
 

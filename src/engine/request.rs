@@ -213,10 +213,10 @@ impl Req {
 /// SECURITY: whether the symbolic link `lm` (whose target is `st`) may
 /// be followed where `conf` applies.
 fn symlink_allowed(conf: &Merged, st: &PathStat, lm: &Metadata) -> bool {
-    if conf.options & OPT_SYM_LINKS != 0 {
+    if conf.options & OPT_SYM_LINKS != 0 && !conf.symlinks_owner_only {
         return true;
     }
-    if conf.options & OPT_SYM_OWNER != 0 {
+    if conf.options & (OPT_SYM_OWNER | OPT_SYM_LINKS) != 0 {
         if let Some(target) = &st.meta {
             return target.uid() == lm.uid();
         }
@@ -394,26 +394,26 @@ impl<'a> Main<'a> {
 
     /// `ap_file_walk`: merge the `<Files>` sections that match the file name.
     fn file_walk(&mut self, r: &mut Req) {
-        let name = r.filename.rsplit('/').next().unwrap_or("").to_string();
+        let name = r.filename.rsplit('/').next().unwrap_or("");
         if name.is_empty() || r.conf.files.is_empty() {
             return;
         }
-        let directory = r.conf.rewrite.directory.clone();
-        let mut conf = (*r.conf).clone();
-        let mut changed = false;
+        let directory = &r.conf.rewrite.directory;
+        // Copied only when a section applies (most requests match none).
+        let mut conf: Option<Merged> = None;
         for section in r.conf.files.iter() {
             let hit = match &section.matcher {
-                FilesMatcher::Glob(g) => fnmatch(g, &name),
-                FilesMatcher::Regex(p) => p.is_match(&name),
+                FilesMatcher::Glob(g) => fnmatch(g, name),
+                FilesMatcher::Regex(p) => p.is_match(name),
             };
             if hit {
-                let files_before = conf.files.clone();
-                conf = conf.merge(&section.config, &directory);
-                conf.files = files_before;
-                changed = true;
+                let base = conf.as_ref().unwrap_or(&r.conf);
+                let mut merged = base.merge(&section.config, directory);
+                merged.files = base.files.clone();
+                conf = Some(merged);
             }
         }
-        if changed {
+        if let Some(conf) = conf {
             r.conf = Arc::new(conf);
         }
     }

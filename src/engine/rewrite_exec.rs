@@ -66,10 +66,15 @@ pub fn absolute_uri_prefix(uri: &str) -> Option<(usize, bool)> {
         ("ws://", true),
         ("wss://", true),
     ];
-    let lower = uri.get(..12.min(uri.len()))?.to_ascii_lowercase();
+    let head = uri.get(..12.min(uri.len()))?.as_bytes();
+    // Every scheme starts with a letter: a local path (the usual case) is
+    // answered at once.
+    if !head.first().is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
     SCHEMES
         .iter()
-        .find(|(s, _)| lower.starts_with(s))
+        .find(|(s, _)| head.len() >= s.len() && head[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
         .map(|(s, q)| (s.len(), *q))
 }
 
@@ -155,7 +160,7 @@ impl<'a> Main<'a> {
                     let path_start = skip + slash + 1;
                     if path_start < target.len() {
                         let rest = target[path_start..].to_string();
-                        let dir = perdir.strip_prefix('/').unwrap_or(&perdir);
+                        let dir = perdir.strip_prefix('/').unwrap_or(perdir);
                         let base1 = base.strip_prefix('/').unwrap_or(base);
                         let replaced = subst_prefix_path(&rest, dir, base1);
                         if replaced != rest {
@@ -199,7 +204,7 @@ impl<'a> Main<'a> {
         }
         let mut url = r.filename.clone();
         if let Some(base) = &rw.base {
-            url = subst_prefix_path(&url, &perdir, base);
+            url = subst_prefix_path(&url, perdir, base);
         } else {
             let docroot = self.site.docroot.trim_end_matches('/');
             if let Some(rest) = url.strip_prefix(docroot) {
@@ -234,12 +239,15 @@ impl<'a> Main<'a> {
             None
         };
         let mut hits: Vec<u32> = Vec::new();
+        // With PATH_INFO the subject is a copy: made once, and again only
+        // after a rule changed the file name.
+        let mut joined = joined_input(r, perdir);
         let mut changed = ListResult::Unchanged;
         let mut round: u32 = 1;
         'restart: loop {
             self.note(|| TraceEvent::round(perdir, round, r.conf.rewrite.base.as_ref()));
             if let Some(ix) = index {
-                ix.hits(&rule_input(r, perdir), &mut hits);
+                ix.hits(rule_input(r, perdir, joined.as_deref()), &mut hits);
             }
             let mut i = 0;
             while i < rules.len() {
@@ -257,11 +265,12 @@ impl<'a> Main<'a> {
                     continue;
                 }
                 let mut vary: Vec<String> = Vec::new();
-                let rc = self.apply_rewrite_rule(r, p, perdir, &mut vary, saved);
+                let rc = self.apply_rewrite_rule(r, p, perdir, joined.as_deref(), &mut vary, saved);
                 if rc == RuleResult::Rewrote {
+                    joined = joined_input(r, perdir);
                     if let Some(ix) = index {
                         // a new subject: other prefixes may match it
-                        ix.hits(&rule_input(r, perdir), &mut hits);
+                        ix.hits(rule_input(r, perdir, joined.as_deref()), &mut hits);
                     }
                 }
                 if rc != RuleResult::NoMatch {
@@ -332,18 +341,19 @@ impl<'a> Main<'a> {
         r: &mut Req,
         p: &RewriteRule,
         perdir: &str,
+        joined: Option<&str>,
         vary: &mut Vec<String>,
         saved: &mut Option<(String, Option<String>)>,
     ) -> RuleResult {
         let mut refs = Refs::default();
         {
-            let input = rule_input(r, perdir);
+            let input = rule_input(r, perdir, joined);
             if self.trace.is_some() {
-                let caps = p.pattern.captures(&input);
-                self.note(|| TraceEvent::rule(p, &input, caps.as_ref()));
+                let caps = p.pattern.captures(input);
+                self.note(|| TraceEvent::rule(p, input, caps.as_ref()));
                 match (caps, p.negate) {
                     (Some(c), false) => {
-                        refs.rule_subject = input.into_owned();
+                        refs.rule_subject = input.to_string();
                         refs.rule_caps = c;
                     }
                     (None, true) => {}
@@ -353,15 +363,15 @@ impl<'a> Main<'a> {
                 // No allocation until the pattern matches: a search
                 // without captures first (most rules of a list do not
                 // match), the captures only for a match.
-                if p.pattern.is_match(&input) == p.negate {
+                if p.pattern.is_match(input) == p.negate {
                     return RuleResult::NoMatch;
                 }
                 if !p.negate {
-                    match p.pattern.captures(&input) {
+                    match p.pattern.captures(input) {
                         Some(c) => refs.rule_caps = c,
                         None => return RuleResult::NoMatch,
                     }
-                    refs.rule_subject = input.into_owned();
+                    refs.rule_subject = input.to_string();
                 }
             }
         }
@@ -779,7 +789,9 @@ impl<'a> Main<'a> {
     /// The fixed variables (`lookup_variable`).
     pub fn named_var(&self, r: &Req, n: Named) -> String {
         use Named::*;
-        let now = Local::now();
+        // The local time only for the TIME variables (the time zone
+        // look-up is not free).
+        let now = || Local::now();
         match n {
             RemoteAddr | RemoteHost | ConnRemoteAddr => self.remote.ip().to_string(),
             RemotePort => self.remote.port().to_string(),
@@ -824,14 +836,14 @@ impl<'a> Main<'a> {
                     None => "<unknown>".into(),
                 }
             }
-            Time => now.format("%Y%m%d%H%M%S").to_string(),
-            TimeYear => format!("{:04}", now.year()),
-            TimeMon => format!("{:02}", now.month()),
-            TimeDay => format!("{:02}", now.day()),
-            TimeHour => format!("{:02}", now.hour()),
-            TimeMin => format!("{:02}", now.minute()),
-            TimeSec => format!("{:02}", now.second()),
-            TimeWday => now.weekday().num_days_from_sunday().to_string(),
+            Time => now().format("%Y%m%d%H%M%S").to_string(),
+            TimeYear => format!("{:04}", now().year()),
+            TimeMon => format!("{:02}", now().month()),
+            TimeDay => format!("{:02}", now().day()),
+            TimeHour => format!("{:02}", now().hour()),
+            TimeMin => format!("{:02}", now().minute()),
+            TimeSec => format!("{:02}", now().second()),
+            TimeWday => now().weekday().num_days_from_sunday().to_string(),
         }
     }
 
@@ -938,18 +950,26 @@ fn esc(v: String, how: Option<&escape::BackrefEscape>) -> String {
 }
 
 /// What a rule's pattern is matched against: the file name and
-/// PATH_INFO, without the rules' directory (borrowed when there is no
-/// PATH_INFO, the usual case).
-fn rule_input<'r>(r: &'r Req, perdir: &str) -> std::borrow::Cow<'r, str> {
-    if r.path_info.is_empty() {
-        std::borrow::Cow::Borrowed(r.filename.strip_prefix(perdir).unwrap_or(&r.filename))
-    } else {
-        let mut input = format!("{}{}", r.filename, r.path_info);
-        if input.starts_with(perdir) {
-            input.drain(..perdir.len());
-        }
-        std::borrow::Cow::Owned(input)
+/// PATH_INFO, without the rules' directory.  Without PATH_INFO (the usual
+/// case) it is a part of the file name; with it, `joined` (from
+/// [`joined_input`]).
+fn rule_input<'r>(r: &'r Req, perdir: &str, joined: Option<&'r str>) -> &'r str {
+    match joined {
+        Some(j) => j,
+        None => r.filename.strip_prefix(perdir).unwrap_or(&r.filename),
     }
+}
+
+/// The subject of the rules when the request has PATH_INFO (a copy).
+fn joined_input(r: &Req, perdir: &str) -> Option<String> {
+    if r.path_info.is_empty() {
+        return None;
+    }
+    let mut input = format!("{}{}", r.filename, r.path_info);
+    if input.starts_with(perdir) {
+        input.drain(..perdir.len());
+    }
+    Some(input)
 }
 
 /// `subst_prefix_path`: replace the prefix `match_` (ending at a `/`) of

@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+/// A bigger `.htaccess` is refused (Apache has no limit; the largest file
+/// of the real-world corpus is 55 KB).
+pub const MAX_HTACCESS_BYTES: u64 = 1024 * 1024;
+
 /// The name of the per-directory file (`AccessFileName`).
 pub const ACCESS_FILE_NAME: &str = ".htaccess";
 
@@ -370,6 +374,17 @@ impl HtaccessCache {
             return (None, ReloadOutcome::Unchanged);
         }
         let started = Instant::now();
+        if meta.len() > MAX_HTACCESS_BYTES {
+            // SECURITY: a customer cannot make the server read and compile
+            // an arbitrarily large file on every reload.
+            return (
+                Some(unreadable(
+                    &path,
+                    &format!("larger than {MAX_HTACCESS_BYTES} bytes"),
+                )),
+                ReloadOutcome::Unreadable,
+            );
+        }
         let source = match std::fs::read(&path) {
             Ok(s) => s,
             Err(e) => {
@@ -519,6 +534,14 @@ impl Site {
     /// mod_dir go on to a listing.
     pub fn deny_php_source(&mut self) {
         self.php_source_denied = true;
+    }
+
+    /// A hosted site: symlinks are followed only to files of the link's
+    /// owner, whatever `Options` say (see `Merged::symlinks_owner_only`).
+    pub fn enforce_symlink_owner(&mut self) {
+        let mut base = (*self.server_default).clone();
+        base.symlinks_owner_only = true;
+        self.server_default = Arc::new(base);
     }
 
     /// Whether `php_value`/`php_flag` lines may be passed to PHP here.

@@ -152,10 +152,60 @@ struct Cached {
     stat: PathStat,
 }
 
+/// A fast hasher for path keys (rustc's `FxHasher`).  SipHash's
+/// protection against chosen collisions is not needed here: the keys are
+/// paths that exist on disk (directories, by default), not arbitrary
+/// request text, and the maps are bounded.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// [`FxHasher`]'s builder, for `HashMap`s keyed by paths.
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 /// One site's stat results shared by its requests.
 pub struct StatCache {
     policy: StatPolicy,
-    map: RwLock<HashMap<Box<str>, Cached>>,
+    map: RwLock<HashMap<Box<str>, Cached, FxBuild>>,
 }
 
 impl Default for StatCache {
@@ -168,7 +218,7 @@ impl StatCache {
     pub fn new(policy: StatPolicy) -> StatCache {
         StatCache {
             policy,
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(HashMap::default()),
         }
     }
 

@@ -98,6 +98,10 @@ pub fn hosting(
     https_port: u16,
     challenges: Option<crate::acme::Challenges>,
 ) -> anyhow::Result<Hosting> {
+    if let Some(p) = &config.file.error_log {
+        crate::logs::writer::check_writable(p.get_ref())
+            .map_err(|e| anyhow::anyhow!("error_log {}: {e}", p.get_ref().display()))?;
+    }
     let mut sites = Vec::new();
     let mut map = routing::DomainMap::default();
     for (i, s) in config.file.site.iter().enumerate() {
@@ -126,6 +130,7 @@ pub fn hosting(
             },
         );
         site.cache.set_modules(crate::engine::compile::Modules::hosting(false));
+        site.enforce_symlink_owner();
         site.http_port = http_port;
         site.https_port = https_port;
         site.pass_client_https_headers =
@@ -136,6 +141,7 @@ pub fn hosting(
                     .map_err(|e| anyhow::anyhow!("site {}: php_fpm: {e}", s.name.get_ref()))?;
                 let limits = crate::fastcgi::Limits {
                     response_timeout: std::time::Duration::from_secs(s.php_timeout_seconds),
+                    max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
                     ..Default::default()
                 };
                 site.enable_php(crate::engine::site::PhpSite {
@@ -154,11 +160,16 @@ pub fn hosting(
             ),
             None => None,
         };
+        let log_route = crate::logs::access::Route {
+            site: Arc::new(s.name.get_ref().clone()),
+            log: access_target(config, s, site.server_names.first())?,
+        };
         sites.push(Arc::new(HostedSite {
             name: s.name.get_ref().clone(),
             site: Arc::new(site),
             hsts,
             force_https: s.force_https,
+            log_route,
         }));
     }
     let proxies: Vec<String> = config
@@ -174,6 +185,35 @@ pub fn hosting(
         challenges,
         https_port,
     })
+}
+
+/// Where a site's access-log lines go: its own file (plain Combined), else
+/// the shared one (with `ServerName:port ` in front, as Debian's
+/// `vhost_combined`, so that one file tells the sites apart).  The file
+/// must be writable now: a start or reload fails rather than lose lines.
+fn access_target(
+    config: &Config,
+    s: &crate::config::SiteConfig,
+    server_name: Option<&String>,
+) -> anyhow::Result<Option<crate::logs::access::AccessTarget>> {
+    let (path, vhost) = match (&s.access_log, &config.file.access_log) {
+        (Some(own), _) => (own.get_ref(), None),
+        (None, Some(shared)) => (
+            shared.get_ref(),
+            Some(
+                server_name
+                    .cloned()
+                    .unwrap_or_else(|| s.name.get_ref().clone()),
+            ),
+        ),
+        (None, None) => return Ok(None),
+    };
+    crate::logs::writer::check_writable(path)
+        .map_err(|e| anyhow::anyhow!("access_log {}: {e}", path.display()))?;
+    Ok(Some(crate::logs::access::AccessTarget {
+        path: Arc::from(path.as_path()),
+        vhost,
+    }))
 }
 
 /// One bound listener and how to stop it.
@@ -194,6 +234,8 @@ pub struct Shared {
     pub acme: Option<Arc<crate::acme::AcmeManager>>,
     tls: Arc<rustls::ServerConfig>,
     handler: Arc<Front>,
+    /// The bound admin (metrics) address, when `[admin]` is configured.
+    pub admin_addr: Option<SocketAddr>,
     listeners: tokio::sync::Mutex<Vec<RunningListener>>,
     domains_tx: Option<tokio::sync::watch::Sender<Vec<String>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -253,6 +295,11 @@ impl HostingServer {
         self.shared.hosting.load_full()
     }
 
+    /// The bound admin (metrics) address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.shared.admin_addr
+    }
+
     /// Re-reads the configuration file; on errors the running
     /// configuration stays and the errors are returned (and logged).
     pub async fn reload(&self) -> Result<(), String> {
@@ -304,7 +351,8 @@ fn serve_on(
     handler: &Arc<Front>,
 ) -> RunningListener {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let h: Arc<dyn crate::server::Handler> = handler.clone();
+    let h: Arc<dyn crate::server::Handler> =
+        Arc::new(crate::logs::access::for_hosting(handler.clone()));
     let join = tokio::spawn(serve(vec![l], h, async move {
         let _ = rx.await;
     }));
@@ -352,6 +400,16 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
     let handler = Arc::new(Front {
         hosting: hosting.clone(),
     });
+    let admin = match &config.file.admin {
+        Some(a) => {
+            let addr = *a.listen.get_ref();
+            let l = crate::metrics::admin::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("[admin] cannot listen on {addr}: {e}"))?;
+            Some((l.local_addr()?, l))
+        }
+        None => None,
+    };
     let listeners: Vec<RunningListener> = sockets
         .into_iter()
         .map(|(addr, t, socket)| serve_on(addr, t, socket, &handler))
@@ -367,6 +425,7 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         acme,
         tls,
         handler,
+        admin_addr: admin.as_ref().map(|(a, _)| *a),
         listeners: tokio::sync::Mutex::new(listeners),
         domains_tx,
         tasks: Mutex::new(Vec::new()),
@@ -374,6 +433,14 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         watcher: Mutex::new(None),
     });
     let mut tasks = Vec::new();
+    if let Some((_, l)) = admin {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(crate::metrics::ServerCollector {
+            store: shared.store.clone(),
+            acme: shared.acme.clone(),
+        }));
+        tasks.push(crate::metrics::admin::spawn(l, registry));
+    }
     // Certificate folders are looked at periodically (uploads, deletions);
     // expiry needs no look: the resolver checks dates at every handshake.
     let every = Duration::from_secs(config.file.cert_check_seconds.max(1));
@@ -456,6 +523,11 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
     if acme_differs(&old, &config) {
         tracing::warn!(target: "reload", "the [acme] settings changed: they take effect at the next restart");
     }
+    if old.file.admin.as_ref().map(|a| *a.listen.get_ref())
+        != config.file.admin.as_ref().map(|a| *a.listen.get_ref())
+    {
+        tracing::warn!(target: "reload", "the [admin] listener changed: it takes effect at the next restart");
+    }
     let store = match cert_store(&config, shared.acme.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -512,6 +584,14 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
         fresh
             .into_iter()
             .map(|(addr, t, socket)| serve_on(addr, t, socket, &shared.handler)),
+    );
+    crate::logs::error_log::apply(
+        config
+            .file
+            .error_log
+            .as_ref()
+            .map(|p| p.get_ref().as_path()),
+        config.file.log_level.as_ref().map(|l| l.get_ref().as_str()),
     );
     shared.config.store(Arc::new(config));
     if let Some(tx) = &shared.domains_tx {

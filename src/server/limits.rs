@@ -5,7 +5,9 @@
 //! Where each limit bites:
 //! - request line, header fields, `Content-Length`: [`check_request`], run
 //!   by the listener before the handler sees the request, answered with
-//!   Apache's status page (414, 431, 413) and `Connection: close`;
+//!   Apache's status page (414, 431, 413) and `Connection: close`; the
+//!   same function refuses (400) the HTTP/1 framing and `Host` errors
+//!   hyper lets through;
 //! - a request head larger than [`MAX_HEAD_BYTES`] or with more than
 //!   [`PARSER_MAX_HEADERS`] fields: hyper's parser, which answers a bare 431
 //!   (status line only) and closes;
@@ -145,9 +147,105 @@ fn target_len(uri: &http::Uri) -> usize {
     }
 }
 
+/// Whether `v` is a valid `Host` value: `uri-host [ ":" port ]`, where
+/// uri-host is an IP literal in brackets or a reg-name (RFC 3986 §3.2.2).
+/// An empty value is valid (RFC 9112 §3.2).
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        match v.iter().position(|&b| b == b']') {
+            Some(i) => (&v[..=i], &v[i + 1..]),
+            None => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    let host_ok = if host.first() == Some(&b'[') {
+        host.len() > 2
+            && host[1..host.len() - 1]
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'v' | b'V'))
+    } else {
+        host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        })
+    };
+    port_ok && host_ok
+}
+
+/// HTTP/1 framing and routing rules hyper leaves to the server, as Apache
+/// enforces them: a `Transfer-Encoding` other than exactly `chunked`
+/// (RFC 9112 §6.1: chunked must be the final coding, only once; htgate
+/// knows no other coding) and, for HTTP/1.1, a missing, repeated or
+/// malformed `Host` (RFC 9112 §3.2 "MUST respond with 400"), and the
+/// authority-form outside CONNECT (§3.2.3) are 400.
+fn check_http1<B>(req: &http::Request<B>) -> Option<http::StatusCode> {
+    let bad = Some(http::StatusCode::BAD_REQUEST);
+    let headers = req.headers();
+    let mut te = headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    if let Some(first) = te.next() {
+        let chunked = first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked");
+        if !chunked || te.next().is_some() {
+            return bad;
+        }
+    }
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => return bad,
+        (Some(_), Some(_)) => return bad,
+        (Some(h), None) if !valid_host(h.as_bytes()) => return bad,
+        _ => {}
+    }
+    let uri = req.uri();
+    if uri.scheme().is_none() && uri.authority().is_some() && req.method() != http::Method::CONNECT
+    {
+        return bad;
+    }
+    None
+}
+
+/// Whether the connection must end after this request's answer: an
+/// HTTP/1 request with a body in chunked coding may have carried a
+/// `Content-Length` too (hyper drops it before the server sees it), and
+/// RFC 9112 §6.1 then requires closing the connection, so that nothing
+/// a front proxy framed differently is read as a next request.
+pub fn close_after<B>(req: &http::Request<B>) -> bool {
+    req.version() < http::Version::HTTP_2
+        && req.headers().contains_key(http::header::TRANSFER_ENCODING)
+}
+
 /// The status a request must get before its handler runs, if any: 414 for
 /// a request line over `max_request_line`, 431 for too many or too large
-/// header fields, 413 for a declared body over `max_body_bytes`.  Checked
+/// header fields, 413 for a declared body over `max_body_bytes`, 400 for
+/// what HTTP/1 forbids and hyper lets through ([`check_http1`]).  Checked
 /// in Apache's order (request line, then fields, then the body).
 pub fn check_request<B>(req: &http::Request<B>, limits: &Limits) -> Option<http::StatusCode> {
     // "GET /x HTTP/1.1": method, space, target, space, 8 bytes of version.
@@ -174,6 +272,9 @@ pub fn check_request<B>(req: &http::Request<B>, limits: &Limits) -> Option<http:
         .max();
     if declared.is_some_and(|len| len > limits.max_body_bytes) {
         return Some(http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    if req.version() < http::Version::HTTP_2 {
+        return check_http1(req);
     }
     None
 }
@@ -297,7 +398,9 @@ mod tests {
     use http::StatusCode;
 
     fn req(target: &str, headers: &[(&str, String)]) -> http::Request<()> {
-        let mut b = http::Request::builder().uri(target);
+        let mut b = http::Request::builder()
+            .uri(target)
+            .header("host", "localhost");
         for (k, v) in headers {
             b = b.header(*k, v.as_str());
         }
@@ -336,10 +439,15 @@ mod tests {
         );
         let names: Vec<String> = (0..101).map(|i| format!("x-h{i}")).collect();
         let many: Vec<(&str, String)> = names.iter().map(|n| (n.as_str(), "1".into())).collect();
+        // Host and 99 more: 100 fields are allowed.
         assert_eq!(
-            check_request(&req("/", &many[..100]), &l),
+            check_request(&req("/", &many[..99]), &l),
             None,
             "100 fields are allowed"
+        );
+        assert_eq!(
+            check_request(&req("/", &many[..100]), &l),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         );
         assert_eq!(
             check_request(&req("/", &many), &l),
@@ -371,6 +479,81 @@ mod tests {
             check_request(&cl(&((1u64 << 30) + 1).to_string()), &d),
             Some(StatusCode::PAYLOAD_TOO_LARGE)
         );
+    }
+
+    #[test]
+    fn http1_framing_and_host() {
+        let l = Limits::default();
+        let bad = Some(StatusCode::BAD_REQUEST);
+        let te = |v: &str| req("/", &[("transfer-encoding", v.to_string())]);
+        assert_eq!(check_request(&te("chunked"), &l), None);
+        assert_eq!(check_request(&te("Chunked "), &l), None);
+        for v in [
+            "identity, chunked",
+            "chunked, chunked",
+            ",chunked",
+            "gzip",
+            "xchunked",
+        ] {
+            assert_eq!(check_request(&te(v), &l), bad, "{v}");
+        }
+        let two = http::Request::builder()
+            .uri("/")
+            .header("host", "localhost")
+            .header("transfer-encoding", "chunked")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .expect("request");
+        assert_eq!(check_request(&two, &l), bad);
+        assert!(close_after(&te("chunked")));
+        assert!(!close_after(&req("/", &[])));
+
+        let no_host = http::Request::builder().uri("/").body(()).expect("request");
+        assert_eq!(check_request(&no_host, &l), bad);
+        let http10 = http::Request::builder()
+            .uri("/")
+            .version(http::Version::HTTP_10)
+            .body(())
+            .expect("request");
+        assert_eq!(check_request(&http10, &l), None, "HTTP/1.0 needs no Host");
+        let h2 = http::Request::builder()
+            .uri("https://localhost/")
+            .version(http::Version::HTTP_2)
+            .body(())
+            .expect("request");
+        assert_eq!(check_request(&h2, &l), None, "HTTP/2 has :authority");
+        let twice = http::Request::builder()
+            .uri("/")
+            .header("host", "localhost")
+            .header("host", "evil.example")
+            .body(())
+            .expect("request");
+        assert_eq!(check_request(&twice, &l), bad);
+        for h in [
+            "example.com",
+            "example.com:8080",
+            "[::1]:443",
+            "127.0.0.1",
+            "",
+            "xn--bcher-kva.example",
+            "%6c.example",
+        ] {
+            assert!(valid_host(h.as_bytes()), "{h}");
+        }
+        for h in [
+            "a b",
+            "../x",
+            "a/b",
+            "user@host",
+            "host:80:80",
+            "[::1",
+            "host:8x",
+            "h\\x",
+        ] {
+            assert!(!valid_host(h.as_bytes()), "{h}");
+        }
+        // Authority-form belongs to CONNECT only.
+        assert_eq!(check_request(&req("localhost:80", &[]), &l), bad);
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //!   are checked before the handler runs, with Apache's status pages;
 //!   larger heads are refused by hyper's parser (a bare 431); a chunked
 //!   HTTP/1 body that grows past the body cap closes the connection;
+//! - HTTP/1 framing hyper leaves to the server: a `Transfer-Encoding` other
+//!   than exactly `chunked`, a missing (HTTP/1.1), repeated or malformed
+//!   `Host`, the authority-form outside CONNECT: 400; a chunked request's
+//!   connection ends after its answer (it may have carried a
+//!   `Content-Length` too, which hyper drops: RFC 9112 §6.1);
 //! - HTTP/2: concurrent streams, header list size, CONTINUATION frames
 //!   (the h2 crate counts them, ≥ 0.4.4), resets the client makes before
 //!   the server accepted the stream (CVE-2023-44487, rapid reset) and
@@ -28,9 +33,13 @@
 //! handshake or first request that does not come in time, a head that
 //! does not complete within the header timeout (Apache sends 408 there;
 //! hyper has no hook for it), an idle connection, a stalled or oversized
-//! HTTP/1 body, an abusive HTTP/2 connection (after its GOAWAY).
+//! HTTP/1 body, an abusive HTTP/2 connection (after its GOAWAY).  The
+//! timeouts end their connection with a reset, so that a response the
+//! client stopped reading does not stay queued in the kernel.
 
-use super::limits::{check_request, ConnLimiter, ConnPermit, Limits, PARSER_MAX_HEADERS};
+use super::limits::{
+    check_request, close_after, ConnLimiter, ConnPermit, Limits, PARSER_MAX_HEADERS,
+};
 use super::status_page::error_response;
 use super::{ConnInfo, Handler, HandlerFuture};
 use futures_util::FutureExt;
@@ -145,6 +154,11 @@ struct ConnState {
     h1: AtomicBool,
     /// Requests seen on this connection.
     requests: AtomicU64,
+    /// The connection is ended by a timeout or the end of the drain: close
+    /// it with a reset, so that a response the client never read does not
+    /// keep kernel memory (a FIN queued behind unsent data waits for a
+    /// window the client never opens).
+    abort: AtomicBool,
 }
 
 impl ConnState {
@@ -157,6 +171,7 @@ impl ConnState {
             max_request_bytes,
             h1: AtomicBool::new(false),
             requests: AtomicU64::new(0),
+            abort: AtomicBool::new(false),
         }
     }
 
@@ -224,6 +239,19 @@ enum Stream {
 struct ConnIo {
     inner: Stream,
     state: Arc<ConnState>,
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if self.state.abort.load(Ordering::Relaxed) {
+            let tcp = match &self.inner {
+                Stream::Plain(s) => s,
+                Stream::Tls(s) => s.get_ref().0,
+            };
+            // Failure only means a normal close instead of a reset.
+            let _ = tcp.set_zero_linger();
+        }
+    }
 }
 
 impl AsyncRead for ConnIo {
@@ -456,6 +484,7 @@ async fn run_connection(
         request_state.request_started(req.version());
         let guard = InFlight::enter(&counter);
         let method = req.method().clone();
+        let close = close_after(&req);
         let call = match check_request(&req, &request_limits) {
             Some(status) => {
                 tracing::debug!(%remote, status = status.as_u16(), "request refused by a limit");
@@ -472,13 +501,19 @@ async fn run_connection(
                 Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
                 Err(panic) => Err(panic),
             };
-            let resp = match outcome {
+            let mut resp = match outcome {
                 Ok(resp) => resp,
                 Err(_) => {
                     tracing::error!(%remote, "request handler panicked");
                     error_response(http::StatusCode::INTERNAL_SERVER_ERROR, &method, None)
                 }
             };
+            if close {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             drop(guard);
             Ok::<_, std::convert::Infallible>(resp)
         }
@@ -499,11 +534,13 @@ async fn run_connection(
             _ = check.tick() => {
                 if let Some(why) = end_reason(&state, in_flight.load(Ordering::Relaxed), limits) {
                     tracing::debug!(%remote, "closing the connection: {why}");
+                    state.abort.store(true, Ordering::Relaxed);
                     break;
                 }
             }
             _ = raised(&mut stops.hard) => {
                 tracing::debug!(%remote, "closing connection at the end of the drain");
+                state.abort.store(true, Ordering::Relaxed);
                 break;
             }
         }
@@ -991,6 +1028,92 @@ mod tests {
             .await
             .expect("in time");
         assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+        server.stop().await;
+    }
+
+    /// Answers 32 MiB.
+    struct Big;
+
+    impl Handler for Big {
+        fn handle(
+            &self,
+            _req: http::Request<hyper::body::Incoming>,
+            _conn: Arc<ConnInfo>,
+        ) -> HandlerFuture {
+            Box::pin(async { http::Response::new(full_body(vec![b'x'; 32 << 20])) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_reset_after_the_idle_timeout() {
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(400),
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Big), limits).await;
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut s = sock.connect(server.addr).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        // Reads nothing while the server's writes stall and time out.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // A reset throws away what the server had queued: the client gets
+        // at most what was already in flight to it, then the error.  (A
+        // normal close would queue its FIN behind megabytes of unsent
+        // data, for a window this client never opens, and keep them in
+        // the server's kernel meanwhile.)
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        let reset = loop {
+            match tokio::time::timeout(T, s.read(&mut buf)).await {
+                Err(_) | Ok(Ok(0)) => break false,
+                Ok(Err(_)) => break true,
+                Ok(Ok(n)) => total += n,
+            }
+        };
+        assert!(reset, "ended without a reset after {total} bytes");
+        assert!(total < (1 << 20), "{total} bytes still came");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn chunked_requests_end_their_connection() {
+        let server = Server::start(Arc::new(Echo), Limits::default()).await;
+        // Content-Length with Transfer-Encoding: chunked wins (hyper drops
+        // the length), and the connection ends after the answer even
+        // though the client keeps it open: whatever a front proxy framed
+        // differently is never read as a request.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let (r, closed) = read_until_close(&mut s, T).await;
+        assert!(closed, "{r}");
+        assert!(
+            r.starts_with("HTTP/1.1 200 ") && r.ends_with("got 0"),
+            "{r}"
+        );
+        assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{r}");
+        assert!(!r.contains("/smuggled"), "{r}");
+        // A coding other than exactly `chunked`: 400.
+        for te in ["chunked, chunked", "identity, chunked", "gzip"] {
+            let raw =
+                format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+            let r = exchange(server.addr, raw.as_bytes()).await;
+            assert!(r.starts_with("HTTP/1.1 400 "), "{te}: {r}");
+        }
+        // HTTP/1.1 without Host, with two, with a bad one: 400.
+        for head in [
+            "GET / HTTP/1.1\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n",
+            "GET localhost:80 HTTP/1.1\r\nHost: localhost\r\n",
+        ] {
+            let r = exchange(server.addr, format!("{head}\r\n").as_bytes()).await;
+            assert!(r.starts_with("HTTP/1.1 400 "), "{head:?}: {r}");
+        }
         server.stop().await;
     }
 

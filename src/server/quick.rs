@@ -82,7 +82,13 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
         let upstream =
             crate::fastcgi::Upstream::parse(fpm).map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;
         site.enable_php(crate::engine::site::PhpSite {
-            pool: crate::fastcgi::Pool::new(upstream, crate::fastcgi::Limits::default()),
+            pool: crate::fastcgi::Pool::new(
+                upstream,
+                crate::fastcgi::Limits {
+                    max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
+                    ..Default::default()
+                },
+            ),
             allow_values: true,
         });
     }

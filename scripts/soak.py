@@ -1,0 +1,834 @@
+#!/usr/bin/env python3
+"""Soak and fault test of htgate (issue 7), loopback only, under 5 minutes.
+
+Starts the htgate binary in quick mode on a small demo tree and, while
+normal clients keep asking for pages (plain and TLS), holds 1,000 slow or
+stalled connections open (slowloris heads, slow bodies, stalled TLS
+handshakes, idle keep-alives, silent sockets), lets one address try to
+take more than its share, and sends every request of the hostile corpus
+(fixtures/hostile/*.req).  Then it does it all again, shorter, to see
+memory settle rather than grow.
+
+Fails (exit 1) when:
+- a normal client's success rate drops under 99 % or its p99 latency
+  exceeds 3 s;
+- a hostile request gets a 5xx, hangs past its deadline, gets a 2xx where
+  that would be a leak (traversal, `.ht*`, denied files), gets anything but
+  a 4xx or a closed connection where it must be refused, gets a second
+  answer where a request could have been smuggled in, is not followed by
+  the end of the connection where HTTP/1 requires it (Content-Length with
+  Transfer-Encoding), or any answer carries a secret of the demo tree;
+- a slow connection outlives the server's timeout for it by more than the
+  slack;
+- one client address gets more than its share of connections;
+- the server dies, does not exit 0 on SIGTERM, or its memory does not
+  settle (RSS after the second round well above the first, or above the
+  start by a generous bound).
+
+Needs only python3 and the binary:
+    python3 scripts/soak.py --binary target/release/htgate
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.1"
+# Linux TCP states (tcp_states.h), read from TCP_INFO.
+TCP_CLOSE = 7
+TCP_CLOSE_WAIT = 8
+# The server's limits (src/server/limits.rs), with slack for the 5 s check
+# interval and a loaded machine.
+HEADER_TIMEOUT = 30.0
+BODY_TIMEOUT = 60.0
+IDLE_TIMEOUT = 60.0
+TLS_HANDSHAKE_TIMEOUT = 10.0
+SLACK = 12.0
+PER_IP_CAP = 256
+
+# Slow connections by kind, spread over source addresses so that no one
+# address passes the per-address cap (the hog below does that on purpose).
+SLOW_KINDS = {
+    "slowloris-head": 300,
+    "slow-body": 100,
+    "slow-reader": 100,
+    "stalled-tls": 200,
+    "idle-keepalive": 200,
+    "silent": 100,
+}
+SLOW_SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
+HOG_SOURCE = "127.0.0.10"
+HOSTILE_SOURCE = "127.0.0.11"
+HOG_CONNECTIONS = 300
+
+SECRET_MARKERS = [b"HOSTILE-SECRET", b"root:x:0:0", b"SECRET-HTPASSWD"]
+
+# The normal clients' requests and the status each must get.
+NORMAL_REQUESTS = [
+    ("GET", "/", {}, 200),
+    ("GET", "/index.html", {}, 200),
+    ("GET", "/big.bin", {"Range": "bytes=0-99"}, 206),
+    ("GET", "/blog/hello-world", {}, 200),
+    ("GET", "/missing.html", {}, 404),
+    ("GET", "/private/secret.txt", {}, 403),
+    ("HEAD", "/big.bin", {}, 200),
+]
+
+
+def now():
+    return time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------
+# Setup
+# --------------------------------------------------------------------------
+
+def raise_fd_limit(need):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(need, soft)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            # Root may raise the hard limit too.
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            sys.exit(f"soak: need {need} file descriptors, the hard limit is {hard} "
+                     f"(raise it: ulimit -Hn {need})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def demo_tree(base):
+    root = os.path.join(base, "site")
+    os.makedirs(os.path.join(root, "private"))
+    with open(os.path.join(base, "secret.txt"), "w") as f:
+        f.write("HOSTILE-SECRET-OUTSIDE-THE-ROOT\n")
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<html><body>soak index</body></html>\n")
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    with open(os.path.join(root, "huge.bin"), "wb") as f:
+        f.write(os.urandom(16 << 20))
+    with open(os.path.join(root, ".htpasswd"), "w") as f:
+        f.write("admin:SECRET-HTPASSWD-HOSTILE-SECRET\n")
+    with open(os.path.join(root, "private", "secret.txt"), "w") as f:
+        f.write("HOSTILE-SECRET-DENIED-FILE\n")
+    with open(os.path.join(root, "private", ".htaccess"), "w") as f:
+        f.write("# HOSTILE-SECRET-PRIVATE-HTACCESS\nRequire all denied\n")
+    with open(os.path.join(root, ".htaccess"), "w") as f:
+        f.write(
+            "# HOSTILE-SECRET-HTACCESS\n"
+            "RewriteEngine On\n"
+            "RewriteRule ^blog/(.*)$ index.html [L]\n"
+            "RewriteCond %{QUERY_STRING} (.+)\n"
+            "RewriteRule ^q$ /index.html?%1 [R=302,L]\n"
+            "Header always set X-Soak \"%{REQUEST_URI}e\"\n"
+        )
+    return root
+
+
+class Server:
+    """The htgate child: its addresses (from its stderr), RSS, log."""
+
+    def __init__(self, binary, root, logpath):
+        self.logpath = logpath
+        self.logfile = open(logpath, "wb")
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--root", root, "--http", f"{HOST}:0", "--https", f"{HOST}:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.http = None
+        self.https = None
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.logfile.write(line)
+                self.logfile.flush()
+                m = re.search(rb"listening on http://(\S+) and https://(\S+)", line)
+                if m:
+                    self.http = parse_addr(m.group(1).decode())
+                    self.https = parse_addr(m.group(2).decode())
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(15):
+            self.kill()
+            sys.exit(f"soak: htgate did not start; log: {logpath}")
+
+    def rss_kb(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.logpath, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def parse_addr(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# --------------------------------------------------------------------------
+# HTTP/1 response parsing (enough for status codes and framing)
+# --------------------------------------------------------------------------
+
+def parse_responses(data, head_requests=0):
+    """Statuses of the HTTP/1 responses at the start of `data`, in order
+    (1xx interim answers skipped); stops where framing cannot be followed."""
+    statuses = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            break
+        head = data[pos:end].decode("latin-1")
+        lines = head.split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+        if not m:
+            break
+        status = int(m.group(1))
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.setdefault(k.strip().lower(), v.strip())
+        pos = end + 4
+        if 100 <= status < 200:
+            continue
+        statuses.append(status)
+        no_body = status in (204, 304) or head_requests > 0
+        if head_requests > 0:
+            head_requests -= 1
+        if no_body:
+            continue
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                le = data.find(b"\r\n", pos)
+                if le < 0:
+                    return statuses
+                try:
+                    size = int(data[pos:le].split(b";")[0], 16)
+                except ValueError:
+                    return statuses
+                pos = le + 2 + size + 2
+                if size == 0:
+                    break
+        elif "content-length" in headers:
+            try:
+                pos += int(headers["content-length"])
+            except ValueError:
+                break
+        else:
+            break
+    return statuses
+
+
+# --------------------------------------------------------------------------
+# Normal clients
+# --------------------------------------------------------------------------
+
+class NormalStats:
+    def __init__(self):
+        self.ok = 0
+        self.bad = 0
+        self.latencies = []
+        self.errors = {}
+
+    def error(self, what):
+        self.bad += 1
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+async def read_response(reader, head):
+    """One response: (status, body) or raises."""
+    line = await reader.readline()
+    if not line:
+        raise ConnectionError("closed")
+    while True:
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", line)
+        if not m:
+            raise ValueError(f"bad status line {line[:40]!r}")
+        status = int(m.group(1))
+        headers = {}
+        while True:
+            h = await reader.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if 100 <= status < 200:
+            line = await reader.readline()
+            continue
+        break
+    body = b""
+    if not head and status not in (204, 304):
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                chunk = await reader.readexactly(size + 2)
+                body += chunk[:-2]
+                if size == 0:
+                    break
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+    return status, body, headers
+
+
+async def normal_worker(addr, tls_ctx, stop_at, stats, secrets_seen):
+    i = 0
+    while now() < stop_at:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(*addr, ssl=tls_ctx,
+                                        server_hostname="localhost" if tls_ctx else None,
+                                        local_addr=(HOST, 0)), 5)
+        except Exception as e:
+            stats.error(f"connect: {type(e).__name__}")
+            await asyncio.sleep(0.2)
+            continue
+        try:
+            for _ in range(20):
+                if now() >= stop_at:
+                    break
+                method, path, extra, want = NORMAL_REQUESTS[i % len(NORMAL_REQUESTS)]
+                i += 1
+                req = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+                req += "".join(f"{k}: {v}\r\n" for k, v in extra.items()) + "\r\n"
+                t0 = now()
+                writer.write(req.encode())
+                await writer.drain()
+                status, body, _ = await asyncio.wait_for(read_response(reader, method == "HEAD"), 5)
+                stats.latencies.append(now() - t0)
+                if any(s in body for s in SECRET_MARKERS):
+                    secrets_seen.append(f"normal {path}")
+                if status == want:
+                    stats.ok += 1
+                else:
+                    stats.error(f"{path}: {status} (want {want})")
+                await asyncio.sleep(0.01)
+        except asyncio.TimeoutError:
+            stats.error("timeout")
+        except Exception as e:
+            stats.error(f"{type(e).__name__}")
+        finally:
+            writer.close()
+
+
+# --------------------------------------------------------------------------
+# Slow and stalled connections
+# --------------------------------------------------------------------------
+
+class SlowStats:
+    def __init__(self):
+        self.opened = {k: 0 for k in SLOW_KINDS}
+        self.cut = {k: 0 for k in SLOW_KINDS}
+        self.answered = {k: 0 for k in SLOW_KINDS}
+        self.connect_failed = {k: 0 for k in SLOW_KINDS}
+        self.longest_cut = {k: 0.0 for k in SLOW_KINDS}
+        self.overstayed = {k: 0 for k in SLOW_KINDS}
+        self.open_now = 0
+        self.peak_open = 0
+
+
+LIMIT = {
+    "slowloris-head": HEADER_TIMEOUT,
+    "slow-body": BODY_TIMEOUT,
+    "slow-reader": IDLE_TIMEOUT,
+    "stalled-tls": TLS_HANDSHAKE_TIMEOUT,
+    "idle-keepalive": HEADER_TIMEOUT,
+    "silent": HEADER_TIMEOUT,
+}
+
+
+async def wait_closed(reader, seconds):
+    """True when the server closed within `seconds` (reading what comes);
+    second value: whether any bytes came."""
+    got = False
+    end = now() + seconds
+    while now() < end:
+        try:
+            data = await asyncio.wait_for(reader.read(65536), max(0.01, end - now()))
+        except asyncio.TimeoutError:
+            return False, got
+        except (ConnectionError, OSError):
+            return True, got
+        if not data:
+            return True, got
+        got = True
+    return False, got
+
+
+async def slow_reader_once(http, src, stop_at, stats):
+    """Asks for 16 MiB and never reads a byte: the server's writes stall
+    once the socket buffers are full (a raw socket: asyncio's streams
+    would read ahead)."""
+    import socket
+    kind = "slow-reader"
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        sock.bind((src, 0))
+        await asyncio.wait_for(loop.sock_connect(sock, http), 10)
+        await loop.sock_sendall(sock, b"GET /huge.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    except Exception:
+        stats.connect_failed[kind] += 1
+        sock.close()
+        await asyncio.sleep(1)
+        return
+    stats.opened[kind] += 1
+    stats.open_now += 1
+    stats.peak_open = max(stats.peak_open, stats.open_now)
+    t0 = now()
+    closed = False
+    while now() < stop_at and not closed:
+        await asyncio.sleep(1)
+        # Unread data hides the end of the stream from recv(); the TCP
+        # state says whether the server closed (CLOSE_WAIT) or reset it.
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+            closed = info[0] in (TCP_CLOSE_WAIT, TCP_CLOSE)
+        except OSError:
+            closed = True
+    life = now() - t0
+    stats.open_now -= 1
+    stats.answered[kind] += 1
+    if closed:
+        stats.cut[kind] += 1
+        stats.longest_cut[kind] = max(stats.longest_cut[kind], life)
+    if life > LIMIT[kind] + SLACK:
+        stats.overstayed[kind] += 1
+    sock.close()
+
+
+async def slow_once(kind, http, https, src, stop_at, stats):
+    if kind == "slow-reader":
+        return await slow_reader_once(http, src, stop_at, stats)
+    target = https if kind == "stalled-tls" else http
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*target, local_addr=(src, 0)), 10)
+    except Exception:
+        stats.connect_failed[kind] += 1
+        await asyncio.sleep(1)
+        return
+    stats.opened[kind] += 1
+    stats.open_now += 1
+    stats.peak_open = max(stats.peak_open, stats.open_now)
+    t0 = now()
+    closed = False
+    answered = False
+    try:
+        if kind == "slowloris-head":
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            while now() < stop_at and not closed:
+                writer.write(b"X-Slow: a\r\n")
+                await writer.drain()
+                closed, got = await wait_closed(reader, 3)
+                answered |= got
+        elif kind == "slow-body":
+            writer.write(b"POST /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n")
+            while now() < stop_at and not closed:
+                writer.write(b"0123456789")
+                await writer.drain()
+                closed, got = await wait_closed(reader, 3)
+                answered |= got
+        elif kind == "slow-reader":
+            raise AssertionError("slow-reader runs in slow_reader_once")
+        elif kind == "stalled-tls":
+            if src.endswith((".2", ".4", ".6", ".8")):
+                # The start of a ClientHello that announces 512 bytes.
+                writer.write(bytes.fromhex("160301020001") + os.urandom(40))
+                await writer.drain()
+            closed, got = await wait_closed(reader, max(0.0, stop_at - now()))
+        elif kind == "idle-keepalive":
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            await writer.drain()
+            status, _, _ = await asyncio.wait_for(read_response(reader, False), 10)
+            answered = status == 200
+            closed, _ = await wait_closed(reader, max(0.0, stop_at - now()))
+        elif kind == "silent":
+            closed, got = await wait_closed(reader, max(0.0, stop_at - now()))
+            answered |= got
+    except (ConnectionError, OSError, asyncio.IncompleteReadError):
+        closed = True
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        life = now() - t0
+        stats.open_now -= 1
+        if answered:
+            stats.answered[kind] += 1
+        if closed:
+            stats.cut[kind] += 1
+            stats.longest_cut[kind] = max(stats.longest_cut[kind], life)
+        # Whatever the client does, the server must end the connection
+        # within its limit for this kind.
+        if life > LIMIT[kind] + SLACK:
+            stats.overstayed[kind] += 1
+        writer.close()
+
+
+async def slow_worker(kind, http, https, src, stop_at, stats, start_delay):
+    await asyncio.sleep(start_delay)
+    while now() < stop_at:
+        await slow_once(kind, http, https, src, stop_at, stats)
+
+
+async def hog(http, stop_at):
+    """One address opens more than its share: the extra ones are closed at
+    once, the rest stay open (and are cut by the server's timeouts)."""
+    conns = []
+    refused = 0
+    for _ in range(HOG_CONNECTIONS):
+        try:
+            r, w = await asyncio.wait_for(
+                asyncio.open_connection(*http, local_addr=(HOG_SOURCE, 0)), 5)
+            conns.append((r, w))
+        except Exception:
+            refused += 1
+    await asyncio.sleep(1.0)
+    closed_fast = 0
+    for r, _ in conns:
+        closed, _ = await wait_closed(r, 0.01)
+        if closed:
+            closed_fast += 1
+    # Hold the rest until the phase ends or the server cuts them.
+    await asyncio.sleep(max(0.0, min(stop_at - now(), 5)))
+    for _, w in conns:
+        w.close()
+    return len(conns) + refused, closed_fast + refused
+
+
+# --------------------------------------------------------------------------
+# The hostile corpus
+# --------------------------------------------------------------------------
+
+def load_corpus(directory):
+    cases = []
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".req"):
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        meta = {}
+        while data.startswith(b"#! "):
+            line, _, data = data.partition(b"\n")
+            k, _, v = line[3:].decode().partition(":")
+            meta[k.strip()] = v.strip()
+        cases.append((name, meta, data))
+    return cases
+
+
+class HostileResult:
+    def __init__(self):
+        self.by_outcome = {}
+        self.failures = []
+        self.count = 0
+
+
+async def hostile_one(http, name, meta, raw, result, deadline=15.0):
+    expect = meta.get("expect", "safe")
+    shut = meta.get("shut", "yes") != "no"
+    heads = raw.count(b"HEAD ") if raw.startswith(b"HEAD") or b"\r\nHEAD " in raw else 0
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*http, local_addr=(HOSTILE_SOURCE, 0)), 5)
+    except Exception as e:
+        result.failures.append(f"{name}: cannot connect ({e})")
+        return
+    data = b""
+    closed = False
+    t0 = now()
+    try:
+        try:
+            writer.write(raw)
+            await asyncio.wait_for(writer.drain(), deadline)
+            if shut and writer.can_write_eof():
+                writer.write_eof()
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+        while now() - t0 < deadline:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), deadline - (now() - t0))
+            except asyncio.TimeoutError:
+                break
+            except (ConnectionError, OSError):
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    finally:
+        writer.close()
+    statuses = parse_responses(data, heads)
+    result.count += 1
+    kinds = sorted({f"{s // 100}xx" for s in statuses})
+    outcome = "+".join(kinds) if kinds else ("closed" if closed else "no answer")
+    key = f"{expect}: {outcome}"
+    result.by_outcome[key] = result.by_outcome.get(key, 0) + 1
+    why = meta.get("why", "")
+    bad = None
+    if not closed:
+        bad = f"still open after {deadline:.0f} s"
+    elif any(500 <= s for s in statuses):
+        bad = f"5xx {statuses}"
+    elif any(m in data for m in SECRET_MARKERS):
+        bad = "a secret of the demo tree came out"
+    elif expect == "reject" and any(not 400 <= s < 500 for s in statuses):
+        bad = f"must be refused (4xx or closed), got {statuses}"
+    elif expect == "no-2xx" and any(200 <= s < 300 for s in statuses):
+        bad = f"must not succeed, got {statuses}"
+    elif expect == "h2-close" and statuses:
+        bad = f"HTTP/1 answer to HTTP/2 frames: {statuses}"
+    elif expect in ("one-answer", "closed-after") and len(statuses) > 1:
+        bad = f"more than one answer (a request was smuggled in): {statuses}"
+    if bad:
+        result.failures.append(f"{name} ({why}): {bad}")
+
+
+async def hostile_all(http, cases, concurrency=16):
+    result = HostileResult()
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(case):
+        async with sem:
+            await hostile_one(http, *case, result)
+
+    await asyncio.gather(*(one(c) for c in cases))
+    return result
+
+
+# --------------------------------------------------------------------------
+# One round: everything at once for `duration` seconds
+# --------------------------------------------------------------------------
+
+async def rss_sampler(server, stop_at, samples):
+    while now() < stop_at:
+        r = server.rss_kb()
+        if r:
+            samples.append(r)
+        await asyncio.sleep(0.5)
+
+
+async def round_(server, cases, duration, slow_scale, tls_ctx):
+    stop_at = now() + duration
+    normal = NormalStats()
+    tls_normal = NormalStats()
+    slow = SlowStats()
+    secrets_seen = []
+    rss = []
+    tasks = [asyncio.create_task(rss_sampler(server, stop_at + 1, rss))]
+    # Slow connections ramp up over the first 5 s.
+    idx = 0
+    for kind, count in SLOW_KINDS.items():
+        for _ in range(int(count * slow_scale)):
+            src = SLOW_SOURCES[idx % len(SLOW_SOURCES)]
+            idx += 1
+            tasks.append(asyncio.create_task(slow_worker(
+                kind, server.http, server.https, src, stop_at, slow, (idx % 500) / 100)))
+    for _ in range(12):
+        tasks.append(asyncio.create_task(normal_worker(server.http, None, stop_at, normal, secrets_seen)))
+    for _ in range(4):
+        tasks.append(asyncio.create_task(normal_worker(server.https, tls_ctx, stop_at, tls_normal, secrets_seen)))
+    await asyncio.sleep(6)
+    hog_task = asyncio.create_task(hog(server.http, stop_at))
+    hostile = await hostile_all(server.http, cases)
+    hog_total, hog_refused = await hog_task
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "normal": normal,
+        "tls_normal": tls_normal,
+        "slow": slow,
+        "hostile": hostile,
+        "hog": (hog_total, hog_refused),
+        "secrets": secrets_seen,
+        "rss_peak": max(rss) if rss else None,
+    }
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def report_round(label, r, failures):
+    print(f"\n== {label}")
+    rows = []
+    for name, st in (("normal HTTP/1.1", r["normal"]), ("normal HTTPS", r["tls_normal"])):
+        total = st.ok + st.bad
+        rate = 100.0 * st.ok / total if total else 0.0
+        p50 = pct(st.latencies, 50) * 1000
+        p99 = pct(st.latencies, 99) * 1000
+        rows.append((name, f"{st.ok}/{total} ok", f"{rate:.2f} %", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
+        if total == 0 or rate < 99.0:
+            failures.append(f"{label}: {name} success rate {rate:.2f} % ({st.errors})")
+        if total and p99 > 3000:
+            failures.append(f"{label}: {name} p99 latency {p99:.0f} ms")
+    s = r["slow"]
+    for k in SLOW_KINDS:
+        rows.append((f"slow {k}", f"{s.opened[k]} opened",
+                     f"{s.cut[k]} ended by server ({s.answered[k]} answered)",
+                     f"longest {s.longest_cut[k]:.1f} s (limit {LIMIT[k]:.0f} s)",
+                     f"{s.overstayed[k]} overstayed"))
+        if s.overstayed[k]:
+            failures.append(f"{label}: {s.overstayed[k]} {k} connections outlived the server's {LIMIT[k]:.0f} s limit")
+        if s.connect_failed[k] > s.opened[k] // 10 + 5:
+            failures.append(f"{label}: {s.connect_failed[k]} {k} connections could not connect")
+    rows.append(("slow, open at once", f"peak {s.peak_open}", "", "", ""))
+    hog_total, hog_refused = r["hog"]
+    rows.append(("one address, 300 conns", f"{hog_refused} refused at once",
+                 f"cap {PER_IP_CAP}", "", ""))
+    if hog_refused < hog_total - PER_IP_CAP:
+        failures.append(f"{label}: one address kept {hog_total - hog_refused} connections (cap {PER_IP_CAP})")
+    h = r["hostile"]
+    rows.append(("hostile requests", f"{h.count} sent", f"{len(h.failures)} failed", "", ""))
+    for key in sorted(h.by_outcome):
+        rows.append(("  " + key, str(h.by_outcome[key]), "", "", ""))
+    for f in h.failures:
+        failures.append(f"{label}: hostile {f}")
+    for sname in r["secrets"]:
+        failures.append(f"{label}: secret seen by {sname}")
+    width = [max(len(str(row[i])) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(width[i]) for i, c in enumerate(row)))
+
+
+async def settle(seconds):
+    await asyncio.sleep(seconds)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--binary", default=os.path.join(here, "..", "target", "release", "htgate"))
+    ap.add_argument("--corpus", default=os.path.join(here, "..", "fixtures", "hostile"))
+    ap.add_argument("--duration", type=float, default=80.0, help="first round, seconds")
+    ap.add_argument("--second", type=float, default=45.0, help="second round, seconds")
+    ap.add_argument("--rss-bound-mb", type=float, default=256.0,
+                    help="RSS after settling may exceed the start by this much")
+    args = ap.parse_args()
+    started = now()
+    if not os.access(args.binary, os.X_OK):
+        sys.exit(f"soak: no executable at {args.binary} (cargo build --release)")
+    cases = load_corpus(args.corpus)
+    if len(cases) < 150:
+        sys.exit(f"soak: only {len(cases)} hostile requests in {args.corpus}")
+    slow_total = sum(SLOW_KINDS.values())
+    fds = raise_fd_limit(4 * (slow_total + HOG_CONNECTIONS) + 1024)
+    log(f"fd limit {fds}; {len(cases)} hostile requests; {slow_total} slow connections")
+
+    tls_ctx = ssl.create_default_context()
+    tls_ctx.check_hostname = False
+    tls_ctx.verify_mode = ssl.CERT_NONE
+
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="htgate-soak-") as base:
+        root = demo_tree(base)
+        server = Server(args.binary, root, os.path.join(base, "htgate.log"))
+        log(f"htgate pid {server.proc.pid} on http://{server.http[0]}:{server.http[1]} "
+            f"and https://{server.https[0]}:{server.https[1]}")
+        # Warm up a little (first requests fill caches), then measure.
+        asyncio.run(round_(server, cases[:5], 2, 0.0, tls_ctx))
+        time.sleep(1)
+        rss_before = server.rss_kb()
+        log(f"RSS before: {rss_before} kB")
+
+        log(f"round 1: {args.duration:.0f} s")
+        r1 = asyncio.run(round_(server, cases, args.duration, 1.0, tls_ctx))
+        time.sleep(5)
+        rss_after1 = server.rss_kb()
+        report_round("round 1", r1, failures)
+        if not server.alive():
+            failures.append("the server died during round 1")
+
+        log(f"round 2: {args.second:.0f} s")
+        r2 = asyncio.run(round_(server, cases, args.second, 1.0, tls_ctx)) if server.alive() else None
+        time.sleep(5)
+        rss_after2 = server.rss_kb()
+        if r2:
+            report_round("round 2", r2, failures)
+        if not server.alive():
+            failures.append(f"the server died (exit {server.proc.returncode})")
+
+        peak = max(x for x in [r1["rss_peak"], r2["rss_peak"] if r2 else None, rss_after2] if x)
+        print("\n== memory (VmRSS)")
+        print(f"  before            {rss_before / 1024:8.1f} MiB")
+        print(f"  peak              {peak / 1024:8.1f} MiB")
+        print(f"  after round 1     {(rss_after1 or 0) / 1024:8.1f} MiB")
+        print(f"  after round 2     {(rss_after2 or 0) / 1024:8.1f} MiB")
+        if rss_before and rss_after2:
+            if rss_after2 > rss_before + args.rss_bound_mb * 1024:
+                failures.append(f"RSS grew from {rss_before} kB to {rss_after2} kB")
+            if rss_after1 and rss_after2 > rss_after1 * 1.25 + 32 * 1024:
+                failures.append(f"RSS kept growing: {rss_after1} kB after round 1, {rss_after2} kB after round 2")
+
+        # Graceful shutdown: SIGTERM, drain, exit 0.
+        if server.alive():
+            t0 = now()
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                code = server.proc.wait(timeout=20)
+                print(f"\n== SIGTERM: exit {code} after {now() - t0:.1f} s")
+                if code != 0:
+                    failures.append(f"exit code {code} after SIGTERM")
+            except subprocess.TimeoutExpired:
+                failures.append("no exit within 20 s of SIGTERM")
+                server.kill()
+        else:
+            print(server.log_tail())
+        elapsed = now() - started
+        print(f"\n== total {elapsed:.0f} s")
+        if elapsed > 300:
+            failures.append(f"took {elapsed:.0f} s (budget 300 s)")
+        if failures:
+            print("\n== FAILURES")
+            for f in failures[:200]:
+                print("  " + f)
+            if len(failures) > 200:
+                print(f"  ... and {len(failures) - 200} more")
+            print("\n-- server log (tail)\n" + server.log_tail())
+            sys.exit(1)
+        print("\nsoak: OK")
+
+
+if __name__ == "__main__":
+    main()
