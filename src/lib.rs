@@ -6,8 +6,10 @@
 //! compiled once) and runs the programs of a request's directories with
 //! Apache's per-directory semantics; `server` is the hyper + rustls front
 //! that hands requests to the engine and serves files; `tls` makes and loads
-//! certificates; `expr` is Apache's `ap_expr` language used by `<If>`,
-//! `RewriteCond expr` and `Header ... expr=`; `cli` is the command line.
+//! certificates; `logs` writes the access and error logs; `metrics` counts
+//! for the admin listener's `/metrics`; `expr` is Apache's `ap_expr`
+//! language used by `<If>`, `RewriteCond expr` and `Header ... expr=`;
+//! `cli` is the command line.
 
 pub mod acme;
 pub mod cli;
@@ -17,6 +19,8 @@ pub mod expr;
 pub mod fastcgi;
 pub mod hosting;
 pub mod htaccess;
+pub mod logs;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod watch;

@@ -14,10 +14,10 @@ mod support {
 
 mod diagnostics;
 mod explain;
-mod lint;
-mod ops;
 mod hardening;
 mod hosting;
+mod lint;
+mod ops;
 mod parser_props;
 mod protections;
 mod reload;

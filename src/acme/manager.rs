@@ -136,6 +136,7 @@ impl AcmeManager {
                 );
             }
             Err(err) => {
+                crate::metrics::acme_failure();
                 let (failures, retry_in) = self.record_failure(&domain, err);
                 tracing::warn!(domain, kind, outcome = "failed", duration_ms, failures, retry_in_s = retry_in.as_secs(), error = %err, "ACME order failed");
             }

@@ -119,3 +119,69 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("é\nx", 3), (2, 1));
 }
+
+#[test]
+fn log_and_admin_keys() {
+    let src = format!(
+        r#"
+access_log = "all.access.log"
+error_log = "error.log"
+log_level = "info,htaccess=debug"
+
+[admin]
+listen = "127.0.0.1:9180"
+
+[[listen]]
+address = "127.0.0.1:8080"
+
+[[site]]
+name = "a"
+domains = ["a.test"]
+root = "{}"
+access_log = "a.access.log"
+"#,
+        root()
+    );
+    let cfg = parse(&src).expect("valid");
+    let dir = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
+    assert_eq!(
+        cfg.file.access_log.as_ref().map(|p| p.get_ref().clone()),
+        Some(dir.join("all.access.log"))
+    );
+    assert_eq!(
+        cfg.file.site[0]
+            .access_log
+            .as_ref()
+            .map(|p| p.get_ref().clone()),
+        Some(dir.join("a.access.log"))
+    );
+    assert_eq!(
+        cfg.file.admin.as_ref().map(|a| a.listen.get_ref().port()),
+        Some(9180)
+    );
+}
+
+#[test]
+fn bad_log_and_admin_values_name_the_line() {
+    let src = format!(
+        "log_level = \"verbose\"\nerror_log = \"/nonexistent/htgate/error.log\"\n[admin]\nlisten = \"127.0.0.1:8080\"\n[[listen]]\naddress = \"127.0.0.1:8080\"\n[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{}\"\naccess_log = \"{}\"\n",
+        root(),
+        root()
+    );
+    let err = parse(&src).expect_err("bad values");
+    let text = err.to_string();
+    assert!(text.contains(":1:13: log_level `verbose`"), "{text}");
+    assert!(
+        text.contains(":2:13: error_log `/nonexistent/htgate/error.log`: the folder"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":4:10: [admin] listen 127.0.0.1:8080 is also a [[listen]] address"),
+        "{text}"
+    );
+    assert!(text.contains(":11:14: access_log `"), "{text}");
+    assert!(text.contains("is a folder"), "{text}");
+
+    let err = parse("[admin]\nlisten = \"127.0.0.1:9180\"\nport = 1\n").expect_err("unknown key");
+    assert_eq!(err.0[0].line, 3, "{err}");
+}

@@ -1015,22 +1015,27 @@ fn alias_prefix_match<'u>(uri: &'u str, prefix: &str) -> Option<&'u str> {
 /// `AddType`/`RemoveType` in force (parent first), mod_mime's rule that
 /// every extension is looked up and the last known one wins.
 pub fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String> {
-    let mut ctype: Option<String> = None;
-    let mut charset: Option<String> = None;
+    // Borrowed until the end: one copy for the answer, none per extension.
+    let mut ctype: Option<&str> = None;
+    let mut charset: Option<&str> = None;
     let mut parts = name.split('.');
     parts.next();
     for ext in parts {
-        let ext = ext.to_ascii_lowercase();
-        let mut found: Option<Option<String>> = None;
+        let ext: std::borrow::Cow<str> = if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+            ext.to_ascii_lowercase().into()
+        } else {
+            ext.into()
+        };
+        let mut found: Option<Option<&str>> = None;
         for m in conf.mime.iter() {
             for (e, t) in &m.types {
                 if *e == ext {
-                    found = Some(t.clone());
+                    found = Some(t.as_deref());
                 }
             }
             for (e, c) in &m.charsets {
                 if *e == ext {
-                    charset = Some(c.clone());
+                    charset = Some(c);
                 }
             }
         }
@@ -1040,14 +1045,14 @@ pub fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String
             Some(None) => {}
             None => {
                 if let Some(t) = site.mime.lookup(&ext) {
-                    ctype = Some(t.to_string());
+                    ctype = Some(t);
                 }
             }
         }
     }
     match (ctype, charset) {
         (Some(t), Some(c)) if !t.contains("charset") => Some(format!("{t}; charset={c}")),
-        (t, _) => t,
+        (t, _) => t.map(str::to_string),
     }
 }
 

@@ -266,7 +266,8 @@ impl<'a> Main<'a> {
                 }
                 let mut vary: Vec<String> = Vec::new();
                 let rc = self.apply_rewrite_rule(r, p, perdir, joined.as_deref(), &mut vary, saved);
-                if rc == RuleResult::Rewrote {
+                if rc == RuleResult::Rewrote && !(p.flags.last || p.flags.end || p.flags.proxy) {
+                    // the list goes on with a new subject
                     joined = joined_input(r, perdir);
                     if let Some(ix) = index {
                         // a new subject: other prefixes may match it
@@ -366,7 +367,7 @@ impl<'a> Main<'a> {
                 if p.pattern.is_match(input) == p.negate {
                     return RuleResult::NoMatch;
                 }
-                if !p.negate {
+                if !p.negate && needs_rule_captures(p) {
                     match p.pattern.captures(input) {
                         Some(c) => refs.rule_caps = c,
                         None => return RuleResult::NoMatch,
@@ -965,11 +966,48 @@ fn joined_input(r: &Req, perdir: &str) -> Option<String> {
     if r.path_info.is_empty() {
         return None;
     }
-    let mut input = format!("{}{}", r.filename, r.path_info);
-    if input.starts_with(perdir) {
-        input.drain(..perdir.len());
-    }
+    let full = [r.filename.as_str(), r.path_info.as_str()];
+    let skip = if r.filename.len() >= perdir.len() {
+        usize::from(r.filename.starts_with(perdir)) * perdir.len()
+    } else {
+        // the directory ends inside PATH_INFO
+        let joined = full.concat();
+        return Some(match joined.strip_prefix(perdir) {
+            Some(rest) => rest.to_string(),
+            None => joined,
+        });
+    };
+    let mut input = String::with_capacity(r.filename.len() - skip + r.path_info.len());
+    input.push_str(&r.filename[skip..]);
+    input.push_str(&r.path_info);
     Some(input)
+}
+
+/// Whether anything of rule `p` uses its back-references (`$N`): if not,
+/// a match needs no capture groups (nor a copy of the subject).
+fn needs_rule_captures(p: &RewriteRule) -> bool {
+    fn uses(t: &Template) -> bool {
+        t.pieces.iter().any(|piece| match piece {
+            Piece::RuleRef(_) => true,
+            Piece::Map { key, default, .. } => uses(key) || uses(default),
+            _ => false,
+        })
+    }
+    p.subst.as_ref().is_some_and(uses)
+        || p.flags.env.iter().any(|e| match e {
+            EnvFlag::Set(n, v) => uses(n) || uses(v),
+            EnvFlag::Unset(n) => uses(n),
+        })
+        || p.flags.cookies.iter().any(uses)
+        || p.flags.forced_type.as_ref().is_some_and(uses)
+        || p.flags.forced_handler.as_ref().is_some_and(uses)
+        || p.conds.iter().any(|c| {
+            uses(&c.test)
+                || match &c.kind {
+                    CondKind::StrCmp(_, t) | CondKind::IntCmp(_, t) => uses(t),
+                    _ => false,
+                }
+        })
 }
 
 /// `subst_prefix_path`: replace the prefix `match_` (ending at a `/`) of

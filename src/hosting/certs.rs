@@ -274,6 +274,7 @@ impl CertStore {
                         if !served.valid_at(now) {
                             tracing::warn!(site = %site.name, "the uploaded certificate is not valid now (expired {}): serving the automatic certificate instead", fmt_time(served.not_after));
                         }
+                        crate::metrics::reload("certificate", true);
                         *slot = (Some(k), Some(Arc::new(served)));
                     }
                     Ok(None) => *slot = (Some(k), None),
@@ -285,6 +286,7 @@ impl CertStore {
                             "the certificate files in {} are not usable, keeping the previous certificate: {e}",
                             dir.display()
                         );
+                        crate::metrics::reload("certificate", false);
                         slot.0 = Some(k);
                     }
                 },
@@ -316,8 +318,10 @@ impl CertStore {
                             not_after: stored.not_after,
                         }),
                     );
+                    crate::metrics::reload("certificate", true);
                 }
                 Err(e) => {
+                    crate::metrics::reload("certificate", false);
                     tracing::error!(%domain, "the stored automatic certificate is not usable: {e}")
                 }
             }

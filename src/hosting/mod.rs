@@ -27,6 +27,9 @@ pub struct HostedSite {
     /// The Strict-Transport-Security value, when HSTS is on.
     pub hsts: Option<HeaderValue>,
     pub force_https: bool,
+    /// Its metrics label and where its access-log lines go (its own
+    /// file, the shared one, or none).
+    pub log_route: crate::logs::access::Route,
 }
 
 /// One immutable view of all sites; replaced as a whole on reload.
@@ -74,7 +77,7 @@ pub struct Front {
 
 /// The host name a request is for (no port, lower case): the Host header,
 /// else the request target's authority (HTTP/2's `:authority`).
-fn request_host(req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+pub(crate) fn request_host(req: &http::Request<hyper::body::Incoming>) -> Option<String> {
     let raw = req
         .headers()
         .get(http::header::HOST)
@@ -211,7 +214,14 @@ impl Handler for Front {
                     Some(&location),
                 );
             }
-            let mut resp = crate::engine::serve_site(hs.site.clone(), req, conn).await;
+            // Everything logged while the site answers names the site and
+            // the client, as Apache's error log does.
+            let span = tracing::error_span!("request", site = %hs.name, client = %conn.remote);
+            let mut resp = tracing::Instrument::instrument(
+                crate::engine::serve_site(hs.site.clone(), req, conn),
+                span,
+            )
+            .await;
             if https {
                 if let Some(v) = &hs.hsts {
                     // A customer's own `Header set Strict-Transport-Security`

@@ -86,6 +86,8 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
             Change::Htaccess(dir) => {
                 for hs in hosting.sites.iter() {
                     if is_under(&dir, &hs.site.docroot) {
+                        // The compile errors logged now name the site.
+                        let _site = tracing::error_span!("reload", site = %hs.name).entered();
                         hs.site.cache.reload_dir(&dir);
                     }
                 }
@@ -93,6 +95,8 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
             Change::Tree(dir) => {
                 for hs in hosting.sites.iter() {
                     if is_under(&dir, &hs.site.docroot) {
+                        // cached stat results of the folder and below
+                        hs.site.stats.invalidate_under(&dir);
                         let n = hs.site.cache.reload_under(&dir);
                         tracing::debug!(target: "reload", dir = %dir.display(), checked = n, "folder changed");
                     }
@@ -103,6 +107,7 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
                     if Path::new(&hs.site.docroot) == root {
                         tracing::info!(target: "reload", site = %hs.name, root = %root.display(), "document root replaced: every .htaccess is read again");
                         hs.site.cache.clear();
+                        hs.site.stats.clear();
                     }
                 }
             }
@@ -122,6 +127,7 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
             }
             Change::Rescan => {
                 for hs in hosting.sites.iter() {
+                    hs.site.stats.clear();
                     let n = hs.site.cache.reload_all();
                     if n > 0 {
                         tracing::info!(target: "reload", site = %hs.name, changed = n, "periodic re-check found changed .htaccess files");
@@ -145,7 +151,9 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
 /// Reloads the configuration and, when it was taken, points the watcher
 /// at the new set of roots and files.
 pub async fn reload_and_rewatch(shared: &Arc<Shared>) -> Result<(), String> {
-    super::run::reload(shared).await?;
+    let reloaded = super::run::reload(shared).await;
+    crate::metrics::reload("config", reloaded.is_ok());
+    reloaded?;
     let spec = watch_spec(&shared.config.load());
     if let Ok(guard) = shared.watcher.lock() {
         if let Some(w) = guard.as_ref() {

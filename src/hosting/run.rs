@@ -129,7 +129,8 @@ pub fn hosting(
                 OnHtaccessError::KeepLastGood => OnError::KeepLastGood,
             },
         );
-        site.cache.set_modules(crate::engine::compile::Modules::hosting(false));
+        site.cache
+            .set_modules(crate::engine::compile::Modules::hosting(false));
         site.enforce_symlink_owner();
         site.http_port = http_port;
         site.https_port = https_port;

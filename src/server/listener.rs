@@ -426,6 +426,7 @@ async fn run_connection(
 ) {
     // Held to the end of the task: the connection counts until then.
     let _permit = permit;
+    let _open = crate::metrics::ConnectionGuard::open();
     let limits = &shared.limits;
     // Small responses should not wait for Nagle; failure only costs speed.
     if let Err(e) = stream.set_nodelay(true) {
@@ -445,14 +446,17 @@ async fn run_connection(
             };
             match result {
                 Ok(Ok(s)) => {
+                    crate::metrics::tls_handshake("ok");
                     let sni = s.get_ref().1.server_name().map(str::to_owned);
                     (Stream::Tls(Box::new(s)), sni)
                 }
                 Ok(Err(e)) => {
+                    crate::metrics::tls_handshake("failed");
                     tracing::debug!(%remote, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    crate::metrics::tls_handshake("timeout");
                     tracing::debug!(%remote, "TLS handshake timed out");
                     return;
                 }

@@ -7,6 +7,16 @@
 //! ([`make_etag`], [`evaluate_preconditions`], [`if_range_matches`],
 //! [`parse_ranges`], [`multipart_layout`]); [`serve_file`] only gathers
 //! their inputs, opens the file and builds the response.
+//!
+//! Small files (up to [`SMALL_FILE`]) are read whole in one trip to the
+//! blocking pool (instead of one each for the open, the seek and every
+//! read) and kept in memory ([`ContentCache`]) by path and identity: a
+//! request whose stat (made by the engine for this very request) shows
+//! the same device, inode, size, mtime and ctime is answered from memory
+//! without a system call.  Any write, replacement, truncation or `chmod`
+//! changes that identity.  A file is kept only once its timestamps are
+//! older than [`SETTLED`], so that a filesystem with coarse timestamps
+//! cannot hide a second write within the same tick.
 
 use super::status_page::{error_body, ERROR_CONTENT_TYPE};
 use super::{empty_body, full_body, Body};
@@ -36,6 +46,14 @@ pub struct FileToServe<'a> {
 
 /// Bytes read from the file per body chunk.
 const CHUNK: usize = 64 * 1024;
+/// Files up to this size are read whole and may be kept in memory.
+pub const SMALL_FILE: u64 = 256 * 1024;
+/// Memory for kept files, all sites together.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Files kept at most (bounds the map for many tiny files).
+const CACHE_ENTRIES: usize = 32 * 1024;
+/// How old a file's timestamps must be before its content is kept.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 /// Apache's defaults for `MaxRanges`, `MaxRangeOverlaps`,
 /// `MaxRangeReversals`: past them the whole file is sent.
 const MAX_RANGES: usize = 200;
@@ -609,6 +627,205 @@ pub fn multipart_layout(
 }
 
 // ---------------------------------------------------------------------------
+// Small files in memory
+
+/// What identifies one version of a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(m: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Both timestamps at least [`SETTLED`] before `now` (unix seconds
+    /// and nanoseconds).
+    fn settled(&self, now: SystemTime) -> bool {
+        let now = system_time_us(now) / USEC;
+        let limit = now - SETTLED.as_secs() as i64;
+        self.mtime.0 < limit && self.ctime.0 < limit
+    }
+}
+
+/// Small files' contents by path, each valid for one [`Identity`].
+pub struct ContentCache {
+    map: std::sync::RwLock<std::collections::HashMap<std::path::PathBuf, (Identity, Bytes)>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl ContentCache {
+    fn new() -> ContentCache {
+        ContentCache {
+            map: std::sync::RwLock::new(std::collections::HashMap::new()),
+            bytes: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The process-wide cache.
+    pub fn global() -> &'static ContentCache {
+        static CACHE: OnceLock<ContentCache> = OnceLock::new();
+        CACHE.get_or_init(ContentCache::new)
+    }
+
+    fn get(&self, path: &Path, id: &Identity) -> Option<Bytes> {
+        let map = self.map.read().ok()?;
+        match map.get(path) {
+            Some((kept, data)) if kept == id => Some(data.clone()),
+            _ => None,
+        }
+    }
+
+    fn insert(&self, path: &Path, id: Identity, data: Bytes) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        let len = data.len();
+        if let Some((_, old)) = map.insert(path.to_path_buf(), (id, data)) {
+            self.bytes.fetch_sub(old.len(), Relaxed);
+        }
+        self.bytes.fetch_add(len, Relaxed);
+        // Over budget: drop entries (in the map's arbitrary order) until
+        // within it again.
+        while self.bytes.load(Relaxed) > CACHE_BYTES || map.len() > CACHE_ENTRIES {
+            let Some(victim) = map.keys().find(|k| k.as_path() != path).cloned() else {
+                break;
+            };
+            if let Some((_, old)) = map.remove(&victim) {
+                self.bytes.fetch_sub(old.len(), Relaxed);
+            }
+        }
+    }
+
+    /// Bytes kept (for tests and the status page).
+    pub fn kept_bytes(&self) -> usize {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Where a body's bytes come from.
+enum Source {
+    Memory(Bytes),
+    File(tokio::fs::File),
+}
+
+/// Opens `path`, which the caller stat'ed as `meta`: from memory when the
+/// kept copy has that identity; a small file is read whole (one trip to
+/// the blocking pool) and kept once settled; a larger one, or one that
+/// changed since `meta`, is streamed from an open handle.
+async fn open_source(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Source> {
+    let id = Identity::of(meta);
+    if id.size <= SMALL_FILE {
+        let cache = ContentCache::global();
+        if let Some(data) = cache.get(path, &id) {
+            return Ok(Source::Memory(data));
+        }
+        let owned = path.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || read_small(&owned, &id))
+            .await
+            .map_err(std::io::Error::other)??;
+        if let Some((data, keep)) = read {
+            if keep {
+                cache.insert(path, id, data.clone());
+            }
+            return Ok(Source::Memory(data));
+        }
+    }
+    Ok(Source::File(tokio::fs::File::open(path).await?))
+}
+
+/// Reads a whole small file if it still has identity `id` (before and
+/// after the read); the flag says whether it may be kept.  `None`: it
+/// changed (the caller streams it, as for a large file).
+fn read_small(path: &Path, id: &Identity) -> std::io::Result<Option<(Bytes, bool)>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    if Identity::of(&f.metadata()?) != *id {
+        return Ok(None);
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(id.size).unwrap_or(0));
+    (&mut f).take(id.size.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 != id.size || Identity::of(&f.metadata()?) != *id {
+        return Ok(None);
+    }
+    Ok(Some((Bytes::from(buf), id.settled(SystemTime::now()))))
+}
+
+/// The body of `chunks` over content in memory.
+fn memory_body(data: &Bytes, chunks: Vec<Chunk>) -> Body {
+    let mut frames: Vec<Bytes> = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        match c {
+            Chunk::Bytes(b) => frames.push(b),
+            Chunk::File { start, len } => {
+                let start = usize::try_from(start).unwrap_or(usize::MAX).min(data.len());
+                let end = start
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(data.len());
+                frames.push(data.slice(start..end));
+            }
+        }
+    }
+    if frames.len() == 1 {
+        if let Some(one) = frames.pop() {
+            return full_body(one);
+        }
+    }
+    let left: u64 = frames.iter().map(|b| b.len() as u64).sum();
+    MemoryBody {
+        frames: frames.into(),
+        left,
+    }
+    .boxed()
+}
+
+/// Frames already in memory (multipart byte ranges of a small file).
+struct MemoryBody {
+    frames: VecDeque<Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for MemoryBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        match this.frames.pop_front() {
+            Some(b) => {
+                this.left = this.left.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The streamed body
 
 enum ReadState {
@@ -826,8 +1043,8 @@ pub async fn serve_file(
     let etag = make_etag(size, mtime_us, now_us);
 
     // Apache opens the file before looking at any condition.
-    let fh = match tokio::fs::File::open(file.path).await {
-        Ok(f) => f,
+    let source = match open_source(file.path, file.meta).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::debug!(path = %file.path.display(), error = %e, "cannot open file");
             return error_page(StatusCode::FORBIDDEN, method, headers);
@@ -968,7 +1185,10 @@ pub async fn serve_file(
     let body = if *method == Method::HEAD || length == Some(0) {
         empty_body()
     } else {
-        FileBody::new(fh, chunks).boxed()
+        match source {
+            Source::Memory(data) => memory_body(&data, chunks),
+            Source::File(fh) => FileBody::new(fh, chunks).boxed(),
+        }
     };
     response(status, headers, body)
 }
@@ -1609,6 +1829,34 @@ mod tests {
         let r = serve(&p, Method::GET, &[], None).await;
         std::fs::write(&p, b"short").expect("truncate");
         assert!(r.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn small_files_are_kept_by_identity_once_settled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("k.txt");
+        std::fs::write(&p, "one\n").expect("write");
+        let id = Identity::of(&std::fs::metadata(&p).expect("meta"));
+        let now = SystemTime::now();
+        assert!(!id.settled(now), "just written");
+        assert!(id.settled(now + SETTLED + std::time::Duration::from_secs(1)));
+        // A kept copy answers while the identity is the same: the body
+        // shows it came from memory.
+        let cache = ContentCache::global();
+        cache.insert(&p, id, Bytes::from_static(b"mem\n"));
+        let r = serve(&p, Method::GET, &[], None).await;
+        assert_eq!(body_bytes(r).await, b"mem\n");
+        let r = serve(&p, Method::GET, &[("range", "bytes=1-2")], None).await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body_bytes(r).await, b"em");
+        // Any change of the file (here its mtime, and so its ctime) and
+        // the file is read again.
+        let f = std::fs::File::options().write(true).open(&p).expect("open");
+        f.set_modified(now - std::time::Duration::from_secs(60))
+            .expect("set mtime");
+        let r = serve(&p, Method::GET, &[], None).await;
+        assert_eq!(body_bytes(r).await, b"one\n");
+        assert!(cache.get(&p, &id).is_some(), "the old copy stays until replaced");
     }
 
     #[tokio::test]

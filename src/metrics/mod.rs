@@ -1,0 +1,279 @@
+//! Prometheus metrics (OpenMetrics text), served by the admin listener of
+//! config mode (`[admin] listen`, `GET /metrics`).
+//!
+//! The counters live in one registry per process: what they count happens
+//! in many places (the connection loop, the `.htaccess` cache, the
+//! certificate store, the ACME manager, the log writer), none of which
+//! should carry a handle for it.  What is a fact of one running server
+//! rather than a count — certificate expiry, ACME back-off per domain — is
+//! read from that server at scrape time (`certs.rs`).
+
+pub mod admin;
+mod certs;
+
+pub use certs::ServerCollector;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Request latency buckets (seconds): a static file answers in well under
+/// a millisecond, PHP in tens to hundreds, a stuck upstream in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    site: Arc<String>,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    site: Arc<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogLabels {
+    log: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<SiteLabels, Histogram, fn() -> Histogram>,
+    connections: Gauge,
+    tls_handshakes: Family<ResultLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    acme_failures: Counter,
+    acme_last_failure: Gauge,
+    log_dropped: Family<LogLabels, Counter>,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's metrics, registered at first use.
+pub fn global() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("htgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by site and status code",
+            requests.clone(),
+        );
+        let duration = Family::<SiteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register_with_unit(
+            "request_duration",
+            "Time from the request head to the response head, by site",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "connections_active",
+            "Client connections open now (site listeners)",
+            connections.clone(),
+        );
+        let tls_handshakes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes by result (ok, failed, timeout)",
+            tls_handshakes.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads by kind (htaccess, config, certificate) and result (ok, error)",
+            reloads.clone(),
+        );
+        let acme_failures = Counter::default();
+        registry.register(
+            "acme_failures",
+            "ACME orders that failed",
+            acme_failures.clone(),
+        );
+        let acme_last_failure = Gauge::default();
+        registry.register(
+            "acme_last_failure_timestamp_seconds",
+            "When the last ACME order failed (Unix time; 0: never since the start)",
+            acme_last_failure.clone(),
+        );
+        let log_dropped = Family::<LogLabels, Counter>::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer was behind or a file could not be written",
+            log_dropped.clone(),
+        );
+        let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        build
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register("build_info", "The running htgate's version", build);
+        Metrics {
+            registry,
+            requests,
+            duration,
+            connections,
+            tls_handshakes,
+            reloads,
+            acme_failures,
+            acme_last_failure,
+            log_dropped,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// One answered request.
+pub fn request(site: &Arc<String>, code: u16, took: Duration) {
+    let m = global();
+    m.requests
+        .get_or_create(&RequestLabels {
+            site: site.clone(),
+            code,
+        })
+        .inc();
+    m.duration
+        .get_or_create(&SiteLabels { site: site.clone() })
+        .observe(took.as_secs_f64());
+}
+
+/// Counts an open connection until dropped.
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    pub fn open() -> ConnectionGuard {
+        global().connections.inc();
+        ConnectionGuard(())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        global().connections.dec();
+    }
+}
+
+/// The end of a TLS handshake: `"ok"`, `"failed"` or `"timeout"`.
+pub fn tls_handshake(result: &'static str) {
+    global()
+        .tls_handshakes
+        .get_or_create(&ResultLabels { result })
+        .inc();
+}
+
+/// A reload of `kind` (`"htaccess"`, `"config"`, `"certificate"`).
+pub fn reload(kind: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    global()
+        .reloads
+        .get_or_create(&ReloadLabels { kind, result })
+        .inc();
+}
+
+/// What the `.htaccess` cache did when the watcher asked it to look again
+/// (an unchanged file is not a reload).
+pub fn htaccess_reload(outcome: &crate::engine::site::ReloadOutcome) {
+    use crate::engine::site::ReloadOutcome;
+    match outcome {
+        ReloadOutcome::Unchanged => {}
+        ReloadOutcome::Removed => reload("htaccess", true),
+        ReloadOutcome::Compiled { errors } => reload("htaccess", *errors == 0),
+        ReloadOutcome::KeptLastGood { .. } | ReloadOutcome::Unreadable => reload("htaccess", false),
+    }
+}
+
+/// A failed ACME order.
+pub fn acme_failure() {
+    let m = global();
+    m.acme_failures.inc();
+    m.acme_last_failure.set(crate::hosting::certs::unix_now());
+}
+
+/// A log line that was not written (`log`: `"access"` or `"error"`).
+pub fn log_line_dropped(log: &'static str) {
+    global().log_dropped.get_or_create(&LogLabels { log }).inc();
+}
+
+/// The whole exposition: the process's metrics, then `server`'s.
+pub fn render(server: Option<&Registry>) -> String {
+    use prometheus_client::encoding::text::{encode_eof, encode_registry};
+    let mut out = String::new();
+    // Writing into a String cannot fail; an encoder error would only cut
+    // the answer short, which a scraper reports.
+    let _ = encode_registry(&mut out, global().registry());
+    if let Some(r) = server {
+        let _ = encode_registry(&mut out, r);
+    }
+    let _ = encode_eof(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_are_rendered() {
+        let site = Arc::new("unit-test-site".to_string());
+        request(&site, 404, Duration::from_millis(3));
+        request(&site, 404, Duration::from_millis(30));
+        reload("config", false);
+        let text = render(None);
+        assert!(
+            text.contains("htgate_requests_total{site=\"unit-test-site\",code=\"404\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "htgate_request_duration_seconds_bucket{le=\"0.005\",site=\"unit-test-site\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("htgate_request_duration_seconds_count{site=\"unit-test-site\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("htgate_reloads_total{kind=\"config\",result=\"error\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE htgate_connections_active gauge"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
