@@ -305,7 +305,11 @@ root = "site"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosted_symlinks_never_reach_another_customers_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    files::write(dir.path(), "other/wp-config.php.txt", "DB_PASSWORD=hunter2\n");
+    files::write(
+        dir.path(),
+        "other/wp-config.php.txt",
+        "DB_PASSWORD=hunter2\n",
+    );
     files::write(dir.path(), "site/own.txt", "mine\n");
     files::write(dir.path(), "site/.htaccess", "Options +FollowSymLinks\n");
     std::os::unix::fs::symlink(
@@ -313,8 +317,11 @@ async fn hosted_symlinks_never_reach_another_customers_files() {
         dir.path().join("site/steal.txt"),
     )
     .expect("symlink");
-    std::os::unix::fs::symlink(dir.path().join("site/own.txt"), dir.path().join("site/mine.txt"))
-        .expect("symlink");
+    std::os::unix::fs::symlink(
+        dir.path().join("site/own.txt"),
+        dir.path().join("site/mine.txt"),
+    )
+    .expect("symlink");
     let chown = |path: &std::path::Path, uid: &str| {
         std::process::Command::new("chown")
             .args(["-h", uid, &path.to_string_lossy()])
