@@ -24,7 +24,9 @@ use htgate::server::ConnInfo;
 use std::path::Path;
 
 fn shared(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
 }
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
@@ -80,7 +82,9 @@ const DEEP_DIRS: [&str; 6] = ["", "a/", "a/b/", "a/b/c/", "a/b/c/d/", "a/b/c/d/e
 fn redirect_map(n: usize) -> String {
     let mut s = format!("# {n}-line redirect map\nRewriteEngine On\n");
     for i in 1..=n {
-        s.push_str(&format!("RewriteRule ^old-page-{i}/?$ /new-page-{i} [R=301,L]\n"));
+        s.push_str(&format!(
+            "RewriteRule ^old-page-{i}/?$ /new-page-{i} [R=301,L]\n"
+        ));
     }
     s
 }
@@ -148,7 +152,10 @@ fn scenarios() -> Vec<(Fixture, Vec<Scenario>)> {
     }
     vec![
         (
-            fixture(&[f(".htaccess", FORCE_HTTPS), f("index.html", "/index.html\n")]),
+            fixture(&[
+                f(".htaccess", FORCE_HTTPS),
+                f("index.html", "/index.html\n"),
+            ]),
             vec![
                 sc("force-https", "http -> 301", "/"),
                 Scenario {

@@ -182,9 +182,7 @@ impl RuleIndex {
                 anchored_prefix(&rule.pattern_text)
             };
             match prefix {
-                Some(p) if rule.flags.nocase => {
-                    ix.folded.insert(&p.to_ascii_lowercase(), i as u32)
-                }
+                Some(p) if rule.flags.nocase => ix.folded.insert(&p.to_ascii_lowercase(), i as u32),
                 Some(p) => ix.exact.insert(&p, i as u32),
                 None => ix.always.push(i as u32),
             }
@@ -213,9 +211,7 @@ impl RuleIndex {
             v.get(v.partition_point(|&x| (x as usize) < i))
                 .map_or(usize::MAX, |&x| x as usize)
         };
-        first_from(&self.always)
-            .min(first_from(hits))
-            .min(self.len)
+        first_from(&self.always).min(first_from(hits)).min(self.len)
     }
 }
 
@@ -319,7 +315,10 @@ mod tests {
         assert_eq!(p("^abc?").as_deref(), Some("ab"));
         assert_eq!(p("^ab*c").as_deref(), Some("a"));
         assert_eq!(p("^a{2}").as_deref(), None);
-        assert_eq!(p("^core/install\\.php").as_deref(), Some("core/install.php"));
+        assert_eq!(
+            p("^core/install\\.php").as_deref(),
+            Some("core/install.php")
+        );
         assert_eq!(p("^\\d+"), None);
         assert_eq!(p("^(.*)$"), None);
         assert_eq!(p("^foo|bar"), None, "alternatives are not anchored");

@@ -603,8 +603,10 @@ impl<'a> Main<'a> {
         let realm = realm.replace('\\', "\\\\").replace('"', "\\\"");
         self.err_headers_out
             .retain(|(k, _)| !k.eq_ignore_ascii_case("www-authenticate"));
-        self.err_headers_out
-            .push(("WWW-Authenticate".into(), format!("Basic realm=\"{realm}\"")));
+        self.err_headers_out.push((
+            "WWW-Authenticate".into(),
+            format!("Basic realm=\"{realm}\""),
+        ));
     }
 
     /// A path from a site's `.htaccess` (AuthUserFile): absolute as

@@ -5,11 +5,11 @@
 //! SEMANTICS.md (C, M, F, G, E, Q, R, U) is the digest this follows.
 
 use super::config::{OPT_SYM_LINKS, OPT_SYM_OWNER, RWOPT_NOSLASH};
+use super::dispatch::RuleSeq;
 use super::escape;
 use super::pattern::{capture_text, Captures};
 use super::request::{FileKind, Handler, Main, Req, Stop, LIMIT_REQUEST_LINE};
 use super::rewrite::{CondKind, EnvFlag, IntOp, RewriteCond, RewriteRule, StrOp};
-use super::dispatch::RuleSeq;
 use super::template::{Named, Piece, Template, Var};
 use super::trace::{Flag, Refusal, Skip, TraceEvent};
 use chrono::{Datelike, Local, Timelike};

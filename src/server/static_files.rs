@@ -757,7 +757,9 @@ fn read_small(path: &Path, id: &Identity) -> std::io::Result<Option<(Bytes, bool
         return Ok(None);
     }
     let mut buf = Vec::with_capacity(usize::try_from(id.size).unwrap_or(0));
-    (&mut f).take(id.size.saturating_add(1)).read_to_end(&mut buf)?;
+    (&mut f)
+        .take(id.size.saturating_add(1))
+        .read_to_end(&mut buf)?;
     if buf.len() as u64 != id.size || Identity::of(&f.metadata()?) != *id {
         return Ok(None);
     }
@@ -1856,7 +1858,10 @@ mod tests {
             .expect("set mtime");
         let r = serve(&p, Method::GET, &[], None).await;
         assert_eq!(body_bytes(r).await, b"one\n");
-        assert!(cache.get(&p, &id).is_some(), "the old copy stays until replaced");
+        assert!(
+            cache.get(&p, &id).is_some(),
+            "the old copy stays until replaced"
+        );
     }
 
     #[tokio::test]
