@@ -44,7 +44,7 @@ impl Handler for Engine {
 }
 
 /// Runs one request through `site`'s programs and answers it.  The
-/// filesystem work runs on tokio's blocking pool; PHP requests then go to
+/// filesystem work runs inline on the worker; PHP requests then go to
 /// the site's PHP-FPM pool with the request body.
 pub async fn serve_site(
     site: Arc<Site>,
@@ -79,24 +79,23 @@ pub async fn serve_site(
     // A PHP answer with a local `Location` and no status is an internal
     // redirect (mod_cgi's rule), bounded like Apache's.
     for _ in 0..=request::MAX_RECURSION {
-        let (s, c) = (site.clone(), conn.clone());
-        // The request's span (config mode: site and client) goes along, so
-        // that what the blocking part logs (.htaccess errors) names them.
-        let span = tracing::Span::current();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _in_request = span.enter();
-            let o = respond::run(&s, &head, &c);
-            (o, head)
-        })
-        .await;
-        let (outcome, returned) = match outcome {
+        // The engine runs inline on the worker, as nginx does its stat()
+        // and open() of local files: a hop to the blocking pool per request
+        // cost more than the work (stat results are shared within the
+        // request and cached, compiled programs are shared by all requests,
+        // and a cold `.htaccess` compile is bounded by the size and
+        // directive caps).  A panic still answers 500 instead of dropping
+        // the connection, as `spawn_blocking`'s JoinError did.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond::run(&site, &head, &conn)
+        }));
+        let outcome = match outcome {
             Ok(x) => x,
-            Err(e) => {
-                tracing::error!("request processing failed: {e}");
+            Err(_) => {
+                tracing::error!("request processing failed: the engine panicked");
                 return server_error(&method);
             }
         };
-        head = returned;
         match outcome {
             respond::Outcome::Php(call) => {
                 match php_exec::answer(&site, call, body.take(), &method, &req_headers).await {
