@@ -62,7 +62,7 @@ pub fn module_loaded(name: &str) -> bool {
 /// mod_deflate and no mod_proxy): a hosted site has mod_deflate, and
 /// mod_proxy + mod_proxy_fcgi when it runs PHP-FPM.  They decide which
 /// `<IfModule>` blocks apply, as they would on the host's Apache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Modules {
     pub deflate: bool,
     pub proxy_fcgi: bool,

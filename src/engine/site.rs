@@ -161,6 +161,38 @@ impl Seen {
     }
 }
 
+/// The compiled program of `source`, shared by every directory (of every
+/// site) whose `.htaccess` has exactly these bytes: a host with 10,000
+/// WordPress sites holds one WordPress program, not 10,000 copies of its
+/// regexes.  Compiling depends on nothing but the bytes and the modules
+/// (diagnostics name the file only when shown), so sharing is invisible.
+/// Entries are weak: a program no directory uses any more is freed, and
+/// dead entries are swept when the table has doubled since the last sweep.
+fn compile_shared(source: Vec<u8>, modules: Modules) -> Arc<Compiled> {
+    type Table = HashMap<(Modules, Box<[u8]>), std::sync::Weak<Compiled>>;
+    static SHARED: std::sync::OnceLock<std::sync::Mutex<(Table, usize)>> =
+        std::sync::OnceLock::new();
+    let shared = SHARED.get_or_init(|| std::sync::Mutex::new((HashMap::new(), 64)));
+    let key = (modules, source.into_boxed_slice());
+    if let Ok(t) = shared.lock() {
+        if let Some(c) = t.0.get(&key).and_then(std::sync::Weak::upgrade) {
+            return c;
+        }
+    }
+    // Compiled outside the lock: another thread may compile the same bytes
+    // at the same time; the last one stored wins, both are correct.
+    let compiled = Arc::new(compile_source_with(&key.1, modules));
+    if let Ok(mut t) = shared.lock() {
+        let (table, sweep_at) = &mut *t;
+        table.insert(key, Arc::downgrade(&compiled));
+        if table.len() >= *sweep_at {
+            table.retain(|_, w| w.strong_count() > 0);
+            *sweep_at = (table.len() * 2).max(64);
+        }
+    }
+    compiled
+}
+
 /// Compiled `.htaccess` files by directory.
 pub struct HtaccessCache {
     entries: RwLock<HashMap<PathBuf, Arc<DirEntry>, super::stat_cache::FxBuild>>,
@@ -394,7 +426,7 @@ impl HtaccessCache {
                 )
             }
         };
-        let compiled = Arc::new(compile_source_with(&source, self.modules));
+        let compiled = compile_shared(source, self.modules);
         let took = started.elapsed();
         let shown = path.display().to_string();
         let errors: Vec<String> = compiled
