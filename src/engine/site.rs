@@ -486,6 +486,28 @@ fn unreadable(path: &Path, why: &str) -> DirState {
     }
 }
 
+/// The server-level settings every site starts from, built once: each
+/// holds compiled `<Files>` regexes, and 10,000 hosted sites need not
+/// hold 10,000 copies.  `owner_only`: the hosted variant
+/// ([`Site::enforce_symlink_owner`]).
+fn shared_default(owner_only: bool) -> Arc<Merged> {
+    static PLAIN: std::sync::OnceLock<Arc<Merged>> = std::sync::OnceLock::new();
+    static OWNER_ONLY: std::sync::OnceLock<Arc<Merged>> = std::sync::OnceLock::new();
+    if owner_only {
+        OWNER_ONLY
+            .get_or_init(|| {
+                let mut m = Merged::server_default(true);
+                m.symlinks_owner_only = true;
+                Arc::new(m)
+            })
+            .clone()
+    } else {
+        PLAIN
+            .get_or_init(|| Arc::new(Merged::server_default(true)))
+            .clone()
+    }
+}
+
 /// One virtual host.
 pub struct Site {
     /// The document root, absolute, without a trailing slash.
@@ -535,7 +557,7 @@ impl Site {
                 .collect(),
             http_port: 80,
             https_port: 443,
-            server_default: Arc::new(Merged::server_default(true)),
+            server_default: shared_default(false),
             cache: HtaccessCache::default(),
             stats: super::stat_cache::StatCache::default(),
             mime: MimeTable::builtin(),
@@ -571,6 +593,10 @@ impl Site {
     /// A hosted site: symlinks are followed only to files of the link's
     /// owner, whatever `Options` say (see `Merged::symlinks_owner_only`).
     pub fn enforce_symlink_owner(&mut self) {
+        if Arc::ptr_eq(&self.server_default, &shared_default(false)) {
+            self.server_default = shared_default(true);
+            return;
+        }
         let mut base = (*self.server_default).clone();
         base.symlinks_owner_only = true;
         self.server_default = Arc::new(base);
