@@ -55,6 +55,15 @@ impl Challenges {
         map.remove(token);
     }
 
+    /// Replaces every answer (the cluster's full list after a reconnect).
+    pub fn replace_all(&self, answers: HashMap<String, String>) {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map = answers;
+    }
+
     /// How many answers are published (for tests and status pages).
     pub fn len(&self) -> usize {
         self.inner

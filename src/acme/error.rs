@@ -56,6 +56,9 @@ pub enum AcmeError {
         source: std::io::Error,
     },
 
+    #[error("cluster store failure while ordering {domain}: {detail}")]
+    Cluster { domain: String, detail: String },
+
     #[error("{domain} cannot get a certificate over HTTP-01: {reason}")]
     NotEligible {
         domain: String,

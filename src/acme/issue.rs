@@ -115,10 +115,14 @@ fn protocol(domain: &str, stage: &'static str, err: &instant_acme::Error) -> Acm
 
 /// Run `order` to a certificate: publish the HTTP-01 answers, tell the CA,
 /// wait for validation, finalize with a fresh key, download the chain.
+/// In a cluster the answers are also published through the order's lock
+/// (`shared`), before the CA is told, so whichever node the load balancer
+/// hands the CA's request to can answer it; they vanish with the lock.
 pub(crate) async fn complete_order(
     mut order: Order,
     domain: &str,
     challenges: &Challenges,
+    shared: Option<&dyn crate::cluster::HeldLock>,
 ) -> Result<StoredCert, AcmeError> {
     // Dropped (answers withdrawn) on every way out of this function.
     let mut published = Published::new(challenges.clone());
@@ -144,6 +148,15 @@ pub(crate) async fn complete_order(
                 })?;
         let key_authorization = challenge.key_authorization();
         published.publish(&challenge.token, key_authorization.as_str());
+        if let Some(lock) = shared {
+            let key = format!("{}{}", crate::cluster::keys::CHALLENGES, challenge.token);
+            lock.put_bound(&key, key_authorization.as_str().as_bytes())
+                .await
+                .map_err(|e| AcmeError::Cluster {
+                    domain: domain.to_string(),
+                    detail: format!("cannot share the HTTP-01 answer with the other nodes: {e}"),
+                })?;
+        }
         challenge
             .set_ready()
             .await

@@ -67,6 +67,9 @@ pub struct AcmeManager {
     /// One order at a time: the loop and an admin's `renew_now` must not
     /// order the same name twice, and CAs rate-limit parallel orders anyway.
     order_lock: tokio::sync::Mutex<()>,
+    /// In a cluster: one order per domain across all nodes, certificates
+    /// and the account shared through the store.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AcmeManager {
@@ -77,7 +80,36 @@ impl AcmeManager {
             challenges: Challenges::default(),
             account: tokio::sync::Mutex::new(None),
             order_lock: tokio::sync::Mutex::new(()),
+            cluster: None,
         })
+    }
+
+    /// A manager that coordinates with the other nodes of `cluster`; its
+    /// HTTP-01 answers are the cluster's (every node's).
+    pub fn clustered(settings: AcmeSettings, cluster: Arc<crate::cluster::Cluster>) -> Arc<Self> {
+        Arc::new(AcmeManager {
+            state: Mutex::new(load_failures(&settings.storage)),
+            settings,
+            challenges: cluster.challenges(),
+            account: tokio::sync::Mutex::new(None),
+            order_lock: tokio::sync::Mutex::new(()),
+            cluster: Some(cluster),
+        })
+    }
+
+    /// Stores a certificate another node got (from the cluster's watch);
+    /// `Ok(true)` when it replaced what was stored here.
+    pub fn install_shared(&self, cert: &StoredCert) -> Result<bool, AcmeError> {
+        let domain = normalize(&cert.domain);
+        if self
+            .stored(&domain)
+            .is_some_and(|have| have.chain_pem == cert.chain_pem)
+        {
+            return Ok(false);
+        }
+        store::save_cert(&self.settings.storage, cert)?;
+        self.record_success(&domain);
+        Ok(true)
     }
 
     /// The pending HTTP-01 answers, for the HTTP server.
@@ -108,13 +140,69 @@ impl AcmeManager {
             return Err(AcmeError::NotEligible { domain, reason });
         }
         let _one_at_a_time = self.order_lock.lock().await;
+        // In a cluster: the lock first (while another node orders this
+        // name, wait for it), then look again: that node may have stored
+        // a certificate that makes this order unnecessary.
+        let lock = match &self.cluster {
+            Some(cluster) => {
+                let wait = ORDER_TIMEOUT + ORDER_TIMEOUT / 2;
+                match cluster.acme_lock(&domain, wait).await {
+                    Ok(lock) => Some(lock),
+                    Err(e) => {
+                        let err = AcmeError::Cluster {
+                            domain: domain.clone(),
+                            detail: format!("cannot take the cluster's ACME lock: {e}"),
+                        };
+                        crate::metrics::acme_failure();
+                        let (failures, retry_in) = self.record_failure(&domain, &err);
+                        tracing::warn!(domain, outcome = "failed", failures, retry_in_s = retry_in.as_secs(), error = %err, "ACME order not started");
+                        return Err(err);
+                    }
+                }
+            }
+            None => None,
+        };
+        let result = self.obtain_locked(&domain, lock.as_deref()).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+
+    /// The order itself, with the cluster's lock (if any) held.
+    async fn obtain_locked(
+        &self,
+        domain: &str,
+        lock: Option<&dyn crate::cluster::HeldLock>,
+    ) -> Result<StoredCert, AcmeError> {
+        let domain = domain.to_string();
+        if let (Some(cluster), Some(_)) = (&self.cluster, lock) {
+            match cluster.shared_cert(&domain).await {
+                Ok(Some(shared))
+                    if shared.not_before <= unix_now()
+                        && !self.needs_renewal(&shared, unix_now()) =>
+                {
+                    self.install_shared(&shared)?;
+                    tracing::info!(domain, not_after = shared.not_after, "another node ordered this certificate: using it");
+                    return Ok(shared);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(AcmeError::Cluster {
+                        domain,
+                        detail: format!("cannot read the shared certificate: {e}"),
+                    })
+                }
+            }
+            self.adopt_shared_account(cluster).await;
+        }
         let kind = if self.stored(&domain).is_some() {
             "renewal"
         } else {
             "issuance"
         };
         let started = Instant::now();
-        let result = match tokio::time::timeout(ORDER_TIMEOUT, self.order(&domain)).await {
+        let result = match tokio::time::timeout(ORDER_TIMEOUT, self.order(&domain, lock)).await {
             Ok(result) => result,
             Err(_) => Err(AcmeError::Timeout {
                 domain: domain.clone(),
@@ -123,6 +211,13 @@ impl AcmeManager {
             }),
         };
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let (Ok(cert), Some(cluster)) = (&result, &self.cluster) {
+            // Before the lock goes: the next node to take it must find it.
+            if let Err(e) = cluster.publish_cert(cert).await {
+                tracing::error!(target: "cluster", domain, "cannot share the new certificate with the other nodes (they will order their own): {e}");
+            }
+            self.publish_account(cluster).await;
+        }
         match &result {
             Ok(cert) => {
                 self.record_success(&domain);
@@ -151,13 +246,20 @@ impl AcmeManager {
 
     /// Account, order, store; retried once with a new account when the CA
     /// has forgotten the stored one (pebble restarts, deactivation).
-    async fn order(&self, domain: &str) -> Result<StoredCert, AcmeError> {
+    async fn order(
+        &self,
+        domain: &str,
+        lock: Option<&dyn crate::cluster::HeldLock>,
+    ) -> Result<StoredCert, AcmeError> {
         let mut fresh = false;
         loop {
             let account = self.account(fresh).await?;
+            crate::metrics::acme_order();
             match issue::new_order(&account, domain).await {
                 Ok(order) => {
-                    let cert = issue::complete_order(order, domain, &self.challenges).await?;
+                    tracing::info!(domain, "placed an ACME order");
+                    let cert =
+                        issue::complete_order(order, domain, &self.challenges, lock).await?;
                     store::save_cert(&self.settings.storage, &cert)?;
                     return Ok(cert);
                 }
@@ -175,6 +277,39 @@ impl AcmeManager {
                         detail: "the CA does not recognise a freshly created account".to_string(),
                     })
                 }
+            }
+        }
+    }
+
+    /// Uses the cluster's account when there is one (one account for all
+    /// nodes: CAs rate-limit per account).
+    async fn adopt_shared_account(&self, cluster: &crate::cluster::Cluster) {
+        let path = self.settings.storage.join(store::ACCOUNT_FILE);
+        match cluster.shared_account().await {
+            Ok(Some(text)) => {
+                if std::fs::read(&path).ok().as_deref() != Some(text.as_slice()) {
+                    let written = std::fs::create_dir_all(&self.settings.storage)
+                        .and_then(|()| store::write_atomic(&path, &text, 0o600));
+                    match written {
+                        Ok(()) => *self.account.lock().await = None,
+                        Err(e) => tracing::warn!(target: "cluster", "cannot store the cluster's ACME account in {}: {e}", path.display()),
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(target: "cluster", "cannot read the cluster's ACME account: {e}"),
+        }
+    }
+
+    /// Shares this node's account if the cluster has none or another one.
+    async fn publish_account(&self, cluster: &crate::cluster::Cluster) {
+        let path = self.settings.storage.join(store::ACCOUNT_FILE);
+        let Ok(text) = std::fs::read(&path) else {
+            return;
+        };
+        if cluster.shared_account().await.ok().flatten().as_deref() != Some(text.as_slice()) {
+            if let Err(e) = cluster.publish_account(&text).await {
+                tracing::warn!(target: "cluster", "cannot share the ACME account: {e}");
             }
         }
     }

@@ -22,7 +22,7 @@ use super::schedule::skip_reason;
 
 const CHAIN_FILE: &str = "fullchain.pem";
 const KEY_FILE: &str = "privkey.pem";
-const ACCOUNT_FILE: &str = "account.toml";
+pub(crate) const ACCOUNT_FILE: &str = "account.toml";
 
 /// A certificate chain and its key as stored for one domain.
 pub struct StoredCert {

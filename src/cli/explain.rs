@@ -192,7 +192,7 @@ fn config_site(path: &std::path::Path, req: &Request, from: IpAddr) -> Result<Ch
             .unwrap_or(default)
     };
     let (http_port, https_port) = (port(false, 80), port(true, 443));
-    let hosting = crate::hosting::run::hosting(&config, http_port, https_port, None)
+    let hosting = crate::hosting::run::hosting(&config, http_port, https_port, None, None)
         .map_err(|e| format!("{e:#}"))?;
     let hs = hosting
         .site_for(Some(&req.host))

@@ -6,6 +6,7 @@ mod cert;
 mod check;
 mod demo;
 mod explain;
+mod site;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -34,6 +35,11 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: CertCommand,
+    },
+    /// Sites kept in the cluster store (`[cluster]`), served by every node.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
     },
     /// Serve a built-in demo site (WordPress-style rules, forced HTTPS)
     /// from a temporary folder, with a self-signed certificate.
@@ -90,6 +96,32 @@ enum CertCommand {
     /// failing); exit status 1 when there are any.
     Check {
         /// The config file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// Check a `[[site]]` document (the syntax of htgate.toml) against this
+    /// node's configuration and the store's sites, then store it; every
+    /// node serves it within a second.
+    Publish {
+        /// The config file (its `[cluster]` names the store).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// A TOML file with one `[[site]]` table.
+        document: PathBuf,
+    },
+    /// Remove a site from the store (every node stops serving it).
+    Remove {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The site's name.
+        name: String,
+    },
+    /// The sites in the store.
+    List {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
@@ -182,6 +214,11 @@ pub fn run() -> ExitCode {
             } => cert::install(&config, &site, &cert, &key),
             CertCommand::List { config } => cert::list(&config),
             CertCommand::Check { config } => cert::check(&config),
+        },
+        Command::Site { command } => match command {
+            SiteCommand::Publish { config, document } => site::publish(&config, &document),
+            SiteCommand::Remove { config, name } => site::remove(&config, &name),
+            SiteCommand::List { config } => site::list(&config),
         },
         Command::Serve(args) => {
             if let Some(config) = &args.config {

@@ -310,12 +310,40 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             );
         }
     }
+    if let Some(c) = &mut file.cluster {
+        check_cluster(c, base, report);
+    }
     if file.site.is_empty() {
         report(0, "no [[site]]: add at least one site".into());
     }
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
-    for site in &mut file.site {
+    check_sites(&mut file.site, base, &mut names, &mut domains, report);
+    for proxy in &file.trusted_proxies {
+        if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
+            && proxy.get_ref().parse::<std::net::IpAddr>().is_err()
+        {
+            report(
+                proxy.span().start,
+                format!(
+                    "`{}` is not an IP address or a network like 10.0.0.0/8",
+                    proxy.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+/// The checks of `[[site]]` tables; `names` and `domains` hold the sites
+/// seen so far (the file's, when checking the cluster's).
+fn check_sites(
+    sites: &mut [SiteConfig],
+    base: &Path,
+    names: &mut HashMap<String, ()>,
+    domains: &mut HashMap<String, String>,
+    report: &mut dyn FnMut(usize, String),
+) {
+    for site in sites.iter_mut() {
         let name = site.name.get_ref().clone();
         if name.is_empty()
             || !name
@@ -404,18 +432,135 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             }
         }
     }
-    for proxy in &file.trusted_proxies {
-        if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
-            && proxy.get_ref().parse::<std::net::IpAddr>().is_err()
-        {
+}
+
+/// The checks of `[cluster]`: one back end, well-formed endpoints, and the
+/// files it names made absolute.
+fn check_cluster(
+    c: &mut toml::Spanned<ClusterConfig>,
+    base: &Path,
+    report: &mut dyn FnMut(usize, String),
+) {
+    let at = c.span().start;
+    let c = c.get_mut();
+    match (c.etcd.is_empty(), &c.folder) {
+        (true, None) => report(
+            at,
+            "[cluster] needs a store: `etcd = [\"http://127.0.0.1:2379\"]` or `folder = \"/srv/htgate-cluster\"`".into(),
+        ),
+        (false, Some(f)) => report(
+            f.span().start,
+            "[cluster] has both `etcd` and `folder`: choose one store".into(),
+        ),
+        _ => {}
+    }
+    for e in &c.etcd {
+        let url = e.get_ref();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let host_missing = match rest {
+            Some(r) => r.trim_end_matches('/').is_empty() || r.contains(char::is_whitespace),
+            None => true,
+        };
+        if host_missing {
             report(
-                proxy.span().start,
-                format!(
-                    "`{}` is not an IP address or a network like 10.0.0.0/8",
-                    proxy.get_ref()
-                ),
+                e.span().start,
+                format!("[cluster] etcd endpoint `{url}` is not a URL like `http://10.0.0.5:2379`"),
             );
         }
+    }
+    if !c.etcd.is_empty() && !cfg!(feature = "etcd") {
+        report(
+            c.etcd[0].span().start,
+            "[cluster] etcd: this htgate was built without etcd support; build it with `cargo build --release --features etcd` (needs protoc: apt-get install protobuf-compiler)".into(),
+        );
+    }
+    if let Some(f) = &mut c.folder {
+        *f.get_mut() = resolve(base, f.get_ref());
+    }
+    let prefix = c.prefix.get_ref();
+    if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains(char::is_whitespace) {
+        report(
+            c.prefix.span().start,
+            format!("[cluster] prefix `{prefix}` must start and end with `/` (like `/htgate/`)"),
+        );
+    }
+    if c.timeout_ms == 0 {
+        report(at, "[cluster] timeout_ms must be at least 1".into());
+    }
+    if c.lock_ttl_seconds < 2 {
+        report(at, "[cluster] lock_ttl_seconds must be at least 2".into());
+    }
+    if c.username.is_some() != c.password_file.is_some() {
+        report(
+            at,
+            "[cluster] username and password_file go together".into(),
+        );
+    }
+    if c.client_cert.is_some() != c.client_key.is_some() {
+        report(at, "[cluster] client_cert and client_key go together".into());
+    }
+    for p in [
+        &mut c.cache,
+        &mut c.password_file,
+        &mut c.ca,
+        &mut c.client_cert,
+        &mut c.client_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = resolve(base, p);
+    }
+}
+
+impl Config {
+    /// Adds the sites of a cluster-store document (`origin` names it in
+    /// errors, as `etcd:/htgate/sites/blog:3:1`).  The document is checked
+    /// as the file's sites are, and may not reuse a site name or a domain
+    /// of the file or of a document added before: on any error nothing of
+    /// it is added.
+    pub fn add_store_sites(&mut self, origin: &str, text: &str) -> Result<(), ConfigErrors> {
+        let origin_path = PathBuf::from(origin);
+        let err_at = |offset: usize, message: String| {
+            let (line, col) = line_col(text, offset);
+            ConfigError {
+                file: origin_path.clone(),
+                line,
+                col,
+                message,
+            }
+        };
+        let mut doc: SitesDocument = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            ConfigErrors(vec![err_at(offset, e.message().trim().to_string())])
+        })?;
+        let base = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        let mut names: HashMap<String, ()> = HashMap::new();
+        let mut domains: HashMap<String, String> = HashMap::new();
+        for site in &self.file.site {
+            names.insert(site.name.get_ref().clone(), ());
+            for d in &site.domains {
+                domains.insert(d.get_ref().clone(), site.name.get_ref().clone());
+            }
+        }
+        let mut errors = Vec::new();
+        if doc.site.is_empty() {
+            errors.push(err_at(0, "no [[site]] in this document".into()));
+        }
+        check_sites(&mut doc.site, &base, &mut names, &mut domains, &mut |o, m| {
+            errors.push(err_at(o, m))
+        });
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        self.file.site.extend(doc.site);
+        Ok(())
     }
 }
 

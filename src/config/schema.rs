@@ -58,8 +58,65 @@ pub struct ConfigFile {
     pub log_level: Option<Spanned<String>>,
     /// The admin listener (metrics).
     pub admin: Option<AdminConfig>,
+    /// Several nodes sharing certificates, ACME work and sites.
+    pub cluster: Option<Spanned<ClusterConfig>>,
     #[serde(default)]
     pub site: Vec<SiteConfig>,
+}
+
+/// Sites kept in the cluster store: a TOML document of `[[site]]` tables,
+/// written exactly as in htgate.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SitesDocument {
+    #[serde(default)]
+    pub site: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd endpoints (`http://10.0.0.5:2379`); needs a build with the
+    /// `etcd` feature.
+    #[serde(default)]
+    pub etcd: Vec<Spanned<String>>,
+    /// Instead of etcd: a folder every node can write (one machine, or an
+    /// NFS share).
+    pub folder: Option<Spanned<PathBuf>>,
+    /// Every key in etcd starts with it, so clusters can share one etcd.
+    #[serde(default = "default_cluster_prefix")]
+    pub prefix: Spanned<String>,
+    /// This node's name in logs and lock owners (default: the host name).
+    pub node: Option<String>,
+    /// Where the sites from the store are kept between restarts, so a node
+    /// that restarts while the store is down still serves them.
+    pub cache: Option<PathBuf>,
+    /// Bound on every store call (milliseconds).
+    #[serde(default = "default_cluster_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How long a dead node's ACME lock outlives it (seconds).
+    #[serde(default = "default_lock_ttl_seconds")]
+    pub lock_ttl_seconds: u64,
+    /// etcd user; the password is read from `password_file`.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// PEM CA of etcd's server certificates (https:// endpoints).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key (etcd's `--client-cert-auth`).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+fn default_cluster_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "/htgate/".to_string())
+}
+
+fn default_cluster_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_lock_ttl_seconds() -> u64 {
+    15
 }
 
 #[derive(Debug, Clone, Deserialize)]

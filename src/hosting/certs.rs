@@ -169,6 +169,9 @@ pub struct CertStore {
     acme: Option<Arc<crate::acme::AcmeManager>>,
     state: Mutex<StoreState>,
     current: ArcSwap<CertSnapshot>,
+    /// Told the site's name whenever its upload folder's files changed (the
+    /// cluster shares uploads this way).
+    upload_hook: std::sync::OnceLock<Arc<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// The identity of an upload folder's two files when last read, and the
@@ -218,6 +221,7 @@ impl CertStore {
             default,
             trust,
             acme,
+            upload_hook: std::sync::OnceLock::new(),
         });
         store.refresh();
         store.refresh_automatic_all();
@@ -232,9 +236,19 @@ impl CertStore {
         &self.sites
     }
 
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Sets the hook told about changed upload folders (once).
+    pub fn set_upload_hook(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
+        let _ = self.upload_hook.set(hook);
+    }
+
     /// Re-reads upload folders whose files changed, and publishes a new
     /// snapshot.  Called periodically and after `cert install`.
     pub fn refresh(&self) {
+        let mut changed: Vec<String> = Vec::new();
         let Ok(mut state) = self.state.lock() else {
             return;
         };
@@ -250,6 +264,7 @@ impl CertStore {
             if keys == slot.0 {
                 continue;
             }
+            changed.push(site.name.clone());
             match keys {
                 None => {
                     if slot.1.is_some() {
@@ -293,6 +308,12 @@ impl CertStore {
             }
         }
         self.publish(&state);
+        drop(state);
+        if let Some(hook) = self.upload_hook.get() {
+            for site in &changed {
+                hook(site);
+            }
+        }
     }
 
     /// Reloads the automatic certificate of `domain` (after issuance or

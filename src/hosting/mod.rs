@@ -8,6 +8,7 @@
 //! `.htaccess` programs, and HSTS on HTTPS answers.
 
 pub mod certs;
+pub mod cluster_sync;
 pub mod reload;
 pub mod routing;
 pub mod run;
@@ -38,6 +39,9 @@ pub struct Hosting {
     pub map: DomainMap<usize>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub challenges: Option<crate::acme::Challenges>,
+    /// In a cluster: asked for HTTP-01 answers this node has not heard of
+    /// yet (the CA may come here before the watch delivered them).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The public HTTPS port (redirects of `force_https`).
     pub https_port: u16,
 }
@@ -146,7 +150,16 @@ impl Handler for Front {
                 &hosting.challenges,
                 req.uri().path().starts_with(crate::acme::CHALLENGE_PREFIX),
             ) {
-                return match ch.answer_path(req.uri().path()) {
+                let mut answer = ch.answer_path(req.uri().path());
+                if let (None, Some(cluster)) = (&answer, &hosting.cluster) {
+                    let token = req
+                        .uri()
+                        .path()
+                        .strip_prefix(crate::acme::CHALLENGE_PREFIX)
+                        .unwrap_or("");
+                    answer = cluster.challenge_answer(token).await;
+                }
+                return match answer {
                     Some(answer) if method == Method::GET || method == Method::HEAD => {
                         plain_response(StatusCode::OK, answer)
                     }
@@ -270,6 +283,7 @@ mod tests {
             map: DomainMap::default(),
             trusted_proxies: list,
             challenges: None,
+            cluster: None,
             https_port: 443,
         };
         assert!(h.is_trusted("10.1.2.3".parse().expect("ip")));

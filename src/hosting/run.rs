@@ -97,6 +97,7 @@ pub fn hosting(
     http_port: u16,
     https_port: u16,
     challenges: Option<crate::acme::Challenges>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 ) -> anyhow::Result<Hosting> {
     if let Some(p) = &config.file.error_log {
         crate::logs::writer::check_writable(p.get_ref())
@@ -184,6 +185,7 @@ pub fn hosting(
         map,
         trusted_proxies: super::parse_proxies(&proxies),
         challenges,
+        cluster,
         https_port,
     })
 }
@@ -233,6 +235,9 @@ pub struct Shared {
     pub hosting: Arc<ArcSwap<Hosting>>,
     pub store: Arc<ArcSwap<CertStore>>,
     pub acme: Option<Arc<crate::acme::AcmeManager>>,
+    /// The cluster store, with `[cluster]`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    sync: std::sync::OnceLock<Arc<super::cluster_sync::NodeSync>>,
     tls: Arc<rustls::ServerConfig>,
     handler: Arc<Front>,
     /// The bound admin (metrics) address, when `[admin]` is configured.
@@ -380,11 +385,24 @@ fn public_ports(bound: &[(SocketAddr, bool)]) -> (u16, u16) {
 
 /// Starts config mode on the current tokio runtime.
 pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
-    let acme = config
-        .file
-        .acme
-        .as_ref()
-        .map(|a| crate::acme::AcmeManager::new(acme_settings(a)));
+    let cluster = match &config.file.cluster {
+        Some(c) => Some(crate::cluster::Cluster::from_config(c.get_ref())?),
+        None => None,
+    };
+    // The sites the store had at the last run (its cache) are served from
+    // the start; the first snapshot from the store reloads with its own.
+    let merged;
+    let config = match &cluster {
+        Some(c) => {
+            merged = c.merged_config(config);
+            &merged
+        }
+        None => config,
+    };
+    let acme = config.file.acme.as_ref().map(|a| match &cluster {
+        Some(c) => crate::acme::AcmeManager::clustered(acme_settings(a), c.clone()),
+        None => crate::acme::AcmeManager::new(acme_settings(a)),
+    });
     let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
     let tls = crate::tls::server_config_with_resolver(Arc::new(SwappableResolver(store.clone())))?;
     // Bind first: the sites need the bound ports (port 0 in tests), and
@@ -396,7 +414,7 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
     let bound: Vec<(SocketAddr, bool)> = sockets.iter().map(|(_, t, (_, b))| (*b, *t)).collect();
     let (http_port, https_port) = public_ports(&bound);
     let hosting = Arc::new(ArcSwap::from_pointee(hosting_for(
-        config, http_port, https_port, &acme,
+        config, http_port, https_port, &acme, &cluster,
     )?));
     let handler = Arc::new(Front {
         hosting: hosting.clone(),
@@ -424,6 +442,8 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         hosting,
         store,
         acme,
+        cluster: cluster.clone(),
+        sync: std::sync::OnceLock::new(),
         tls,
         handler,
         admin_addr: admin.as_ref().map(|(a, _)| *a),
@@ -455,6 +475,17 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
             let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
         }
     }));
+    if let Some(cluster) = &cluster {
+        let sync = super::cluster_sync::NodeSync::new(&shared, cluster.clone());
+        let _ = shared.sync.set(sync.clone());
+        set_upload_hook(&shared, &shared.store.load());
+        tasks.extend(crate::cluster::watcher::spawn(
+            cluster.clone(),
+            &super::cluster_sync::PREFIXES,
+            sync,
+        ));
+        tracing::info!(target: "cluster", node = cluster.node(), store = %cluster.store().describe(), "cluster mode");
+    }
     if let (Some(manager), Some(tx)) = (&shared.acme, &shared.domains_tx) {
         let store = shared.store.clone();
         let on_cert: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |d: &str| {
@@ -499,13 +530,27 @@ fn hosting_for(
     http_port: u16,
     https_port: u16,
     acme: &Option<Arc<crate::acme::AcmeManager>>,
+    cluster: &Option<Arc<crate::cluster::Cluster>>,
 ) -> anyhow::Result<Hosting> {
-    hosting(
-        config,
-        http_port,
-        https_port,
-        acme.as_ref().map(|a| a.challenges()),
-    )
+    // A cluster node answers every node's challenges, with or without
+    // ACME of its own.
+    let challenges = acme
+        .as_ref()
+        .map(|a| a.challenges())
+        .or_else(|| cluster.as_ref().map(|c| c.challenges()));
+    hosting(config, http_port, https_port, challenges, cluster.clone())
+}
+
+/// Tells the cluster sync about changed upload folders of `store`.
+fn set_upload_hook(shared: &Arc<Shared>, store: &Arc<CertStore>) {
+    let Some(sync) = shared.sync.get().cloned() else {
+        return;
+    };
+    let rt = tokio::runtime::Handle::current();
+    store.set_upload_hook(Arc::new(move |site: &str| {
+        let (sync, site) = (sync.clone(), site.to_string());
+        rt.spawn(async move { sync.local_upload_changed(&site).await });
+    }));
 }
 
 /// The reload itself (see the module comment).
@@ -519,6 +564,10 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
             tracing::error!(target: "reload", file = %path.display(), "configuration refused, the running one is kept:\n{e}");
             return Err(e.to_string());
         }
+    };
+    let config = match &shared.cluster {
+        Some(cluster) => cluster.merged_config(&config),
+        None => config,
     };
     let old = shared.config.load_full();
     if acme_differs(&old, &config) {
@@ -568,7 +617,7 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
         .chain(fresh.iter().map(|(_, t, (_, b))| (*b, *t)))
         .collect();
     let (http_port, https_port) = public_ports(&bound);
-    let hosting = match hosting_for(&config, http_port, https_port, &shared.acme) {
+    let hosting = match hosting_for(&config, http_port, https_port, &shared.acme, &shared.cluster) {
         Ok(h) => h,
         Err(e) => {
             // Nothing changed yet: put the running listeners back.
@@ -577,6 +626,7 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
             return Err(format!("{e:#}"));
         }
     };
+    set_upload_hook(shared, &store);
     shared.store.store(store.clone());
     shared.hosting.store(Arc::new(hosting));
     // New sockets start serving only now, with the new sites.

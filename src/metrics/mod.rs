@@ -69,6 +69,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     acme_failures: Counter,
     acme_last_failure: Gauge,
+    acme_orders: Counter,
+    cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
 }
 
@@ -127,6 +129,18 @@ impl Metrics {
             "When the last ACME order failed (Unix time; 0: never since the start)",
             acme_last_failure.clone(),
         );
+        let acme_orders = Counter::default();
+        registry.register(
+            "acme_orders",
+            "ACME orders this node placed with the CA (new orders, whatever their outcome)",
+            acme_orders.clone(),
+        );
+        let cluster_store_up = Gauge::default();
+        registry.register(
+            "cluster_store_up",
+            "1 while the cluster store (etcd) answers and every watch is live; 0 while it is unreachable and the node serves its last good state (and without [cluster])",
+            cluster_store_up.clone(),
+        );
         let log_dropped = Family::<LogLabels, Counter>::default();
         registry.register(
             "log_lines_dropped",
@@ -147,6 +161,8 @@ impl Metrics {
             reloads,
             acme_failures,
             acme_last_failure,
+            acme_orders,
+            cluster_store_up,
             log_dropped,
         }
     }
@@ -220,6 +236,16 @@ pub fn acme_failure() {
     let m = global();
     m.acme_failures.inc();
     m.acme_last_failure.set(crate::hosting::certs::unix_now());
+}
+
+/// An order placed with the CA.
+pub fn acme_order() {
+    global().acme_orders.inc();
+}
+
+/// Whether the cluster store is reachable (and every watch live).
+pub fn cluster_store_up(up: bool) {
+    global().cluster_store_up.set(i64::from(up));
 }
 
 /// A log line that was not written (`log`: `"access"` or `"error"`).
