@@ -183,7 +183,11 @@ impl AcmeManager {
                         && !self.needs_renewal(&shared, unix_now()) =>
                 {
                     self.install_shared(&shared)?;
-                    tracing::info!(domain, not_after = shared.not_after, "another node ordered this certificate: using it");
+                    tracing::info!(
+                        domain,
+                        not_after = shared.not_after,
+                        "another node ordered this certificate: using it"
+                    );
                     return Ok(shared);
                 }
                 Ok(_) => {}
@@ -258,8 +262,7 @@ impl AcmeManager {
             match issue::new_order(&account, domain).await {
                 Ok(order) => {
                     tracing::info!(domain, "placed an ACME order");
-                    let cert =
-                        issue::complete_order(order, domain, &self.challenges, lock).await?;
+                    let cert = issue::complete_order(order, domain, &self.challenges, lock).await?;
                     store::save_cert(&self.settings.storage, &cert)?;
                     return Ok(cert);
                 }
@@ -292,12 +295,16 @@ impl AcmeManager {
                         .and_then(|()| store::write_atomic(&path, &text, 0o600));
                     match written {
                         Ok(()) => *self.account.lock().await = None,
-                        Err(e) => tracing::warn!(target: "cluster", "cannot store the cluster's ACME account in {}: {e}", path.display()),
+                        Err(e) => {
+                            tracing::warn!(target: "cluster", "cannot store the cluster's ACME account in {}: {e}", path.display())
+                        }
                     }
                 }
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(target: "cluster", "cannot read the cluster's ACME account: {e}"),
+            Err(e) => {
+                tracing::warn!(target: "cluster", "cannot read the cluster's ACME account: {e}")
+            }
         }
     }
 

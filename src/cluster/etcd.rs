@@ -84,8 +84,9 @@ impl EtcdStore {
 
     fn options(&self) -> ConnectOptions {
         let s = &self.settings;
+        // No per-request timeout here: a lock call waits as long as the
+        // holder holds; every other call is bounded by `bounded`.
         let mut o = ConnectOptions::new()
-            .with_timeout(s.timeout)
             .with_connect_timeout(s.timeout)
             .with_keep_alive(Duration::from_secs(5), s.timeout);
         if let Some((user, password)) = &s.user {

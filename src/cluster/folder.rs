@@ -230,7 +230,11 @@ impl Store for FolderStore {
                     }
                 }
                 for key in known.keys().filter(|k| !now.contains_key(*k)) {
-                    if tx.send(Ok(Event::Delete { key: key.clone() })).await.is_err() {
+                    if tx
+                        .send(Ok(Event::Delete { key: key.clone() }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -454,7 +458,10 @@ mod tests {
             ]
         );
         store.delete("certs/a.example").await.expect("delete");
-        store.delete("certs/a.example").await.expect("twice is fine");
+        store
+            .delete("certs/a.example")
+            .await
+            .expect("twice is fine");
         assert_eq!(store.list("certs/").await.expect("list").len(), 1);
         assert!(store.put("../escape", b"x").await.is_err());
     }
@@ -492,7 +499,9 @@ mod tests {
             .lock("acme/a.example", ttl, Duration::from_secs(1))
             .await
             .expect("first");
-        held.put_bound("challenges/tok", b"ka").await.expect("bound");
+        held.put_bound("challenges/tok", b"ka")
+            .await
+            .expect("bound");
         let second = store
             .lock("acme/a.example", ttl, Duration::from_millis(1500))
             .await;

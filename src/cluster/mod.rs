@@ -88,10 +88,7 @@ impl Cluster {
         let timeout = Duration::from_millis(c.timeout_ms.max(1));
         let store: Arc<dyn Store> = if let Some(folder) = &c.folder {
             std::fs::create_dir_all(folder.get_ref()).map_err(|e| {
-                anyhow::anyhow!(
-                    "[cluster] folder {}: {e}",
-                    folder.get_ref().display()
-                )
+                anyhow::anyhow!("[cluster] folder {}: {e}", folder.get_ref().display())
             })?;
             Arc::new(folder::FolderStore::new(
                 folder.get_ref(),
@@ -236,10 +233,7 @@ impl Cluster {
 
     /// The site documents, by name (the last good state).
     pub fn sites(&self) -> BTreeMap<String, String> {
-        self.sites
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.sites.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Replaces the site documents; `true` if they changed.  They are kept
@@ -388,9 +382,13 @@ fn etcd_store(c: &ClusterConfig, timeout: Duration) -> anyhow::Result<Arc<dyn St
     };
     let user = match (&c.username, &c.password_file) {
         (Some(u), Some(p)) => {
-            let password = String::from_utf8(read(p, "password_file")?)
-                .map_err(|_| anyhow::anyhow!("[cluster] password_file {} is not UTF-8", p.display()))?;
-            Some((u.clone(), password.trim_end_matches(['\r', '\n']).to_string()))
+            let password = String::from_utf8(read(p, "password_file")?).map_err(|_| {
+                anyhow::anyhow!("[cluster] password_file {} is not UTF-8", p.display())
+            })?;
+            Some((
+                u.clone(),
+                password.trim_end_matches(['\r', '\n']).to_string(),
+            ))
         }
         _ => None,
     };

@@ -96,7 +96,9 @@ mod tests {
         assert!(valid_key("certs/example.com"));
         assert!(valid_key("uploads/blog_1"));
         assert!(valid_key("certs/*.example.com"));
-        for bad in ["", "/abs", "a//b", "../x", "a/../b", "a/./b", "a b", "a\0b", "é"] {
+        for bad in [
+            "", "/abs", "a//b", "../x", "a/../b", "a/./b", "a b", "a\0b", "é",
+        ] {
             assert!(!valid_key(bad), "{bad:?}");
         }
     }

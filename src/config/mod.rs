@@ -499,7 +499,10 @@ fn check_cluster(
         );
     }
     if c.client_cert.is_some() != c.client_key.is_some() {
-        report(at, "[cluster] client_cert and client_key go together".into());
+        report(
+            at,
+            "[cluster] client_cert and client_key go together".into(),
+        );
     }
     for p in [
         &mut c.cache,
@@ -553,9 +556,13 @@ impl Config {
         if doc.site.is_empty() {
             errors.push(err_at(0, "no [[site]] in this document".into()));
         }
-        check_sites(&mut doc.site, &base, &mut names, &mut domains, &mut |o, m| {
-            errors.push(err_at(o, m))
-        });
+        check_sites(
+            &mut doc.site,
+            &base,
+            &mut names,
+            &mut domains,
+            &mut |o, m| errors.push(err_at(o, m)),
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }

@@ -215,9 +215,9 @@ impl NodeSync {
         let Some(acme) = shared.acme.clone() else {
             return;
         };
-        let cert = match CertPair::decode(value).and_then(|p| {
-            crate::acme::StoredCert::from_pem(domain, p.chain_pem, p.key_pem)
-        }) {
+        let cert = match CertPair::decode(value)
+            .and_then(|p| crate::acme::StoredCert::from_pem(domain, p.chain_pem, p.key_pem))
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(target: "cluster", domain, "ignored an unusable certificate from the cluster: {e}");
@@ -267,7 +267,8 @@ fn read_local(dir: &Path) -> Option<CertPair> {
 }
 
 fn name_of<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
-    key.strip_prefix(prefix).filter(|n| !n.is_empty() && !n.contains('/'))
+    key.strip_prefix(prefix)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
 }
 
 #[async_trait]
@@ -346,7 +347,9 @@ impl Apply for NodeSync {
             keys::SITES => {
                 let mut sites = self.cluster.sites();
                 match value {
-                    Some(v) => sites.insert(name.to_string(), String::from_utf8_lossy(v).into_owned()),
+                    Some(v) => {
+                        sites.insert(name.to_string(), String::from_utf8_lossy(v).into_owned())
+                    }
                     None => sites.remove(name),
                 };
                 if self.cluster.set_sites(sites) {

@@ -617,7 +617,13 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
         .chain(fresh.iter().map(|(_, t, (_, b))| (*b, *t)))
         .collect();
     let (http_port, https_port) = public_ports(&bound);
-    let hosting = match hosting_for(&config, http_port, https_port, &shared.acme, &shared.cluster) {
+    let hosting = match hosting_for(
+        &config,
+        http_port,
+        https_port,
+        &shared.acme,
+        &shared.cluster,
+    ) {
         Ok(h) => h,
         Err(e) => {
             // Nothing changed yet: put the running listeners back.
