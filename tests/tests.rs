@@ -2,6 +2,7 @@
 //! module of the crate is declared here.
 
 mod cluster;
+mod cluster_folder;
 mod cms;
 mod conformance;
 

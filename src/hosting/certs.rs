@@ -161,6 +161,9 @@ fn file_key(path: &Path) -> Option<FileKey> {
 pub const UPLOAD_CHAIN: &str = "fullchain.pem";
 pub const UPLOAD_KEY: &str = "privkey.pem";
 
+/// Told the name of a site whose upload folder changed.
+pub type UploadHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Reads certificates from disk into snapshots.
 pub struct CertStore {
     sites: Vec<SiteCertConfig>,
@@ -171,7 +174,7 @@ pub struct CertStore {
     current: ArcSwap<CertSnapshot>,
     /// Told the site's name whenever its upload folder's files changed (the
     /// cluster shares uploads this way).
-    upload_hook: std::sync::OnceLock<Arc<dyn Fn(&str) + Send + Sync>>,
+    upload_hook: std::sync::OnceLock<UploadHook>,
 }
 
 /// The identity of an upload folder's two files when last read, and the
@@ -241,7 +244,7 @@ impl CertStore {
     }
 
     /// Sets the hook told about changed upload folders (once).
-    pub fn set_upload_hook(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
+    pub fn set_upload_hook(&self, hook: UploadHook) {
         let _ = self.upload_hook.set(hook);
     }
 
