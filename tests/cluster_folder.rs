@@ -104,6 +104,37 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
     );
     assert_eq!(serial_for(&a, "one.test").await, want);
 
+    // Deleting it on B deletes it everywhere: A falls back too.
+    for f in ["fullchain.pem", "privkey.pem"] {
+        std::fs::remove_file(base.join("b/certs/one").join(f)).expect("delete");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            serial_for(&a, "one.test").await != want
+        })
+        .await,
+        "node a still serves the upload deleted on node b"
+    );
+    assert!(!base.join("a/certs/one/fullchain.pem").exists());
+
+    // Uploaded again on A, for the rest of the test.
+    htgate::tls::upload::install(
+        &base.join("a/certs/one"),
+        format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
+        leaf.key_pem().as_bytes(),
+        &["one.test".to_string()],
+        htgate::hosting::certs::unix_now(),
+        &trust,
+    )
+    .expect("a valid upload");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            serial_for(&b, "one.test").await == want
+        })
+        .await,
+        "node b does not serve node a's second upload"
+    );
+
     // A site published to the store is served by both nodes.
     let cluster = Cluster::from_config(config_a.file.cluster.as_ref().expect("cluster").get_ref())
         .expect("cluster");
