@@ -79,7 +79,14 @@ pub struct Cluster {
     sites: Mutex<BTreeMap<String, String>>,
     cache: Option<PathBuf>,
     up: AtomicBool,
+    /// Bounds the store look-ups for unknown challenge tokens: anyone can
+    /// ask for `/.well-known/acme-challenge/<anything>`, and a flood of
+    /// made-up tokens must not become a flood of etcd requests.
+    lookups: tokio::sync::Semaphore,
 }
+
+/// Store look-ups for unknown challenge tokens in flight at once, per node.
+const CHALLENGE_LOOKUPS: usize = 8;
 
 impl Cluster {
     /// The cluster of a `[cluster]` table.  Connecting happens on first
@@ -123,6 +130,7 @@ impl Cluster {
             sites: Mutex::new(BTreeMap::new()),
             cache,
             up: AtomicBool::new(false),
+            lookups: tokio::sync::Semaphore::new(CHALLENGE_LOOKUPS),
         };
         cluster.load_cached_sites();
         crate::metrics::cluster_store_up(false);
@@ -221,9 +229,15 @@ impl Cluster {
         if let Some(a) = self.challenges.answer(token) {
             return Some(a);
         }
-        if !store::valid_key(token) || token.contains('/') {
+        // ACME tokens are base64url, at least 128 bits (RFC 8555 8.3).
+        if !(22..=128).contains(&token.len())
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return None;
         }
+        let _permit = self.lookups.try_acquire().ok()?;
         let key = format!("{}{token}", keys::CHALLENGES);
         match tokio::time::timeout(self.timeout, self.store.get(&key)).await {
             Ok(Ok(Some(v))) => String::from_utf8(v).ok(),

@@ -246,7 +246,7 @@ impl NodeSync {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        if let Err(e) = super::run::reload(&shared).await {
+        if let Err(e) = super::reload::reload_and_rewatch(&shared).await {
             tracing::error!(target: "cluster", "reloading for the cluster's sites failed, the running configuration is kept: {e}");
             return;
         }

@@ -573,6 +573,9 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
     if acme_differs(&old, &config) {
         tracing::warn!(target: "reload", "the [acme] settings changed: they take effect at the next restart");
     }
+    if cluster_key(&old) != cluster_key(&config) {
+        tracing::warn!(target: "reload", "the [cluster] settings changed: they take effect at the next restart");
+    }
     if old.file.admin.as_ref().map(|a| *a.listen.get_ref())
         != config.file.admin.as_ref().map(|a| *a.listen.get_ref())
     {
@@ -662,6 +665,26 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
     }
     tracing::info!(target: "reload", file = %path.display(), took_ms = started.elapsed().as_millis() as u64, "configuration reloaded");
     Ok(())
+}
+
+/// What identifies the cluster a node joined (spans left out).
+fn cluster_key(
+    c: &Config,
+) -> Option<(
+    Vec<String>,
+    Option<std::path::PathBuf>,
+    String,
+    Option<String>,
+)> {
+    c.file.cluster.as_ref().map(|c| {
+        let c = c.get_ref();
+        (
+            c.etcd.iter().map(|e| e.get_ref().clone()).collect(),
+            c.folder.as_ref().map(|f| f.get_ref().clone()),
+            c.prefix.get_ref().clone(),
+            c.node.clone(),
+        )
+    })
 }
 
 fn acme_differs(a: &Config, b: &Config) -> bool {
