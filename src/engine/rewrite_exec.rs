@@ -347,6 +347,7 @@ impl<'a> Main<'a> {
         saved: &mut Option<(String, Option<String>)>,
     ) -> RuleResult {
         let mut refs = Refs::default();
+        let mut late_captures = false;
         {
             let input = rule_input(r, perdir, joined);
             if self.trace.is_some() {
@@ -367,17 +368,21 @@ impl<'a> Main<'a> {
                 if p.pattern.is_match(input) == p.negate {
                     return RuleResult::NoMatch;
                 }
+                // Captures before the conditions only if one reads `$N`;
+                // else after them, so a rule whose conditions fail (the
+                // force-HTTPS rule on an HTTPS request) copies nothing.
                 if !p.negate && needs_rule_captures(p) {
-                    match p.pattern.captures(input) {
-                        Some(c) => refs.rule_caps = c,
-                        None => return RuleResult::NoMatch,
+                    if conds_need_rule_captures(p) {
+                        match p.pattern.captures(input) {
+                            Some(c) => refs.rule_caps = c,
+                            None => return RuleResult::NoMatch,
+                        }
+                        refs.rule_subject = input.to_string();
+                    } else {
+                        late_captures = true;
                     }
-                    refs.rule_subject = input.to_string();
                 }
             }
-        }
-        if saved.is_none() {
-            *saved = Some((r.filename.clone(), r.args.clone()));
         }
         // Conditions (SEMANTICS G1, G2, G12)
         let conds = &p.conds;
@@ -402,6 +407,20 @@ impl<'a> Main<'a> {
             }
             vary.extend(vary_this);
             i += 1;
+        }
+        if late_captures {
+            // The conditions only read the request: the input is the same.
+            let input = rule_input(r, perdir, joined);
+            match p.pattern.captures(input) {
+                Some(c) => refs.rule_caps = c,
+                None => return RuleResult::NoMatch,
+            }
+            refs.rule_subject = input.to_string();
+        }
+        // Saved once the rule applies (conditions only read the request):
+        // a rule whose conditions fail copies nothing.
+        if saved.is_none() {
+            *saved = Some((r.filename.clone(), r.args.clone()));
         }
         if p.flags.nosub {
             self.apply_env_and_cookies(r, p, &refs);
@@ -573,17 +592,24 @@ impl<'a> Main<'a> {
         refs: &mut Refs,
         vary: &mut Vec<String>,
     ) -> bool {
-        let subject = self.expand_noting(r, &c.test, refs, vary);
+        // The test string is expanded into a per-thread buffer that is
+        // reused (rules run inline on the worker, never across an await):
+        // a condition that fails allocates nothing.
+        let mut subject = COND_SUBJECT.with(std::cell::Cell::take);
+        subject.clear();
+        self.expand_noting_into(r, &c.test, refs, vary, &mut subject);
         let result = match &c.kind {
-            CondKind::Regex(p) => match p.captures(&subject) {
-                Some(caps) => {
-                    if !c.negate {
-                        refs.cond_subject = subject.clone();
-                        refs.cond_caps = caps;
-                    }
+            // A search without captures first: captures only for a match
+            // whose groups can be used (%N), never for a negated pattern.
+            CondKind::Regex(p) if c.negate => p.is_match(&subject),
+            CondKind::Regex(p) => match p.is_match(&subject).then(|| p.captures(&subject)) {
+                Some(Some(caps)) => {
+                    refs.cond_subject.clear();
+                    refs.cond_subject.push_str(&subject);
+                    refs.cond_caps = caps;
                     true
                 }
-                None => false,
+                _ => false,
             },
             CondKind::Expr(e) => match self.eval_expr(r, e) {
                 Ok(o) => {
@@ -665,16 +691,30 @@ impl<'a> Main<'a> {
         };
         let matched = result != c.negate;
         self.note(|| TraceEvent::cond(c, &subject, matched, &refs.cond_subject, &refs.cond_caps));
+        // Kept for the next condition unless one huge subject would pin
+        // its memory to the thread.
+        if subject.capacity() <= 16 * 1024 {
+            COND_SUBJECT.with(|b| b.set(subject));
+        }
         matched
     }
 
-    fn expand_noting(
+    /// `expand_noting` into `out` (appended).
+    fn expand_noting_into(
         &mut self,
         r: &mut Req,
         t: &Template,
         refs: &Refs,
         vary: &mut Vec<String>,
-    ) -> String {
+        out: &mut String,
+    ) {
+        self.note_vary(t, vary);
+        let mut qmarks = Vec::new();
+        self.expand_into(r, t, refs, None, out, &mut qmarks);
+    }
+
+    /// The headers a template reads, for the Vary header.
+    fn note_vary(&self, t: &Template, vary: &mut Vec<String>) {
         for v in t.vars() {
             if let Var::Header {
                 name: header,
@@ -691,7 +731,6 @@ impl<'a> Main<'a> {
                 }
             }
         }
-        self.expand(r, t, refs, None).0
     }
 
     /// `do_expand`.  Returns the text and, for each `?` in it, whether it was
@@ -705,6 +744,21 @@ impl<'a> Main<'a> {
     ) -> (String, Vec<(usize, bool)>) {
         let mut out = String::new();
         let mut qmarks = Vec::new();
+        self.expand_into(r, t, refs, escape_backrefs, &mut out, &mut qmarks);
+        (out, qmarks)
+    }
+
+    /// `expand`, appending to `out` (its `?` positions to `qmarks`).
+    fn expand_into(
+        &mut self,
+        r: &mut Req,
+        t: &Template,
+        refs: &Refs,
+        escape_backrefs: Option<&escape::BackrefEscape>,
+        out: &mut String,
+        qmarks: &mut Vec<(usize, bool)>,
+    ) {
+        let base = out.len();
         for piece in &t.pieces {
             let start = out.len();
             let literal = matches!(piece, Piece::Lit(_));
@@ -719,10 +773,7 @@ impl<'a> Main<'a> {
                     let v = capture_text(&refs.cond_subject, &refs.cond_caps, *n as usize);
                     out.push_str(&esc(v, escape_backrefs));
                 }
-                Piece::Var(v) => {
-                    let v = self.lookup_var(r, v);
-                    out.push_str(&v);
-                }
+                Piece::Var(v) => self.push_var(r, v, out),
                 Piece::Map { default, .. } => {
                     // No RewriteMap can exist in .htaccess: the default.
                     let v = self.expand(r, default, refs, None).0;
@@ -734,13 +785,55 @@ impl<'a> Main<'a> {
                     qmarks.push((start + i, literal));
                 }
             }
-            if out.len() > 64 * 1024 {
+            if out.len() - base > 64 * 1024 {
                 // SECURITY: cap the size of any expansion.
-                out.truncate(64 * 1024);
+                out.truncate(base + 64 * 1024);
                 break;
             }
         }
-        (out, qmarks)
+    }
+
+    /// Appends a variable's value to `out`, without an intermediate
+    /// `String` for the variables conditions test most (HTTPS, the file
+    /// name, the URI, the host and environment variables).
+    fn push_var(&mut self, r: &mut Req, v: &Var, out: &mut String) {
+        use super::template::Named::*;
+        match v {
+            Var::Env(n) => out.push_str(r.env_get(n).unwrap_or("")),
+            Var::Ssl(n) => {
+                if self.tls && n.eq_ignore_ascii_case("HTTPS") {
+                    out.push_str("on");
+                }
+            }
+            Var::Header { name, .. } => {
+                let mut values = self.headers_in.get_all(name.as_str()).iter();
+                if let Some(first) = values.next() {
+                    out.push_str(&String::from_utf8_lossy(first.as_bytes()));
+                    for v in values {
+                        out.push_str(", ");
+                        out.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                    }
+                }
+            }
+            Var::Named(n) => match n {
+                ScriptFilename | RequestFilename => out.push_str(&r.filename),
+                PathInfo => out.push_str(&r.path_info),
+                QueryString => out.push_str(r.args.as_deref().unwrap_or("")),
+                RequestUri => out.push_str(&r.uri),
+                RequestMethod => out.push_str(&self.method),
+                ServerName => out.push_str(&self.server_name),
+                DocumentRoot | ContextDocumentRoot => out.push_str(&self.site.docroot),
+                Https => out.push_str(if self.tls { "on" } else { "off" }),
+                RequestScheme => out.push_str(if self.tls { "https" } else { "http" }),
+                IsSubreq => out.push_str(if r.is_subreq { "true" } else { "false" }),
+                _ => out.push_str(&self.named_var(r, *n)),
+            },
+            Var::Empty => {}
+            _ => {
+                let value = self.lookup_var(r, v);
+                out.push_str(&value);
+            }
+        }
     }
 
     fn lookup_var(&mut self, r: &mut Req, v: &Var) -> String {
@@ -985,14 +1078,28 @@ fn joined_input(r: &Req, perdir: &str) -> Option<String> {
 
 /// Whether anything of rule `p` uses its back-references (`$N`): if not,
 /// a match needs no capture groups (nor a copy of the subject).
+fn uses_rule_refs(t: &Template) -> bool {
+    t.pieces.iter().any(|piece| match piece {
+        Piece::RuleRef(_) => true,
+        Piece::Map { key, default, .. } => uses_rule_refs(key) || uses_rule_refs(default),
+        _ => false,
+    })
+}
+
+/// Whether a condition of `p` reads `$N`: then the rule's captures are
+/// needed before the conditions run.
+fn conds_need_rule_captures(p: &RewriteRule) -> bool {
+    p.conds.iter().any(|c| {
+        uses_rule_refs(&c.test)
+            || match &c.kind {
+                CondKind::StrCmp(_, t) | CondKind::IntCmp(_, t) => uses_rule_refs(t),
+                _ => false,
+            }
+    })
+}
+
 fn needs_rule_captures(p: &RewriteRule) -> bool {
-    fn uses(t: &Template) -> bool {
-        t.pieces.iter().any(|piece| match piece {
-            Piece::RuleRef(_) => true,
-            Piece::Map { key, default, .. } => uses(key) || uses(default),
-            _ => false,
-        })
-    }
+    let uses = uses_rule_refs;
     p.subst.as_ref().is_some_and(uses)
         || p.flags.env.iter().any(|e| match e {
             EnvFlag::Set(n, v) => uses(n) || uses(v),
@@ -1080,4 +1187,10 @@ mod tests {
             "/other/x"
         );
     }
+}
+
+thread_local! {
+    /// The reusable buffer of condition test strings (see
+    /// `apply_rewrite_cond`).
+    static COND_SUBJECT: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }

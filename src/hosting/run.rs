@@ -668,21 +668,15 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
 }
 
 /// What identifies the cluster a node joined (spans left out).
-fn cluster_key(
-    c: &Config,
-) -> Option<(
-    Vec<String>,
-    Option<std::path::PathBuf>,
-    String,
-    Option<String>,
-)> {
+fn cluster_key(c: &Config) -> Option<String> {
     c.file.cluster.as_ref().map(|c| {
         let c = c.get_ref();
-        (
-            c.etcd.iter().map(|e| e.get_ref().clone()).collect(),
-            c.folder.as_ref().map(|f| f.get_ref().clone()),
-            c.prefix.get_ref().clone(),
-            c.node.clone(),
+        let etcd: Vec<&String> = c.etcd.iter().map(|e| e.get_ref()).collect();
+        format!(
+            "{etcd:?} {:?} {} {:?}",
+            c.folder.as_ref().map(|f| f.get_ref()),
+            c.prefix.get_ref(),
+            c.node
         )
     })
 }
