@@ -62,36 +62,46 @@ mod with_etcd {
     struct Etcd {
         child: Option<KillOnDrop>,
         url: String,
+        peer_url: String,
+        data: PathBuf,
         log: PathBuf,
     }
 
     impl Etcd {
         fn start(dir: &Path) -> Etcd {
-            let client = free_port();
-            let peer = free_port();
-            let url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
-            let log = dir.join("etcd.log");
-            let out = std::fs::File::create(&log).expect("etcd log");
+            let mut etcd = Etcd {
+                child: None,
+                url: format!("http://127.0.0.1:{}", free_port()),
+                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                data: dir.join("etcd-data"),
+                log: dir.join("etcd.log"),
+            };
+            etcd.run();
+            etcd
+        }
+
+        /// Starts (or restarts, with the same data and ports) the server.
+        fn run(&mut self) {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("etcd log");
             let child = Command::new("etcd")
                 .args(["--name", "test"])
                 .arg("--data-dir")
-                .arg(dir.join("etcd-data"))
-                .args(["--listen-client-urls", &url])
-                .args(["--advertise-client-urls", &url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &format!("test={peer_url}")])
+                .arg(&self.data)
+                .args(["--listen-client-urls", &self.url])
+                .args(["--advertise-client-urls", &self.url])
+                .args(["--listen-peer-urls", &self.peer_url])
+                .args(["--initial-advertise-peer-urls", &self.peer_url])
+                .args(["--initial-cluster", &format!("test={}", self.peer_url)])
                 .stdin(Stdio::null())
                 .stdout(out.try_clone().expect("log"))
                 .stderr(out)
                 .spawn()
                 .expect("etcd runs");
-            Etcd {
-                child: Some(KillOnDrop(child)),
-                url,
-                log,
-            }
+            self.child = Some(KillOnDrop(child));
         }
 
         fn stop(&mut self) {
@@ -586,5 +596,42 @@ root = "{www}/one"
             log.contains("unreachable"),
             "the error log does not say the store is unreachable\n{log}"
         );
+
+        // 5. etcd is back: the nodes reconnect, and changes flow again (the
+        //    published site is removed and every node stops serving it).
+        etcd.run();
+        for n in nodes.iter().filter(|n| n.alive()) {
+            let up = wait_for(Duration::from_secs(30), || async {
+                (metric(n, "htgate_cluster_store_up").await == Some(1.0)).then_some(())
+            })
+            .await;
+            assert!(
+                up.is_some(),
+                "{} did not reconnect to etcd\n{}",
+                n.name,
+                logs(&nodes, &etcd, &pebble)
+            );
+        }
+        let survivor = nodes.iter().find(|n| n.alive()).expect("a live node");
+        let removed = Command::new(env!("CARGO_BIN_EXE_htgate"))
+            .args(["site", "remove", "two"])
+            .arg("--config")
+            .arg(&survivor.config)
+            .output()
+            .expect("htgate site remove runs");
+        assert!(
+            removed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&removed.stderr)
+        );
+        for n in nodes.iter().filter(|n| n.alive()) {
+            // Unknown names get the first site, as in Apache.
+            let gone = wait_for(Duration::from_secs(5), || async {
+                let a = probe::get(n.http, None, "two.test", "/", &[]).await;
+                (a.body == "one\n").then_some(())
+            })
+            .await;
+            assert!(gone.is_some(), "{} still serves the removed site", n.name);
+        }
     }
 }

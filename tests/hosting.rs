@@ -564,3 +564,53 @@ root = "{root}"
     assert_ne!(renewed, first, "renewal served a new certificate");
     server.shutdown().await;
 }
+
+/// A site with both an RSA and an ECDSA upload: ECDSA to clients that can
+/// verify it, RSA to the others; an RSA key in the ECDSA folder is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_is_preferred_when_a_site_has_both() {
+    let s = Setup::new();
+    let root = s.site("a", "");
+    let rsa = pki::leaf_rsa(&["a.test"], &s.inter, 30 * DAY);
+    s.write(
+        "certs/a/fullchain.pem",
+        &format!("{}{}", rsa.pem(), s.inter.pem()),
+    );
+    s.write("certs/a/privkey.pem", &rsa.key_pem());
+    let ec = s.upload("a/ecdsa", &["a.test"], 30 * DAY);
+    let cfg = s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{root}\"\n"),
+    );
+    let (server, _, https) = serve(&cfg).await;
+    let serial = |c: Vec<rustls_pki_types::CertificateDer<'static>>| {
+        c.first().map(probe::serial).unwrap_or_default()
+    };
+    let rsa_serial = probe::serial(&rsa.der().into());
+    let ec_serial = probe::serial(&ec.der().into());
+    assert_eq!(
+        serial(probe::served_chain(https, Some("a.test")).await),
+        ec_serial,
+        "a client that offers ECDSA gets the ECDSA certificate"
+    );
+    assert_eq!(
+        serial(probe::served_chain_rsa_only(https, "a.test").await),
+        rsa_serial,
+        "an RSA-only client gets the RSA certificate"
+    );
+
+    // An RSA certificate in the ECDSA folder is not served from there.
+    let rsa2 = pki::leaf_rsa(&["a.test"], &s.inter, 30 * DAY);
+    s.write(
+        "certs/a/ecdsa/fullchain.pem",
+        &format!("{}{}", rsa2.pem(), s.inter.pem()),
+    );
+    s.write("certs/a/ecdsa/privkey.pem", &rsa2.key_pem());
+    server.store().refresh();
+    assert_eq!(
+        serial(probe::served_chain(https, Some("a.test")).await),
+        ec_serial,
+        "the previous ECDSA certificate stays"
+    );
+    server.shutdown().await;
+}

@@ -20,7 +20,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 }
 
 /// `htgate cert install --site NAME --cert FULLCHAIN --key KEY`.
-pub fn install(config: &Path, site: &str, cert: &Path, key: &Path) -> ExitCode {
+pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) -> ExitCode {
     let config = match load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -64,6 +64,19 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path) -> ExitCode {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
+    };
+    let dir = if ecdsa {
+        // The second certificate of a site that has both: checked to be
+        // ECDSA before anything is written.
+        match crate::tls::validate::validate(&cert_pem, &key_pem, &domains, unix_now(), &trust) {
+            Ok(v) if !crate::hosting::certs::is_ecdsa(&v.certified) => {
+                eprintln!("error: --ecdsa needs an ECDSA key (this one is not); install an RSA certificate without --ecdsa");
+                return ExitCode::FAILURE;
+            }
+            _ => dir.join(crate::hosting::certs::ECDSA_SUBDIR),
+        }
+    } else {
+        dir
     };
     match crate::tls::upload::install(&dir, &cert_pem, &key_pem, &domains, unix_now(), &trust) {
         Ok(v) => {

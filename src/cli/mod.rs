@@ -85,6 +85,11 @@ enum CertCommand {
         /// PEM private key (without a passphrase).
         #[arg(long, value_name = "PEM")]
         key: PathBuf,
+        /// Install it as the site's ECDSA certificate, beside its main
+        /// (RSA) one: clients that support ECDSA get it, the others the
+        /// main one.
+        #[arg(long)]
+        ecdsa: bool,
     },
     /// Which certificate serves each domain, its issuer and expiry.
     List {
@@ -211,7 +216,8 @@ pub fn run() -> ExitCode {
                 site,
                 cert,
                 key,
-            } => cert::install(&config, &site, &cert, &key),
+                ecdsa,
+            } => cert::install(&config, &site, &cert, &key, ecdsa),
             CertCommand::List { config } => cert::list(&config),
             CertCommand::Check { config } => cert::check(&config),
         },

@@ -72,7 +72,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Whether `key` is one this store accepts: relative, `/`-separated parts
-/// of ASCII letters, digits, `.`, `-`, `_`, `*`, never `.` or `..`.  Keys
+/// of ASCII letters, digits, `.`, `-`, `_`, `*`, `@`, never `.` or `..`.  Keys
 /// come from site and domain names that were checked already; this keeps
 /// the folder back end inside its folder whatever happens upstream.
 pub fn valid_key(key: &str) -> bool {
@@ -81,9 +81,9 @@ pub fn valid_key(key: &str) -> bool {
             !part.is_empty()
                 && part != "."
                 && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'))
+                && part.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'@')
+                })
         })
 }
 

@@ -112,16 +112,32 @@ pub struct CertSnapshot {
 }
 
 impl CertSnapshot {
-    /// The certificate for a handshake naming `sni` at `now`.
+    /// The certificate for a handshake naming `sni` at `now`, for a client
+    /// that can (`ecdsa`) or cannot verify ECDSA signatures.
     pub fn choose(&self, sni: Option<&str>, now: i64) -> (Arc<Served>, CertSource) {
+        self.choose_for(sni, now, false)
+    }
+
+    /// As [`CertSnapshot::choose`]; a site's ECDSA upload goes first to
+    /// clients that offer an ECDSA signature scheme (smaller, faster
+    /// handshakes), its main upload to the others.
+    pub fn choose_for(
+        &self,
+        sni: Option<&str>,
+        now: i64,
+        ecdsa: bool,
+    ) -> (Arc<Served>, CertSource) {
         let Some(name) = sni else {
             return (self.default.clone(), CertSource::Shared);
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if let Some(&i) = self.sites.lookup(&name) {
-            if let Some(Some(up)) = self.uploaded.get(i) {
-                if up.valid_at(now) && up.covers(&name) {
-                    return (up.clone(), CertSource::Uploaded);
+            let variants: &[usize] = if ecdsa { &[ECDSA, MAIN] } else { &[MAIN] };
+            for &v in variants {
+                if let Some(Some(up)) = self.uploaded.get(slot(i, v)) {
+                    if up.valid_at(now) && up.covers(&name) {
+                        return (up.clone(), CertSource::Uploaded);
+                    }
                 }
             }
             if let Some(auto) = self.automatic.get(&name) {
@@ -135,7 +151,12 @@ impl CertSnapshot {
 
     /// The uploaded certificate of site number `i`, valid or not.
     pub fn uploaded(&self, i: usize) -> Option<&Arc<Served>> {
-        self.uploaded.get(i).and_then(|u| u.as_ref())
+        self.uploaded.get(slot(i, MAIN)).and_then(|u| u.as_ref())
+    }
+
+    /// The ECDSA upload of site number `i` (its `ecdsa/` folder).
+    pub fn uploaded_ecdsa(&self, i: usize) -> Option<&Arc<Served>> {
+        self.uploaded.get(slot(i, ECDSA)).and_then(|u| u.as_ref())
     }
 }
 
@@ -157,6 +178,20 @@ fn file_key(path: &Path) -> Option<FileKey> {
     })
 }
 
+/// A site's two upload slots: the main certificate (any key type) in its
+/// upload folder, and an optional ECDSA one in the `ecdsa/` folder inside
+/// it, for sites that have both an RSA and an ECDSA certificate.
+const MAIN: usize = 0;
+const ECDSA: usize = 1;
+pub const ECDSA_SUBDIR: &str = "ecdsa";
+/// How the ECDSA slot of a site is named to the upload hook and in the
+/// cluster store (`blog@ecdsa`; `@` is never in a site name).
+pub const ECDSA_SLOT_SUFFIX: &str = "@ecdsa";
+
+fn slot(site: usize, variant: usize) -> usize {
+    site * 2 + variant
+}
+
 /// The files of an upload folder.
 pub const UPLOAD_CHAIN: &str = "fullchain.pem";
 pub const UPLOAD_KEY: &str = "privkey.pem";
@@ -172,8 +207,8 @@ pub struct CertStore {
     acme: Option<Arc<crate::acme::AcmeManager>>,
     state: Mutex<StoreState>,
     current: ArcSwap<CertSnapshot>,
-    /// Told the site's name whenever its upload folder's files changed (the
-    /// cluster shares uploads this way).
+    /// Told the slot's name (the site's, or `site@ecdsa`) whenever an
+    /// upload folder's files changed (the cluster shares uploads this way).
     upload_hook: std::sync::OnceLock<UploadHook>,
 }
 
@@ -212,12 +247,12 @@ impl CertStore {
         let store = Arc::new(CertStore {
             current: ArcSwap::from_pointee(CertSnapshot {
                 sites: Arc::new(map),
-                uploaded: vec![None; sites.len()],
+                uploaded: vec![None; sites.len() * 2],
                 automatic: HashMap::new(),
                 default: default.clone(),
             }),
             state: Mutex::new(StoreState {
-                uploaded: vec![(None, None); sites.len()],
+                uploaded: vec![(None, None); sites.len() * 2],
                 automatic: HashMap::new(),
             }),
             sites,
@@ -257,57 +292,23 @@ impl CertStore {
         };
         let now = unix_now();
         for (i, site) in self.sites.iter().enumerate() {
-            let Some(dir) = &site.upload_dir else {
+            let Some(main_dir) = &site.upload_dir else {
                 continue;
             };
-            let keys = file_key(&dir.join(UPLOAD_CHAIN)).zip(file_key(&dir.join(UPLOAD_KEY)));
-            let Some(slot) = state.uploaded.get_mut(i) else {
-                continue;
-            };
-            if keys == slot.0 {
-                continue;
-            }
-            changed.push(site.name.clone());
-            match keys {
-                None => {
-                    if slot.1.is_some() {
-                        tracing::warn!(
-                            site = %site.name,
-                            "the uploaded certificate was removed from {}: serving the automatic certificate (or the shared one) instead",
-                            dir.display()
-                        );
-                    }
-                    *slot = (None, None);
+            for variant in [MAIN, ECDSA] {
+                let (dir, label) = match variant {
+                    MAIN => (main_dir.clone(), site.name.clone()),
+                    _ => (
+                        main_dir.join(ECDSA_SUBDIR),
+                        format!("{}{ECDSA_SLOT_SUFFIX}", site.name),
+                    ),
+                };
+                let Some(entry) = state.uploaded.get_mut(slot(i, variant)) else {
+                    continue;
+                };
+                if self.refresh_slot(site, &dir, variant, entry, now) {
+                    changed.push(label);
                 }
-                Some(k) => match crate::tls::upload::load_installed(dir, &self.trust) {
-                    Ok(Some(v)) => {
-                        let served = Served::from_validated(&v);
-                        tracing::info!(
-                            site = %site.name,
-                            subject = %served.subject,
-                            "serving the uploaded certificate from {} (expires {})",
-                            dir.display(),
-                            fmt_time(served.not_after)
-                        );
-                        if !served.valid_at(now) {
-                            tracing::warn!(site = %site.name, "the uploaded certificate is not valid now (expired {}): serving the automatic certificate instead", fmt_time(served.not_after));
-                        }
-                        crate::metrics::reload("certificate", true);
-                        *slot = (Some(k), Some(Arc::new(served)));
-                    }
-                    Ok(None) => *slot = (Some(k), None),
-                    Err(e) => {
-                        // Keep serving what worked; remember the identity so
-                        // the same broken files are not re-read every time.
-                        tracing::error!(
-                            site = %site.name,
-                            "the certificate files in {} are not usable, keeping the previous certificate: {e}",
-                            dir.display()
-                        );
-                        crate::metrics::reload("certificate", false);
-                        slot.0 = Some(k);
-                    }
-                },
             }
         }
         self.publish(&state);
@@ -317,6 +318,77 @@ impl CertStore {
                 hook(site);
             }
         }
+    }
+
+    /// Re-reads one upload slot if its files changed; `true` if they did.
+    fn refresh_slot(
+        &self,
+        site: &SiteCertConfig,
+        dir: &Path,
+        variant: usize,
+        slot: &mut UploadSlot,
+        now: i64,
+    ) -> bool {
+        let keys = file_key(&dir.join(UPLOAD_CHAIN)).zip(file_key(&dir.join(UPLOAD_KEY)));
+        if keys == slot.0 {
+            return false;
+        }
+        let what = if variant == ECDSA {
+            "ECDSA certificate"
+        } else {
+            "certificate"
+        };
+        match keys {
+            None => {
+                if slot.1.is_some() {
+                    tracing::warn!(
+                        site = %site.name,
+                        "the uploaded {what} was removed from {}: serving the site's other certificates instead",
+                        dir.display()
+                    );
+                }
+                *slot = (None, None);
+            }
+            Some(k) => match crate::tls::upload::load_installed(dir, &self.trust) {
+                Ok(Some(v)) if variant == ECDSA && !is_ecdsa(&v.certified) => {
+                    tracing::error!(
+                        site = %site.name,
+                        "the certificate in {} does not have an ECDSA key, not served from there (put RSA certificates in the upload folder itself)",
+                        dir.display()
+                    );
+                    crate::metrics::reload("certificate", false);
+                    slot.0 = Some(k);
+                }
+                Ok(Some(v)) => {
+                    let served = Served::from_validated(&v);
+                    tracing::info!(
+                        site = %site.name,
+                        subject = %served.subject,
+                        "serving the uploaded {what} from {} (expires {})",
+                        dir.display(),
+                        fmt_time(served.not_after)
+                    );
+                    if !served.valid_at(now) {
+                        tracing::warn!(site = %site.name, "the uploaded {what} is not valid now (expired {}): serving the site's other certificates instead", fmt_time(served.not_after));
+                    }
+                    crate::metrics::reload("certificate", true);
+                    *slot = (Some(k), Some(Arc::new(served)));
+                }
+                Ok(None) => *slot = (Some(k), None),
+                Err(e) => {
+                    // Keep serving what worked; remember the identity so
+                    // the same broken files are not re-read every time.
+                    tracing::error!(
+                        site = %site.name,
+                        "the certificate files in {} are not usable, keeping the previous certificate: {e}",
+                        dir.display()
+                    );
+                    crate::metrics::reload("certificate", false);
+                    slot.0 = Some(k);
+                }
+            },
+        }
+        true
     }
 
     /// Reloads the automatic certificate of `domain` (after issuance or
@@ -386,6 +458,11 @@ impl CertStore {
             default: self.default.clone(),
         }));
     }
+}
+
+/// Whether a certified key signs with ECDSA.
+pub fn is_ecdsa(key: &CertifiedKey) -> bool {
+    key.key.algorithm() == rustls::SignatureAlgorithm::ECDSA
 }
 
 type LeafFacts = (Vec<String>, String, String, i64, i64);

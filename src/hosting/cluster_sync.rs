@@ -3,7 +3,8 @@
 //! and install customers' uploaded certificates, and serve the sites kept
 //! in the store.
 //!
-//! Uploads go both ways.  A change in a site's upload folder (a
+//! Uploads go both ways, for both of a site's upload slots (the main
+//! certificate, and the ECDSA one of its `ecdsa/` folder: `site@ecdsa`).  A change in a site's upload folder (a
 //! `htgate cert install`, a control panel writing the files) is published
 //! once its files validate; a change in the store is installed with the
 //! same validation as an upload on this node (`tls::upload::install`), and
@@ -44,12 +45,23 @@ impl NodeSync {
         })
     }
 
-    /// The site's upload folder and domains on this node.
-    fn upload_target(&self, site: &str) -> Option<(PathBuf, Vec<String>)> {
+    /// The folder and domains of an upload slot on this node: a site's
+    /// name (its upload folder) or `site@ecdsa` (the `ecdsa/` folder in it).
+    fn upload_target(&self, slot: &str) -> Option<(PathBuf, Vec<String>)> {
         let shared = self.shared.upgrade()?;
         let store = shared.store.load_full();
+        let (site, ecdsa) = match slot.strip_suffix(super::certs::ECDSA_SLOT_SUFFIX) {
+            Some(site) => (site, true),
+            None => (slot, false),
+        };
         let s = store.sites().iter().find(|s| s.name == site)?;
-        Some((s.upload_dir.clone()?, s.domains.clone()))
+        let dir = s.upload_dir.clone()?;
+        let dir = if ecdsa {
+            dir.join(super::certs::ECDSA_SUBDIR)
+        } else {
+            dir
+        };
+        Some((dir, s.domains.clone()))
     }
 
     /// A local upload folder changed (called from the certificate store).
@@ -322,7 +334,12 @@ impl Apply for NodeSync {
                         .sites()
                         .iter()
                         .filter(|s| s.upload_dir.is_some())
-                        .map(|s| s.name.clone())
+                        .flat_map(|s| {
+                            [
+                                s.name.clone(),
+                                format!("{}{}", s.name, super::certs::ECDSA_SLOT_SUFFIX),
+                            ]
+                        })
                         .collect(),
                     None => return,
                 };

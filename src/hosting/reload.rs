@@ -34,6 +34,7 @@ pub fn watch_spec(config: &Config) -> WatchSpec {
         .site
         .iter()
         .filter_map(|s| config.upload_dir(s))
+        .flat_map(|d| [d.join(super::certs::ECDSA_SUBDIR), d])
         .collect();
     WatchSpec {
         trees: config

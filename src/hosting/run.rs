@@ -267,7 +267,14 @@ impl rustls::server::ResolvesServerCert for SwappableResolver {
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         let store = self.0.load();
         let snap = store.snapshot();
-        let (served, _) = snap.choose(hello.server_name(), super::certs::unix_now());
+        use rustls::SignatureScheme as S;
+        let ecdsa = hello.signature_schemes().iter().any(|s| {
+            matches!(
+                s,
+                S::ECDSA_NISTP256_SHA256 | S::ECDSA_NISTP384_SHA384 | S::ECDSA_NISTP521_SHA512
+            )
+        });
+        let (served, _) = snap.choose_for(hello.server_name(), super::certs::unix_now(), ecdsa);
         Some(served.certified.clone())
     }
 }

@@ -76,6 +76,33 @@ pub fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
     Issued { cert, key }
 }
 
+/// As [`leaf`] with an RSA-2048 key, made by `openssl` (ring cannot make
+/// RSA keys; openssl is installed by `.ci/run`).
+pub fn leaf_rsa(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl genpkey runs");
+    assert!(out.status.success(), "openssl genpkey failed");
+    let pem = String::from_utf8(out.stdout).expect("PEM");
+    let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let cert = params(
+        names.first().copied().unwrap_or("leaf"),
+        names,
+        false,
+        valid_for,
+    )
+    .signed_by(&key, &issuer.cert, &issuer.key)
+    .expect("leaf");
+    Issued { cert, key }
+}
+
 /// A self-signed leaf (the shared default certificate of the tests).
 pub fn self_signed(names: &[&str]) -> Issued {
     let key = KeyPair::generate().expect("key");

@@ -14,6 +14,85 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
 
+/// As `AcceptAll`, offering only RSA signature schemes (a client that
+/// cannot verify ECDSA).
+#[derive(Debug)]
+struct RsaOnly(AcceptAll);
+
+impl ServerCertVerifier for RsaOnly {
+    fn verify_server_cert(
+        &self,
+        e: &CertificateDer<'_>,
+        i: &[CertificateDer<'_>],
+        n: &ServerName<'_>,
+        o: &[u8],
+        t: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0.verify_server_cert(e, i, n, o, t)
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0
+            .supported_verify_schemes()
+            .into_iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    SignatureScheme::RSA_PSS_SHA256
+                        | SignatureScheme::RSA_PSS_SHA384
+                        | SignatureScheme::RSA_PSS_SHA512
+                        | SignatureScheme::RSA_PKCS1_SHA256
+                        | SignatureScheme::RSA_PKCS1_SHA384
+                        | SignatureScheme::RSA_PKCS1_SHA512
+                )
+            })
+            .collect()
+    }
+}
+
+/// The chain served to a client that offers only RSA signature schemes.
+pub async fn served_chain_rsa_only(addr: SocketAddr, sni: &str) -> Vec<CertificateDer<'static>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RsaOnly(AcceptAll(provider))))
+        .with_no_client_auth();
+    let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let name = ServerName::try_from(sni.to_string()).expect("name");
+    let s = tokio::time::timeout(
+        TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    s.get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+        .unwrap_or_default()
+}
+
 impl ServerCertVerifier for AcceptAll {
     fn verify_server_cert(
         &self,
