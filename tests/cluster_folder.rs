@@ -85,15 +85,19 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
     // An upload on A (as `htgate cert install` does it) reaches B.
     let leaf = pki::leaf(&["one.test"], &inter, Duration::from_secs(30 * 86_400));
     let trust = htgate::hosting::run::trust(&config_a).expect("trust");
-    htgate::tls::upload::install(
-        &base.join("a/certs/one"),
-        format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
-        leaf.key_pem().as_bytes(),
-        &["one.test".to_string()],
-        htgate::hosting::certs::unix_now(),
-        &trust,
-    )
-    .expect("a valid upload");
+    // As `htgate cert install` does it.
+    let upload_on_a = || {
+        htgate::tls::upload::install(
+            &base.join("a/certs/one"),
+            format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
+            leaf.key_pem().as_bytes(),
+            &["one.test".to_string()],
+            htgate::hosting::certs::unix_now(),
+            &trust,
+        )
+        .expect("a valid upload")
+    };
+    upload_on_a();
     let want = probe::serial(&leaf.der().into());
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -118,15 +122,7 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
     assert!(!base.join("a/certs/one/fullchain.pem").exists());
 
     // Uploaded again on A, for the rest of the test.
-    htgate::tls::upload::install(
-        &base.join("a/certs/one"),
-        format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
-        leaf.key_pem().as_bytes(),
-        &["one.test".to_string()],
-        htgate::hosting::certs::unix_now(),
-        &trust,
-    )
-    .expect("a valid upload");
+    upload_on_a();
     assert!(
         eventually(Duration::from_secs(10), || async {
             serial_for(&b, "one.test").await == want

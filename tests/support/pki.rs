@@ -64,7 +64,10 @@ pub fn intermediate(cn: &str, issuer: &Issued) -> Issued {
 
 /// A leaf for `names` signed by `issuer`, valid for `valid_for` from now.
 pub fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
-    let key = KeyPair::generate().expect("key");
+    leaf_with_key(names, issuer, valid_for, KeyPair::generate().expect("key"))
+}
+
+fn leaf_with_key(names: &[&str], issuer: &Issued, valid_for: Duration, key: KeyPair) -> Issued {
     let cert = params(
         names.first().copied().unwrap_or("leaf"),
         names,
@@ -92,15 +95,7 @@ pub fn leaf_rsa(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued 
     assert!(out.status.success(), "openssl genpkey failed");
     let pem = String::from_utf8(out.stdout).expect("PEM");
     let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("RSA key");
-    let cert = params(
-        names.first().copied().unwrap_or("leaf"),
-        names,
-        false,
-        valid_for,
-    )
-    .signed_by(&key, &issuer.cert, &issuer.key)
-    .expect("leaf");
-    Issued { cert, key }
+    leaf_with_key(names, issuer, valid_for, key)
 }
 
 /// A self-signed leaf (the shared default certificate of the tests).

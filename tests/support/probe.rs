@@ -74,18 +74,7 @@ pub async fn served_chain_rsa_only(addr: SocketAddr, sni: &str) -> Vec<Certifica
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RsaOnly(AcceptAll(provider))))
         .with_no_client_auth();
-    let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let name = ServerName::try_from(sni.to_string()).expect("name");
-    let s = tokio::time::timeout(
-        TIMEOUT,
-        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
-    )
-    .await
-    .expect("handshake in time")
-    .expect("handshake");
+    let s = connect_with(addr, Some(sni), Arc::new(cfg)).await;
     s.get_ref()
         .1
         .peer_certificates()
@@ -144,6 +133,14 @@ async fn tls_connect(
     addr: SocketAddr,
     sni: Option<&str>,
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
+    connect_with(addr, sni, client_config(sni.is_some())).await
+}
+
+async fn connect_with(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    config: Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
         .await
         .expect("connect in time")
@@ -152,7 +149,7 @@ async fn tls_connect(
         Some(n) => ServerName::try_from(n.to_string()).expect("name"),
         None => ServerName::IpAddress(addr.ip().into()),
     };
-    let connector = tokio_rustls::TlsConnector::from(client_config(sni.is_some()));
+    let connector = tokio_rustls::TlsConnector::from(config);
     tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
         .await
         .expect("handshake in time")
