@@ -3,27 +3,13 @@
 //! both, and what the store refuses or cannot use never reaches a node.
 //! No etcd needed: this runs under the plain `cargo test`.
 
+use crate::support::probe::eventually;
 use crate::support::{files, pki, probe};
 use htgate::cluster::Cluster;
 use htgate::config::Config;
 use htgate::hosting::run::{start, HostingServer};
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
+use std::time::Duration;
 
 fn node_config(base: &Path, node: &str) -> Config {
     let text = format!(
@@ -138,11 +124,11 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
         "[[site]]\nname = \"two\"\ndomains = [\"two.test\"]\nroot = \"{}\"\n",
         base.join("www/two").display()
     );
-    let names = cluster
-        .publish_site(&config_a, &doc)
+    let name = cluster
+        .publish_site(&config_a, "two.toml", &doc)
         .await
         .expect("published");
-    assert_eq!(names, vec!["two".to_string()]);
+    assert_eq!(name, "two");
     for server in [&a, &b] {
         let http = server.addr(false).expect("http");
         assert!(
@@ -161,11 +147,11 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
     // A document that takes another site's domain is refused, with where.
     let clash = "[[site]]\nname = \"three\"\ndomains = [\"one.test\"]\nroot = \"/\"\n";
     let err = cluster
-        .publish_site(&config_a, clash)
+        .publish_site(&config_a, "three.toml", clash)
         .await
         .expect_err("domain clash");
     assert!(
-        err.contains("one.test") && err.contains(":3:"),
+        err.contains("one.test") && err.contains("three.toml:3:"),
         "no line and domain in: {err}"
     );
     // One written to the store behind htgate's back is left out by the

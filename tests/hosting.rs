@@ -3,6 +3,7 @@
 //! cannot be spoofed, force_https, HSTS, 421, ACME answers before
 //! `.htaccess`.
 
+use crate::support::probe::eventually;
 use crate::support::{files, pki, probe};
 
 use htgate::config::Config;
@@ -121,22 +122,6 @@ async fn serve(config: &Config) -> (HostingServer, std::net::SocketAddr, std::ne
     let http = server.addr(false).expect("http");
     let https = server.addr(true).expect("https");
     (server, http, https)
-}
-
-/// Polls `check` until it holds or `limit` passes.
-async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,18 +52,11 @@ pub fn publish(config: &Path, document: &Path) -> ExitCode {
         }
     };
     // Errors name the document being published, with line and column.
-    let named = text.clone();
-    let mut probe = config.clone();
-    if let Err(e) = probe.add_store_sites(&document.display().to_string(), &named) {
-        eprintln!("{e}");
-        eprintln!("error: the site has errors; nothing was published");
-        return ExitCode::FAILURE;
-    }
-    match block_on(cluster.publish_site(&config, &text)) {
-        Ok(Ok(names)) => {
+    let origin = document.display().to_string();
+    match block_on(cluster.publish_site(&config, &origin, &text)) {
+        Ok(Ok(name)) => {
             println!(
-                "published site `{}` to {}: every node serves it within a second",
-                names.join("`, `"),
+                "published site `{name}` to {}: every node serves it within a second",
                 cluster.store().describe()
             );
             ExitCode::SUCCESS

@@ -318,10 +318,7 @@ impl Store for EtcdStore {
             Err(_) => {
                 keeper.abort();
                 let _ = self.bounded(c.lease_revoke(lease)).await;
-                return Err(self.failed(format!(
-                    "timed out after {}s waiting for the lock {name}",
-                    wait.as_secs()
-                )));
+                return Err(StoreError::lock_timeout(self.describe(), name, wait));
             }
         };
         Ok(Box::new(EtcdLock {
@@ -332,6 +329,7 @@ impl Store for EtcdStore {
             lease,
             key,
             keeper,
+            released: false,
         }))
     }
 }
@@ -344,6 +342,8 @@ struct EtcdLock {
     lease: i64,
     key: Vec<u8>,
     keeper: tokio::task::JoinHandle<()>,
+    /// Set by `release`, so that the drop that follows revokes nothing.
+    released: bool,
 }
 
 #[async_trait]
@@ -374,12 +374,13 @@ impl HeldLock for EtcdLock {
         }
     }
 
-    async fn release(self: Box<Self>) {
+    async fn release(mut self: Box<Self>) {
         self.keeper.abort();
         let mut c = self.client.clone();
         let _ = tokio::time::timeout(self.timeout, c.unlock(self.key.clone())).await;
         // Revoking deletes the keys bound to the lease (challenge answers).
         let _ = tokio::time::timeout(self.timeout, c.lease_revoke(self.lease)).await;
+        self.released = true;
     }
 }
 
@@ -388,6 +389,9 @@ impl Drop for EtcdLock {
         // Dropped without release (the order was cancelled): stop renewing,
         // and revoke if a runtime is still there; else the lease runs out.
         self.keeper.abort();
+        if self.released {
+            return;
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let mut c = self.client.clone();
             let (lease, timeout) = (self.lease, self.timeout);

@@ -265,10 +265,7 @@ impl Store for FolderStore {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(self.failed(format!(
-                    "timed out after {}s waiting for the lock {name}",
-                    wait.as_secs()
-                )));
+                return Err(StoreError::lock_timeout(self.describe(), name, wait));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -289,52 +289,53 @@ impl Cluster {
     }
 
     /// Stores a site document after checking it against `config` (the
-    /// node's file): what `htgate site publish` does.
+    /// node's file) and the store's other sites: what `htgate site
+    /// publish` does.  `origin` names the document in errors
+    /// (`site.toml:3:1: ...`).  Returns the site's name.
     pub async fn publish_site(
         &self,
         config: &crate::config::Config,
+        origin: &str,
         text: &str,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<String, String> {
+        // Against the file alone first: the document's own errors, and
+        // which site it holds.
+        let mut alone = config.clone();
+        alone
+            .add_store_sites(origin, text)
+            .map_err(|e| e.to_string())?;
+        let name = match &alone.file.site[config.file.site.len()..] {
+            [site] => site.name.get_ref().clone(),
+            more => {
+                return Err(format!(
+                    "{origin}: a site document holds exactly one [[site]] (this one has {})",
+                    more.len()
+                ))
+            }
+        };
+        // Then with the store's other sites (no name or domain twice); a
+        // broken document already there is not this one's fault.
+        let key = format!("{}{name}", keys::SITES);
         let mut merged = config.clone();
-        // Other sites already in the store count too (no domain twice).
-        let existing = self
+        for (other, value) in self
             .store
             .list(keys::SITES)
             .await
-            .map_err(|e| e.to_string())?;
-        let origin = |key: &str| format!("{}:{key}", self.store.describe());
-        let mut new_names = Vec::new();
-        let mut probe = config.clone();
-        probe
-            .add_store_sites("(new document)", text)
-            .map_err(|e| e.to_string())?;
-        for s in &probe.file.site[config.file.site.len()..] {
-            new_names.push(s.name.get_ref().clone());
-        }
-        if new_names.len() != 1 {
-            return Err(format!(
-                "a site document holds exactly one [[site]] (this one has {})",
-                new_names.len()
-            ));
-        }
-        for (key, value) in &existing {
-            let name = key.trim_start_matches(keys::SITES);
-            if new_names.iter().any(|n| n == name) {
-                continue; // replaced by this document
+            .map_err(|e| e.to_string())?
+        {
+            if other != key {
+                let origin = format!("{}:{other}", self.store.describe());
+                let _ = merged.add_store_sites(&origin, &String::from_utf8_lossy(&value));
             }
-            let text = String::from_utf8_lossy(value);
-            // A broken document already in the store is not this one's fault.
-            let _ = merged.add_store_sites(&origin(key), &text);
         }
         merged
-            .add_store_sites("(new document)", text)
+            .add_store_sites(origin, text)
             .map_err(|e| e.to_string())?;
-        let name = &new_names[0];
         self.store
-            .put(&format!("{}{name}", keys::SITES), text.as_bytes())
+            .put(&key, text.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        Ok(new_names)
+        Ok(name)
     }
 
     pub async fn remove_site(&self, name: &str) -> Result<bool, String> {

@@ -25,6 +25,19 @@ pub enum StoreError {
     LockLost { store: String, name: String },
 }
 
+impl StoreError {
+    /// A lock that stayed taken for all of `wait`.
+    pub fn lock_timeout(store: String, name: &str, wait: Duration) -> StoreError {
+        StoreError::Failed {
+            store,
+            detail: format!(
+                "timed out after {}s waiting for the lock {name}",
+                wait.as_secs()
+            ),
+        }
+    }
+}
+
 /// One change under a watched prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -129,6 +129,22 @@ fn client_config(sni: bool) -> Arc<rustls::ClientConfig> {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Polls `check` until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn tls_connect(
     addr: SocketAddr,
     sni: Option<&str>,
