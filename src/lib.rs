@@ -24,4 +24,5 @@ pub mod logs;
 pub mod metrics;
 pub mod server;
 pub mod tls;
+pub mod util;
 pub mod watch;

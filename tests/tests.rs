@@ -18,6 +18,7 @@ mod diagnostics;
 mod explain;
 mod hardening;
 mod hosting;
+mod isolation;
 mod lint;
 mod ops;
 mod parser_props;

@@ -302,6 +302,17 @@ impl Answer {
                     note: None,
                 }
             }
+            // explain runs with blocking allowed; kept for completeness
+            Outcome::Offload(reason) => Answer {
+                kind: "status",
+                status: 503,
+                location: None,
+                file: None,
+                content_type: None,
+                script: None,
+                headers: Vec::new(),
+                note: Some(format!("needs the blocking pool: {reason}")),
+            },
             Outcome::Filtered(inner, _) => {
                 let mut a = Answer::from_outcome(inner);
                 let note = "mod_deflate compresses it when the client accepts gzip";

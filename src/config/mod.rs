@@ -313,6 +313,11 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     if let Some(c) = &mut file.cluster {
         check_cluster(c, base, report);
     }
+    if let Some(l) = &file.limits {
+        if let Err(m) = l.get_ref().check() {
+            report(l.span().start, format!("[limits] {m}"));
+        }
+    }
     if file.site.is_empty() {
         report(0, "no [[site]]: add at least one site".into());
     }
@@ -393,6 +398,14 @@ fn check_sites(
             ),
         }
         *site.root.get_mut() = root;
+        for p in &mut site.extra_paths {
+            *p = resolve(base, p);
+        }
+        if let Some(l) = &site.limits {
+            if let Err(m) = l.get_ref().check() {
+                report(l.span().start, format!("site `{name}`: limits: {m}"));
+            }
+        }
         if let Some(fpm) = &mut site.php_fpm {
             match crate::fastcgi::Upstream::parse(fpm.get_ref()) {
                 Ok(crate::fastcgi::Upstream::Unix(path)) => {

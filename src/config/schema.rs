@@ -56,6 +56,9 @@ pub struct ConfigFile {
     /// The error log's level or filter (`info`, `warn,htaccess=debug`);
     /// `RUST_LOG` overrides it.  Default: `warn`.
     pub log_level: Option<Spanned<String>>,
+    /// Every site's limits (SECURITY.md, "Limits"); a site's own
+    /// `[site.limits]` overrides them key by key.
+    pub limits: Option<Spanned<LimitsConfig>>,
     /// The admin listener (metrics).
     pub admin: Option<AdminConfig>,
     /// Several nodes sharing certificates, ACME work and sites.
@@ -238,6 +241,77 @@ pub struct SiteConfig {
     /// This site's own access log (Combined Log Format); without it the
     /// site's lines go to the top-level `access_log`, if any.
     pub access_log: Option<Spanned<PathBuf>>,
+    /// Folders besides `root` that the site's file tests (`-f`, `-d`,
+    /// `filesize()`…) may look at; anything else does not exist for them.
+    #[serde(default)]
+    pub extra_paths: Vec<PathBuf>,
+    /// This site's limits, key by key over the top-level `[limits]`.
+    pub limits: Option<Spanned<LimitsConfig>>,
+}
+
+/// A site's share of the process (SECURITY.md, "Limits").  Unset keys
+/// take the top-level `[limits]` value, then the built-in default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Work units one request may use (`engine::budget`).
+    pub request_budget: Option<u64>,
+    /// Requests of the site running the engine on the async workers at once.
+    pub engine_max_concurrent: Option<usize>,
+    /// Requests of the site holding a blocking-pool thread at once.
+    pub blocking_max_concurrent: Option<usize>,
+    /// How long a request waits for its site's turn before a 503.
+    pub queue_timeout_ms: Option<u64>,
+    /// Requests of the site that may wait at once (more: 503 at once).
+    pub queue_length: Option<usize>,
+    /// Deadline of one piece of blocking work (password hashing, a
+    /// listing, a cold compile).
+    pub blocking_timeout_ms: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// `self` over `defaults`, key by key.
+    pub fn over(&self, defaults: &LimitsConfig) -> LimitsConfig {
+        LimitsConfig {
+            request_budget: self.request_budget.or(defaults.request_budget),
+            engine_max_concurrent: self
+                .engine_max_concurrent
+                .or(defaults.engine_max_concurrent),
+            blocking_max_concurrent: self
+                .blocking_max_concurrent
+                .or(defaults.blocking_max_concurrent),
+            queue_timeout_ms: self.queue_timeout_ms.or(defaults.queue_timeout_ms),
+            queue_length: self.queue_length.or(defaults.queue_length),
+            blocking_timeout_ms: self.blocking_timeout_ms.or(defaults.blocking_timeout_ms),
+        }
+    }
+
+    /// What is wrong with these values, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        if self.request_budget.is_some_and(|b| b < 10_000) {
+            return Err(
+                "request_budget must be at least 10000 (units; the default is 1000000)".into(),
+            );
+        }
+        for (key, v) in [
+            ("engine_max_concurrent", self.engine_max_concurrent),
+            ("blocking_max_concurrent", self.blocking_max_concurrent),
+            ("queue_length", self.queue_length),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("queue_timeout_ms", self.queue_timeout_ms),
+            ("blocking_timeout_ms", self.blocking_timeout_ms),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_php_timeout() -> u64 {

@@ -60,6 +60,17 @@ impl std::fmt::Display for FileError {
 
 /// Reads `path` (cached by inode, size and mtime), parsed with `parse`.
 pub fn load(path: &Path, site_uid: u32, parse: fn(&str) -> Table) -> Result<Arc<Table>, FileError> {
+    load_with(path, site_uid, parse, true).map(|t| t.unwrap_or_default())
+}
+
+/// [`load`]; with `may_read` false (an async worker) a file that is not
+/// cached is not read: `Ok(None)`, the caller asks for the blocking pool.
+pub fn load_with(
+    path: &Path,
+    site_uid: u32,
+    parse: fn(&str) -> Table,
+    may_read: bool,
+) -> Result<Option<Arc<Table>>, FileError> {
     let meta = std::fs::metadata(path).map_err(|e| FileError::Unreadable(e.to_string()))?;
     if meta.uid() != site_uid && meta.uid() != 0 {
         return Err(FileError::WrongOwner {
@@ -74,9 +85,12 @@ pub fn load(path: &Path, site_uid: u32, parse: fn(&str) -> Table) -> Result<Arc<
     if let Ok(c) = cache().lock() {
         if let Some((k, t)) = c.get(path) {
             if *k == key {
-                return Ok(t.clone());
+                return Ok(Some(t.clone()));
             }
         }
+    }
+    if !may_read {
+        return Ok(None);
     }
     let text = std::fs::read(path).map_err(|e| FileError::Unreadable(e.to_string()))?;
     let table = Arc::new(parse(&String::from_utf8_lossy(&text)));
@@ -86,7 +100,71 @@ pub fn load(path: &Path, site_uid: u32, parse: fn(&str) -> Table) -> Result<Arc<
         }
         c.insert(path.to_path_buf(), (key, table.clone()));
     }
-    Ok(table)
+    Ok(Some(table))
+}
+
+/// How long a verified password is remembered (as mod_authn_socache
+/// does): a valid login does not pay the hash's cost (bcrypt, SHA-crypt:
+/// whatever cost the file's author chose) on every request.
+pub const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Verified credentials remembered at most.
+const MAX_VERIFIED: usize = 10_000;
+
+type Verified = Mutex<HashMap<[u8; 32], std::time::Instant>>;
+
+fn verified() -> &'static (ring::hmac::Key, Verified) {
+    static V: OnceLock<(ring::hmac::Key, Verified)> = OnceLock::new();
+    V.get_or_init(|| {
+        // A random key per process: the table holds keyed digests, never
+        // a password or a digest that could be attacked offline without
+        // the process's memory.
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .unwrap_or_else(|_| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[0u8; 32]));
+        (key, Mutex::new(HashMap::new()))
+    })
+}
+
+fn credential_digest(file: &Path, user: &str, hash: &str, password: &str) -> [u8; 32] {
+    let (key, _) = verified();
+    let mut ctx = ring::hmac::Context::with_key(key);
+    for part in [
+        file.as_os_str().as_encoded_bytes(),
+        user.as_bytes(),
+        hash.as_bytes(),
+        password.as_bytes(),
+    ] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
+}
+
+/// Whether `password` was verified against `hash` (the entry of `user` in
+/// `file`) within [`VERIFIED_TTL`].  A changed hash (a new password)
+/// never matches an old entry.
+pub fn verified_before(file: &Path, user: &str, hash: &str, password: &str) -> bool {
+    let d = credential_digest(file, user, hash, password);
+    let Ok(t) = verified().1.lock() else {
+        return false;
+    };
+    t.get(&d).is_some_and(|at| at.elapsed() < VERIFIED_TTL)
+}
+
+/// Remembers a verified password (see [`verified_before`]).
+pub fn remember_verified(file: &Path, user: &str, hash: &str, password: &str) {
+    let d = credential_digest(file, user, hash, password);
+    if let Ok(mut t) = verified().1.lock() {
+        if t.len() >= MAX_VERIFIED {
+            t.retain(|_, at| at.elapsed() < VERIFIED_TTL);
+            if t.len() >= MAX_VERIFIED {
+                t.clear();
+            }
+        }
+        t.insert(d, std::time::Instant::now());
+    }
 }
 
 /// An htpasswd file: `user:hash` lines; `#` comments and blank lines

@@ -729,6 +729,7 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         },
         "rewriterule" => match rewrite::compile_rule(&d.raw_args, line) {
             Ok(mut r) => {
+                r.col = d.span.col;
                 r.conds = std::mem::take(&mut ctx.pending_conds);
                 ctx.rewrite();
                 ctx.rules.push(r);

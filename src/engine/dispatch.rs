@@ -298,6 +298,9 @@ impl<'a> Main<'a> {
             htaccess_seen: Default::default(),
             trace: None,
             user: None,
+            budget_at: None,
+            inline: false,
+            offload: None,
         }
     }
 }

@@ -65,6 +65,7 @@ pub fn lint_source(source: &[u8], config: &DirConfig, opts: &LintOptions) -> Vec
         }
     }
     for r in &all_rules {
+        l.next_without_change(r);
         l.slow_regex(r);
         l.proxy_headers(r);
         l.relative_substitution(r, base.is_some(), opts);
@@ -164,6 +165,23 @@ impl Linter<'_> {
                 ..d.span
             },
         }
+    }
+
+    /// `[N]` on a rule that does not change the URL (`-`): every round
+    /// starts again with the same URL, so it runs until the `[N]` ceiling
+    /// or the request's work budget stops it with a 500.
+    fn next_without_change(&mut self, r: &RewriteRule) {
+        if !r.flags.next || r.subst.is_some() {
+            return;
+        }
+        let span = self.rule_arg(r.line, 1);
+        self.warn(
+            span,
+            "`[N]` with `-` starts the rules again with the same URL: it loops".into(),
+            "every request that matches repeats the rules until the [N] ceiling or its \
+             work budget ends it with a 500; change the URL in the substitution, or drop N"
+                .into(),
+        );
     }
 
     /// The CondPattern text of the condition at `line`.
@@ -531,6 +549,14 @@ mod tests {
         assert!(has(&d, 2, "request header"), "{d:?}");
         let d = lint("RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [R=301,L]\n");
         assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn next_without_a_change_loops() {
+        let d = lint("RewriteEngine On\nRewriteRule ^ - [N=4000000000]\n");
+        assert!(has(&d, 2, "loops"), "{d:?}");
+        let d = lint("RewriteEngine On\nRewriteRule ^a(.*)$ b$1 [N]\n");
+        assert!(!has(&d, 2, "`[N]` with `-`"), "{d:?}");
     }
 
     #[test]

@@ -6,12 +6,15 @@
 
 pub mod access;
 pub mod auth;
+pub mod budget;
 pub mod compile;
 pub mod config;
 pub mod dispatch;
 pub mod escape;
 pub mod headers;
+pub mod limits;
 pub mod lint;
+pub mod listing_cache;
 pub mod pattern;
 pub mod php;
 pub mod php_exec;
@@ -79,22 +82,9 @@ pub async fn serve_site(
     // A PHP answer with a local `Location` and no status is an internal
     // redirect (mod_cgi's rule), bounded like Apache's.
     for _ in 0..=request::MAX_RECURSION {
-        // The engine runs inline on the worker, as nginx does its stat()
-        // and open() of local files: a hop to the blocking pool per request
-        // cost more than the work (stat results are shared within the
-        // request and cached, compiled programs are shared by all requests,
-        // and a cold `.htaccess` compile is bounded by the size and
-        // directive caps).  A panic still answers 500 instead of dropping
-        // the connection, as `spawn_blocking`'s JoinError did.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond::run(&site, &head, &conn)
-        }));
-        let outcome = match outcome {
-            Ok(x) => x,
-            Err(_) => {
-                tracing::error!("request processing failed: the engine panicked");
-                return server_error(&method);
-            }
+        let outcome = match run_engine(&site, &head, &conn).await {
+            Ok(o) => o,
+            Err(resp) => return resp,
         };
         match outcome {
             respond::Outcome::Php(call) => {
@@ -117,6 +107,122 @@ pub async fn serve_site(
         request::MAX_RECURSION
     );
     server_error(&method)
+}
+
+/// Runs the engine for one request: inline on the worker, within the
+/// site's share of the workers, and again on the blocking pool (within
+/// the site's share of it, and a deadline) when the inline run needs work
+/// that may block or take long.  `Err`: the answer already (503 over a
+/// limit, 500 after a panic).
+async fn run_engine(
+    site: &Arc<Site>,
+    head: &respond::RequestHead,
+    conn: &Arc<ConnInfo>,
+) -> Result<respond::Outcome, http::Response<crate::server::Body>> {
+    let limits = &site.limits;
+    let permit = match &limits.engine {
+        Some(gate) => match gate.enter().await {
+            Ok(p) => Some(p),
+            Err(why) => return Err(over_limit(site, conn, "engine", why, &head.method)),
+        },
+        None => None,
+    };
+    // The engine runs inline on the worker, as nginx does its stat()
+    // and open() of local files: a hop to the blocking pool per request
+    // cost more than the work.  What bounds it: the work budget
+    // (`budget`), and everything that may block or take long (password
+    // hashing, listings, cold compiles of large files) is asked for with
+    // `Outcome::Offload` and done below.  A panic answers 500 instead of
+    // dropping the connection.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        respond::run_inline(site, head, conn)
+    }));
+    drop(permit);
+    let reason = match outcome {
+        Ok(respond::Outcome::Offload(reason)) => reason,
+        Ok(o) => return Ok(o),
+        Err(_) => {
+            tracing::error!("request processing failed: the engine panicked");
+            return Err(server_error(&head.method));
+        }
+    };
+    let permit = match limits.blocking.enter().await {
+        Ok(p) => p,
+        Err(why) => return Err(over_limit(site, conn, "blocking", why, &head.method)),
+    };
+    let global = match tokio::time::timeout(
+        limits::DEFAULT_QUEUE_WAIT,
+        limits::global_blocking().clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            return Err(over_limit(
+                site,
+                conn,
+                "blocking",
+                limits::Refused::Timeout,
+                &head.method,
+            ))
+        }
+    };
+    let (s, h, c) = (site.clone(), head.clone(), conn.clone());
+    // The permits move into the thread: one stuck past the deadline (a
+    // hung network filesystem) keeps its site's slot until it returns.
+    let job = tokio::task::spawn_blocking(move || {
+        let _held = (permit, global);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond::run(&s, &h, &c)))
+    });
+    match tokio::time::timeout(limits.blocking_deadline, job).await {
+        Ok(Ok(Ok(outcome))) => Ok(outcome),
+        Ok(_) => {
+            tracing::error!("request processing failed: the engine panicked ({reason})");
+            Err(server_error(&head.method))
+        }
+        Err(_) => {
+            crate::metrics::refusal(&limits.name, "blocking-deadline");
+            if let Some(skipped) = crate::util::ratelimit::allow("blocking-deadline", &limits.name)
+            {
+                tracing::error!(
+                    site = %limits.name,
+                    client = %conn.remote.ip(),
+                    "{} {}: blocking work ({reason}) passed its deadline of {} ms; answered 503{}",
+                    head.method,
+                    head.target,
+                    limits.blocking_deadline.as_millis(),
+                    limits::suppressed(skipped)
+                );
+            }
+            Err(unavailable(&head.method))
+        }
+    }
+}
+
+/// A 503 for a site over one of its limits (logged and counted).
+fn over_limit(
+    site: &Site,
+    conn: &ConnInfo,
+    reason: &'static str,
+    why: limits::Refused,
+    method: &http::Method,
+) -> http::Response<crate::server::Body> {
+    limits::refused(site, conn, reason, why);
+    unavailable(method)
+}
+
+/// 503 with `Retry-After`.
+fn unavailable(method: &http::Method) -> http::Response<crate::server::Body> {
+    let mut resp = crate::server::status_page::error_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        method,
+        None,
+    );
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(limits::RETRY_AFTER_SECONDS),
+    );
+    resp
 }
 
 /// `ap_send_http_trace` (TraceEnable on): the request head echoed back as

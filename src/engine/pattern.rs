@@ -77,6 +77,9 @@ impl Pattern {
     /// Searches `subject`; returns the capture ranges of the first match.
     /// A fancy-regex runtime error (backtrack limit) counts as no match.
     pub fn captures(&self, subject: &str) -> Option<Captures> {
+        if !self.charge(subject) {
+            return None;
+        }
         match self {
             Pattern::Fast(r) => {
                 let caps = r.captures(subject.as_bytes())?;
@@ -97,7 +100,25 @@ impl Pattern {
         }
     }
 
+    /// Counts a search against the running request's budget
+    /// (`budget`); `false` once it is spent.
+    #[inline]
+    fn charge(&self, subject: &str) -> bool {
+        use super::budget::{charge, Work, BACKTRACKING_SEARCH, LINEAR_SEARCH};
+        let base = match self {
+            Pattern::Fast(_) => LINEAR_SEARCH,
+            Pattern::Backtracking(_) => BACKTRACKING_SEARCH,
+        };
+        charge(Work::Regex, base + subject.len() as u64)
+    }
+
+    /// Whether `subject` matches.  Once the request's budget is spent
+    /// nothing matches (the request then ends with a 500 whatever it
+    /// decided, so this cannot open anything).
     pub fn is_match(&self, subject: &str) -> bool {
+        if !self.charge(subject) {
+            return false;
+        }
         match self {
             Pattern::Fast(r) => r.is_match(subject.as_bytes()),
             Pattern::Backtracking(r) => r.is_match(subject).unwrap_or(false),

@@ -63,6 +63,16 @@ pub struct Main<'a> {
     /// The user HTTP authentication established (`r->user`, shared with
     /// sub-requests and internal redirects).
     pub user: Option<String>,
+    /// Where the work budget ran out (`file:line:col` of the rule, or
+    /// what was running), for the log line.
+    pub budget_at: Option<String>,
+    /// Running on an async worker: work that may block or take long
+    /// (password hashing, a listing, a cold compile) is not done here but
+    /// asked for with [`Main::needs_blocking`], and the request is run
+    /// again on the blocking pool.
+    pub inline: bool,
+    /// Why this run must be repeated on the blocking pool.
+    pub offload: Option<&'static str>,
 }
 
 /// The handler a request ends with.
@@ -224,54 +234,14 @@ fn symlink_allowed(conf: &Merged, st: &PathStat, lm: &Metadata) -> bool {
     false
 }
 
-/// fnmatch(3) without flags, for `<Files>` patterns.
+/// fnmatch(3) without flags, for `<Files>` patterns
+/// (`crate::util::fnmatch`: linear, budgeted).
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|k| rec(&p[1..], &n[k..])),
-            Some(b'?') => !n.is_empty() && rec(&p[1..], &n[1..]),
-            Some(b'[') => {
-                if n.is_empty() {
-                    return false;
-                }
-                let mut i = 1;
-                let negate = matches!(p.get(1), Some(b'!') | Some(b'^'));
-                if negate {
-                    i += 1;
-                }
-                let mut matched = false;
-                let mut first = true;
-                while i < p.len() && (first || p[i] != b']') {
-                    first = false;
-                    if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-                        if p[i] <= n[0] && n[0] <= p[i + 2] {
-                            matched = true;
-                        }
-                        i += 3;
-                    } else {
-                        if p[i] == n[0] {
-                            matched = true;
-                        }
-                        i += 1;
-                    }
-                }
-                if i >= p.len() {
-                    // no closing bracket: literal '['
-                    return n[0] == b'[' && rec(&p[1..], &n[1..]);
-                }
-                matched != negate && rec(&p[i + 1..], &n[1..])
-            }
-            Some(b'\\') if p.len() > 1 => !n.is_empty() && n[0] == p[1] && rec(&p[2..], &n[1..]),
-            Some(&c) => !n.is_empty() && n[0] == c && rec(&p[1..], &n[1..]),
-        }
-    }
-    // guard against pathological patterns: fnmatch here is exponential only
-    // with many stars, which .htaccess patterns do not have in practice
-    if pattern.matches('*').count() > 8 {
-        return false;
-    }
-    rec(pattern.as_bytes(), name.as_bytes())
+    crate::util::fnmatch::fnmatch(
+        pattern.as_bytes(),
+        name.as_bytes(),
+        crate::util::fnmatch::Flags::NONE,
+    )
 }
 
 impl<'a> Main<'a> {
@@ -357,7 +327,13 @@ impl<'a> Main<'a> {
     }
 
     fn merge_dir(&mut self, parent: Arc<Merged>, dir: &str) -> Result<Arc<Merged>, Stop> {
-        let (entry, seen) = self.htaccess_seen.htaccess(&self.site.cache, dir);
+        let Some((entry, seen)) = self
+            .htaccess_seen
+            .htaccess(&self.site.cache, dir, self.inline)
+        else {
+            self.needs_blocking("compiling a large .htaccess");
+            return Err(Stop::early(500));
+        };
         self.note(|| TraceEvent::directory(dir, &seen));
         match seen {
             Htaccess::None => Ok(parent),
@@ -577,17 +553,36 @@ impl<'a> Main<'a> {
             return Err(Stop::status(401));
         };
         let path = self.site_path(&file);
-        let table = match super::auth::load(&path, self.site_uid(), super::auth::parse_passwords) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!("AuthUserFile {}: {e}", path.display());
+        let uid = self.site_uid();
+        let table =
+            match super::auth::load_with(&path, uid, super::auth::parse_passwords, !self.inline) {
+                Ok(Some(t)) => t,
+                Ok(None) => {
+                    self.needs_blocking("reading an AuthUserFile");
+                    return Err(Stop::status(500));
+                }
+                Err(e) => {
+                    tracing::error!("AuthUserFile {}: {e}", path.display());
+                    return Err(Stop::status(500));
+                }
+            };
+        // Hashing costs what the file's author chose (bcrypt cost 14 is
+        // a second): never on an async worker, and a verified login is
+        // remembered for a while.
+        let ok = match table.entries.get(&user) {
+            None => false,
+            Some(hash) if super::auth::verified_before(&path, &user, hash, &password) => true,
+            Some(_) if self.needs_blocking("verifying a password") => {
                 return Err(Stop::status(500));
             }
+            Some(hash) => {
+                let ok = super::auth::verify(&password, hash);
+                if ok {
+                    super::auth::remember_verified(&path, &user, hash, &password);
+                }
+                ok
+            }
         };
-        let ok = table
-            .entries
-            .get(&user)
-            .is_some_and(|hash| super::auth::verify(&password, hash));
         if !ok {
             tracing::info!("user {user:?}: authentication failure for {}", r.uri);
             self.auth_challenge(conf);
@@ -625,6 +620,40 @@ impl<'a> Main<'a> {
 
     /// The owner of the site's document root: password and group files
     /// must be theirs (or root's).
+    /// A sub-request costs [`super::budget::SUBREQUEST`] units.
+    fn charge_subrequest(&mut self, what: &str) -> Result<(), Stop> {
+        use super::budget::{charge, Work, SUBREQUEST};
+        if charge(Work::Subrequests, SUBREQUEST) {
+            return Ok(());
+        }
+        if self.budget_at.is_none() {
+            self.budget_at = Some(format!("sub-request for {what}"));
+        }
+        Err(Stop::early(500))
+    }
+
+    /// Records where the budget ran out: the rule at `line:col` of the
+    /// `.htaccess` in `perdir` (the first place is kept).
+    pub fn budget_spent_at(&mut self, perdir: &str, line: u32, col: u32) {
+        if self.budget_at.is_none() {
+            let dir = perdir.trim_end_matches('/');
+            self.budget_at = Some(format!("{dir}/.htaccess:{line}:{col}"));
+        }
+    }
+
+    /// Asks for this request to be run again on the blocking pool
+    /// (`reason` says what needs it), when running inline.  `true`: the
+    /// caller stops here (returning any error: the run's outcome is
+    /// replaced); `false`: go on, blocking is allowed.
+    pub fn needs_blocking(&mut self, reason: &'static str) -> bool {
+        if self.inline {
+            self.offload.get_or_insert(reason);
+            true
+        } else {
+            false
+        }
+    }
+
     fn site_uid(&self) -> u32 {
         std::fs::metadata(&self.site.docroot)
             .map(|m| m.uid())
@@ -831,6 +860,7 @@ impl<'a> Main<'a> {
     /// `ap_sub_req_lookup_uri`: run every phase up to the fixups for `target`
     /// (relative to nothing: it must start with `/`).
     pub fn subrequest_uri(&mut self, parent: &Req, target: &str) -> Result<Req, Stop> {
+        self.charge_subrequest(target)?;
         let mut rr = Req::new(self.site, target)?;
         rr.is_subreq = true;
         rr.subreq_depth = parent.subreq_depth + 1;
@@ -844,12 +874,13 @@ impl<'a> Main<'a> {
 
     /// `ap_sub_req_lookup_file`: like a URI look-up but for a file path.
     pub fn subrequest_file(&mut self, parent: &Req, path: &str) -> Result<Req, Stop> {
+        self.charge_subrequest(path)?;
         let docroot = self.site.docroot.clone();
         let uri = match path.strip_prefix(&docroot) {
             Some(rest) if rest.starts_with('/') => rest.to_string(),
             _ => {
                 // outside the document root: only the file's existence
-                let st = self.stat_path(path);
+                let st = self.test_path(path);
                 let mut rr = parent.clone();
                 rr.is_subreq = true;
                 rr.filename = path.to_string();
@@ -1085,8 +1116,18 @@ impl super::access::AuthzRequest for AuthzAdapter<'_, '_, '_> {
             return false;
         };
         let path = self.main.site_path(&file);
-        match super::auth::load(&path, self.main.site_uid(), super::auth::parse_groups) {
-            Ok(t) => super::auth::in_group(&t, group, &user),
+        let may_read = !self.main.inline;
+        match super::auth::load_with(
+            &path,
+            self.main.site_uid(),
+            super::auth::parse_groups,
+            may_read,
+        ) {
+            Ok(Some(t)) => super::auth::in_group(&t, group, &user),
+            Ok(None) => {
+                self.main.needs_blocking("reading an AuthGroupFile");
+                false
+            }
             Err(e) => {
                 tracing::error!("AuthGroupFile {}: {e}", path.display());
                 false
@@ -1148,7 +1189,7 @@ impl expr::Context for ExprCtx<'_, '_, '_> {
         None
     }
     fn file_test(&mut self, test: expr::FileTest, path: &str) -> bool {
-        let st = self.main.stat_path(path);
+        let st = self.main.test_path(path);
         let m = st.meta.as_deref();
         match test {
             expr::FileTest::Dir => st.kind == FileKind::Dir,
@@ -1160,7 +1201,7 @@ impl expr::Context for ExprCtx<'_, '_, '_> {
         }
     }
     fn file_size(&mut self, path: &str) -> Option<u64> {
-        self.main.stat_path(path).meta.map(|m| m.len())
+        self.main.test_path(path).meta.map(|m| m.len())
     }
     fn url_accessible(&mut self, url: &str) -> bool {
         let parent = self.r.clone();

@@ -31,6 +31,9 @@ pub enum Outcome {
     /// An answer that goes through mod_deflate (AddOutputFilterByType /
     /// SetOutputFilter DEFLATE).
     Filtered(Box<Outcome>, OutputFilter),
+    /// Run inline, the request needs work that may block or take long
+    /// (the reason): run it again with [`run`] on the blocking pool.
+    Offload(&'static str),
 }
 
 /// The output filters configured for a request (mod_deflate).
@@ -141,10 +144,17 @@ pub struct RequestHead {
     pub authority: Option<String>,
 }
 
-/// Runs the whole request (blocking filesystem work: call it from
-/// `spawn_blocking`).
+/// Runs the whole request, blocking work included (password hashing,
+/// listings, cold compiles): call it from the blocking pool.
 pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
-    run_traced(site, head, conn, None).0
+    run_with(site, head, conn, None, false).0
+}
+
+/// Runs the request on an async worker: anything that may block or take
+/// long ends the run with [`Outcome::Offload`] instead (caches filled by
+/// a blocking run let later requests stay inline).
+pub fn run_inline(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
+    run_with(site, head, conn, None, true).0
 }
 
 /// [`run`] recording into `trace` what each phase did (`htgate explain`).
@@ -154,6 +164,27 @@ pub fn run_traced(
     conn: &ConnInfo,
     trace: Option<super::trace::Trace>,
 ) -> (Outcome, Option<super::trace::Trace>) {
+    run_with(site, head, conn, trace, false)
+}
+
+fn run_with(
+    site: &Site,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    trace: Option<super::trace::Trace>,
+    inline: bool,
+) -> (Outcome, Option<super::trace::Trace>) {
+    // Off the async workers (the blocking pool, `explain`) a request may
+    // do more: a listing of thousands of entries is thousands of
+    // sub-requests.
+    let limit = if inline {
+        site.limits.budget
+    } else {
+        site.limits
+            .budget
+            .saturating_mul(super::budget::BLOCKING_FACTOR)
+    };
+    let budget = super::budget::Scope::enter(limit);
     let mut headers_in = head.headers.clone();
     if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
@@ -199,11 +230,26 @@ pub fn run_traced(
         htaccess_seen: Default::default(),
         trace,
         user: None,
+        budget_at: None,
+        inline,
+        offload: None,
     };
-    let outcome = match Req::new(site, &head.target) {
+    let mut outcome = match Req::new(site, &head.target) {
         Ok(mut r) => main.run_chain(&mut r),
         Err(stop) => main.error_outcome(None, stop),
     };
+    // Whatever the run decided, a spent budget is a 500: a rule list cut
+    // short must not serve what its remaining rules would have denied.
+    if let Some(work) = budget.exhausted() {
+        let at = main
+            .budget_at
+            .as_deref()
+            .unwrap_or("the request's processing");
+        super::limits::budget_exhausted(site, conn, head, work, at);
+        outcome = main.error_outcome(None, Stop::early(500));
+    } else if let Some(reason) = main.offload {
+        outcome = Outcome::Offload(reason);
+    }
     (outcome, main.trace.take())
 }
 
@@ -393,7 +439,6 @@ impl<'a> Main<'a> {
 
     /// mod_autoindex: a listing with `Options Indexes`, else 403.
     fn directory_listing(&mut self, r: &mut Req) -> Outcome {
-        use crate::server::autoindex;
         if r.conf.options & super::config::OPT_INDEXES == 0 {
             return self.error_outcome(Some(r), Stop::status(403));
         }
@@ -404,13 +449,81 @@ impl<'a> Main<'a> {
         }
         let cfg = r.conf.index.clone();
         let dir = r.filename.trim_end_matches('/').to_string();
-        let Ok(read) = std::fs::read_dir(&dir) else {
-            return self.error_outcome(Some(r), Stop::status(403));
+        let key = r.meta.as_ref().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            super::listing_cache::Key {
+                dir: dir.clone(),
+                ino: m.ino(),
+                mtime: m.modified().ok(),
+                query: r.args.clone(),
+                conf: Arc::as_ptr(&r.conf) as usize,
+                user: self.user.clone(),
+            }
+        });
+        let cached = key.as_ref().and_then(super::listing_cache::get);
+        let body = match cached {
+            Some(page) => page,
+            // A sub-request per entry: the blocking pool's work.
+            None if self.needs_blocking("a directory listing") => {
+                return self.error_outcome(Some(r), Stop::status(500));
+            }
+            None => match self.render_listing(r, &dir, &cfg) {
+                Some(page) => {
+                    if let Some(key) = key {
+                        super::listing_cache::put(key, page.clone());
+                    }
+                    page
+                }
+                None => return self.error_outcome(Some(r), Stop::status(403)),
+            },
         };
+        if super::budget::exhausted() {
+            return self.error_outcome(Some(r), Stop::early(500));
+        }
+        let ct = cfg.content_type();
+        let mut headers = self.success_headers(r, Some(&ct));
+        headers.push(("Content-Type".into(), ct));
+        let page = Outcome::Plain {
+            status: 200,
+            headers,
+            body,
+        };
+        match OutputFilter::for_request(r, self.site.cache.modules().deflate) {
+            Some(f) => Outcome::Filtered(Box::new(page), f),
+            None => page,
+        }
+    }
+
+    /// mod_autoindex's page for `dir` (`None`: it cannot be read).  At
+    /// most [`MAX_LISTING_ENTRIES`] entries are looked at; the page says
+    /// when there were more.
+    fn render_listing(
+        &mut self,
+        r: &mut Req,
+        dir: &str,
+        cfg: &crate::server::autoindex::IndexConfig,
+    ) -> Option<bytes::Bytes> {
+        use crate::server::autoindex;
+        let read = std::fs::read_dir(dir).ok()?;
         let mut names: Vec<String> = read
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())
+            .take(MAX_LISTING_ENTRIES + 1)
             .collect();
+        let truncated = names.len() > MAX_LISTING_ENTRIES;
+        if truncated {
+            names.truncate(MAX_LISTING_ENTRIES);
+            crate::metrics::refusal(&self.site.limits.name, "listing-entries");
+            if let Some(skipped) =
+                crate::util::ratelimit::allow("listing-entries", &self.site.limits.name)
+            {
+                tracing::warn!(
+                    site = %self.site.limits.name,
+                    "{dir}: more than {MAX_LISTING_ENTRIES} entries; the listing shows the first {MAX_LISTING_ENTRIES}{}",
+                    super::limits::suppressed(skipped)
+                );
+            }
+        }
         names.sort();
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
@@ -453,27 +566,24 @@ impl<'a> Main<'a> {
                 content_encoding: None,
             });
         }
+        let readme = truncated.then(|| {
+            autoindex::Insert::Text(
+                format!(
+                    "This folder has more than {MAX_LISTING_ENTRIES} entries: \
+                     only the first {MAX_LISTING_ENTRIES} are listed.\n"
+                )
+                .into_bytes(),
+            )
+        });
         let listing = autoindex::Listing {
             dir_uri: &r.uri,
             query: r.args.as_deref(),
             entries,
             header: None,
-            readme: None,
+            readme,
             signature: None,
         };
-        let body = autoindex::render_listing(&listing, &cfg);
-        let ct = cfg.content_type();
-        let mut headers = self.success_headers(r, Some(&ct));
-        headers.push(("Content-Type".into(), ct));
-        let page = Outcome::Plain {
-            status: 200,
-            headers,
-            body: bytes::Bytes::from(body),
-        };
-        match OutputFilter::for_request(r, self.site.cache.modules().deflate) {
-            Some(f) => Outcome::Filtered(Box::new(page), f),
-            None => page,
-        }
+        Some(bytes::Bytes::from(autoindex::render_listing(&listing, cfg)))
     }
 
     fn final_content_type(&self, r: &Req) -> Option<String> {
@@ -649,6 +759,10 @@ impl<'a> Main<'a> {
             }
             let mut headers = self.error_headers_with(r, stop.configured, expires);
             headers.push(("Location".into(), sanitize_header_value(loc)));
+            // 304 and 204 have no body, so no type (Apache sends none).
+            if status != 304 && status != 204 {
+                push_error_content_type(&mut headers);
+            }
             let body = crate::server::status_page::error_body(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
                 Some(loc),
@@ -668,6 +782,7 @@ impl<'a> Main<'a> {
             Some(ErrorDocument::Remote(url)) => {
                 let mut headers = self.error_headers(r, stop.configured);
                 headers.push(("Location".into(), sanitize_header_value(&url)));
+                push_error_content_type(&mut headers);
                 let body =
                     crate::server::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
                 Outcome::Plain {
@@ -677,8 +792,10 @@ impl<'a> Main<'a> {
                 }
             }
             Some(ErrorDocument::Text(text)) => {
+                // `ap_send_error_response` types the page before it
+                // writes the custom text.
                 let mut headers = self.error_headers(r, stop.configured);
-                headers.push(("Content-Type".into(), "text/html".into()));
+                push_error_content_type(&mut headers);
                 Outcome::Plain {
                     status,
                     headers,
@@ -737,10 +854,7 @@ impl<'a> Main<'a> {
     fn plain_error(&mut self, r: Option<&mut Req>, status: u16, configured: bool) -> Outcome {
         let method = Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET);
         let mut headers = self.error_headers(r, configured);
-        headers.push((
-            "Content-Type".into(),
-            crate::server::status_page::ERROR_CONTENT_TYPE.into(),
-        ));
+        push_error_content_type(&mut headers);
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = crate::server::status_page::error_body(code, None, &method);
         Outcome::Plain {
@@ -750,6 +864,19 @@ impl<'a> Main<'a> {
         }
     }
 }
+
+/// Apache's status and redirect pages (`ap_send_error_response`) are
+/// typed `text/html; charset=iso-8859-1`, redirects included.
+fn push_error_content_type(headers: &mut Vec<(String, String)>) {
+    headers.push((
+        "Content-Type".into(),
+        crate::server::status_page::ERROR_CONTENT_TYPE.into(),
+    ));
+}
+
+/// Entries of one directory listing at most (SECURITY.md, "Limits"): a
+/// folder of 50,000 files must not cost 50,000 sub-requests per request.
+pub const MAX_LISTING_ENTRIES: usize = 10_000;
 
 /// The first bytes of a file (for `ScanHTMLTitles`).
 fn read_head(path: &str) -> Option<Vec<u8>> {
@@ -1099,6 +1226,16 @@ pub async fn into_response(
     req_headers: &HeaderMap,
 ) -> Response<Body> {
     match outcome {
+        // `serve_site` runs an offloaded request again; one that reaches
+        // here is a bug, answered as a server error.
+        Outcome::Offload(reason) => {
+            tracing::error!("an offloaded request ({reason}) was not run again");
+            crate::server::status_page::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                method,
+                None,
+            )
+        }
         Outcome::Filtered(inner, filter) => {
             let resp = Box::pin(into_response(*inner, method, req_headers)).await;
             filter.apply(resp, method, req_headers)

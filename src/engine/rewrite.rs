@@ -71,6 +71,8 @@ pub struct RewriteRule {
     pub flags: RuleFlags,
     pub conds: Vec<RewriteCond>,
     pub line: u32,
+    /// The column the directive starts at (for `file:line:col` in logs).
+    pub col: u32,
     /// When this rule starts a list: the list's dispatch index, built at
     /// first use (`dispatch`).
     pub index: super::dispatch::IndexSlot,
@@ -547,6 +549,7 @@ pub fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
         flags,
         conds: Vec::new(),
         line,
+        col: 1,
         index: Default::default(),
     })
 }

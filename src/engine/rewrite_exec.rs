@@ -266,6 +266,10 @@ impl<'a> Main<'a> {
                 }
                 let mut vary: Vec<String> = Vec::new();
                 let rc = self.apply_rewrite_rule(r, p, perdir, joined.as_deref(), &mut vary, saved);
+                if super::budget::exhausted() {
+                    self.budget_spent_at(perdir, p.line, p.col);
+                    return ListResult::Status(500);
+                }
                 if rc == RuleResult::Rewrote && !(p.flags.last || p.flags.end || p.flags.proxy) {
                     // the list goes on with a new subject
                     joined = joined_input(r, perdir);
@@ -276,6 +280,13 @@ impl<'a> Main<'a> {
                 }
                 if rc != RuleResult::NoMatch {
                     if r.filename.len() > 2 * LIMIT_REQUEST_LINE {
+                        return ListResult::Status(500);
+                    }
+                    // What a rewrite built is work too: `[QSA,N]` grows
+                    // the query every round.
+                    let built = r.filename.len() + r.args.as_ref().map_or(0, String::len);
+                    if !super::budget::charge(super::budget::Work::Text, built as u64) {
+                        self.budget_spent_at(perdir, p.line, p.col);
                         return ListResult::Status(500);
                     }
                     if !vary.is_empty() {
@@ -310,6 +321,11 @@ impl<'a> Main<'a> {
                     if p.flags.next {
                         self.note(|| TraceEvent::flag(p, Flag::Next(round + 1)));
                         round += 1;
+                        if !super::budget::charge(super::budget::Work::Rounds, super::budget::ROUND)
+                        {
+                            self.budget_spent_at(perdir, p.line, p.col);
+                            return ListResult::Status(500);
+                        }
                         if round >= p.flags.max_rounds {
                             tracing::error!("RewriteRule `{}` and URI `{}` exceed the maximum number of rounds ({}) via the [N] flag", p.pattern_text, r.filename, p.flags.max_rounds);
                             return ListResult::Status(500);
@@ -636,16 +652,16 @@ impl<'a> Main<'a> {
             },
             // The request's (or the site's) stat results: the walk has
             // usually stat'ed %{REQUEST_FILENAME} already.
-            CondKind::FileDir => self.stat_path(&subject).kind == FileKind::Dir,
-            CondKind::FileRegular => self.stat_path(&subject).kind == FileKind::File,
+            CondKind::FileDir => self.test_path(&subject).kind == FileKind::Dir,
+            CondKind::FileRegular => self.test_path(&subject).kind == FileKind::File,
             CondKind::FileNonEmpty => self
-                .stat_path(&subject)
+                .test_path(&subject)
                 .meta
                 .is_some_and(|m| m.is_file() && m.len() > 0),
-            CondKind::FileSymlink => self.stat_path(&subject).is_symlink(),
+            CondKind::FileSymlink => self.test_path(&subject).is_symlink(),
             CondKind::FileExecutable => {
                 use std::os::unix::fs::MetadataExt;
-                self.stat_path(&subject)
+                self.test_path(&subject)
                     .meta
                     .is_some_and(|m| m.mode() & 0o111 != 0)
             }

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// A bigger `.htaccess` is refused (Apache has no limit; the largest file
 /// of the real-world corpus is 55 KB).
 pub const MAX_HTACCESS_BYTES: u64 = 1024 * 1024;
+/// A bigger `.htaccess` is compiled on the blocking pool the first time
+/// (and after each change), not on an async worker.
+pub const INLINE_COMPILE_BYTES: u64 = 16 * 1024;
 
 /// The name of the per-directory file (`AccessFileName`).
 pub const ACCESS_FILE_NAME: &str = ".htaccess";
@@ -150,14 +153,24 @@ pub struct Seen {
 
 impl Seen {
     /// `dir`'s `.htaccess` for this request, and its cache slot.
-    pub fn htaccess(&mut self, cache: &HtaccessCache, dir: &str) -> (Arc<DirEntry>, Htaccess) {
+    /// `None` with `inline`: the file must first be compiled off the async
+    /// workers (see [`HtaccessCache::needs_blocking_compile`]).
+    pub fn htaccess(
+        &mut self,
+        cache: &HtaccessCache,
+        dir: &str,
+        inline: bool,
+    ) -> Option<(Arc<DirEntry>, Htaccess)> {
         if let Some((e, h)) = self.dirs.iter().find(|(e, _)| &*e.dir == dir) {
-            return (e.clone(), h.clone());
+            return Some((e.clone(), h.clone()));
         }
         let now = self.stats.now();
+        if inline && cache.needs_blocking_compile(dir, now) {
+            return None;
+        }
         let (e, h) = cache.lookup(dir, now);
         self.dirs.push((e.clone(), h.clone()));
-        (e, h)
+        Some((e, h))
     }
 }
 
@@ -305,6 +318,38 @@ impl HtaccessCache {
             Err(_) => fresh,
         };
         (entry, h)
+    }
+
+    /// Whether looking `dir` up now would compile a large file (over
+    /// [`INLINE_COMPILE_BYTES`]): a cold compile of a big `.htaccess`
+    /// (thousands of rules) takes milliseconds, which is the blocking
+    /// pool's work, not an async worker's.
+    pub fn needs_blocking_compile(&self, dir: &str, now: Instant) -> bool {
+        let path = Path::new(dir);
+        let old_key = match self.entry(path) {
+            Some(entry) => {
+                if self.validation == Validation::Watched {
+                    return false;
+                }
+                let last = entry.checked.load(Ordering::Relaxed);
+                let recheck = u64::try_from(self.recheck.as_nanos()).unwrap_or(u64::MAX);
+                if self.since_epoch(now).saturating_sub(last) < recheck {
+                    return false;
+                }
+                entry.state.load().key
+            }
+            None => None,
+        };
+        let Ok(meta) = std::fs::metadata(path.join(ACCESS_FILE_NAME)) else {
+            return false;
+        };
+        let key = Some(FileKey {
+            ino: meta.ino(),
+            dev: meta.dev(),
+            size: meta.len(),
+            mtime: meta.modified().ok(),
+        });
+        meta.is_file() && meta.len() > INLINE_COMPILE_BYTES && key != old_key
     }
 
     /// Re-reads `dir`'s `.htaccess` now (the watcher saw a change) and
@@ -536,6 +581,8 @@ pub struct Site {
     pub trace_enable: bool,
     /// See [`Site::deny_php_source`].
     pub php_source_denied: bool,
+    /// What the site may use of the shared process.
+    pub limits: super::limits::SiteLimits,
 }
 
 /// A site's PHP-FPM pool and what its `.htaccess` files may ask of PHP.
@@ -544,6 +591,11 @@ pub struct PhpSite {
     /// `php_value`/`php_flag` are passed as `PHP_VALUE` (else a directory
     /// that sets one answers 500, as Apache without mod_php does).
     pub allow_values: bool,
+}
+
+/// A site's name for logs when it has no other: its root.
+fn root_name(docroot: &Path) -> String {
+    docroot.to_string_lossy().into_owned()
 }
 
 impl Site {
@@ -566,6 +618,7 @@ impl Site {
             php: None,
             trace_enable: false,
             php_source_denied: false,
+            limits: super::limits::SiteLimits::single_site(&root_name(docroot)),
         }
     }
 

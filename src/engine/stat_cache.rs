@@ -41,6 +41,7 @@ pub struct PathStat {
 }
 
 const EINVAL: i32 = 22;
+const ENOENT: i32 = 2;
 
 fn kind_of(m: &Metadata) -> FileKind {
     if m.is_file() {
@@ -53,6 +54,16 @@ fn kind_of(m: &Metadata) -> FileKind {
 }
 
 impl PathStat {
+    /// What a path that does not exist gives (ENOENT).
+    pub fn missing() -> PathStat {
+        PathStat {
+            kind: FileKind::Missing,
+            meta: None,
+            link: None,
+            errno: Some(ENOENT),
+        }
+    }
+
     /// Asks the filesystem: `lstat`, and `stat` only when the path is a
     /// symbolic link (for anything else both give the same answer).
     pub fn read(path: &str) -> PathStat {
@@ -310,6 +321,28 @@ impl RequestStats {
 }
 
 impl Main<'_> {
+    /// stat of `path` for a file test of the site's rules (`-f`, `-d`,
+    /// `-s`, `-l`, `-x`, `filesize()`, `-e`…).  SECURITY: a hosted site's
+    /// tests see only its own folders (`SiteLimits::confine`), and a
+    /// symbolic link only when it points to a file of the link's owner;
+    /// anything else is "does not exist", so one customer cannot probe
+    /// another's files.  Unconfined (quick mode): Apache's answer.
+    pub fn test_path(&mut self, path: &str) -> PathStat {
+        let limits = &self.site.limits;
+        if limits.confine.is_none() {
+            return self.stat_path(path);
+        }
+        if !limits.may_look_at(path) {
+            return PathStat::missing();
+        }
+        let st = self.stat_path(path);
+        use std::os::unix::fs::MetadataExt;
+        match (&st.link, &st.meta) {
+            (Some(link), Some(target)) if link.uid() != target.uid() => PathStat::missing(),
+            _ => st,
+        }
+    }
+
     /// stat of `path` for this request: what the request already saw,
     /// else the site's cache, else the filesystem.
     pub fn stat_path(&mut self, path: &str) -> PathStat {

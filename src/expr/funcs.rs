@@ -218,109 +218,15 @@ pub(crate) fn atoi64(s: &str) -> i64 {
 /// `apr_fnmatch(pattern, string, flags)` for the flags ap_expr uses:
 /// `pathname` (APR_FNM_PATHNAME, for `-fnmatch`: wildcards and brackets
 /// never match `/`) and `nocase` (APR_FNM_CASE_BLIND, for `-strcmatch`).
-/// Backslash escapes the next pattern byte; a bracket expression that is
-/// not closed is matched as a literal `[`.
+/// The strings end at a NUL, as C strings do.
 pub(crate) fn fnmatch(pattern: &str, string: &str, pathname: bool, nocase: bool) -> bool {
-    let pat = c_bytes(pattern);
-    let s = c_bytes(string);
-    let (mut p, mut i) = (0usize, 0usize);
-    // where to resume after the last '*': (pattern index, string index)
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if p < pat.len() {
-            if pat[p] == b'*' {
-                while p < pat.len() && pat[p] == b'*' {
-                    p += 1;
-                }
-                star = Some((p, i));
-                continue;
-            }
-            if let Some(&c) = s.get(i) {
-                if let Some(np) = match_one(pat, p, c, pathname, nocase) {
-                    p = np;
-                    i += 1;
-                    continue;
-                }
-            }
-        } else if i == s.len() {
-            return true;
-        }
-        match star {
-            Some((sp, si)) if si < s.len() && !(pathname && s[si] == b'/') => {
-                star = Some((sp, si + 1));
-                p = sp;
-                i = si + 1;
-            }
-            _ => return false,
-        }
-    }
-}
-
-fn eq_byte(a: u8, b: u8, nocase: bool) -> bool {
-    a == b || (nocase && a.eq_ignore_ascii_case(&b))
-}
-
-/// Matches one string byte against the pattern element at `p`; returns the
-/// index after the element.
-fn match_one(pat: &[u8], p: usize, c: u8, pathname: bool, nocase: bool) -> Option<usize> {
-    match pat[p] {
-        b'?' => (!(pathname && c == b'/')).then_some(p + 1),
-        b'[' => match bracket(pat, p, c, pathname, nocase) {
-            Some((matched, next)) => (matched && !(pathname && c == b'/')).then_some(next),
-            None => eq_byte(b'[', c, nocase).then_some(p + 1),
-        },
-        b'\\' if p + 1 < pat.len() => eq_byte(pat[p + 1], c, nocase).then_some(p + 2),
-        lit => eq_byte(lit, c, nocase).then_some(p + 1),
-    }
-}
-
-/// `[...]` as in `fnmatch_ch`: leading `!` or `^` negates, a leading `]` is
-/// literal, `a-z` ranges (`x-]` is not a range). `None` if malformed.
-fn bracket(pat: &[u8], p: usize, c: u8, pathname: bool, nocase: bool) -> Option<(bool, usize)> {
-    let mut i = p + 1;
-    let negate = matches!(pat.get(i), Some(b'!' | b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let mut ch = *pat.get(i)?;
-        if ch == b']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if ch == b'\\' {
-            i += 1;
-            ch = *pat.get(i)?;
-        }
-        if pathname && ch == b'/' {
-            return None;
-        }
-        if pat.get(i + 1) == Some(&b'-') && pat.get(i + 2).is_some_and(|&e| e != b']') {
-            let mut j = i + 2;
-            if pat[j] == b'\\' {
-                j += 1;
-            }
-            let end = *pat.get(j)?;
-            if pathname && end == b'/' {
-                return None;
-            }
-            if (ch..=end).contains(&c)
-                || (nocase
-                    && (ch.to_ascii_lowercase()..=end.to_ascii_lowercase())
-                        .contains(&c.to_ascii_lowercase()))
-            {
-                matched = true;
-            }
-            i = j + 1;
-            continue;
-        }
-        if eq_byte(ch, c, nocase) {
-            matched = true;
-        }
-        i += 1;
-    }
+    use crate::util::fnmatch::{fnmatch, Flags};
+    let flags = Flags {
+        pathname,
+        casefold: nocase,
+        ..Flags::NONE
+    };
+    fnmatch(c_bytes(pattern), c_bytes(string), flags)
 }
 
 /// An `apr_ipsubnet_t`: address and mask, with `sub` already masked.

@@ -16,7 +16,7 @@ pub(crate) const MAX_REG_MATCH: usize = 10;
 /// Compiled-program size cap, so hostile patterns cannot eat memory.
 const SIZE_LIMIT: usize = 4 * 1024 * 1024;
 
-const BACKTRACK_LIMIT: usize = 1_000_000;
+const BACKTRACK_LIMIT: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Pcre {
@@ -52,7 +52,21 @@ impl Pcre {
         }
     }
 
+    /// Counts a search against the running request's budget
+    /// (`engine::budget`; nothing matches once it is spent).
+    fn charge(&self, s: &str) -> bool {
+        use crate::engine::budget::{charge, Work, BACKTRACKING_SEARCH, LINEAR_SEARCH};
+        let base = match self {
+            Pcre::Fast(_) => LINEAR_SEARCH,
+            Pcre::Fancy(_) => BACKTRACKING_SEARCH,
+        };
+        charge(Work::Regex, base + s.len() as u64)
+    }
+
     pub(crate) fn is_match(&self, s: &str) -> bool {
+        if !self.charge(s) {
+            return false;
+        }
         match self {
             Pcre::Fast(re) => re.is_match(s.as_bytes()),
             Pcre::Fancy(re) => re.is_match(s).unwrap_or(false),
@@ -62,6 +76,9 @@ impl Pcre {
     /// `$0`..`$9` of a match (`None` for groups that did not take part), or
     /// `None` if there is no match.
     pub(crate) fn captures(&self, s: &str) -> Option<Vec<Option<String>>> {
+        if !self.charge(s) {
+            return None;
+        }
         let mut out = Vec::with_capacity(MAX_REG_MATCH);
         match self {
             Pcre::Fast(re) => {

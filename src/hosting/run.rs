@@ -19,6 +19,55 @@ use std::time::Duration;
 
 /// The shared certificate: the configured one, else a self-signed one made
 /// in memory (said loudly: clients without SNI will see a warning).
+
+/// A hosted site's limits: `[site.limits]` over `[limits]` over the
+/// built-in defaults; its file tests confined to its root and
+/// `extra_paths`.
+fn site_limits(
+    site: &Site,
+    s: &crate::config::SiteConfig,
+    defaults: &crate::config::LimitsConfig,
+) -> crate::engine::limits::SiteLimits {
+    use crate::engine::limits::{self as l, Gate, SiteLimits};
+    use std::time::Duration;
+    let c = match &s.limits {
+        Some(own) => own.get_ref().over(defaults),
+        None => defaults.clone(),
+    };
+    let wait = c
+        .queue_timeout_ms
+        .map_or(l::DEFAULT_QUEUE_WAIT, Duration::from_millis);
+    let queue = c.queue_length.unwrap_or(l::DEFAULT_QUEUE_LENGTH);
+    let mut confine = vec![site.docroot.clone()];
+    confine.extend(
+        s.extra_paths
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string()),
+    );
+    SiteLimits {
+        name: Arc::new(s.name.get_ref().clone()),
+        budget: c
+            .request_budget
+            .unwrap_or(crate::engine::budget::DEFAULT_BUDGET),
+        confine: Some(confine.into()),
+        engine: Some(Arc::new(Gate::new(
+            c.engine_max_concurrent
+                .unwrap_or(l::DEFAULT_ENGINE_CONCURRENCY),
+            queue,
+            wait,
+        ))),
+        blocking: Arc::new(Gate::new(
+            c.blocking_max_concurrent
+                .unwrap_or(l::DEFAULT_BLOCKING_CONCURRENCY),
+            queue,
+            wait,
+        )),
+        blocking_deadline: c
+            .blocking_timeout_ms
+            .map_or(l::DEFAULT_BLOCKING_DEADLINE, Duration::from_millis),
+    }
+}
+
 fn default_certificate(config: &Config) -> anyhow::Result<Arc<Served>> {
     let (chain, key) = match &config.file.default_certificate {
         Some(c) => crate::tls::load_pem_files(&c.cert, &c.key)
@@ -133,6 +182,8 @@ pub fn hosting(
         site.cache
             .set_modules(crate::engine::compile::Modules::hosting(false));
         site.enforce_symlink_owner();
+        let defaults = config.file.limits.as_ref().map(|l| l.get_ref().clone());
+        site.limits = site_limits(&site, s, &defaults.unwrap_or_default());
         site.http_port = http_port;
         site.https_port = https_port;
         site.pass_client_https_headers =

@@ -51,6 +51,12 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    site: Arc<String>,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LogLabels {
     log: &'static str,
 }
@@ -72,6 +78,7 @@ pub struct Metrics {
     acme_orders: Counter,
     cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -147,6 +154,12 @@ impl Metrics {
             "Log lines dropped because the log writer was behind or a file could not be written",
             log_dropped.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests a site's limits stopped, by site and reason (budget: its work budget ran out; engine, blocking: over its concurrency limit; blocking-deadline: blocking work past its deadline)",
+            refusals.clone(),
+        );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
@@ -164,6 +177,7 @@ impl Metrics {
             acme_orders,
             cluster_store_up,
             log_dropped,
+            refusals,
         }
     }
 
@@ -246,6 +260,17 @@ pub fn acme_order() {
 /// Whether the cluster store is reachable (and every watch live).
 pub fn cluster_store_up(up: bool) {
     global().cluster_store_up.set(i64::from(up));
+}
+
+/// A request a site's limits stopped (`reason`: see the metric's help).
+pub fn refusal(site: &Arc<String>, reason: &'static str) {
+    global()
+        .refusals
+        .get_or_create(&RefusalLabels {
+            site: site.clone(),
+            reason,
+        })
+        .inc();
 }
 
 /// A log line that was not written (`log`: `"access"` or `"error"`).

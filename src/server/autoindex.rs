@@ -876,107 +876,15 @@ fn strcmp_match(s: &[u8], pat: &[u8], nocase: bool) -> bool {
     }
 }
 
-/// `apr_fnmatch` without FNM_PATHNAME: `*`, `?`, bracket expressions
-/// (`!`/`^` negation, ranges), backslash escapes unless `noescape`, and
-/// with `period` a leading `.` only matched by a literal `.`.
+/// `apr_fnmatch` without FNM_PATHNAME (`crate::util::fnmatch`).
 fn fnmatch(pat: &[u8], s: &[u8], noescape: bool, period: bool) -> bool {
-    if period && s.first() == Some(&b'.') {
-        // Only a literal (possibly escaped) dot may match it.
-        let (lit, rest) = match pat {
-            [b'\\', b'.', rest @ ..] if !noescape => (true, rest),
-            [b'.', rest @ ..] => (true, rest),
-            _ => (false, pat),
-        };
-        return lit && fnmatch_rest(rest, &s[1..], noescape);
-    }
-    fnmatch_rest(pat, s, noescape)
-}
-
-fn fnmatch_rest(pat: &[u8], s: &[u8], noescape: bool) -> bool {
-    let (mut pi, mut si) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < pat.len() {
-            match pat[pi] {
-                b'*' => {
-                    while pi < pat.len() && pat[pi] == b'*' {
-                        pi += 1;
-                    }
-                    star = Some((pi, si));
-                    continue;
-                }
-                _ if si < s.len() => {
-                    if let Some(len) = match_one(&pat[pi..], s[si], noescape) {
-                        pi += len;
-                        si += 1;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-        } else if si == s.len() {
-            return true;
-        }
-        match star {
-            Some((sp, ss)) if ss < s.len() => {
-                star = Some((sp, ss + 1));
-                pi = sp;
-                si = ss + 1;
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// Matches one pattern element against `c`; `Some(pattern bytes used)`.
-fn match_one(pat: &[u8], c: u8, noescape: bool) -> Option<usize> {
-    match pat[0] {
-        b'?' => Some(1),
-        b'\\' if !noescape && pat.len() > 1 => (pat[1] == c).then_some(2),
-        b'[' => match bracket(pat, c, noescape) {
-            Some((matched, len)) => matched.then_some(len),
-            // An unterminated bracket is an ordinary character.
-            None => (c == b'[').then_some(1),
-        },
-        p => (p == c).then_some(1),
-    }
-}
-
-/// A bracket expression at `pat[0] == '['`: `Some((matches, length))`,
-/// `None` if it is not closed.
-fn bracket(pat: &[u8], c: u8, noescape: bool) -> Option<(bool, usize)> {
-    let mut i = 1;
-    let negate = matches!(pat.get(i), Some(b'!') | Some(b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let mut lo = *pat.get(i)?;
-        if lo == b']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if lo == b'\\' && !noescape {
-            i += 1;
-            lo = *pat.get(i)?;
-        }
-        i += 1;
-        if pat.get(i) == Some(&b'-') && pat.get(i + 1).is_some_and(|&h| h != b']') {
-            let mut hi = pat[i + 1];
-            i += 2;
-            if hi == b'\\' && !noescape {
-                hi = *pat.get(i)?;
-                i += 1;
-            }
-            if lo <= c && c <= hi {
-                matched = true;
-            }
-        } else if lo == c {
-            matched = true;
-        }
-    }
+    use crate::util::fnmatch::{fnmatch, Flags};
+    let flags = Flags {
+        noescape,
+        period,
+        ..Flags::NONE
+    };
+    fnmatch(pat, s, flags)
 }
 
 /// Whether `name` is hidden by the `IndexIgnore` patterns.  As in

@@ -427,8 +427,9 @@ fn parse_requests(case: &mut Case, sec: &Section, body: &[String]) -> Result<(),
 }
 
 /// The oracle's `_parse_headers`: names to record besides the defaults.
-/// Like the oracle, a default name (content-type...) listed here is not
-/// added, which matters for the content-type rule in `summarize`.
+/// Like the oracle, a default name (content-type...) listed here is kept,
+/// which matters for the content-type rule in `summarize` (a listed
+/// content-type is recorded on PHP answers too).
 fn parse_headers(case: &mut Case, sec: &Section, body: &[String]) -> Result<(), CaseError> {
     for (k, ln) in body.iter().enumerate() {
         let lineno = sec.start + k + 1;
@@ -451,7 +452,7 @@ fn parse_headers(case: &mut Case, sec: &Section, body: &[String]) -> Result<(), 
                 format!("{s} is recorded anyway; do not list it"),
             ));
         }
-        if !case.extra_headers.contains(&s) && !DEFAULT_HEADERS.contains(&s.as_str()) {
+        if !case.extra_headers.contains(&s) {
             case.extra_headers.push(s);
         }
     }
@@ -620,8 +621,8 @@ mod tests {
              {\"headers\":{\"vary\":[\"a\",\"b\"]},\"status\":200}\n",
         )
         .expect("parses");
-        // Default names are not added, as in the oracle.
-        assert_eq!(c.extra_headers, vec!["x-frame-options"]);
+        // Listed default names are kept (once), as in the oracle.
+        assert_eq!(c.extra_headers, vec!["x-frame-options", "content-type"]);
         let e = c.expect.as_ref().expect("expect");
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].0, 11);

@@ -171,18 +171,21 @@ pub fn summarize(resp: &Response, case: &Case, env: &RunEnv, now: f64) -> Value 
     }
     let php = ok && is_php(uri.as_deref(), served.as_deref());
     let mut headers = Map::new();
-    let names = DEFAULT_HEADERS
-        .iter()
-        .map(|s| s.to_string())
-        .chain(case.extra_headers.iter().cloned());
+    let names = DEFAULT_HEADERS.iter().map(|s| s.to_string()).chain(
+        case.extra_headers
+            .iter()
+            .filter(|h| !DEFAULT_HEADERS.contains(&h.as_str()))
+            .cloned(),
+    );
     for name in names {
         let vals = resp.all(&name);
         if vals.is_empty() {
             continue;
         }
-        // extra_headers never holds a default name (see parse_headers), so
-        // content-type is only recorded on 2xx non-PHP answers.
-        if name == "content-type" && !case.extra_headers.contains(&name) && (!ok || php) {
+        // A redirect's or an error page's type is what a browser renders
+        // it as, so it is recorded too; PHP output's type is PHP's
+        // business unless the case lists content-type.
+        if name == "content-type" && !case.extra_headers.contains(&name) && php {
             continue;
         }
         let vals: Vec<String> = vals
@@ -483,15 +486,30 @@ mod tests {
 
     #[test]
     fn summary_of_other_answers() {
-        // Listing content-type does not record it on errors: the oracle never
-        // adds a default name to its extra headers.
+        // An error page's type is recorded; a listed content-type is
+        // recorded on a PHP answer too.
         let c = case("-- headers --\ncontent-type\n");
         let r = resp(
             404,
             &[("content-type", "text/html"), ("x-debug-final-uri", "/x")],
             b"/index.html\n",
         );
-        assert_eq!(summarize(&r, &c, &env(), 0.0), json!({"status": 404}));
+        assert_eq!(
+            summarize(&r, &c, &env(), 0.0),
+            json!({"status": 404, "headers": {"content-type": "text/html"}})
+        );
+        let r = resp(
+            200,
+            &[
+                ("content-type", "text/plain"),
+                ("x-debug-final-uri", "/a.php"),
+            ],
+            b"x\n",
+        );
+        assert_eq!(
+            summarize(&r, &c, &env(), 0.0),
+            json!({"status": 200, "uri": "/a.php", "headers": {"content-type": "text/plain"}})
+        );
         let r = resp(0, &[("content-type", "text/html")], b"");
         assert_eq!(summarize(&r, &c, &env(), 0.0), json!({"status": 0}));
         let r = resp(

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Tenant isolation benchmark (not a test): a good site's latency, quiet
+and while a hostile site on the same htgate is hammered.
+
+    python3 scripts/isolation_bench.py --binary ./target/release/htgate
+
+Starts htgate in config mode with two sites on loopback: `good` (a static
+file) and `evil` (an endless [N] loop, a [QSA,N] query growth, a
+25-star <Files> wildcard, 20,000 unanchored rules).  Measures the good
+site's p50/p99 over N sequential requests with no other load, then again
+while 32 threads hammer the evil site, and prints both with the ratio
+(target: p99 under attack <= 3x quiet).  Bounded: about 30 s.
+"""
+import argparse, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+
+def get(port, host, path, timeout=10.0):
+    t = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    status = int(data.split(b" ", 2)[1]) if data else 0
+    return status, time.perf_counter() - t
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="./target/release/htgate")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--attackers", type=int, default=32)
+    a = ap.parse_args()
+    d = tempfile.mkdtemp()
+    try:
+        os.makedirs(f"{d}/good"); os.makedirs(f"{d}/evil")
+        open(f"{d}/good/index.html", "w").write("good\n")
+        for sub, text in {
+            "loop": "RewriteEngine On\nRewriteRule ^ - [N=4000000000]\n",
+            "qsa": "RewriteEngine On\nRewriteRule ^(.*)$ $1?g=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa [QSA,N=32000]\n",
+            "glob": "<Files \"" + "*a" * 25 + "*b\">\nRequire all denied\n</Files>\n",
+            "rules": "RewriteEngine On\n" + "".join(f"RewriteRule .*x{i}y /n{i}\n" for i in range(19990)),
+        }.items():
+            os.makedirs(f"{d}/evil/{sub}")
+            open(f"{d}/evil/{sub}/.htaccess", "w").write(text)
+        port = free_port()
+        open(f"{d}/htgate.toml", "w").write(f"""
+[[listen]]
+address = "127.0.0.1:{port}"
+[[site]]
+name = "good"
+domains = ["good.test"]
+root = "good"
+[[site]]
+name = "evil"
+domains = ["evil.test"]
+root = "evil"
+""")
+        proc = subprocess.Popen([a.binary, "serve", "--config", f"{d}/htgate.toml"],
+                                stdout=subprocess.DEVNULL, stderr=open(f"{d}/err.log", "w"))
+        for _ in range(100):
+            try:
+                get(port, "good.test", "/index.html"); break
+            except OSError:
+                time.sleep(0.05)
+        def measure():
+            lat, bad = [], 0
+            for _ in range(a.requests):
+                st, t = get(port, "good.test", "/index.html")
+                lat.append(t); bad += st != 200
+            return lat, bad
+        quiet, bad_q = measure()
+        stop = threading.Event(); counts = {}
+        paths = ["/loop/x", "/qsa/x", "/glob/" + "a" * 200, "/rules/page"]
+        def attack(n):
+            i = n
+            while not stop.is_set():
+                try:
+                    st, _ = get(port, "evil.test", paths[i % len(paths)], timeout=30)
+                    counts[st] = counts.get(st, 0) + 1
+                except OSError:
+                    counts[0] = counts.get(0, 0) + 1
+                i += 1
+        threads = [threading.Thread(target=attack, args=(n,)) for n in range(a.attackers)]
+        for t in threads: t.start()
+        time.sleep(1)
+        loud, bad_l = measure()
+        stop.set()
+        for t in threads: t.join()
+        proc.send_signal(signal.SIGTERM); proc.wait(timeout=20)
+        q50, q99 = pct(quiet, .5) * 1e3, pct(quiet, .99) * 1e3
+        l50, l99 = pct(loud, .5) * 1e3, pct(loud, .99) * 1e3
+        print(f"good site quiet:        p50 {q50:.2f} ms  p99 {q99:.2f} ms  ({bad_q} non-200 of {a.requests})")
+        print(f"good site under attack: p50 {l50:.2f} ms  p99 {l99:.2f} ms  ({bad_l} non-200 of {a.requests})")
+        print(f"p99 ratio: {l99 / q99:.2f}x (target <= 3x); hostile answers by status: {dict(sorted(counts.items()))}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+//! What one site may use of the shared process (SECURITY.md, "Limits"):
+//! its work budget per request, its share of the async workers and of the
+//! blocking pool, and where its file tests may look.
+//!
+//! A site over a limit waits in a short, bounded queue and is then
+//! answered 503 with `Retry-After`; every refusal is counted in
+//! `/metrics` (`htgate_refusals_total{site,reason}`) and logged at most
+//! once per interval and site (`util::ratelimit`).
+
+use super::budget::Work;
+use super::respond::RequestHead;
+use super::site::Site;
+use crate::server::ConnInfo;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Requests of one site that may run the engine on the async workers at
+/// once (config mode; `engine_max_concurrent`).  With a small number a
+/// site's flood queues behind its own limit while other sites' requests
+/// find a free worker.
+pub const DEFAULT_ENGINE_CONCURRENCY: usize = 4;
+/// Requests of one site that may hold a blocking-pool thread at once
+/// (password hashing, listings, cold compiles; `blocking_max_concurrent`).
+pub const DEFAULT_BLOCKING_CONCURRENCY: usize = 2;
+/// Blocking-pool threads all sites together may hold.
+pub const GLOBAL_BLOCKING_LIMIT: usize = 64;
+/// How long a request waits for its site's turn before a 503
+/// (`queue_timeout_ms`).
+pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// Requests of one site that may wait at once (more: 503 at once).
+pub const DEFAULT_QUEUE_LENGTH: usize = 256;
+/// Deadline of one piece of blocking work (`blocking_timeout_ms`); a
+/// thread stuck past it (a hung network filesystem) keeps its site's
+/// slot, so a stuck site cannot take the whole pool.
+pub const DEFAULT_BLOCKING_DEADLINE: Duration = Duration::from_secs(10);
+/// The `Retry-After` of a 503 for a site over its limits (seconds).
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
+/// A site's limits (each site its own; quick mode has one site).
+#[derive(Clone)]
+pub struct SiteLimits {
+    /// The name in logs and metrics.
+    pub name: Arc<String>,
+    /// Work units per request (`engine::budget`).
+    pub budget: u64,
+    /// `Some`: file tests (`-f`, `-d`, `filesize()`…) see only paths
+    /// under these folders (the site's root and its extra paths), as if
+    /// nothing else existed.  `None`: Apache's behaviour (quick mode).
+    pub confine: Option<Arc<[String]>>,
+    /// Inline engine runs; `None`: not limited (quick mode).
+    pub engine: Option<Arc<Gate>>,
+    /// Blocking-pool work.
+    pub blocking: Arc<Gate>,
+    /// Deadline of one piece of blocking work.
+    pub blocking_deadline: Duration,
+}
+
+impl SiteLimits {
+    /// Quick mode's: one site, the default budget, no confinement.
+    pub fn single_site(name: &str) -> SiteLimits {
+        SiteLimits {
+            name: Arc::new(name.to_string()),
+            budget: super::budget::DEFAULT_BUDGET,
+            confine: None,
+            engine: None,
+            blocking: Arc::new(Gate::new(
+                GLOBAL_BLOCKING_LIMIT,
+                DEFAULT_QUEUE_LENGTH,
+                DEFAULT_QUEUE_WAIT,
+            )),
+            blocking_deadline: DEFAULT_BLOCKING_DEADLINE,
+        }
+    }
+
+    /// Whether a file test may look at `path` (always, unconfined).
+    pub fn may_look_at(&self, path: &str) -> bool {
+        match &self.confine {
+            None => true,
+            Some(roots) => {
+                // `..` could climb out of a root; such a path is refused.
+                !path.split('/').any(|seg| seg == "..")
+                    && roots.iter().any(|root| {
+                        path == root.as_str()
+                            || path
+                                .strip_prefix(root.as_str())
+                                .is_some_and(|rest| rest.starts_with('/') || root.ends_with('/'))
+                    })
+            }
+        }
+    }
+}
+
+/// A bounded number of concurrent holders with a bounded queue.
+pub struct Gate {
+    slots: Arc<Semaphore>,
+    limit: usize,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    wait: Duration,
+}
+
+/// Why a gate was not passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many requests already wait.
+    QueueFull,
+    /// The wait was longer than the gate allows.
+    Timeout,
+}
+
+impl Gate {
+    pub fn new(limit: usize, max_waiting: usize, wait: Duration) -> Gate {
+        let limit = limit.max(1);
+        Gate {
+            slots: Arc::new(Semaphore::new(limit)),
+            limit,
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            wait,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A slot, at once if one is free, else after a bounded wait.
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Refused> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::QueueFull);
+        }
+        let got = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match got {
+            Ok(Ok(p)) => Ok(p),
+            // the semaphore is never closed; treat it as a timeout
+            _ => Err(Refused::Timeout),
+        }
+    }
+}
+
+/// The blocking pool's process-wide bound.
+pub fn global_blocking() -> &'static Arc<Semaphore> {
+    static G: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    G.get_or_init(|| Arc::new(Semaphore::new(GLOBAL_BLOCKING_LIMIT)))
+}
+
+/// Counts and logs (rate-limited) a request stopped by its budget.
+pub fn budget_exhausted(site: &Site, conn: &ConnInfo, head: &RequestHead, work: Work, at: &str) {
+    let limits = &site.limits;
+    crate::metrics::refusal(&limits.name, "budget");
+    if let Some(skipped) = crate::util::ratelimit::allow("budget", &limits.name) {
+        tracing::error!(
+            site = %limits.name,
+            client = %conn.remote.ip(),
+            "{at}: request {} {} stopped: its work budget ({} units) ran out ({}); answered 500{}",
+            head.method,
+            head.target,
+            limits.budget,
+            work.as_str(),
+            suppressed(skipped)
+        );
+    }
+}
+
+/// Counts and logs (rate-limited) a request refused by a site limit.
+pub fn refused(site: &Site, conn: &ConnInfo, reason: &'static str, why: Refused) {
+    let limits = &site.limits;
+    crate::metrics::refusal(&limits.name, reason);
+    if let Some(skipped) = crate::util::ratelimit::allow(reason, &limits.name) {
+        let what = match why {
+            Refused::QueueFull => "too many requests already wait",
+            Refused::Timeout => "no slot within the queue time",
+        };
+        tracing::warn!(
+            site = %limits.name,
+            client = %conn.remote.ip(),
+            "site over its {reason} limit ({what}); answered 503{}",
+            suppressed(skipped)
+        );
+    }
+}
+
+/// ` (N similar lines left out)` when lines were left out.
+pub fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} similar lines left out)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confinement() {
+        let mut l = SiteLimits::single_site("t");
+        assert!(l.may_look_at("/etc/passwd"));
+        l.confine = Some(vec!["/srv/a".to_string(), "/opt/shared/".to_string()].into());
+        assert!(l.may_look_at("/srv/a"));
+        assert!(l.may_look_at("/srv/a/x/y"));
+        assert!(!l.may_look_at("/srv/ab"));
+        assert!(!l.may_look_at("/srv/b/x"));
+        assert!(!l.may_look_at("/srv/a/../b/x"));
+        assert!(l.may_look_at("/opt/shared/lib"));
+        assert!(!l.may_look_at("relative"));
+    }
+
+    #[tokio::test]
+    async fn a_gate_queues_then_refuses() {
+        let g = Gate::new(1, 1, Duration::from_millis(50));
+        let first = g.enter().await.expect("free");
+        // one may wait; it times out
+        assert_eq!(g.enter().await.err(), Some(Refused::Timeout));
+        drop(first);
+        assert!(g.enter().await.is_ok());
+        let _held = g.enter().await.expect("free again");
+        let waiter = async { g.enter().await.err() };
+        let second = async {
+            tokio::task::yield_now().await;
+            g.enter().await.err()
+        };
+        let (a, b) = tokio::join!(waiter, second);
+        assert_eq!(a, Some(Refused::Timeout));
+        assert_eq!(b, Some(Refused::QueueFull));
+    }
+}

@@ -1,0 +1,188 @@
+//! Tenant isolation (SECURITY.md, "Limits"): one hosted site whose
+//! `.htaccess` files attack the server (an endless `[N]` loop, a query
+//! grown by `[QSA,N]`, a pathological `<Files>` wildcard, a bcrypt
+//! cost-14 password file hammered with wrong passwords, a folder of
+//! 50,000 entries with `Options +Indexes`, 20,000 unanchored rules) is
+//! hammered by 32 concurrent clients while a second site is requested by
+//! one client.  Every answer of the second site is 200 and none takes
+//! longer than a second (a liveness bound, not a speed claim); the
+//! hostile site's answers are bounded (500 for a spent budget, 503 over
+//! its limits); the server still shuts down within its drain time.
+
+use crate::support::{files, probe};
+use htgate::config::Config;
+use htgate::hosting::run::start;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `htpasswd -nbB -C 14 alice 'correct horse'`.
+const BCRYPT_14: &str = "alice:$2y$14$Yu3W7ZriUZwOrkG.9Cs1NuCWpxjs1ojrjYsZZxFL0SDnxxtnZe8wu\n";
+
+/// How long the hostile clients hammer.
+const ATTACK: Duration = Duration::from_secs(5);
+
+fn hostile_site(root: &std::path::Path) {
+    files::write(root, "evil/index.html", "evil\n");
+    files::write(
+        root,
+        "evil/loop/.htaccess",
+        "RewriteEngine On\nRewriteRule ^ - [N=4000000000]\n",
+    );
+    files::write(
+        root,
+        "evil/qsa/.htaccess",
+        "RewriteEngine On\nRewriteRule ^(.*)$ $1?grow=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa [QSA,N=32000]\n",
+    );
+    let glob = "*a".repeat(25) + "*b";
+    files::write(
+        root,
+        "evil/glob/.htaccess",
+        &format!("<Files \"{glob}\">\nRequire all denied\n</Files>\n"),
+    );
+    // The deny block's file: the pattern matches it (25 stars).
+    files::write(root, &format!("evil/glob/{}b", "a".repeat(60)), "x\n");
+    files::write(root, "evil/auth/secret.html", "secret\n");
+    files::write(root, "evil/auth.htpasswd", BCRYPT_14);
+    let pw = root.join("evil/auth.htpasswd");
+    files::write(
+        root,
+        "evil/auth/.htaccess",
+        &format!(
+            "AuthType Basic\nAuthName \"x\"\nAuthUserFile {}\nRequire valid-user\n",
+            pw.display()
+        ),
+    );
+    files::write(root, "evil/big/.htaccess", "Options +Indexes\n");
+    let big = root.join("evil/big");
+    for i in 0..50_000 {
+        std::fs::write(big.join(format!("f{i:05}.txt")), b"").expect("write entry");
+    }
+    let mut rules = String::from("RewriteEngine On\n");
+    for i in 0..19_990 {
+        rules.push_str(&format!("RewriteRule .*x{i}y /nowhere{i}\n"));
+    }
+    files::write(root, "evil/rules/.htaccess", &rules);
+}
+
+fn hostile_requests() -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+    let long = "a".repeat(200);
+    vec![
+        ("/loop/x".into(), vec![]),
+        ("/loop/y".into(), vec![]),
+        ("/qsa/x".into(), vec![]),
+        (format!("/glob/{long}"), vec![]),
+        // alice:wrong
+        (
+            "/auth/secret.html".into(),
+            vec![("Authorization", "Basic YWxpY2U6d3Jvbmc=")],
+        ),
+        ("/big/".into(), vec![]),
+        ("/big/?C=S;O=D".into(), vec![]),
+        ("/rules/page".into(), vec![]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_site_does_not_slow_or_stop_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    hostile_site(&dir.path().join("roots"));
+    files::write(dir.path(), "roots/good/index.html", "good\n");
+    let toml = r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "evil"
+domains = ["evil.test"]
+root = "roots/evil"
+
+[[site]]
+name = "good"
+domains = ["good.test"]
+root = "roots/good"
+"#;
+    let path = dir.path().join("htgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let config = Config::parse(&path, toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for n in 0..32 {
+        let stop = stop.clone();
+        attackers.push(tokio::spawn(async move {
+            let requests = hostile_requests();
+            let mut seen: Vec<u16> = Vec::new();
+            let mut i = n;
+            while !stop.load(Ordering::Relaxed) {
+                let (path, headers) = &requests[i % requests.len()];
+                i += 1;
+                let a = probe::get(http, None, "evil.test", path, headers).await;
+                seen.push(a.status);
+            }
+            seen
+        }));
+    }
+
+    // The good site, one client, while the attack lasts.
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    while started.elapsed() < ATTACK {
+        let t = Instant::now();
+        let a = probe::get(http, None, "good.test", "/index.html", &[]).await;
+        let took = t.elapsed();
+        assert_eq!(a.status, 200, "the good site answered {}", a.status);
+        assert_eq!(a.body, "good\n");
+        assert!(
+            took < Duration::from_secs(1),
+            "a good-site request took {took:?} under attack"
+        );
+        worst = worst.max(took);
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut statuses: Vec<u16> = Vec::new();
+    for a in attackers {
+        statuses.extend(a.await.expect("attacker"));
+    }
+    eprintln!(
+        "good site: {answered} answers, slowest {worst:?}; hostile site: {} answers",
+        statuses.len()
+    );
+    // The hostile site was answered, and bounded: a spent budget is a
+    // 500, a site over its limits a 503, a wrong password a 401.
+    assert!(
+        statuses.iter().all(|s| *s != 0),
+        "a hostile request got no answer"
+    );
+    assert!(statuses.contains(&500), "no budget refusal: {statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [200, 401, 403, 404, 500, 503].contains(s)),
+        "{statuses:?}"
+    );
+    // The pathological <Files> pattern still denies its file.
+    let g = probe::get(
+        http,
+        None,
+        "evil.test",
+        &format!("/glob/{}b", "a".repeat(60)),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        g.status, 403,
+        "a wildcard with many stars must not fail open"
+    );
+    // Shutdown ends within the drain time, stuck blocking work or not.
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), server.shutdown())
+        .await
+        .expect("shutdown within the drain time");
+    eprintln!("shutdown took {:?}", t.elapsed());
+}
