@@ -108,6 +108,7 @@ fn describe(o: &Outcome) -> String {
         } => format!("Plain {status} {headers:?}"),
         Outcome::Php(call) => format!("Php {:?} {:?}", call.headers, call.params),
         Outcome::Filtered(inner, _) => format!("Filtered {}", describe(inner)),
+        Outcome::Offload(reason) => format!("Offload {reason}"),
     }
 }
 

@@ -20,7 +20,7 @@
 //! | a rewrite round (`[N]`) | 64 |
 //! | a substitution, header or expression value built | its length |
 //! | a wildcard (`<Files>`, `Require`, listing patterns) | pattern × name length |
-//! | a sub-request (`-F`, `-U`, a listing entry, `DirectoryIndex`) | 2,000 |
+//! | a sub-request (`-F`, `-U`, a listing entry) | 200 |
 //!
 //! The meter lives in a thread-local: the engine runs a request start to
 //! end on one thread without awaiting, and the counting points (regex
@@ -48,8 +48,9 @@ pub const BACKTRACKING_SEARCH: u64 = 10_000;
 pub const LINEAR_SEARCH: u64 = 16;
 /// Units charged per `[N]` round (on top of its rules).
 pub const ROUND: u64 = 64;
-/// Units charged per sub-request.
-pub const SUBREQUEST: u64 = 2_000;
+/// Units charged per sub-request (on top of the rules it runs): a listing
+/// of 10,000 entries is 10,000 sub-requests.
+pub const SUBREQUEST: u64 = 200;
 
 /// What ran out of budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
