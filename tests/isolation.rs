@@ -218,10 +218,97 @@ root = "roots/good"
         g.status, 403,
         "a wildcard with many stars must not fail open"
     );
+    // A listing of 50,000 entries shows 10,000 and says so.
+    // (The site's blocking slots may still be held by work the attack
+    // started: a hashing job past its deadline keeps its slot.)
+    let mut big = probe::get(http, None, "evil.test", "/big/", &[]).await;
+    let waited = Instant::now();
+    while big.status == 503 && waited.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        big = probe::get(http, None, "evil.test", "/big/", &[]).await;
+    }
+    assert_eq!(big.status, 200);
+    assert!(
+        big.body.contains("only the first 10000 are listed"),
+        "{}",
+        &big.body[big.body.len().saturating_sub(400)..]
+    );
+    assert_eq!(big.body.matches("<a href=\"f").count(), 10_000);
+    // Every refusal was counted, per site and reason.
+    let metrics = htgate::metrics::render(None);
+    for reason in ["budget", "blocking", "listing-entries"] {
+        assert!(
+            metrics.contains(&format!(
+                "htgate_refusals_total{{site=\"evil\",reason=\"{reason}\"}}"
+            )),
+            "no {reason} refusal counted:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("htgate_refusals_total{site=\"good\""));
     // Shutdown ends within the drain time, stuck blocking work or not.
     let t = Instant::now();
     tokio::time::timeout(Duration::from_secs(15), server.shutdown())
         .await
         .expect("shutdown within the drain time");
     eprintln!("shutdown took {:?}", t.elapsed());
+}
+
+/// In config mode a site's file tests see only its own root (and its
+/// `extra_paths`): another customer's files do not exist for them, in
+/// `RewriteCond -f/-d/-s`, ap_expr `-f` and `filesize()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_tests_stay_inside_the_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = dir.path().join("roots/other");
+    files::write(dir.path(), "roots/other/secret.txt", "other's\n");
+    files::write(dir.path(), "shared/lib.txt", "shared\n");
+    files::write(dir.path(), "roots/probe/index.html", "probe\n");
+    let secret = other.join("secret.txt");
+    let lib = dir.path().join("shared/lib.txt");
+    files::write(
+        dir.path(),
+        "roots/probe/.htaccess",
+        &format!(
+            "RewriteEngine On\n\
+             RewriteCond {s} -f\nRewriteRule ^f$ - [F]\n\
+             RewriteCond {d} -d\nRewriteRule ^d$ - [F]\n\
+             RewriteCond {s} -s\nRewriteRule ^s$ - [F]\n\
+             RewriteCond expr \"-f '{s}'\"\nRewriteRule ^e$ - [F]\n\
+             RewriteCond expr \"filesize('{s}') > 0\"\nRewriteRule ^z$ - [F]\n\
+             RewriteCond {l} -f\nRewriteRule ^lib$ - [F]\n\
+             RewriteCond %{{DOCUMENT_ROOT}}/index.html -f\nRewriteRule ^own$ - [F]\n",
+            s = secret.display(),
+            d = other.display(),
+            l = lib.display(),
+        ),
+    );
+    let toml = format!(
+        r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "probe"
+domains = ["probe.test"]
+root = "roots/probe"
+extra_paths = ["{}"]
+"#,
+        dir.path().join("shared").display()
+    );
+    let path = dir.path().join("htgate.toml");
+    std::fs::write(&path, &toml).expect("write config");
+    let config = Config::parse(&path, &toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+    for probe_path in ["/f", "/d", "/s", "/e", "/z"] {
+        let a = probe::get(http, None, "probe.test", probe_path, &[]).await;
+        // no such file: 404; seen, the rule would answer 403
+        assert_eq!(a.status, 404, "{probe_path}: another site's file was seen");
+    }
+    // The site's own files and its extra paths are seen.
+    for own in ["/own", "/lib"] {
+        let a = probe::get(http, None, "probe.test", own, &[]).await;
+        assert_eq!(a.status, 403, "{own}: the site's own file was not seen");
+    }
+    server.shutdown().await;
 }
