@@ -1298,6 +1298,132 @@ mod tests {
     use super::*;
     use crate::engine::pattern::Pattern;
 
+    fn head(target: &str, headers: &[(&'static str, &'static str)]) -> RequestHead {
+        let mut map = HeaderMap::new();
+        map.insert(
+            http::header::HOST,
+            HttpValue::from_static("www.example.com"),
+        );
+        for (k, v) in headers {
+            map.insert(*k, HttpValue::from_static(v));
+        }
+        RequestHead {
+            method: Method::GET,
+            target: target.into(),
+            protocol: "HTTP/1.1".into(),
+            headers: map,
+            authority: None,
+        }
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
+            remote: ([127, 0, 0, 1], 40000).into(),
+            local: ([127, 0, 0, 1], 80).into(),
+            tls: false,
+            sni: None,
+            trusted_proxy: false,
+        }
+    }
+
+    fn status(o: &Outcome) -> Option<u16> {
+        match o {
+            Outcome::File { status, .. } | Outcome::Plain { status, .. } => Some(*status),
+            Outcome::Filtered(inner, _) => status(inner),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_is_a_500_whatever_the_rules_decided() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("loop")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("loop/.htaccess"),
+            "RewriteEngine On\nRewriteRule ^ - [N=4000000000]\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("ok.html"), "ok\n").expect("write");
+        let site = Site::new(dir.path(), vec!["www.example.com".into()]);
+        assert_eq!(
+            status(&run_inline(&site, &head("/loop/x", &[]), &conn())),
+            Some(500)
+        );
+        assert_eq!(
+            status(&run(&site, &head("/loop/x", &[]), &conn())),
+            Some(500)
+        );
+        // other requests of the site are not affected
+        assert_eq!(
+            status(&run_inline(&site, &head("/ok.html", &[]), &conn())),
+            Some(200)
+        );
+    }
+
+    #[test]
+    fn password_checks_leave_the_worker_once_then_are_remembered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("private")).expect("mkdir");
+        std::fs::write(dir.path().join("private/index.html"), "secret\n").expect("write");
+        // bcrypt cost 4 of "pw" for user "u"
+        let hash = pwhash::bcrypt::hash_with(
+            pwhash::bcrypt::BcryptSetup {
+                cost: Some(4),
+                ..Default::default()
+            },
+            "pw",
+        )
+        .expect("hash");
+        let pwfile = dir.path().join("pw.txt");
+        std::fs::write(&pwfile, format!("u:{hash}\n")).expect("write");
+        std::fs::write(
+            dir.path().join("private/.htaccess"),
+            format!(
+                "AuthType Basic\nAuthName x\nAuthUserFile {}\nRequire valid-user\n",
+                pwfile.display()
+            ),
+        )
+        .expect("write");
+        let site = Site::new(dir.path(), vec!["www.example.com".into()]);
+        // u:pw and u:bad
+        let good = head(
+            "/private/index.html",
+            &[("authorization", "Basic dTpwdw==")],
+        );
+        let bad = head(
+            "/private/index.html",
+            &[("authorization", "Basic dTpiYWQ=")],
+        );
+        // Reading the file and hashing are the blocking pool's work.
+        assert!(matches!(
+            run_inline(&site, &good, &conn()),
+            Outcome::Offload(_)
+        ));
+        assert_eq!(status(&run(&site, &good, &conn())), Some(200));
+        // Verified once: now answered inline.
+        assert_eq!(status(&run_inline(&site, &good, &conn())), Some(200));
+        // A wrong password always pays the hash, off the worker.
+        assert!(matches!(
+            run_inline(&site, &bad, &conn()),
+            Outcome::Offload(_)
+        ));
+        assert_eq!(status(&run(&site, &bad, &conn())), Some(401));
+        // A changed password file (new hash) is verified again.
+        let hash2 = pwhash::bcrypt::hash_with(
+            pwhash::bcrypt::BcryptSetup {
+                cost: Some(4),
+                ..Default::default()
+            },
+            "pw",
+        )
+        .expect("hash");
+        std::fs::write(&pwfile, format!("u:{hash2}\n#changed\n")).expect("write");
+        assert!(matches!(
+            run_inline(&site, &good, &conn()),
+            Outcome::Offload(_)
+        ));
+    }
+
     #[test]
     fn header_edit_first_and_all() {
         let re = Pattern::new("a(b)", false).expect("regex");
