@@ -17,9 +17,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The shared certificate: the configured one, else a self-signed one made
-/// in memory (said loudly: clients without SNI will see a warning).
-
 /// A hosted site's limits: `[site.limits]` over `[limits]` over the
 /// built-in defaults; its file tests confined to its root and
 /// `extra_paths`.
@@ -68,6 +65,8 @@ fn site_limits(
     }
 }
 
+/// The shared certificate: the configured one, else a self-signed one made
+/// in memory (said loudly: clients without SNI will see a warning).
 fn default_certificate(config: &Config) -> anyhow::Result<Arc<Served>> {
     let (chain, key) = match &config.file.default_certificate {
         Some(c) => crate::tls::load_pem_files(&c.cert, &c.key)
