@@ -21,5 +21,6 @@ mod hosting;
 mod lint;
 mod ops;
 mod parser_props;
+mod php_fairness;
 mod protections;
 mod reload;

@@ -144,7 +144,7 @@ const SERVE_SIGNALS: &str = "Signals:
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "mime_types", "access_log"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, value_name = "DIR", required_unless_present = "config")]
@@ -187,6 +187,31 @@ pub struct ServeArgs {
     /// as Apache with mod_proxy_fcgi does; without it they are plain files.
     #[arg(long, value_name = "SOCKET")]
     php_fpm: Option<String>,
+    /// Stream PHP request bodies to PHP-FPM as they arrive instead of
+    /// reading them completely first (htgate.toml: php_request_buffering).
+    #[arg(long, requires = "php_fpm")]
+    php_stream_body: bool,
+    /// PHP request bodies up to this many bytes are read into memory,
+    /// larger ones into a temp file (htgate.toml: php_body_memory_bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MEMORY_BYTES as u64, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
+    php_body_memory: u64,
+    /// Seconds for a PHP request body's first bytes (php_body_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    php_body_timeout: u64,
+    /// The minimum rate of a PHP request body, bytes/s; 0: none
+    /// (php_body_min_rate).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MIN_RATE, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    php_body_min_rate: u64,
+    /// PHP requests that may run at once (php_max_concurrent).
+    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::MAX_CONCURRENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    php_max_concurrent: u64,
+    /// PHP requests that may wait for a turn (php_queue_length).
+    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::QUEUE_LENGTH as u64, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    php_queue_length: u64,
+    /// Seconds a PHP request may wait for a turn before 503
+    /// (php_queue_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::QUEUE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
+    php_queue_timeout: u64,
     /// The extension to Content-Type table: a `mime.types` file, or
     /// `reference` for the conformance oracle's fixed 16 types (default:
     /// Debian's mime.types, built in).
@@ -243,6 +268,15 @@ pub fn run() -> ExitCode {
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
                 pass_client_https_headers: args.pass_client_https_headers,
+                php: crate::engine::php_gate::PhpSettings {
+                    request_buffering: !args.php_stream_body,
+                    body_memory_bytes: usize::try_from(args.php_body_memory).unwrap_or(usize::MAX),
+                    body_timeout: std::time::Duration::from_secs(args.php_body_timeout),
+                    body_min_rate: args.php_body_min_rate,
+                    max_concurrent: usize::try_from(args.php_max_concurrent).unwrap_or(usize::MAX),
+                    queue_length: usize::try_from(args.php_queue_length).unwrap_or(usize::MAX),
+                    queue_timeout: std::time::Duration::from_secs(args.php_queue_timeout),
+                },
                 php_fpm: args.php_fpm,
                 mime_types: args.mime_types,
             };
@@ -265,6 +299,7 @@ pub fn run() -> ExitCode {
                         pass_client_https_headers: false,
                         php_fpm: None,
                         mime_types: None,
+                        php: Default::default(),
                     },
                     None,
                 )

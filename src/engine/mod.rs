@@ -15,6 +15,7 @@ pub mod lint;
 pub mod pattern;
 pub mod php;
 pub mod php_exec;
+pub mod php_gate;
 pub mod request;
 pub mod respond;
 pub mod rewrite;
@@ -98,7 +99,8 @@ pub async fn serve_site(
         };
         match outcome {
             respond::Outcome::Php(call) => {
-                match php_exec::answer(&site, call, body.take(), &method, &req_headers).await {
+                match php_exec::answer(&site, call, body.take(), &method, &req_headers, &conn).await
+                {
                     php_exec::Answer::Response(r) => return r,
                     php_exec::Answer::LocalRedirect(location) => {
                         head.method = http::Method::GET;

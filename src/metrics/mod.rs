@@ -51,6 +51,12 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    site: Arc<String>,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LogLabels {
     log: &'static str,
 }
@@ -72,6 +78,7 @@ pub struct Metrics {
     acme_orders: Counter,
     cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -147,6 +154,12 @@ impl Metrics {
             "Log lines dropped because the log writer was behind or a file could not be written",
             log_dropped.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests refused to protect other tenants, by site and reason (slow_body: 408 below the minimum body rate; php_limit: 503 over the site's PHP limit and queue; php_pool: 503, PHP-FPM unreachable or overloaded)",
+            refusals.clone(),
+        );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
@@ -164,6 +177,7 @@ impl Metrics {
             acme_orders,
             cluster_store_up,
             log_dropped,
+            refusals,
         }
     }
 
@@ -253,6 +267,17 @@ pub fn log_line_dropped(log: &'static str) {
     global().log_dropped.get_or_create(&LogLabels { log }).inc();
 }
 
+/// A request refused for `reason` (see `crate::logs::refusal`).
+pub fn refusal(site: &Arc<String>, reason: &'static str) {
+    global()
+        .refusals
+        .get_or_create(&RefusalLabels {
+            site: site.clone(),
+            reason,
+        })
+        .inc();
+}
+
 /// The whole exposition: the process's metrics, then `server`'s.
 pub fn render(server: Option<&Registry>) -> String {
     use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -277,7 +302,12 @@ mod tests {
         request(&site, 404, Duration::from_millis(3));
         request(&site, 404, Duration::from_millis(30));
         reload("config", false);
+        refusal(&site, "slow_body");
         let text = render(None);
+        assert!(
+            text.contains("htgate_refusals_total{site=\"unit-test-site\",reason=\"slow_body\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("htgate_requests_total{site=\"unit-test-site\",code=\"404\"} 2"),
             "{text}"
