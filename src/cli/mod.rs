@@ -255,6 +255,7 @@ pub fn run() -> ExitCode {
             if let Some(config) = &args.config {
                 return serve_config(config);
             }
+            let php = php_settings(&args);
             let Some(root) = args.root else {
                 eprintln!("error: give --config FILE or --root DIR");
                 return ExitCode::FAILURE;
@@ -268,15 +269,7 @@ pub fn run() -> ExitCode {
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
                 pass_client_https_headers: args.pass_client_https_headers,
-                php: crate::engine::php_gate::PhpSettings {
-                    request_buffering: !args.php_stream_body,
-                    body_memory_bytes: usize::try_from(args.php_body_memory).unwrap_or(usize::MAX),
-                    body_timeout: std::time::Duration::from_secs(args.php_body_timeout),
-                    body_min_rate: args.php_body_min_rate,
-                    max_concurrent: usize::try_from(args.php_max_concurrent).unwrap_or(usize::MAX),
-                    queue_length: usize::try_from(args.php_queue_length).unwrap_or(usize::MAX),
-                    queue_timeout: std::time::Duration::from_secs(args.php_queue_timeout),
-                },
+                php,
                 php_fpm: args.php_fpm,
                 mime_types: args.mime_types,
             };
@@ -489,6 +482,83 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
         _ = shutdown => {}
         why = signals.recv() => {
             eprintln!("htgate: second {why}: stopping without waiting for the drain");
+        }
+    }
+}
+
+/// The PHP settings of quick mode's `--php-*` flags.
+fn php_settings(args: &ServeArgs) -> crate::engine::php_gate::PhpSettings {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    crate::engine::php_gate::PhpSettings {
+        request_buffering: !args.php_stream_body,
+        body_memory_bytes: size(args.php_body_memory),
+        body_timeout: std::time::Duration::from_secs(args.php_body_timeout),
+        body_min_rate: args.php_body_min_rate,
+        max_concurrent: size(args.php_max_concurrent),
+        queue_length: size(args.php_queue_length),
+        queue_timeout: std::time::Duration::from_secs(args.php_queue_timeout),
+    }
+}
+
+#[cfg(test)]
+mod php_flag_tests {
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut argv = vec!["htgate", "serve", "--root", "/tmp", "--php-fpm", "/x.sock"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn php_flags_default_to_the_config_defaults() {
+        let args = serve_args(&[]).expect("parses");
+        assert_eq!(
+            php_settings(&args),
+            crate::engine::php_gate::PhpSettings::default()
+        );
+    }
+
+    #[test]
+    fn php_flags_set_quick_modes_php_settings() {
+        let args = serve_args(&[
+            "--php-stream-body",
+            "--php-body-memory",
+            "4096",
+            "--php-body-timeout",
+            "7",
+            "--php-body-min-rate",
+            "0",
+            "--php-max-concurrent",
+            "3",
+            "--php-queue-length",
+            "0",
+            "--php-queue-timeout",
+            "2",
+        ])
+        .expect("parses");
+        assert_eq!(
+            php_settings(&args),
+            crate::engine::php_gate::PhpSettings {
+                request_buffering: false,
+                body_memory_bytes: 4096,
+                body_timeout: std::time::Duration::from_secs(7),
+                body_min_rate: 0,
+                max_concurrent: 3,
+                queue_length: 0,
+                queue_timeout: std::time::Duration::from_secs(2),
+            }
+        );
+        for bad in [
+            ["--php-max-concurrent", "0"],
+            ["--php-body-timeout", "0"],
+            ["--php-queue-timeout", "601"],
+            ["--php-body-memory", "99999999"],
+        ] {
+            assert!(serve_args(&bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -449,6 +449,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_deadline_moves_a_second_per_rate_bytes_and_never_past_the_initial_ahead() {
+        let limits = Limits {
+            body: BodyPolicy {
+                min_rate: Some(MinRate {
+                    initial: Duration::from_secs(20),
+                    bytes_per_second: 500,
+                }),
+                ..BodyPolicy::default()
+            },
+            ..Limits::default()
+        };
+        let start = tokio::time::Instant::now();
+        let mut pace = Pace::new(&limits);
+        let deadline = |p: &Pace| p.rate.map(|(d, _)| d.duration_since(start));
+        assert!(deadline(&pace).is_some_and(|d| d >= Duration::from_secs(20)));
+        // 1 byte earns 2 ms (then capped at 20 s from now): a byte every
+        // 10 s cannot keep the deadline from coming
+        pace.received(1);
+        let d = deadline(&pace).expect("a deadline");
+        assert!(d >= Duration::from_secs(20) && d < Duration::from_millis(20_100));
+        // 500 bytes earn a second, from a deadline 2 s back
+        if let Some((at, _)) = &mut pace.rate {
+            *at -= Duration::from_secs(2);
+        }
+        pace.received(500);
+        let d = deadline(&pace).expect("a deadline");
+        assert!(
+            d >= Duration::from_secs(19) && d < Duration::from_millis(19_100),
+            "{d:?}"
+        );
+        // a burst cannot buy more than 20 s ahead of now
+        pace.received(1 << 20);
+        let d = deadline(&pace).expect("a deadline");
+        assert!(d <= start.elapsed() + Duration::from_secs(20), "{d:?}");
+        // the rate's deadline wins over the (longer) stall timeout
+        assert!(pace.next_deadline().1);
+        // without a rate, the initial time is the longest wait between reads
+        let mut no_rate = Pace::new(&Limits {
+            body: BodyPolicy {
+                min_rate: Some(MinRate {
+                    initial: Duration::from_secs(3),
+                    bytes_per_second: 0,
+                }),
+                ..BodyPolicy::default()
+            },
+            ..Limits::default()
+        });
+        no_rate.received(10);
+        let d = no_rate.rate.map(|(d, _)| d.duration_since(start));
+        assert!(d.is_some_and(|d| d >= Duration::from_secs(3) && d < Duration::from_secs(4)));
+    }
+
+    #[tokio::test]
     async fn a_streamed_body_with_a_known_length_is_not_read_first() {
         let limits = Limits::default();
         let body = Full::new(Bytes::from_static(b"abc"));

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn one_line_per_site_and_reason_per_window_then_the_count() {
-        let mut t = Throttle::new(Duration::from_secs(10));
+        assert_eq!(LOG_EVERY, Duration::from_secs(10), "as documented");
+        let mut t = Throttle::new(LOG_EVERY);
         let a = Arc::new("a".to_string());
         let b = Arc::new("b".to_string());
         let start = Instant::now();
