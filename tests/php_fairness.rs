@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const SCRIPTS: [(&str, &str); 3] = [
+const SCRIPTS: [(&str, &str); 4] = [
+    (
+        "slow-answer.php",
+        "<?php while (ob_get_level()) ob_end_flush(); echo str_repeat('a', 100); flush(); usleep(1500000); echo 'END';\n",
+    ),
     ("index.php", "<?php echo 'PHP-OK';\n"),
     (
         "md5.php",
@@ -405,4 +409,49 @@ async fn a_site_over_its_php_limit_gets_503_and_others_do_not() {
     assert_eq!(refusals(&m, "limit-busy", "php_limit"), 2, "{m}");
     assert_eq!(refusals(&m, "limit-calm", "php_limit"), 0, "{m}");
     assert_eq!(refusals(&m, "limit-down", "php_pool"), 1, "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_php_turn_is_held_until_the_answer_has_been_sent() {
+    let Some(s) = setup(
+        "a_php_turn_is_held_until_the_answer_has_been_sent",
+        "pm = static\npm.max_children = 2\n",
+        "",
+        "[[site]]\nname = \"hold\"\ndomains = [\"hold.test\"]\nroot = \"{root}\"\nphp_fpm = \"{sock}\"\nphp_max_concurrent = 1\nphp_queue_length = 0\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let get = "GET /slow-answer.php HTTP/1.1\r\nHost: hold.test\r\nConnection: close\r\n\r\n";
+    let mut first = TcpStream::connect(s.http).await.expect("connect");
+    first.write_all(get.as_bytes()).await.expect("send");
+    // wait for the answer's head: PHP has answered, its body goes on
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf))
+            .await
+            .expect("a head within 10 s")
+            .expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (status, text) = exchange(s.http, get, b"", Duration::from_secs(10)).await;
+    assert_eq!(
+        status, 503,
+        "the turn is still taken by the first answer: {text}"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut raw)).await;
+    assert!(String::from_utf8_lossy(&raw).contains("END"));
+    let (status, text) = exchange(s.http, get, b"", Duration::from_secs(10)).await;
+    assert_eq!(
+        status, 200,
+        "the turn came back with the end of the answer: {text}"
+    );
 }
