@@ -1,10 +1,12 @@
 //! A small, careful FastCGI 1.0 client for PHP-FPM.
 //!
 //! One [`Pool`] per upstream keeps idle keep-alive connections. A request
-//! ([`Pool::send`]) writes BEGIN_REQUEST + PARAMS, streams the client's body
-//! as STDIN (concurrently with reading the answer, so a script that writes
-//! before it reads cannot deadlock us), reads STDOUT up to the end of the
-//! CGI response head, and hands back a [`Response`] whose body streams the
+//! ([`Pool::send`], or [`Pool::read_body`] then [`Pool::send_prepared`] to
+//! wait for something in between) takes the client's body in as the
+//! pool's [`BodyPolicy`] says (all of it first, or as it comes), writes
+//! BEGIN_REQUEST + PARAMS, sends the body as STDIN (concurrently with
+//! reading the answer, so a script that writes before it reads cannot
+//! deadlock us), reads STDOUT up to the end of the CGI response head, and hands back a [`Response`] whose body streams the
 //! rest of STDOUT with back-pressure. A connection goes back to the pool
 //! only after a clean END_REQUEST with nothing unread.
 //!
