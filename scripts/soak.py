@@ -7,7 +7,11 @@ stalled connections open (slowloris heads, slow bodies, stalled TLS
 handshakes, idle keep-alives, silent sockets), lets one address try to
 take more than its share, and sends every request of the hostile corpus
 (fixtures/hostile/*.req).  Then it does it all again, shorter, to see
-memory settle rather than grow.
+memory settle rather than grow.  Last, in config mode with a site on a
+real PHP-FPM pool (pm.max_children = 4, started here with a temp config),
+300 clients from 5 addresses trickle POST bodies to index.php (one byte
+every 3 s, Content-Length 100000) for about 34 s while a normal client
+asks for PHP pages.
 
 Fails (exit 1) when:
 - a normal client's success rate drops under 99 % or its p99 latency
@@ -21,6 +25,10 @@ Fails (exit 1) when:
 - a slow connection outlives the server's timeout for it by more than the
   slack;
 - one client address gets more than its share of connections;
+- during the slow-body-to-PHP attack, a normal client's PHP request fails
+  (100 % must succeed) or its p99 exceeds 3 s, a trickler is not answered
+  408 within the body timeout (20 s) and the slack, or php-fpm is missing
+  under CI=true;
 - the server dies, does not exit 0 on SIGTERM, or its memory does not
   settle (RSS after the second round well above the first, or above the
   start by a generous bound).
@@ -736,6 +744,273 @@ async def settle(seconds):
     await asyncio.sleep(seconds)
 
 
+# --------------------------------------------------------------------------
+# Slow bodies to PHP (issue 17): config mode, a real PHP-FPM pool with
+# pm.max_children = 4, hundreds of clients trickling POST bodies to
+# index.php while a normal client's PHP requests must all succeed.
+# --------------------------------------------------------------------------
+
+PHP_MAX_CHILDREN = 4
+PHP_ATTACK_CONNECTIONS = 300
+PHP_ATTACK_SOURCES = [f"127.0.0.{i}" for i in range(20, 25)]
+PHP_ATTACK_BODY = 100000
+PHP_ATTACK_EVERY = 3.0
+# htgate's php_body_timeout_seconds default: a client below the minimum
+# rate is answered 408 after it.
+PHP_BODY_TIMEOUT = 20.0
+
+
+def find_php_fpm():
+    import shutil
+    for name in ("php-fpm8.2", "php-fpm"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        cands = sorted(f for f in os.listdir("/usr/sbin") if f.startswith("php-fpm"))
+    except OSError:
+        cands = []
+    for c in reversed(cands):
+        path = os.path.join("/usr/sbin", c)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+class PhpFpm:
+    """A throw-away PHP-FPM master on a Unix socket in `base`."""
+
+    def __init__(self, binary, base):
+        self.dir = os.path.join(base, "php-fpm")
+        os.makedirs(self.dir)
+        self.socket = os.path.join(self.dir, "php-fpm.sock")
+        conf = os.path.join(self.dir, "php-fpm.conf")
+        user = "user = root\ngroup = root\n" if os.geteuid() == 0 else ""
+        with open(conf, "w") as f:
+            f.write(
+                "[global]\n"
+                f"pid = {self.dir}/php-fpm.pid\n"
+                f"error_log = {self.dir}/php-fpm.log\n"
+                "daemonize = no\n\n"
+                "[www]\n"
+                f"{user}"
+                f"listen = {self.socket}\n"
+                "listen.mode = 0666\n"
+                "pm = static\n"
+                f"pm.max_children = {PHP_MAX_CHILDREN}\n"
+                "clear_env = yes\n")
+        args = [binary, "-F", "-y", conf]
+        if os.geteuid() == 0:
+            args.insert(2, "-R")
+        self.out = open(os.path.join(self.dir, "master.out"), "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        deadline = now() + 15
+        while now() < deadline:
+            if os.path.exists(self.socket) and self.proc.poll() is None:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        sys.exit(f"soak: php-fpm did not start; see {self.dir}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ConfigServer:
+    """htgate in config mode with one PHP site on `sock`."""
+
+    def __init__(self, binary, base, sock, logpath):
+        root = os.path.join(base, "php-site")
+        os.makedirs(root)
+        with open(os.path.join(root, "index.php"), "w") as f:
+            f.write("<?php echo 'PHP-OK ', strlen(file_get_contents('php://input'));\n")
+        conf = os.path.join(base, "htgate-php.toml")
+        with open(conf, "w") as f:
+            f.write(
+                "[[listen]]\n"
+                f"address = \"{HOST}:0\"\n\n"
+                "[[site]]\n"
+                "name = \"php\"\n"
+                "domains = [\"php.test\"]\n"
+                f"root = \"{root}\"\n"
+                f"php_fpm = \"{sock}\"\n")
+        self.logpath = logpath
+        self.logfile = open(logpath, "wb")
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        self.proc = subprocess.Popen([binary, "serve", "--config", conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env)
+        self.http = None
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.logfile.write(line)
+                self.logfile.flush()
+                m = re.search(rb"listening on http://(\S+)", line)
+                if m and self.http is None:
+                    self.http = parse_addr(m.group(1).decode())
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(15):
+            self.stop()
+            sys.exit(f"soak: htgate (config mode) did not start; log: {logpath}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def php_trickler(addr, source, stop_at, stats):
+    """POST /index.php declaring PHP_ATTACK_BODY bytes, one byte every
+    PHP_ATTACK_EVERY seconds, until the server answers or `stop_at`."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(addr[0], addr[1], local_addr=(source, 0)), 10)
+    except (OSError, asyncio.TimeoutError):
+        stats["connect_failed"] += 1
+        return
+    stats["opened"] += 1
+    t0 = now()
+    answer = b""
+    try:
+        writer.write((f"POST /index.php HTTP/1.1\r\nHost: php.test\r\n"
+                      f"Content-Type: application/x-www-form-urlencoded\r\n"
+                      f"Content-Length: {PHP_ATTACK_BODY}\r\n\r\n").encode())
+        await writer.drain()
+        read = asyncio.ensure_future(reader.read(4096))
+        while now() < stop_at:
+            done, _ = await asyncio.wait({read}, timeout=PHP_ATTACK_EVERY)
+            if done:
+                answer = read.result()
+                break
+            writer.write(b"a")
+            await writer.drain()
+        else:
+            read.cancel()
+    except (OSError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+    if answer.startswith(b"HTTP/1.1 408"):
+        stats["cut_408"] += 1
+        stats["cut_after"].append(now() - t0)
+    elif answer:
+        stats["other_answer"] += 1
+
+
+async def php_normal_client(addr, stop_at, st):
+    """A normal client: GET and small POSTs to index.php, one at a time."""
+    i = 0
+    while now() < stop_at:
+        i += 1
+        body = b"x=" + b"y" * (i % 200)
+        post = i % 2 == 0
+        req = (f"POST /index.php HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n"
+               f"Content-Type: application/x-www-form-urlencoded\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body if post else \
+            b"GET /index.php HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n"
+        want = b"PHP-OK " + (str(len(body)).encode() if post else b"0")
+        t0 = now()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(addr[0], addr[1]), 10)
+            writer.write(req)
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(-1), 10)
+            writer.close()
+            if data.startswith(b"HTTP/1.1 200") and want + b"\r\n" in data.split(b"\r\n\r\n", 1)[-1]:
+                st.ok += 1
+                st.latencies.append(now() - t0)
+            else:
+                st.error(data.split(b"\r\n", 1)[0].decode(errors="replace") or "no answer")
+        except (OSError, asyncio.TimeoutError) as e:
+            st.error(type(e).__name__)
+        await asyncio.sleep(0.1)
+
+
+async def php_attack_round(addr, seconds):
+    stop_at = now() + seconds
+    stats = {"opened": 0, "connect_failed": 0, "cut_408": 0, "other_answer": 0, "cut_after": []}
+    st = NormalStats()
+    tasks = []
+    for i in range(PHP_ATTACK_CONNECTIONS):
+        source = PHP_ATTACK_SOURCES[i % len(PHP_ATTACK_SOURCES)]
+        tasks.append(asyncio.ensure_future(php_trickler(addr, source, stop_at, stats)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    normal = asyncio.ensure_future(php_normal_client(addr, stop_at, st))
+    await asyncio.gather(normal, *tasks)
+    return stats, st
+
+
+def php_slow_body_attack(binary, base, seconds, failures):
+    """The slow-body-to-PHP attack against config mode; appends failures."""
+    print("\n== slow bodies to PHP (config mode, PHP-FPM pm.max_children = "
+          f"{PHP_MAX_CHILDREN})")
+    fpm_binary = find_php_fpm()
+    if fpm_binary is None:
+        if os.environ.get("CI") == "true":
+            failures.append("php-fpm not installed (apt-get install -y php-fpm) but CI=true: "
+                            "the slow-body-to-PHP attack cannot run")
+        else:
+            print("  skipped: php-fpm not installed (apt-get install -y php-fpm)")
+        return
+    fpm = PhpFpm(fpm_binary, base)
+    server = None
+    try:
+        server = ConfigServer(binary, base, fpm.socket, os.path.join(base, "htgate-php.log"))
+        log(f"slow bodies to PHP: {PHP_ATTACK_CONNECTIONS} connections from "
+            f"{len(PHP_ATTACK_SOURCES)} addresses, one byte every {PHP_ATTACK_EVERY:.0f} s, "
+            f"{seconds:.0f} s")
+        stats, st = asyncio.run(php_attack_round(server.http, seconds))
+        total = st.ok + st.bad
+        rate = 100.0 * st.ok / total if total else 0.0
+        p50 = pct(st.latencies, 50) * 1000
+        p99 = pct(st.latencies, 99) * 1000
+        print(f"  normal PHP requests  {st.ok}/{total} ok  {rate:.2f} %  "
+              f"p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+        longest = max(stats["cut_after"]) if stats["cut_after"] else 0.0
+        print(f"  tricklers            {stats['opened']} opened, {stats['connect_failed']} "
+              f"could not connect, {stats['cut_408']} cut with 408 "
+              f"(longest {longest:.1f} s, limit {PHP_BODY_TIMEOUT:.0f} s), "
+              f"{stats['other_answer']} other answers")
+        if total == 0 or st.ok != total:
+            failures.append(f"slow bodies to PHP: normal PHP requests {st.ok}/{total} ok "
+                            f"({st.errors})")
+        if total and p99 > 3000:
+            failures.append(f"slow bodies to PHP: p99 latency {p99:.0f} ms")
+        if stats["opened"] < PHP_ATTACK_CONNECTIONS * 9 // 10:
+            failures.append(f"slow bodies to PHP: only {stats['opened']} attack connections opened")
+        if seconds > PHP_BODY_TIMEOUT + SLACK and stats["cut_408"] < stats["opened"] * 9 // 10:
+            failures.append(f"slow bodies to PHP: only {stats['cut_408']} of {stats['opened']} "
+                            "tricklers were answered 408")
+        if longest > PHP_BODY_TIMEOUT + SLACK:
+            failures.append(f"slow bodies to PHP: a trickler lasted {longest:.1f} s")
+        if server.proc.poll() is not None:
+            failures.append("slow bodies to PHP: htgate died")
+    finally:
+        if server is not None:
+            server.stop()
+        fpm.stop()
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -743,6 +1018,8 @@ def main():
     ap.add_argument("--corpus", default=os.path.join(here, "..", "fixtures", "hostile"))
     ap.add_argument("--duration", type=float, default=80.0, help="first round, seconds")
     ap.add_argument("--second", type=float, default=45.0, help="second round, seconds")
+    ap.add_argument("--php-attack", type=float, default=34.0,
+                    help="slow bodies to PHP, seconds (0: skip)")
     ap.add_argument("--rss-bound-mb", type=float, default=256.0,
                     help="RSS after settling may exceed the start by this much")
     args = ap.parse_args()
@@ -815,6 +1092,8 @@ def main():
                 server.kill()
         else:
             print(server.log_tail())
+        if args.php_attack > 0:
+            php_slow_body_attack(args.binary, base, args.php_attack, failures)
         elapsed = now() - started
         print(f"\n== total {elapsed:.0f} s")
         if elapsed > 300:

@@ -268,6 +268,7 @@ fn quick_options(c: &Case, wd: &Workdir) -> QuickOptions {
         pass_client_https_headers: true,
         php_fpm: None,
         mime_types: Some("reference".into()),
+        php: Default::default(),
     }
 }
 

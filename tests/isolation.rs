@@ -236,7 +236,7 @@ root = "roots/good"
     assert_eq!(big.body.matches("<a href=\"f").count(), 10_000);
     // Every refusal was counted, per site and reason.
     let metrics = htgate::metrics::render(None);
-    for reason in ["budget", "blocking", "listing-entries"] {
+    for reason in ["budget", "blocking_limit", "listing_entries"] {
         assert!(
             metrics.contains(&format!(
                 "htgate_refusals_total{{site=\"evil\",reason=\"{reason}\"}}"

@@ -22,5 +22,6 @@ mod isolation;
 mod lint;
 mod ops;
 mod parser_props;
+mod php_fairness;
 mod protections;
 mod reload;

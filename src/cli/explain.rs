@@ -168,6 +168,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
         pass_client_https_headers: args.pass_client_https_headers,
         php_fpm: args.php_fpm.clone(),
         mime_types: None,
+        php: Default::default(),
     };
     let site = crate::server::quick::site(&opts).map_err(|e| format!("{e:#}"))?;
     Ok(Chosen {

@@ -144,7 +144,7 @@ const SERVE_SIGNALS: &str = "Signals:
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "mime_types", "access_log"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, value_name = "DIR", required_unless_present = "config")]
@@ -187,6 +187,31 @@ pub struct ServeArgs {
     /// as Apache with mod_proxy_fcgi does; without it they are plain files.
     #[arg(long, value_name = "SOCKET")]
     php_fpm: Option<String>,
+    /// Stream PHP request bodies to PHP-FPM as they arrive instead of
+    /// reading them completely first (htgate.toml: php_request_buffering).
+    #[arg(long, requires = "php_fpm")]
+    php_stream_body: bool,
+    /// PHP request bodies up to this many bytes are read into memory,
+    /// larger ones into a temp file (htgate.toml: php_body_memory_bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MEMORY_BYTES as u64, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
+    php_body_memory: u64,
+    /// Seconds for a PHP request body's first bytes (php_body_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    php_body_timeout: u64,
+    /// The minimum rate of a PHP request body, bytes/s; 0: none
+    /// (php_body_min_rate).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MIN_RATE, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    php_body_min_rate: u64,
+    /// PHP requests that may run at once (php_max_concurrent).
+    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::MAX_CONCURRENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    php_max_concurrent: u64,
+    /// PHP requests that may wait for a turn (php_queue_length).
+    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::QUEUE_LENGTH as u64, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    php_queue_length: u64,
+    /// Seconds a PHP request may wait for a turn before 503
+    /// (php_queue_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::QUEUE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
+    php_queue_timeout: u64,
     /// The extension to Content-Type table: a `mime.types` file, or
     /// `reference` for the conformance oracle's fixed 16 types (default:
     /// Debian's mime.types, built in).
@@ -230,6 +255,7 @@ pub fn run() -> ExitCode {
             if let Some(config) = &args.config {
                 return serve_config(config);
             }
+            let php = php_settings(&args);
             let Some(root) = args.root else {
                 eprintln!("error: give --config FILE or --root DIR");
                 return ExitCode::FAILURE;
@@ -243,6 +269,7 @@ pub fn run() -> ExitCode {
                 server_names: args.server_name,
                 debug_headers: args.debug_headers,
                 pass_client_https_headers: args.pass_client_https_headers,
+                php,
                 php_fpm: args.php_fpm,
                 mime_types: args.mime_types,
             };
@@ -265,6 +292,7 @@ pub fn run() -> ExitCode {
                         pass_client_https_headers: false,
                         php_fpm: None,
                         mime_types: None,
+                        php: Default::default(),
                     },
                     None,
                 )
@@ -454,6 +482,83 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
         _ = shutdown => {}
         why = signals.recv() => {
             eprintln!("htgate: second {why}: stopping without waiting for the drain");
+        }
+    }
+}
+
+/// The PHP settings of quick mode's `--php-*` flags.
+fn php_settings(args: &ServeArgs) -> crate::engine::php_gate::PhpSettings {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    crate::engine::php_gate::PhpSettings {
+        request_buffering: !args.php_stream_body,
+        body_memory_bytes: size(args.php_body_memory),
+        body_timeout: std::time::Duration::from_secs(args.php_body_timeout),
+        body_min_rate: args.php_body_min_rate,
+        max_concurrent: size(args.php_max_concurrent),
+        queue_length: size(args.php_queue_length),
+        queue_timeout: std::time::Duration::from_secs(args.php_queue_timeout),
+    }
+}
+
+#[cfg(test)]
+mod php_flag_tests {
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut argv = vec!["htgate", "serve", "--root", "/tmp", "--php-fpm", "/x.sock"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn php_flags_default_to_the_config_defaults() {
+        let args = serve_args(&[]).expect("parses");
+        assert_eq!(
+            php_settings(&args),
+            crate::engine::php_gate::PhpSettings::default()
+        );
+    }
+
+    #[test]
+    fn php_flags_set_quick_modes_php_settings() {
+        let args = serve_args(&[
+            "--php-stream-body",
+            "--php-body-memory",
+            "4096",
+            "--php-body-timeout",
+            "7",
+            "--php-body-min-rate",
+            "0",
+            "--php-max-concurrent",
+            "3",
+            "--php-queue-length",
+            "0",
+            "--php-queue-timeout",
+            "2",
+        ])
+        .expect("parses");
+        assert_eq!(
+            php_settings(&args),
+            crate::engine::php_gate::PhpSettings {
+                request_buffering: false,
+                body_memory_bytes: 4096,
+                body_timeout: std::time::Duration::from_secs(7),
+                body_min_rate: 0,
+                max_concurrent: 3,
+                queue_length: 0,
+                queue_timeout: std::time::Duration::from_secs(2),
+            }
+        );
+        for bad in [
+            ["--php-max-concurrent", "0"],
+            ["--php-body-timeout", "0"],
+            ["--php-queue-timeout", "601"],
+            ["--php-body-memory", "99999999"],
+        ] {
+            assert!(serve_args(&bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -135,6 +135,56 @@ impl Config {
             .collect()
     }
 
+    /// The PHP settings of `site`: its own keys, else the top-level ones,
+    /// else the defaults.
+    pub fn php_settings(&self, site: &SiteConfig) -> crate::engine::php_gate::PhpSettings {
+        let top = &self.file;
+        let d = crate::engine::php_gate::PhpSettings::default();
+        let num = |own: &Option<toml::Spanned<u64>>, top: &Option<toml::Spanned<u64>>| {
+            own.as_ref().or(top.as_ref()).map(|v| *v.get_ref())
+        };
+        let secs = |n: Option<u64>, default: std::time::Duration| {
+            n.map_or(default, std::time::Duration::from_secs)
+        };
+        let size = |n: Option<u64>, default: usize| {
+            n.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        crate::engine::php_gate::PhpSettings {
+            request_buffering: site
+                .php_request_buffering
+                .or(top.php_request_buffering)
+                .unwrap_or(d.request_buffering),
+            body_memory_bytes: size(
+                top.php_body_memory_bytes.as_ref().map(|v| *v.get_ref()),
+                d.body_memory_bytes,
+            ),
+            body_timeout: secs(
+                num(
+                    &site.php_body_timeout_seconds,
+                    &top.php_body_timeout_seconds,
+                ),
+                d.body_timeout,
+            ),
+            body_min_rate: num(&site.php_body_min_rate, &top.php_body_min_rate)
+                .unwrap_or(d.body_min_rate),
+            max_concurrent: size(
+                num(&site.php_max_concurrent, &top.php_max_concurrent),
+                d.max_concurrent,
+            ),
+            queue_length: size(
+                num(&site.php_queue_length, &top.php_queue_length),
+                d.queue_length,
+            ),
+            queue_timeout: secs(
+                num(
+                    &site.php_queue_timeout_seconds,
+                    &top.php_queue_timeout_seconds,
+                ),
+                d.queue_timeout,
+            ),
+        }
+    }
+
     /// The folder an uploaded certificate of `site` lives in.
     pub fn upload_dir(&self, site: &SiteConfig) -> Option<PathBuf> {
         if let Some(c) = &site.certificate {
@@ -277,6 +327,22 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     if let Some(p) = &mut file.access_log {
         check_log_path(base, "access_log", p, report);
     }
+    check_in_range(
+        &file.php_body_memory_bytes,
+        "php_body_memory_bytes",
+        0..=PHP_BODY_MEMORY_MAX,
+        report,
+    );
+    check_php_keys(
+        [
+            &file.php_body_timeout_seconds,
+            &file.php_body_min_rate,
+            &file.php_max_concurrent,
+            &file.php_queue_length,
+            &file.php_queue_timeout_seconds,
+        ],
+        report,
+    );
     if let Some(p) = &mut file.error_log {
         check_log_path(base, "error_log", p, report);
     }
@@ -416,6 +482,16 @@ fn check_sites(
                 Err(m) => report(fpm.span().start, format!("php_fpm: {m}")),
             }
         }
+        check_php_keys(
+            [
+                &site.php_body_timeout_seconds,
+                &site.php_body_min_rate,
+                &site.php_max_concurrent,
+                &site.php_queue_length,
+                &site.php_queue_timeout_seconds,
+            ],
+            report,
+        );
         if site.php_timeout_seconds == 0 {
             report(
                 site.name.span().start,
@@ -443,6 +519,43 @@ fn check_sites(
                     format!("site `{name}`: hsts preload needs max_age >= 31536000 and include_subdomains = true (the preload list's rules)"),
                 );
             }
+        }
+    }
+}
+
+/// The largest `php_body_memory_bytes`: what thousands of bodies in
+/// memory at once can afford.
+const PHP_BODY_MEMORY_MAX: u64 = 16 << 20;
+
+/// The ranges of the PHP keys (top level or site), in the order
+/// `php_body_timeout_seconds`, `php_body_min_rate`, `php_max_concurrent`,
+/// `php_queue_length`, `php_queue_timeout_seconds`.
+fn check_php_keys(keys: [&Option<toml::Spanned<u64>>; 5], report: &mut dyn FnMut(usize, String)) {
+    let [body_timeout, min_rate, max_concurrent, queue_length, queue_timeout] = keys;
+    check_in_range(body_timeout, "php_body_timeout_seconds", 1..=3600, report);
+    check_in_range(min_rate, "php_body_min_rate", 0..=1 << 30, report);
+    check_in_range(max_concurrent, "php_max_concurrent", 1..=100_000, report);
+    check_in_range(queue_length, "php_queue_length", 0..=1_000_000, report);
+    check_in_range(queue_timeout, "php_queue_timeout_seconds", 1..=600, report);
+}
+
+fn check_in_range(
+    value: &Option<toml::Spanned<u64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+    report: &mut dyn FnMut(usize, String),
+) {
+    if let Some(v) = value {
+        if !range.contains(v.get_ref()) {
+            report(
+                v.span().start,
+                format!(
+                    "{key} = {} is out of range ({} to {})",
+                    v.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            );
         }
     }
 }

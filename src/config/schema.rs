@@ -63,6 +63,28 @@ pub struct ConfigFile {
     pub admin: Option<AdminConfig>,
     /// Several nodes sharing certificates, ACME work and sites.
     pub cluster: Option<Spanned<ClusterConfig>>,
+    // The PHP settings: at the top level every site's defaults; a
+    // `[[site]]` may set its own (all but `php_body_memory_bytes`, a bound
+    // on the server's memory). Written out twice because serde's flatten
+    // loses toml's spans and cannot deny unknown keys.
+    /// Read a PHP request's whole body before a PHP-FPM worker is taken
+    /// (default true); false streams it to PHP as it arrives.
+    pub php_request_buffering: Option<bool>,
+    /// The first bytes of a PHP request's body must come within this many
+    /// seconds; the deadline never runs further ahead (default 20).
+    pub php_body_timeout_seconds: Option<Spanned<u64>>,
+    /// Each this many bytes received push the deadline one second further
+    /// (default 500; 0: no minimum rate).
+    pub php_body_min_rate: Option<Spanned<u64>>,
+    /// PHP requests of one site that may run at once (default 10).
+    pub php_max_concurrent: Option<Spanned<u64>>,
+    /// PHP requests of one site that may wait for a turn (default 50).
+    pub php_queue_length: Option<Spanned<u64>>,
+    /// The longest wait for a turn, then 503 with Retry-After (default 5).
+    pub php_queue_timeout_seconds: Option<Spanned<u64>>,
+    /// Bodies of PHP requests up to this size are read into memory,
+    /// larger ones into an unnamed temp file (default 65536).
+    pub php_body_memory_bytes: Option<Spanned<u64>>,
     #[serde(default)]
     pub site: Vec<SiteConfig>,
 }
@@ -238,6 +260,23 @@ pub struct SiteConfig {
     /// of its answer (Apache's `Timeout`, 300 s in Debian).
     #[serde(default = "default_php_timeout")]
     pub php_timeout_seconds: u64,
+    // This site's PHP body and fair-sharing settings (the top-level
+    // ones when not set).
+    /// Read a PHP request's whole body before a PHP-FPM worker is taken
+    /// (default true); false streams it to PHP as it arrives.
+    pub php_request_buffering: Option<bool>,
+    /// The first bytes of a PHP request's body must come within this many
+    /// seconds; the deadline never runs further ahead (default 20).
+    pub php_body_timeout_seconds: Option<Spanned<u64>>,
+    /// Each this many bytes received push the deadline one second further
+    /// (default 500; 0: no minimum rate).
+    pub php_body_min_rate: Option<Spanned<u64>>,
+    /// PHP requests of one site that may run at once (default 10).
+    pub php_max_concurrent: Option<Spanned<u64>>,
+    /// PHP requests of one site that may wait for a turn (default 50).
+    pub php_queue_length: Option<Spanned<u64>>,
+    /// The longest wait for a turn, then 503 with Retry-After (default 5).
+    pub php_queue_timeout_seconds: Option<Spanned<u64>>,
     /// This site's own access log (Combined Log Format); without it the
     /// site's lines go to the top-level `access_log`, if any.
     pub access_log: Option<Spanned<PathBuf>>,

@@ -185,3 +185,69 @@ fn bad_log_and_admin_values_name_the_line() {
     let err = parse("[admin]\nlisten = \"127.0.0.1:9180\"\nport = 1\n").expect_err("unknown key");
     assert_eq!(err.0[0].line, 3, "{err}");
 }
+
+#[test]
+fn php_settings_come_from_the_site_then_the_top_level_then_the_defaults() {
+    let src = format!(
+        "php_max_concurrent = 4\nphp_body_min_rate = 0\nphp_body_memory_bytes = 1024\nphp_request_buffering = false\n\n\
+         [[listen]]\naddress = \"127.0.0.1:80\"\n\n\
+         [[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{r}\"\nphp_max_concurrent = 2\nphp_queue_length = 0\nphp_queue_timeout_seconds = 9\nphp_body_timeout_seconds = 7\nphp_request_buffering = true\n\n\
+         [[site]]\nname = \"b\"\ndomains = [\"b.test\"]\nroot = \"{r}\"\n",
+        r = root()
+    );
+    let cfg = parse(&src).expect("valid");
+    let a = cfg.php_settings(&cfg.file.site[0]);
+    let b = cfg.php_settings(&cfg.file.site[1]);
+    let d = crate::engine::php_gate::PhpSettings::default();
+    assert_eq!(
+        a,
+        crate::engine::php_gate::PhpSettings {
+            request_buffering: true,
+            body_memory_bytes: 1024,
+            body_timeout: std::time::Duration::from_secs(7),
+            body_min_rate: 0,
+            max_concurrent: 2,
+            queue_length: 0,
+            queue_timeout: std::time::Duration::from_secs(9),
+        }
+    );
+    assert_eq!(
+        b,
+        crate::engine::php_gate::PhpSettings {
+            request_buffering: false,
+            body_memory_bytes: 1024,
+            body_min_rate: 0,
+            max_concurrent: 4,
+            ..d.clone()
+        }
+    );
+    // the documented defaults
+    assert!(d.request_buffering);
+    assert_eq!(d.body_memory_bytes, 65536);
+    assert_eq!(d.body_timeout, std::time::Duration::from_secs(20));
+    assert_eq!(d.body_min_rate, 500);
+    assert_eq!(d.max_concurrent, 10);
+    assert_eq!(d.queue_length, 50);
+    assert_eq!(d.queue_timeout, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn php_settings_out_of_range_name_the_line() {
+    let src = format!(
+        "php_body_memory_bytes = 999999999\n\n[[listen]]\naddress = \"127.0.0.1:80\"\n\n[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{}\"\nphp_max_concurrent = 0\nphp_queue_timeout_seconds = 0\nphp_body_timeout_seconds = 0\n",
+        root()
+    );
+    let errs = parse(&src).expect_err("out of range").0;
+    let at = |key: &str| {
+        errs.iter()
+            .find(|e| e.message.starts_with(key))
+            .map(|e| (e.line, e.col))
+    };
+    assert_eq!(at("php_body_memory_bytes"), Some((1, 25)), "{errs:?}");
+    assert_eq!(at("php_max_concurrent"), Some((10, 22)), "{errs:?}");
+    assert_eq!(at("php_queue_timeout_seconds"), Some((11, 29)), "{errs:?}");
+    assert_eq!(at("php_body_timeout_seconds"), Some((12, 28)), "{errs:?}");
+    let err = parse(&src.replace("php_max_concurrent = 0", "php_max_concurrent = -1"))
+        .expect_err("negative");
+    assert!(err.to_string().contains(":10:"), "{err}");
+}

@@ -5,11 +5,12 @@
 //! A site over a limit waits in a short, bounded queue and is then
 //! answered 503 with `Retry-After`; every refusal is counted in
 //! `/metrics` (`htgate_refusals_total{site,reason}`) and logged at most
-//! once per interval and site (`util::ratelimit`).
+//! once per interval, site and reason (`logs::refusal`).
 
 use super::budget::Work;
 use super::respond::RequestHead;
 use super::site::Site;
+pub use crate::logs::refusal::Reason;
 use crate::server::ConnInfo;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -154,46 +155,35 @@ pub fn global_blocking() -> &'static Arc<Semaphore> {
 /// Counts and logs (rate-limited) a request stopped by its budget.
 pub fn budget_exhausted(site: &Site, conn: &ConnInfo, head: &RequestHead, work: Work, at: &str) {
     let limits = &site.limits;
-    crate::metrics::refusal(&limits.name, "budget");
-    if let Some(skipped) = crate::util::ratelimit::allow("budget", &limits.name) {
-        tracing::error!(
-            site = %limits.name,
-            client = %conn.remote.ip(),
-            "{at}: request {} {} stopped: its work budget ({} units) ran out ({}); answered 500{}",
+    crate::logs::refusal::refused(
+        &limits.name,
+        Reason::Budget,
+        conn.remote,
+        &format!(
+            "{at}: request {} {} stopped: its work budget ({} units) ran out ({}); answered 500",
             head.method,
             head.target,
             limits.budget,
-            work.as_str(),
-            suppressed(skipped)
-        );
-    }
+            work.as_str()
+        ),
+    );
 }
 
 /// Counts and logs (rate-limited) a request refused by a site limit.
-pub fn refused(site: &Site, conn: &ConnInfo, reason: &'static str, why: Refused) {
-    let limits = &site.limits;
-    crate::metrics::refusal(&limits.name, reason);
-    if let Some(skipped) = crate::util::ratelimit::allow(reason, &limits.name) {
-        let what = match why {
-            Refused::QueueFull => "too many requests already wait",
-            Refused::Timeout => "no slot within the queue time",
-        };
-        tracing::warn!(
-            site = %limits.name,
-            client = %conn.remote.ip(),
-            "site over its {reason} limit ({what}); answered 503{}",
-            suppressed(skipped)
-        );
-    }
-}
-
-/// ` (N similar lines left out)` when lines were left out.
-pub fn suppressed(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} similar lines left out)")
-    }
+pub fn refused(site: &Site, conn: &ConnInfo, reason: Reason, why: Refused) {
+    let what = match why {
+        Refused::QueueFull => "too many requests already wait",
+        Refused::Timeout => "no slot within the queue time",
+    };
+    crate::logs::refusal::refused(
+        &site.limits.name,
+        reason,
+        conn.remote,
+        &format!(
+            "site over its {} limit ({what}); answered 503",
+            reason.label()
+        ),
+    );
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod listing_cache;
 pub mod pattern;
 pub mod php;
 pub mod php_exec;
+pub mod php_gate;
 pub mod request;
 pub mod respond;
 pub mod rewrite;
@@ -88,7 +89,8 @@ pub async fn serve_site(
         };
         match outcome {
             respond::Outcome::Php(call) => {
-                match php_exec::answer(&site, call, body.take(), &method, &req_headers).await {
+                match php_exec::answer(&site, call, body.take(), &method, &req_headers, &conn).await
+                {
                     php_exec::Answer::Response(r) => return r,
                     php_exec::Answer::LocalRedirect(location) => {
                         head.method = http::Method::GET;
@@ -123,7 +125,15 @@ async fn run_engine(
     let permit = match &limits.engine {
         Some(gate) => match gate.enter().await {
             Ok(p) => Some(p),
-            Err(why) => return Err(over_limit(site, conn, "engine", why, &head.method)),
+            Err(why) => {
+                return Err(over_limit(
+                    site,
+                    conn,
+                    limits::Reason::EngineLimit,
+                    why,
+                    &head.method,
+                ))
+            }
         },
         None => None,
     };
@@ -148,7 +158,15 @@ async fn run_engine(
     };
     let permit = match limits.blocking.enter().await {
         Ok(p) => p,
-        Err(why) => return Err(over_limit(site, conn, "blocking", why, &head.method)),
+        Err(why) => {
+            return Err(over_limit(
+                site,
+                conn,
+                limits::Reason::BlockingLimit,
+                why,
+                &head.method,
+            ))
+        }
     };
     let global = match tokio::time::timeout(
         limits::DEFAULT_QUEUE_WAIT,
@@ -161,7 +179,7 @@ async fn run_engine(
             return Err(over_limit(
                 site,
                 conn,
-                "blocking",
+                limits::Reason::BlockingLimit,
                 limits::Refused::Timeout,
                 &head.method,
             ))
@@ -181,19 +199,17 @@ async fn run_engine(
             Err(server_error(&head.method))
         }
         Err(_) => {
-            crate::metrics::refusal(&limits.name, "blocking-deadline");
-            if let Some(skipped) = crate::util::ratelimit::allow("blocking-deadline", &limits.name)
-            {
-                tracing::error!(
-                    site = %limits.name,
-                    client = %conn.remote.ip(),
-                    "{} {}: blocking work ({reason}) passed its deadline of {} ms; answered 503{}",
+            crate::logs::refusal::refused(
+                &limits.name,
+                limits::Reason::BlockingDeadline,
+                conn.remote,
+                &format!(
+                    "{} {}: blocking work ({reason}) passed its deadline of {} ms; answered 503",
                     head.method,
                     head.target,
-                    limits.blocking_deadline.as_millis(),
-                    limits::suppressed(skipped)
-                );
-            }
+                    limits.blocking_deadline.as_millis()
+                ),
+            );
             Err(unavailable(&head.method))
         }
     }
@@ -203,7 +219,7 @@ async fn run_engine(
 fn over_limit(
     site: &Site,
     conn: &ConnInfo,
-    reason: &'static str,
+    reason: limits::Reason,
     why: limits::Refused,
     method: &http::Method,
 ) -> http::Response<crate::server::Body> {

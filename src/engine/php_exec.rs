@@ -1,12 +1,20 @@
-//! Running a PHP request: the request goes to the site's PHP-FPM pool with
-//! the client's body (streamed), and PHP's answer comes back streamed with
-//! Apache's output-side modules applied to its headers.
+//! Running a PHP request: the client's body is taken in first (all of it,
+//! unless the site streams bodies; at the minimum rate, else 408), then the
+//! request waits for a turn under the site's PHP limit (503 with
+//! `Retry-After` past the queue), goes to the site's PHP-FPM pool, and
+//! PHP's answer comes back streamed with Apache's output-side modules
+//! applied to its headers. The turn is held until the answer's body ends.
 
+use super::php_gate::Refused;
 use super::respond::{finish_php_headers, PhpCall};
 use super::site::Site;
-use crate::server::Body;
+use crate::logs::refusal::{self, Reason};
+use crate::server::{Body, ConnInfo};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// What a PHP answer turned into.
 pub enum Answer {
@@ -23,6 +31,7 @@ pub async fn answer(
     body: Option<hyper::body::Incoming>,
     method: &Method,
     req_headers: &HeaderMap,
+    conn: &ConnInfo,
 ) -> Answer {
     let Some(php) = &site.php else {
         // the engine only asks for PHP on sites that have it
@@ -39,18 +48,35 @@ pub async fn answer(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     tracing::debug!(target: "php", script = %script, params = ?call.params, "to PHP-FPM");
-    let resp = match php.pool.send(call.params.clone(), body).await {
-        Ok(r) => r,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            tracing::error!(
-                upstream = %php.pool.upstream(),
-                script = %script,
-                "PHP-FPM: {e} (answering {})",
-                status.as_u16()
+    let site_name = php.gate.site();
+    // SECURITY: the body is read before a turn and a PHP-FPM connection are
+    // taken, so a client that trickles its body holds neither.
+    let prepared = match php.pool.read_body(call.params.clone(), body).await {
+        Ok(p) => p,
+        Err(e) => return Answer::Response(php_failure(php, &e, &script, conn, method)),
+    };
+    let turn = match php.gate.enter().await {
+        Ok(turn) => turn,
+        Err(why) => {
+            let detail = match why {
+                Refused::QueueFull => "503: the site's PHP limit and queue are full".to_string(),
+                Refused::Waited => format!(
+                    "503: no PHP turn for the site within {}s",
+                    php.gate.retry_after()
+                ),
+            };
+            refusal::refused(site_name, Reason::PhpLimit, conn.remote, &detail);
+            let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, method);
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(php.gate.retry_after()),
             );
-            return Answer::Response(error(status, method));
+            return Answer::Response(resp);
         }
+    };
+    let resp = match php.pool.send_prepared(prepared).await {
+        Ok(r) => r,
+        Err(e) => return Answer::Response(php_failure(php, &e, &script, conn, method)),
     };
     let explicit = resp.status != 200;
     let mut status = if explicit {
@@ -76,13 +102,87 @@ pub async fn answer(
         return Answer::Response(error(StatusCode::BAD_GATEWAY, method));
     };
     let headers = finish_php_headers(&call, resp.headers);
-    let mut out = Response::new(resp.body);
+    let mut out = Response::new(
+        HoldTurn {
+            body: resp.body,
+            _turn: turn,
+        }
+        .boxed(),
+    );
     *out.status_mut() = code;
     *out.headers_mut() = header_map(&headers);
     Answer::Response(match &call.filter {
         Some(f) => f.apply(out, method, req_headers),
         None => out,
     })
+}
+
+/// The answer to a request PHP could not take: logged, and counted as a
+/// refusal when the client was too slow (408) or the pool full (503).
+fn php_failure(
+    php: &super::site::PhpSite,
+    e: &crate::fastcgi::Error,
+    script: &str,
+    conn: &ConnInfo,
+    method: &Method,
+) -> Response<Body> {
+    use crate::fastcgi::Error;
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let upstream = php.pool.upstream();
+    match e {
+        Error::SlowBody(_) => refusal::refused(
+            php.gate.site(),
+            Reason::SlowBody,
+            conn.remote,
+            &format!("408 for {script}: {e}"),
+        ),
+        Error::Connect(..) | Error::Overloaded => refusal::refused(
+            php.gate.site(),
+            Reason::PhpPool,
+            conn.remote,
+            &format!("503 for {script}: PHP-FPM {upstream}: {e}"),
+        ),
+        _ => tracing::error!(
+            upstream = %upstream,
+            script = %script,
+            "PHP-FPM: {e} (answering {})",
+            status.as_u16()
+        ),
+    }
+    let mut resp = error(status, method);
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // the rest of the body will not be read: the connection ends
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// PHP's answer body, holding the site's PHP turn until it ends (the
+/// PHP-FPM worker is busy until then).
+struct HoldTurn {
+    body: Body,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for HoldTurn {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 fn header_map(headers: &[(String, String)]) -> HeaderMap {

@@ -513,16 +513,14 @@ impl<'a> Main<'a> {
         let truncated = names.len() > MAX_LISTING_ENTRIES;
         if truncated {
             names.truncate(MAX_LISTING_ENTRIES);
-            crate::metrics::refusal(&self.site.limits.name, "listing-entries");
-            if let Some(skipped) =
-                crate::util::ratelimit::allow("listing-entries", &self.site.limits.name)
-            {
-                tracing::warn!(
-                    site = %self.site.limits.name,
-                    "{dir}: more than {MAX_LISTING_ENTRIES} entries; the listing shows the first {MAX_LISTING_ENTRIES}{}",
-                    super::limits::suppressed(skipped)
-                );
-            }
+            crate::logs::refusal::refused(
+                &self.site.limits.name,
+                crate::logs::refusal::Reason::ListingEntries,
+                self.remote,
+                &format!(
+                    "{dir}: more than {MAX_LISTING_ENTRIES} entries; the listing shows the first {MAX_LISTING_ENTRIES}"
+                ),
+            );
         }
         names.sort();
         let mut entries = Vec::with_capacity(names.len());

@@ -591,6 +591,32 @@ pub struct PhpSite {
     /// `php_value`/`php_flag` are passed as `PHP_VALUE` (else a directory
     /// that sets one answers 500, as Apache without mod_php does).
     pub allow_values: bool,
+    /// The site's limit on PHP requests running at once.
+    pub gate: super::php_gate::PhpGate,
+}
+
+impl PhpSite {
+    /// The PHP of site `name` on `upstream`: `timeout` is the answer's
+    /// (`php_timeout_seconds`), `settings` the body and fair-sharing ones.
+    pub fn new(
+        name: Arc<String>,
+        upstream: crate::fastcgi::Upstream,
+        timeout: std::time::Duration,
+        settings: &super::php_gate::PhpSettings,
+        allow_values: bool,
+    ) -> PhpSite {
+        let limits = crate::fastcgi::Limits {
+            response_timeout: timeout,
+            max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
+            body: settings.body_policy(),
+            ..Default::default()
+        };
+        PhpSite {
+            pool: crate::fastcgi::Pool::new(upstream, limits),
+            allow_values,
+            gate: super::php_gate::PhpGate::new(name, settings),
+        }
+    }
 }
 
 /// A site's name for logs when it has no other: its root.

@@ -1,10 +1,12 @@
 //! A small, careful FastCGI 1.0 client for PHP-FPM.
 //!
 //! One [`Pool`] per upstream keeps idle keep-alive connections. A request
-//! ([`Pool::send`]) writes BEGIN_REQUEST + PARAMS, streams the client's body
-//! as STDIN (concurrently with reading the answer, so a script that writes
-//! before it reads cannot deadlock us), reads STDOUT up to the end of the
-//! CGI response head, and hands back a [`Response`] whose body streams the
+//! ([`Pool::send`], or [`Pool::read_body`] then [`Pool::send_prepared`] to
+//! wait for something in between) takes the client's body in as the
+//! pool's [`BodyPolicy`] says (all of it first, or as it comes), writes
+//! BEGIN_REQUEST + PARAMS, sends the body as STDIN (concurrently with
+//! reading the answer, so a script that writes before it reads cannot
+//! deadlock us), reads STDOUT up to the end of the CGI response head, and hands back a [`Response`] whose body streams the
 //! rest of STDOUT with back-pressure. A connection goes back to the pool
 //! only after a clean END_REQUEST with nothing unread.
 //!
@@ -38,7 +40,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use pool::{Pool, PoolStats};
+pub use pool::{Pool, PoolStats, Prepared};
 
 /// Where PHP-FPM (or any FastCGI responder) listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -142,6 +144,47 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Largest request body passed on; 0 means no limit.
     pub max_body_bytes: u64,
+    /// How the client's body is read before and while it goes to STDIN.
+    pub body: BodyPolicy,
+}
+
+/// How the client's request body is taken in (see the `body` module).
+#[derive(Debug, Clone)]
+pub struct BodyPolicy {
+    /// Read the whole body before a connection to the server is taken, so
+    /// that a slow client never holds a PHP-FPM worker (nginx's
+    /// `fastcgi_request_buffering on`). Off: the body is streamed as it
+    /// arrives (a body of unknown length is still read first, CGI needs
+    /// its length).
+    pub buffer: bool,
+    /// A body read first stays in memory up to this size; past it, it goes
+    /// to an unnamed temp file.
+    pub memory_bytes: usize,
+    /// The least the client must keep up, buffered or streamed; `None`:
+    /// only `response_timeout` between two reads.
+    pub min_rate: Option<MinRate>,
+}
+
+impl Default for BodyPolicy {
+    fn default() -> BodyPolicy {
+        BodyPolicy {
+            buffer: false,
+            memory_bytes: body::SPOOL_IN_MEMORY,
+            min_rate: None,
+        }
+    }
+}
+
+/// mod_reqtimeout's `RequestReadTimeout body=20,MinRate=500`: the body's
+/// first bytes must come within `initial`; each `bytes_per_second` bytes
+/// received push the deadline one second further, never more than
+/// `initial` ahead of now (so a fast start cannot buy a long stall). A
+/// client that misses the deadline gets 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    pub initial: Duration,
+    /// 0: no rate, `initial` is then the longest wait between two reads.
+    pub bytes_per_second: u64,
 }
 
 impl Default for Limits {
@@ -152,6 +195,7 @@ impl Default for Limits {
             max_idle: 16,
             max_header_bytes: 64 * 1024,
             max_body_bytes: 0,
+            body: BodyPolicy::default(),
         }
     }
 }
@@ -204,6 +248,9 @@ pub enum Error {
     /// than its Content-Length).
     #[error("bad request body: {0}")]
     ClientBody(String),
+    /// The client sent its body slower than the minimum rate.
+    #[error("request body too slow: {0}")]
+    SlowBody(String),
     /// END_REQUEST with protocolStatus FCGI_OVERLOADED.
     #[error("the FastCGI server is overloaded")]
     Overloaded,
@@ -212,7 +259,8 @@ pub enum Error {
 impl Error {
     /// The HTTP status for the client: 503 when the server is not there or
     /// overloaded, 504 on timeout, 502 when it misbehaved, 413 for a body
-    /// over the limit, 400 when the client's body failed.
+    /// over the limit, 400 when the client's body failed, 408 when it came
+    /// slower than the minimum rate.
     pub fn status(&self) -> u16 {
         match self {
             Error::Connect(..) | Error::Overloaded => 503,
@@ -220,6 +268,7 @@ impl Error {
             Error::Protocol(_) | Error::Io(..) | Error::HeaderTooLarge => 502,
             Error::BodyTooLarge => 413,
             Error::ClientBody(_) => 400,
+            Error::SlowBody(_) => 408,
         }
     }
 }
@@ -291,6 +340,7 @@ mod tests {
         assert_eq!(Error::HeaderTooLarge.status(), 502);
         assert_eq!(Error::BodyTooLarge.status(), 413);
         assert_eq!(Error::ClientBody("x".into()).status(), 400);
+        assert_eq!(Error::SlowBody("x".into()).status(), 408);
         let text = Error::Connect(up(), io()).to_string();
         assert!(
             text.contains("unix:/x") && text.contains("refused"),

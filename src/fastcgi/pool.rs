@@ -63,6 +63,26 @@ struct Idle {
     since: Instant,
 }
 
+/// A request whose body has been taken in ([`Pool::read_body`]) and that
+/// has not been sent yet.
+pub struct Prepared<B> {
+    params: Vec<(String, String)>,
+    source: Source<B>,
+}
+
+impl<B> Prepared<B> {
+    /// Whether the whole body has been read (nothing is left to wait for
+    /// from the client).
+    pub fn body_complete(&self) -> bool {
+        !matches!(self.source, Source::Stream { .. } | Source::Taken)
+    }
+
+    /// Whether the body was spooled to a temp file.
+    pub fn spooled_to_file(&self) -> bool {
+        matches!(self.source, Source::File { .. })
+    }
+}
+
 /// Counters, for tests and the status page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -131,8 +151,36 @@ impl Pool {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Display,
     {
+        let prepared = self.read_body(params, body).await?;
+        self.send_prepared(prepared).await
+    }
+
+    /// The first half of [`Pool::send`]: takes the client's body in as the
+    /// pool's `BodyPolicy` says (with `buffer`, all of it) without touching
+    /// the server, so that the caller can wait for its turn afterwards.
+    pub async fn read_body<B>(
+        &self,
+        params: Vec<(String, String)>,
+        body: B,
+    ) -> Result<Prepared<B>, Error>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Display,
+    {
         let inner = &self.inner;
-        let (params, mut source) = body::prepare(params, body, &inner.limits, &inner.name).await?;
+        let (params, source) = body::prepare(params, body, &inner.limits, &inner.name).await?;
+        Ok(Prepared { params, source })
+    }
+
+    /// The second half of [`Pool::send`]: a connection, the request, the
+    /// answer's head.
+    pub async fn send_prepared<B>(&self, prepared: Prepared<B>) -> Result<Response, Error>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Display,
+    {
+        let inner = &self.inner;
+        let Prepared { params, mut source } = prepared;
         let retry_after_send = idempotent(&params);
         let settled_only = !(retry_after_send && source.replayable());
         let request = self.encode_request(&params, matches!(source, Source::Empty));

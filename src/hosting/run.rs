@@ -191,15 +191,13 @@ pub fn hosting(
             Some(fpm) => {
                 let upstream = crate::fastcgi::Upstream::parse(fpm.get_ref())
                     .map_err(|e| anyhow::anyhow!("site {}: php_fpm: {e}", s.name.get_ref()))?;
-                let limits = crate::fastcgi::Limits {
-                    response_timeout: std::time::Duration::from_secs(s.php_timeout_seconds),
-                    max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
-                    ..Default::default()
-                };
-                site.enable_php(crate::engine::site::PhpSite {
-                    pool: crate::fastcgi::Pool::new(upstream, limits),
-                    allow_values: s.php_values,
-                });
+                site.enable_php(crate::engine::site::PhpSite::new(
+                    Arc::new(s.name.get_ref().clone()),
+                    upstream,
+                    std::time::Duration::from_secs(s.php_timeout_seconds),
+                    &config.php_settings(s),
+                    s.php_values,
+                ));
             }
             // SECURITY: a hosted site without PHP never sends `.php` source
             // (wp-config.php holds database passwords).

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod clf;
 pub mod error_log;
+pub mod refusal;
 pub mod writer;
 
 /// Installs the SIGUSR1 handler now (the signal's default action would end

@@ -157,7 +157,7 @@ impl Metrics {
         let refusals = Family::<RefusalLabels, Counter>::default();
         registry.register(
             "refusals",
-            "Requests a site's limits stopped, by site and reason (budget: its work budget ran out; engine, blocking: over its concurrency limit; blocking-deadline: blocking work past its deadline)",
+            "Requests refused to protect other tenants, by site and reason (budget: 500, the request's work budget ran out; engine_limit, blocking_limit: 503, over the site's share of the workers or of the blocking pool; blocking_deadline: 503, blocking work past its deadline; listing_entries: a listing cut at its entry cap; slow_body: 408 below the minimum body rate; php_limit: 503 over the site's PHP limit and queue; php_pool: 503, PHP-FPM unreachable or overloaded)",
             refusals.clone(),
         );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
@@ -262,7 +262,12 @@ pub fn cluster_store_up(up: bool) {
     global().cluster_store_up.set(i64::from(up));
 }
 
-/// A request a site's limits stopped (`reason`: see the metric's help).
+/// A log line that was not written (`log`: `"access"` or `"error"`).
+pub fn log_line_dropped(log: &'static str) {
+    global().log_dropped.get_or_create(&LogLabels { log }).inc();
+}
+
+/// A request refused for `reason` (see `crate::logs::refusal`).
 pub fn refusal(site: &Arc<String>, reason: &'static str) {
     global()
         .refusals
@@ -271,11 +276,6 @@ pub fn refusal(site: &Arc<String>, reason: &'static str) {
             reason,
         })
         .inc();
-}
-
-/// A log line that was not written (`log`: `"access"` or `"error"`).
-pub fn log_line_dropped(log: &'static str) {
-    global().log_dropped.get_or_create(&LogLabels { log }).inc();
 }
 
 /// The whole exposition: the process's metrics, then `server`'s.
@@ -302,7 +302,12 @@ mod tests {
         request(&site, 404, Duration::from_millis(3));
         request(&site, 404, Duration::from_millis(30));
         reload("config", false);
+        refusal(&site, "slow_body");
         let text = render(None);
+        assert!(
+            text.contains("htgate_refusals_total{site=\"unit-test-site\",reason=\"slow_body\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("htgate_requests_total{site=\"unit-test-site\",code=\"404\"} 2"),
             "{text}"

@@ -33,6 +33,8 @@ pub struct QuickOptions {
     /// mime.types), `Some("reference")` the conformance oracle's 16 types,
     /// anything else a `mime.types` file to read.
     pub mime_types: Option<String>,
+    /// The PHP body and fair-sharing settings (`--php-*` flags).
+    pub php: crate::engine::php_gate::PhpSettings,
 }
 
 /// A server started by [`start`], running on the current tokio runtime.
@@ -81,16 +83,18 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
     if let Some(fpm) = &opts.php_fpm {
         let upstream =
             crate::fastcgi::Upstream::parse(fpm).map_err(|e| anyhow::anyhow!("--php-fpm: {e}"))?;
-        site.enable_php(crate::engine::site::PhpSite {
-            pool: crate::fastcgi::Pool::new(
-                upstream,
-                crate::fastcgi::Limits {
-                    max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
-                    ..Default::default()
-                },
-            ),
-            allow_values: true,
-        });
+        let name = opts
+            .server_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".into());
+        site.enable_php(crate::engine::site::PhpSite::new(
+            std::sync::Arc::new(name),
+            upstream,
+            crate::fastcgi::Limits::default().response_timeout,
+            &opts.php,
+            true,
+        ));
     }
     Ok(site)
 }

@@ -2,4 +2,3 @@
 //! once.
 
 pub mod fnmatch;
-pub mod ratelimit;
