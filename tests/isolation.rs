@@ -312,3 +312,50 @@ extra_paths = ["{}"]
     }
     server.shutdown().await;
 }
+
+/// A site on a network filesystem (here: said so in htgate.toml) runs
+/// every request on the blocking pool, where a hung `stat` holds only the
+/// site's own slots; its answers are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_filesystem_site_runs_on_the_blocking_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files::write(dir.path(), "roots/nfs/index.html", "nfs\n");
+    files::write(
+        dir.path(),
+        "roots/nfs/.htaccess",
+        "RewriteEngine On\nRewriteRule ^old$ /index.html [R=301,L]\n",
+    );
+    let toml = r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "nfs-site"
+domains = ["nfs.test"]
+root = "roots/nfs"
+network_filesystem = true
+"#;
+    let path = dir.path().join("htgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let config = Config::parse(&path, toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+    let a = probe::get(http, None, "nfs.test", "/", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "nfs\n"));
+    let r = probe::get(http, None, "nfs.test", "/old", &[]).await;
+    assert_eq!(r.status, 301);
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.starts_with("http://nfs.test") && l.ends_with("/index.html")),
+        "{:?}",
+        r.headers
+    );
+    let metrics = htgate::metrics::render(None);
+    assert!(
+        metrics.contains(
+            "htgate_blocking_jobs_total{site=\"nfs-site\",reason=\"a site on a network filesystem\"} 2"
+        ),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}

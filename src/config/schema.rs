@@ -284,6 +284,10 @@ pub struct SiteConfig {
     /// `filesize()`…) may look at; anything else does not exist for them.
     #[serde(default)]
     pub extra_paths: Vec<PathBuf>,
+    /// Whether the root is on a network filesystem (NFS, CIFS, FUSE…),
+    /// whose `stat`s may hang: then every request of the site runs on the
+    /// blocking pool.  Unset: told from the mount table at start.
+    pub network_filesystem: Option<bool>,
     /// This site's limits, key by key over the top-level `[limits]`.
     pub limits: Option<Spanned<LimitsConfig>>,
 }

@@ -56,6 +56,10 @@ pub struct SiteLimits {
     pub blocking: Arc<Gate>,
     /// Deadline of one piece of blocking work.
     pub blocking_deadline: Duration,
+    /// The engine may run on the async workers (its `stat`s cannot hang);
+    /// `false` for a site on a network filesystem (`engine::fs_kind`):
+    /// every request runs on the blocking pool.
+    pub inline: bool,
 }
 
 impl SiteLimits {
@@ -72,6 +76,7 @@ impl SiteLimits {
                 DEFAULT_QUEUE_WAIT,
             )),
             blocking_deadline: DEFAULT_BLOCKING_DEADLINE,
+            inline: true,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod dispatch;
 pub mod escape;
+pub mod fs_kind;
 pub mod headers;
 pub mod limits;
 pub mod lint;
@@ -144,9 +145,14 @@ async fn run_engine(
     // hashing, listings, cold compiles of large files) is asked for with
     // `Outcome::Offload` and done below.  A panic answers 500 instead of
     // dropping the connection.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        respond::run_inline(site, head, conn)
-    }));
+    let outcome = if limits.inline {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond::run_inline(site, head, conn)
+        }))
+    } else {
+        // A network filesystem: any `stat` may hang (`fs_kind`).
+        Ok(respond::Outcome::Offload("a site on a network filesystem"))
+    };
     drop(permit);
     let reason = match outcome {
         Ok(respond::Outcome::Offload(reason)) => reason,
@@ -156,6 +162,7 @@ async fn run_engine(
             return Err(server_error(&head.method));
         }
     };
+    crate::metrics::blocking_job(&limits.name, reason);
     let permit = match limits.blocking.enter().await {
         Ok(p) => p,
         Err(why) => {

@@ -62,6 +62,9 @@ fn site_limits(
         blocking_deadline: c
             .blocking_timeout_ms
             .map_or(l::DEFAULT_BLOCKING_DEADLINE, Duration::from_millis),
+        inline: !s
+            .network_filesystem
+            .unwrap_or_else(|| crate::engine::fs_kind::is_network_path(s.root.get_ref())),
     }
 }
 

@@ -57,6 +57,12 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BlockingLabels {
+    site: Arc<String>,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LogLabels {
     log: &'static str,
 }
@@ -79,6 +85,7 @@ pub struct Metrics {
     cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
+    blocking_jobs: Family<BlockingLabels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -160,6 +167,12 @@ impl Metrics {
             "Requests refused to protect other tenants, by site and reason (budget: 500, the request's work budget ran out; engine_limit, blocking_limit: 503, over the site's share of the workers or of the blocking pool; blocking_deadline: 503, blocking work past its deadline; listing_entries: a listing cut at its entry cap; slow_body: 408 below the minimum body rate; php_limit: 503 over the site's PHP limit and queue; php_pool: 503, PHP-FPM unreachable or overloaded)",
             refusals.clone(),
         );
+        let blocking_jobs = Family::<BlockingLabels, Counter>::default();
+        registry.register(
+            "blocking_jobs",
+            "Requests whose engine work ran on the blocking pool instead of an async worker, by site and reason (a password to verify, a listing, a big first compile, a site on a network filesystem)",
+            blocking_jobs.clone(),
+        );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
@@ -178,6 +191,7 @@ impl Metrics {
             cluster_store_up,
             log_dropped,
             refusals,
+            blocking_jobs,
         }
     }
 
@@ -260,6 +274,17 @@ pub fn acme_order() {
 /// Whether the cluster store is reachable (and every watch live).
 pub fn cluster_store_up(up: bool) {
     global().cluster_store_up.set(i64::from(up));
+}
+
+/// A request's engine work sent to the blocking pool (`reason`: why).
+pub fn blocking_job(site: &Arc<String>, reason: &'static str) {
+    global()
+        .blocking_jobs
+        .get_or_create(&BlockingLabels {
+            site: site.clone(),
+            reason,
+        })
+        .inc();
 }
 
 /// A log line that was not written (`log`: `"access"` or `"error"`).
