@@ -77,19 +77,13 @@ impl Work {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Meter {
-    left: u64,
-    limit: u64,
-    exhausted: Option<Work>,
-}
-
 thread_local! {
-    /// The running request's meter; unlimited outside a [`Scope`] (the
-    /// compile step, tests, `htgate check`).
-    static METER: Cell<Meter> = const {
-        Cell::new(Meter { left: u64::MAX, limit: u64::MAX, exhausted: None })
-    };
+    /// Units left to the running request; unlimited outside a [`Scope`]
+    /// (the compile step, tests, `htgate check`).  Two plain cells, so a
+    /// charge (on every regex search) is a load, a compare and a store.
+    static LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// What ran out, once something did.
+    static SPENT: Cell<Option<Work>> = const { Cell::new(None) };
 }
 
 /// Charges `units` of `work`.  `false` once the budget is spent: the
@@ -97,18 +91,18 @@ thread_local! {
 /// decided meanwhile (see [`Scope::exhausted`]).
 #[inline]
 pub fn charge(work: Work, units: u64) -> bool {
-    METER.with(|m| {
-        let mut meter = m.get();
-        if meter.left >= units && meter.exhausted.is_none() {
-            meter.left -= units;
-            m.set(meter);
+    LEFT.with(|left| {
+        let l = left.get();
+        if l >= units && l > 0 {
+            left.set(l - units);
             true
         } else {
-            if meter.exhausted.is_none() {
-                meter.exhausted = Some(work);
-                meter.left = 0;
-                m.set(meter);
-            }
+            left.set(0);
+            SPENT.with(|s| {
+                if s.get().is_none() {
+                    s.set(Some(work));
+                }
+            });
             false
         }
     })
@@ -117,45 +111,38 @@ pub fn charge(work: Work, units: u64) -> bool {
 /// Whether the running request's budget is spent.
 #[inline]
 pub fn exhausted() -> bool {
-    METER.with(|m| m.get().exhausted.is_some())
+    SPENT.with(|s| s.get().is_some())
 }
 
 /// The running request's meter, installed for as long as this lives.
 pub struct Scope {
-    previous: Meter,
+    limit: u64,
+    previous: (u64, Option<Work>),
 }
 
 impl Scope {
     /// Starts counting against `limit` units.
     pub fn enter(limit: u64) -> Scope {
-        let previous = METER.with(|m| {
-            m.replace(Meter {
-                left: limit,
-                limit,
-                exhausted: None,
-            })
-        });
-        Scope { previous }
+        let previous = (LEFT.with(|l| l.replace(limit)), SPENT.with(|s| s.replace(None)));
+        Scope { limit, previous }
     }
 
     /// What ran out, if the budget is spent.
     pub fn exhausted(&self) -> Option<Work> {
-        METER.with(|m| m.get().exhausted)
+        SPENT.with(Cell::get)
     }
 
     /// Units used so far.
     pub fn used(&self) -> u64 {
-        METER.with(|m| {
-            let meter = m.get();
-            meter.limit - meter.left
-        })
+        self.limit - LEFT.with(Cell::get).min(self.limit)
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        let previous = self.previous;
-        METER.with(|m| m.set(previous));
+        let (left, spent) = self.previous;
+        LEFT.with(|l| l.set(left));
+        SPENT.with(|s| s.set(spent));
     }
 }
 
