@@ -51,6 +51,11 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LogLabels {
     log: &'static str,
 }
@@ -72,6 +77,7 @@ pub struct Metrics {
     acme_orders: Counter,
     cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
+    refusals: Family<ReasonLabels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -147,6 +153,12 @@ impl Metrics {
             "Log lines dropped because the log writer was behind or a file could not be written",
             log_dropped.clone(),
         );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests and connections refused or cut off by a limit, by reason (see SECURITY.md)",
+            refusals.clone(),
+        );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
@@ -164,6 +176,7 @@ impl Metrics {
             acme_orders,
             cluster_store_up,
             log_dropped,
+            refusals,
         }
     }
 
@@ -251,6 +264,22 @@ pub fn cluster_store_up(up: bool) {
 /// A log line that was not written (`log`: `"access"` or `"error"`).
 pub fn log_line_dropped(log: &'static str) {
     global().log_dropped.get_or_create(&LogLabels { log }).inc();
+}
+
+/// A refusal by a limit (`reason`: see `server::refusal::Reason`).
+pub fn refusal(reason: &'static str) {
+    global()
+        .refusals
+        .get_or_create(&ReasonLabels { reason })
+        .inc();
+}
+
+/// How many refusals of `reason` were counted (for tests).
+pub fn refusals_of(reason: &'static str) -> u64 {
+    global()
+        .refusals
+        .get_or_create(&ReasonLabels { reason })
+        .get()
 }
 
 /// The whole exposition: the process's metrics, then `server`'s.

@@ -40,6 +40,8 @@
 use super::limits::{
     check_request, close_after, ConnLimiter, ConnPermit, Limits, PARSER_MAX_HEADERS,
 };
+use super::refusal::{self, Reason};
+use super::sending::Sending;
 use super::status_page::error_response;
 use super::{ConnInfo, Handler, HandlerFuture};
 use futures_util::FutureExt;
@@ -133,6 +135,9 @@ fn make_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.h2_max_streams)
         .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
         .max_local_error_reset_streams(limits.h2_max_local_error_resets)
+        // hyper's default is 400 KiB per stream: with 100 streams whose
+        // windows the client keeps shut, 40 MiB per connection.
+        .max_send_buf_size(limits.h2_max_send_buf)
         .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
     builder
 }
@@ -159,6 +164,11 @@ struct ConnState {
     /// keep kernel memory (a FIN queued behind unsent data waits for a
     /// window the client never opens).
     abort: AtomicBool,
+    /// 0, or 1 + the millisecond since which the socket takes no byte (a
+    /// write returned Pending and none succeeded since).
+    write_blocked: AtomicU64,
+    /// A chunked HTTP/1 body went over the body cap.
+    over_cap: AtomicBool,
 }
 
 impl ConnState {
@@ -172,6 +182,31 @@ impl ConnState {
             h1: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             abort: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
+            over_cap: AtomicBool::new(false),
+        }
+    }
+
+    /// A write found the socket full.
+    fn write_pending(&self) {
+        let now = self.elapsed_ms().saturating_add(1);
+        let _ = self
+            .write_blocked
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A write took bytes.
+    fn write_done(&self) {
+        self.write_blocked.store(0, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// How long the socket has taken no byte while the server had some to
+    /// write.
+    fn write_blocked_for(&self) -> Duration {
+        match self.write_blocked.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.elapsed_ms().saturating_sub(since - 1)),
         }
     }
 
@@ -273,6 +308,7 @@ impl AsyncRead for ConnIo {
                 if n > 0 {
                     this.state.touch();
                     if this.state.count_read(n) {
+                        this.state.over_cap.store(true, Ordering::Relaxed);
                         // The body is already larger than any request may
                         // be; hyper turns this into the end of the
                         // connection (and an error for the handler).
@@ -301,8 +337,10 @@ impl AsyncWrite for ConnIo {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
         };
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.state.touch();
+        match &res {
+            Poll::Ready(Ok(n)) if *n > 0 => this.state.write_done(),
+            Poll::Pending => this.state.write_pending(),
+            _ => {}
         }
         res
     }
@@ -317,8 +355,10 @@ impl AsyncWrite for ConnIo {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         };
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.state.touch();
+        match &res {
+            Poll::Ready(Ok(n)) if *n > 0 => this.state.write_done(),
+            Poll::Pending => this.state.write_pending(),
+            _ => {}
         }
         res
     }
@@ -394,20 +434,64 @@ struct Stops {
 }
 
 /// Why the connection loop ended a connection (for the debug log).
-fn end_reason(state: &ConnState, in_flight: usize, limits: &Limits) -> Option<&'static str> {
+fn end_reason(
+    state: &ConnState,
+    in_flight: usize,
+    limits: &Limits,
+) -> Option<(Reason, &'static str)> {
+    if state.write_blocked_for() >= limits.send_timeout {
+        return Some((
+            Reason::SendTimeout,
+            "the client took no byte within the send timeout",
+        ));
+    }
     if in_flight == 0 {
         if state.idle_for() >= limits.idle_timeout {
-            return Some("idle timeout");
+            return Some((Reason::IdleTimeout, "idle timeout"));
         }
         if state.requests.load(Ordering::Relaxed) == 0
             && state.start.elapsed() >= limits.header_read_timeout
         {
-            return Some("no request within the header read timeout");
+            return Some((
+                Reason::HeaderTimeout,
+                "no request within the header read timeout",
+            ));
         }
     } else if state.h1.load(Ordering::Relaxed)
         && state.waiting_for_client() >= limits.body_read_timeout
     {
-        return Some("request body stalled");
+        return Some((Reason::BodyReadTimeout, "request body stalled"));
+    }
+    None
+}
+
+/// The refusal behind a connection that ended with an error, if it was one
+/// (a client that went away is not).
+fn error_reason(e: &(dyn std::error::Error + 'static), state: &ConnState) -> Option<Reason> {
+    if state.over_cap.load(Ordering::Relaxed) {
+        return Some(Reason::BodyOverCap);
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return Some(Reason::HeaderFieldsTooLarge);
+            }
+            if h.is_parse() || h.is_parse_status() {
+                return Some(Reason::ParseError);
+            }
+            if h.is_timeout() {
+                return Some(Reason::HeaderTimeout);
+            }
+        }
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            // A GOAWAY this server sent (ENHANCE_YOUR_CALM for floods of
+            // resets, PROTOCOL_ERROR, too many CONTINUATION frames...).
+            if h2.is_go_away() && h2.is_library() && h2.reason() != Some(h2::Reason::NO_ERROR) {
+                return Some(Reason::H2Goaway);
+            }
+        }
+        cur = err.source();
     }
     None
 }
@@ -424,6 +508,7 @@ async fn run_connection(
     mut stops: Stops,
     permit: ConnPermit,
 ) {
+    let places = permit.sending();
     // Held to the end of the task: the connection counts until then.
     let _permit = permit;
     let _open = crate::metrics::ConnectionGuard::open();
@@ -457,13 +542,19 @@ async fn run_connection(
                 }
                 Err(_) => {
                     crate::metrics::tls_handshake("timeout");
-                    tracing::debug!(%remote, "TLS handshake timed out");
+                    refusal::record(
+                        Reason::TlsHandshakeTimeout,
+                        remote.ip(),
+                        None,
+                        "TLS handshake not completed in time",
+                    );
                     return;
                 }
             }
         }
     };
 
+    let info_sni = sni.clone();
     let info = Arc::new(ConnInfo {
         remote,
         local,
@@ -480,6 +571,8 @@ async fn run_connection(
         state: Arc::clone(&state),
     });
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let sending = Sending::new(places);
+    let bodies = Arc::clone(&sending);
     let handler = Arc::clone(&shared.handler);
     let counter = Arc::clone(&in_flight);
     let request_state = Arc::clone(&state);
@@ -489,9 +582,19 @@ async fn run_connection(
         let guard = InFlight::enter(&counter);
         let method = req.method().clone();
         let close = close_after(&req);
+        let bodies = Arc::clone(&bodies);
         let call = match check_request(&req, &request_limits) {
             Some(status) => {
-                tracing::debug!(%remote, status = status.as_u16(), "request refused by a limit");
+                let host = req
+                    .uri()
+                    .host()
+                    .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
+                refusal::record(
+                    Reason::of_status(status),
+                    remote.ip(),
+                    host.or(info.sni.as_deref()),
+                    &format!("request answered {status}"),
+                );
                 Ok(refusal(status, &method, req.version()))
             }
             // The handler is the engine's code; a panic in it must cost
@@ -519,7 +622,7 @@ async fn run_connection(
                 );
             }
             drop(guard);
-            Ok::<_, std::convert::Infallible>(resp)
+            Ok::<_, std::convert::Infallible>(resp.map(|b| bodies.track(b)))
         }
     });
 
@@ -532,12 +635,29 @@ async fn run_connection(
             res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    if let Some(reason) = error_reason(e.as_ref(), &state) {
+                        refusal::record(reason, remote.ip(), info_sni.as_deref(), &e.to_string());
+                    }
                 }
                 break;
             }
             _ = check.tick() => {
-                if let Some(why) = end_reason(&state, in_flight.load(Ordering::Relaxed), limits) {
-                    tracing::debug!(%remote, "closing the connection: {why}");
+                let sent = sending.check(limits.send_timeout);
+                if sent.expired > 0 && !sent.stalled {
+                    refusal::record(
+                        Reason::SendTimeout,
+                        remote.ip(),
+                        info_sni.as_deref(),
+                        &format!("{} response(s) not taken by the client within the send timeout; dropped", sent.expired),
+                    );
+                }
+                let why = if sent.stalled {
+                    Some((Reason::SendTimeout, "no response data taken by the client within the send timeout"))
+                } else {
+                    end_reason(&state, in_flight.load(Ordering::Relaxed), limits)
+                };
+                if let Some((reason, why)) = why {
+                    refusal::record(reason, remote.ip(), info_sni.as_deref(), &format!("connection reset: {why}"));
                     state.abort.store(true, Ordering::Relaxed);
                     break;
                 }
@@ -594,11 +714,14 @@ async fn accept_loop(
         match listener.tcp.accept().await {
             Ok((stream, remote)) => {
                 let Some(permit) = shared.limiter.admit(room, remote.ip()) else {
-                    tracing::debug!(
-                        listener = %fallback_local,
-                        %remote,
-                        cap = shared.limits.max_connections_per_ip,
-                        "client over its connection cap; closing"
+                    refusal::record(
+                        Reason::PerClientConnections,
+                        remote.ip(),
+                        None,
+                        &format!(
+                            "connection closed: the client holds its {} connections (on {fallback_local})",
+                            shared.limits.max_connections_per_ip
+                        ),
                     );
                     drop(stream);
                     continue;
@@ -630,10 +753,11 @@ async fn accept_loop(
 }
 
 /// Accepts on every listener until `shutdown` resolves, then stops
-/// accepting and drains in-flight connections (graceful, bounded by
-/// [`DRAIN_TIMEOUT`], after which the remaining connections are closed).
-/// The limits are the defaults, and the connection caps are shared by
-/// every `serve` of the process.
+/// accepting and drains in-flight connections (graceful, bounded by the
+/// drain timeout, [`DRAIN_TIMEOUT`] by default, after which the remaining
+/// connections are closed).  The limits are the process's
+/// ([`Limits::process`]), and the connection caps are shared by every
+/// `serve` of the process.
 pub async fn serve(
     listeners: Vec<Listener>,
     handler: Arc<dyn Handler>,
@@ -643,7 +767,7 @@ pub async fn serve(
         listeners,
         handler,
         shutdown,
-        Limits::default(),
+        Limits::process().clone(),
         ConnLimiter::process_wide(),
     )
     .await
@@ -656,7 +780,11 @@ pub async fn serve_with_limits(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
 ) -> io::Result<()> {
-    let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+    let limiter = ConnLimiter::with_sending(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.max_sending_per_client,
+    );
     serve_inner(listeners, handler, shutdown, limits, limiter).await
 }
 
