@@ -270,6 +270,7 @@ impl Drop for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body as _;
     use http_body_util::BodyExt;
     use std::sync::atomic::AtomicUsize;
 

@@ -1947,8 +1947,8 @@ mod tests {
         assert_eq!(fds_on(&p), 0);
         let text = body_bytes(r).await;
         let text = String::from_utf8_lossy(&text);
-        assert!(text.contains("Content-Range: bytes 500000-500009/1000000"), "{text}");
-        assert!(text.contains("Content-Range: bytes 999990-999999/1000000"), "{text}");
+        assert!(text.contains("Content-range: bytes 500000-500009/1000000"), "{text}");
+        assert!(text.contains("Content-range: bytes 999990-999999/1000000"), "{text}");
         assert_eq!(fds_on(&p), 0);
         let r = serve(&p, Method::GET, &[("range", "bytes=10-19")], None).await;
         assert_eq!(body_bytes(r).await, data[10..20].to_vec());
