@@ -1427,4 +1427,233 @@ mod tests {
             started.elapsed()
         );
     }
+
+    /// Answers 1 MiB with a body that counts, in `open`, the bodies that
+    /// have been polled and not yet dropped (what a static file's open
+    /// descriptor is to `static_files.rs`).
+    struct Counting {
+        open: Arc<AtomicUsize>,
+    }
+
+    struct CountingBody {
+        open: Arc<AtomicUsize>,
+        opened: bool,
+        left: usize,
+    }
+
+    impl http_body::Body for CountingBody {
+        type Data = bytes::Bytes;
+        type Error = io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, io::Error>>> {
+            if !self.opened {
+                self.opened = true;
+                self.open.fetch_add(1, Ordering::SeqCst);
+            }
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            let n = self.left.min(16 * 1024);
+            self.left -= n;
+            Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from(
+                vec![b'x'; n],
+            )))))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.left == 0
+        }
+    }
+
+    impl Drop for CountingBody {
+        fn drop(&mut self) {
+            if self.opened {
+                self.open.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl Handler for Counting {
+        fn handle(
+            &self,
+            _req: http::Request<hyper::body::Incoming>,
+            _conn: Arc<ConnInfo>,
+        ) -> HandlerFuture {
+            use http_body_util::BodyExt;
+            let body = CountingBody {
+                open: Arc::clone(&self.open),
+                opened: false,
+                left: 1 << 20,
+            };
+            Box::pin(async move { http::Response::new(body.boxed()) })
+        }
+    }
+
+    /// Waits (bounded by `T`) until `f` holds.
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f()
+    }
+
+    #[tokio::test]
+    async fn h2_streams_with_shut_windows_are_bounded_per_client_and_reset() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let limits = Limits {
+            send_timeout: Duration::from_secs(1),
+            max_sending_per_client: 4,
+            ..Limits::default()
+        };
+        let server = Server::start(
+            Arc::new(Counting {
+                open: Arc::clone(&open),
+            }),
+            limits,
+        )
+        .await;
+        let before = crate::metrics::refusals_of("send_timeout");
+        // An h2c client that never opens a stream's window.
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let (client, connection) = h2::client::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, bytes::Bytes>(tcp)
+            .await
+            .expect("h2 handshake");
+        let driver = tokio::spawn(connection);
+        let mut client = client.ready().await.expect("ready");
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            let req = http::Request::get("http://localhost/big")
+                .body(())
+                .expect("request");
+            let (resp, _) = client.send_request(req, true).expect("send");
+            answers.push(resp);
+            client = client.ready().await.expect("ready");
+        }
+        // Every stream gets its head...
+        for resp in answers.iter_mut() {
+            let r = tokio::time::timeout(T, resp).await.expect("in time");
+            assert_eq!(r.expect("response").status(), 200);
+        }
+        // ...but only the client's 4 places are ever polled ("opened").
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = open.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&held), "{held} bodies opened");
+        // Nothing moves: after the send timeout the connection is reset,
+        // and every body is dropped.
+        let ended = tokio::time::timeout(T, driver).await;
+        assert!(ended.is_ok(), "the stalled connection was not ended");
+        assert!(eventually(|| open.load(Ordering::SeqCst) == 0).await);
+        assert!(crate::metrics::refusals_of("send_timeout") > before);
+        // Another client is served meanwhile and after.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let r = tokio::time::timeout(T, get(&mut s, "/"))
+            .await
+            .expect("in time");
+        assert!(r.starts_with("HTTP/1.1 200 "), "{}", &r[..r.len().min(200)]);
+        server.stop().await;
+    }
+
+    fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    #[tokio::test]
+    async fn h2_ping_and_settings_floods_that_are_not_read_are_cut_off() {
+        let limits = Limits {
+            send_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Hello), limits).await;
+        for kind in [0x6u8, 0x4] {
+            // A small receive buffer: the server's answers (PING ACKs,
+            // SETTINGS ACKs) soon find the socket full.
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.set_recv_buffer_size(4096).expect("rcvbuf");
+            sock.set_send_buffer_size(4096).expect("sndbuf");
+            let mut s = sock.connect(server.addr).await.expect("connect");
+            let mut hello = H2_PREFACE.to_vec();
+            hello.extend(h2_frame(0x4, 0, 0, &[]));
+            s.write_all(&hello).await.expect("preface");
+            let one = if kind == 0x6 {
+                h2_frame(0x6, 0, 0, &[7u8; 8])
+            } else {
+                h2_frame(0x4, 0, 0, &[0, 4, 0, 0, 0xff, 0xff])
+            };
+            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+            let (mut rd, mut wr) = s.into_split();
+            // Up to 2,000,000 frames (34 MB, more than the kernel buffers
+            // between the two sockets hold), never reading an answer.  h2
+            // keeps one answer pending and reads no further frame until it
+            // is written, so the server's memory does not grow with them.
+            let writer = tokio::spawn(async move {
+                let mut sent = 0usize;
+                for _ in 0..2000 {
+                    match tokio::time::timeout(T, wr.write_all(&batch)).await {
+                        Ok(Ok(())) => sent += 1000,
+                        _ => break,
+                    }
+                }
+                (sent, wr)
+            });
+            // The server's writes stall; within the send timeout (and a
+            // margin) it ends the connection.
+            let (sent, _wr) = tokio::time::timeout(Duration::from_secs(20), writer)
+                .await
+                .expect("the flood ends")
+                .expect("writer task");
+            assert!(
+                sent < 2_000_000,
+                "kind {kind}: the server read all {sent} frames"
+            );
+            let mut buf = vec![0u8; 1 << 16];
+            let closed = loop {
+                match tokio::time::timeout(T, rd.read(&mut buf)).await {
+                    Err(_) => break false,
+                    Ok(Ok(0)) | Ok(Err(_)) => break true,
+                    Ok(Ok(_)) => {}
+                }
+            };
+            assert!(closed, "kind {kind}: the flooding connection is still open");
+        }
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let r = tokio::time::timeout(T, get(&mut s, "/"))
+            .await
+            .expect("in time");
+        assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn h2_rapid_reset_goaway_is_counted() {
+        let server = Server::start(Arc::new(Hello), Limits::default()).await;
+        let before = crate::metrics::refusals_of("h2_goaway");
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let mut out = H2_PREFACE.to_vec();
+        out.extend(h2_frame(0x4, 0, 0, &[]));
+        let mut block = vec![0x82, 0x86, 0x84, 0x01, 9];
+        block.extend_from_slice(b"localhost");
+        for i in 0..200u32 {
+            let id = 1 + 2 * i;
+            out.extend(h2_frame(0x1, 0x5, id, &block));
+            out.extend(h2_frame(0x3, 0, id, &8u32.to_be_bytes()));
+        }
+        let _ = s.write_all(&out).await;
+        let (_, closed) = read_until_close(&mut s, T).await;
+        assert!(closed);
+        assert!(eventually(|| crate::metrics::refusals_of("h2_goaway") > before).await);
+        server.stop().await;
+    }
 }

@@ -222,10 +222,7 @@ mod tests {
         assert_eq!(decide(&mut st, Reason::SendTimeout, v6b, t0).0, None);
         // After the window: a line saying how many were held back.
         let later = t0 + LOG_EVERY;
-        assert_eq!(
-            decide(&mut st, Reason::SendTimeout, a, later).0,
-            Some(1000)
-        );
+        assert_eq!(decide(&mut st, Reason::SendTimeout, a, later).0, Some(1000));
         // The summary: once per SUMMARY_EVERY, with everything held back.
         let (_, summary) = decide(&mut st, Reason::SendTimeout, b, t0 + SUMMARY_EVERY);
         assert_eq!(summary, 1001);
@@ -246,10 +243,7 @@ mod tests {
         for _ in 0..3 {
             record(Reason::BodyReadTimeout, ip, None, "test");
         }
-        assert_eq!(
-            crate::metrics::refusals_of("body_read_timeout"),
-            before + 3
-        );
+        assert_eq!(crate::metrics::refusals_of("body_read_timeout"), before + 3);
         assert!(crate::metrics::render(None)
             .contains("htgate_refusals_total{reason=\"body_read_timeout\"}"));
     }

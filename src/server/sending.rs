@@ -234,7 +234,8 @@ impl http_body::Body for Tracked {
                 if frame.is_data() {
                     // The chunk now waits for the client; until the body
                     // is polled again (or dropped), it is the client's turn.
-                    slot.awaiting.store(now.saturating_add(1), Ordering::Relaxed);
+                    slot.awaiting
+                        .store(now.saturating_add(1), Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

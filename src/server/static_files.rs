@@ -25,9 +25,9 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusC
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -923,12 +923,6 @@ impl FileBody {
         self.file = None;
         self.left = 0;
         Poll::Ready(Some(Err(e)))
-    }
-
-    /// Whether a descriptor is held (for tests).
-    #[cfg(test)]
-    fn is_open(&self) -> bool {
-        self.file.is_some()
     }
 }
 
@@ -1942,13 +1936,25 @@ mod tests {
             .to_string();
         let r = serve(&p, Method::GET, &[("if-none-match", &etag)], None).await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        let r = serve(&p, Method::GET, &[("range", "bytes=500000-500009,999990-")], None).await;
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "bytes=500000-500009,999990-")],
+            None,
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(fds_on(&p), 0);
         let text = body_bytes(r).await;
         let text = String::from_utf8_lossy(&text);
-        assert!(text.contains("Content-range: bytes 500000-500009/1000000"), "{text}");
-        assert!(text.contains("Content-range: bytes 999990-999999/1000000"), "{text}");
+        assert!(
+            text.contains("Content-range: bytes 500000-500009/1000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-range: bytes 999990-999999/1000000"),
+            "{text}"
+        );
         assert_eq!(fds_on(&p), 0);
         let r = serve(&p, Method::GET, &[("range", "bytes=10-19")], None).await;
         assert_eq!(body_bytes(r).await, data[10..20].to_vec());
