@@ -1578,3 +1578,115 @@ async fn sigterm_stops_config_mode_with_exit_zero() {
             .expect("htgate exits");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// A download the client never reads (a small receive window), started on
+/// `addr`; the connection is returned so it stays open.
+async fn stalled_download(addr: SocketAddr, host: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut s = tokio::time::timeout(T, sock.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    s.write_all(format!("GET /big.bin HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    // The answer has started (and then stalls on the shut window).
+    let mut first = [0u8; 16];
+    let n = tokio::time::timeout(T, s.read(&mut first))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(n > 0);
+    s
+}
+
+/// Waits for the child's exit (bounded); how long it took.
+async fn exit_within(
+    mut child: std::process::Child,
+    within: Duration,
+) -> (Option<std::process::ExitStatus>, Duration) {
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, within))
+        .await
+        .expect("join");
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_after_the_drain_even_with_a_stalled_download() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--shutdown-drain-seconds",
+        "1",
+    ]);
+    let _stalled = stalled_download(addr, "localhost").await;
+    sigterm(&child);
+    // The drain (1 s), then the stalled connection is reset and the
+    // process ends; the watchdog would end it 3 s later at the latest.
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    let status = status.expect("htgate exits");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "no drain at all: {took:?}"
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn config_mode_shutdown_drain_seconds_bounds_the_drain() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write(dir, "site/index.html", "CONFIG-MODE\n");
+    std::fs::write(dir.join("site/big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    write(
+        dir,
+        "htgate.toml",
+        "certificates_dir = \"certs\"\nshutdown_drain_seconds = 1\nsend_timeout_seconds = 30\n\
+         max_sending_per_client = 16\n[[listen]]\naddress = \"127.0.0.1:0\"\n\
+         [[site]]\nname = \"t\"\ndomains = [\"t.test\"]\nroot = \"site\"\n",
+    );
+    let cfg = dir.join("htgate.toml").to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&["serve", "--config", &cfg]);
+    let _stalled = stalled_download(addr, "t.test").await;
+    sigterm(&child);
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    let status = status.expect("htgate exits");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_second_sigterm_exits_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--shutdown-drain-seconds",
+        "60",
+    ]);
+    let _stalled = stalled_download(addr, "localhost").await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    assert!(status.is_some(), "htgate did not exit");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

@@ -165,6 +165,19 @@ impl Limits {
         PROCESS_LIMITS.get_or_init(Limits::default)
     }
 
+    /// The defaults with what an operator may set (`--shutdown-drain-seconds`,
+    /// `--send-timeout-seconds`, `--max-sending-per-client`, or the
+    /// htgate.toml keys of the same names); a send timeout of 0 and 0
+    /// places mean 1.
+    pub fn operator(drain_seconds: u64, send_timeout_seconds: u64, max_sending: usize) -> Limits {
+        Limits {
+            drain_timeout: Duration::from_secs(drain_seconds),
+            send_timeout: Duration::from_secs(send_timeout_seconds.max(1)),
+            max_sending_per_client: max_sending.max(1),
+            ..Limits::default()
+        }
+    }
+
     /// How often a connection checks its timeouts: often enough that a
     /// short (test) timeout is not overshot by much.
     pub(crate) fn check_every(&self) -> Duration {
