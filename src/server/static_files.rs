@@ -750,7 +750,13 @@ async fn open_source(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<S
             return Ok(Source::Memory(data));
         }
     }
-    drop(tokio::fs::File::open(path).await?);
+    // Opened and closed on the blocking thread: a descriptor handed back
+    // to this task would stay open until the task runs again, which under
+    // a burst of requests is long enough to pile thousands of them up.
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&owned).map(drop))
+        .await
+        .map_err(std::io::Error::other)??;
     Ok(Source::File(path.to_path_buf(), id))
 }
 
