@@ -362,8 +362,8 @@ async def normal_worker(addr, tls_ctx, stop_at, stats, secrets_seen):
 H2_ATTACK_SOURCES = [f"127.0.0.{i}" for i in range(20, 24)]
 H2_ATTACK_CONNECTIONS = 200
 H2_ATTACK_STREAMS = 100
-H2_ATTACK_SECONDS = 40.0
-H2_ATTACK_SETTLE = 15.0
+H2_ATTACK_SECONDS = 45.0
+H2_ATTACK_SETTLE = 13.0
 H2_RSS_PEAK_MB = 300.0
 H2_RSS_RETURN_MB = 50.0
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

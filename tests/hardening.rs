@@ -1690,3 +1690,116 @@ async fn a_second_sigterm_exits_at_once() {
     assert!(status.is_some(), "htgate did not exit");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+/// Descriptors process `pid` holds on `path`.
+fn fds_of(pid: u32, path: &Path) -> usize {
+    let want = std::fs::canonicalize(path).expect("canonical");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| *t == want)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn h2_shut_windows_hold_at_most_the_client_places_in_files_then_are_reset() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, vec![b'z'; 4 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (mut child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--max-sending-per-client",
+        "3",
+        "--send-timeout-seconds",
+        "1",
+    ]);
+    let pid = child.id();
+    // h2c with prior knowledge; the client never opens a stream's window.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let driver = tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let mut answers = Vec::new();
+    for _ in 0..30 {
+        let req = http::Request::get(format!("http://{addr}/big.bin"))
+            .body(())
+            .expect("request");
+        let (resp, _) = client.send_request(req, true).expect("send");
+        answers.push(resp);
+        client = client.ready().await.expect("ready");
+    }
+    for resp in answers.iter_mut() {
+        let r = tokio::time::timeout(T, resp).await.expect("in time");
+        let r = r.expect("response");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], "4194304");
+    }
+    // 30 answers under way; files open: only the client's 3 places.
+    let mut most = 0;
+    for _ in 0..10 {
+        most = most.max(fds_of(pid, &big));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!((1..=3).contains(&most), "{most} descriptors on big.bin");
+    // Nothing is taken: the send timeout (1 s) resets the connection and
+    // every file is closed.
+    let ended = tokio::time::timeout(T, driver).await;
+    assert!(ended.is_ok(), "the stalled connection was not reset");
+    let deadline = Instant::now() + T;
+    while fds_of(pid, &big) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fds_of(pid, &big), 0);
+    let (status, _) = get(addr, "/big.bin").await;
+    assert_eq!(status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn send_timeout_seconds_resets_an_http1_reader_that_takes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (mut child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--send-timeout-seconds",
+        "1",
+    ]);
+    let mut s = stalled_download(addr, "localhost").await;
+    // Read nothing for a while: the server's socket fills, then stays full.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A reset drops what was queued: far less than the 24 MiB arrive.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    let reset = loop {
+        match tokio::time::timeout(T, s.read(&mut buf)).await {
+            Err(_) | Ok(Ok(0)) => break false,
+            Ok(Err(_)) => break true,
+            Ok(Ok(n)) => total += n,
+        }
+    };
+    assert!(reset, "not reset after {total} bytes");
+    assert!(total < (8 << 20), "{total} bytes came");
+    let _ = child.kill();
+    let _ = child.wait();
+}
