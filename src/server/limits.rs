@@ -15,7 +15,14 @@
 //!   slow heads, idle connections: the listener's connection loop, which
 //!   closes the connection without an answer (there is no safe point to
 //!   answer in the middle of a body);
-//! - connection counts: [`ConnLimiter`], taken around `accept`.
+//! - connection counts: [`ConnLimiter`], taken around `accept`; it also
+//!   keeps each client address's places for response bodies
+//!   ([`MAX_SENDING_PER_CLIENT`], used by `sending.rs`);
+//! - responses the client does not take: [`SEND_TIMEOUT`], checked by the
+//!   listener's connection loop with `sending.rs`.
+//!
+//! The process's listeners use [`Limits::process`]: the defaults, with what
+//! the operator set at start (drain, send timeout, places).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -27,7 +27,16 @@
 //! - HTTP/2: concurrent streams, header list size, CONTINUATION frames
 //!   (the h2 crate counts them, ≥ 0.4.4), resets the client makes before
 //!   the server accepted the stream (CVE-2023-44487, rapid reset) and
-//!   resets the client provokes (CVE-2025-8671): past those, GOAWAY.
+//!   resets the client provokes (CVE-2025-8671): past those, GOAWAY;
+//! - responses the client does not take (`sending.rs`): every response
+//!   body is tracked; one over 16 KiB needs a place among its client
+//!   address's `max_sending_per_client` before it is polled (a static
+//!   file opens only then), and the send timeout drops a body the client
+//!   takes nothing of, and resets a connection where a response waits and
+//!   nothing moves, or whose socket takes no byte, for that long; h2
+//!   queues at most `h2_max_send_buf` bytes per stream.
+//!
+//! Every refusal is counted and logged, rate-limited (`refusal.rs`).
 //!
 //! Closed without any answer: a connection over the per-client cap, a TLS
 //! handshake or first request that does not come in time, a head that

@@ -727,18 +727,23 @@ enum Source {
 }
 
 /// Opens `path`, which the caller stat'ed as `meta`: from memory when the
-/// kept copy has that identity; a small file is read whole (one trip to
-/// the blocking pool) and kept once settled; a larger one, or one that
-/// changed since `meta`, is streamed by a body that opens it again when
+/// kept copy has that identity; a small settled file is read whole (one
+/// trip to the blocking pool) and kept; a larger or unsettled one, or one
+/// that changed since `meta`, is streamed by a body that opens it again when
 /// polled (here it is opened and closed only to learn whether it can be:
 /// Apache answers 403 when it cannot).
 async fn open_source(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Source> {
     let id = Identity::of(meta);
+    let cache = ContentCache::global();
     if id.size <= SMALL_FILE {
-        let cache = ContentCache::global();
         if let Some(data) = cache.get(path, &id) {
             return Ok(Source::Memory(data));
         }
+    }
+    // A small file still being written (not settled) is streamed like a
+    // large one: read whole here, it would sit in memory for every
+    // request, whether or not the client ever takes it.
+    if id.size <= SMALL_FILE && id.settled(SystemTime::now()) {
         let owned = path.to_path_buf();
         let read = tokio::task::spawn_blocking(move || read_small(&owned, &id))
             .await
@@ -1980,6 +1985,21 @@ mod tests {
         let r = serve(&p, Method::GET, &[], None).await;
         std::fs::write(&p, b"short").expect("truncate");
         assert!(r.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_small_file_still_being_written_is_streamed_lazily() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("fresh.txt");
+        std::fs::write(&p, vec![b'f'; 100_000]).expect("write");
+        let r = serve(&p, Method::GET, &[], None).await;
+        // Not read into memory when the response is built: no copy kept,
+        // no descriptor held until the body is polled.
+        let id = Identity::of(&std::fs::metadata(&p).expect("meta"));
+        assert!(ContentCache::global().get(&p, &id).is_none());
+        assert_eq!(fds_on(&p), 0);
+        assert_eq!(body_bytes(r).await, vec![b'f'; 100_000]);
+        assert_eq!(fds_on(&p), 0);
     }
 
     #[tokio::test]
