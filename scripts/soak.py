@@ -31,7 +31,13 @@ Fails (exit 1) when:
   under CI=true;
 - the server dies, does not exit 0 on SIGTERM, or its memory does not
   settle (RSS after the second round well above the first, or above the
-  start by a generous bound).
+  start by a generous bound);
+- during the HTTP/2 zero-window attack (200 TLS connections from 4
+  addresses, SETTINGS_INITIAL_WINDOW_SIZE=0, 100 GETs of a 16 MiB file
+  each, reconnecting when cut off): RSS goes over 300 MiB, an `accept`
+  fails (the log says "accept failed" or "Too many open files"), a normal
+  client's request fails, or RSS is not back within 50 MiB of its
+  pre-attack value afterwards.
 
 Needs only python3 and the binary:
     python3 scripts/soak.py --binary target/release/htgate
@@ -60,6 +66,8 @@ TCP_CLOSE_WAIT = 8
 HEADER_TIMEOUT = 30.0
 BODY_TIMEOUT = 60.0
 IDLE_TIMEOUT = 60.0
+# A response the client takes nothing of (src/server/limits.rs SEND_TIMEOUT).
+SEND_TIMEOUT = 30.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
 SLACK = 12.0
 PER_IP_CAP = 256
@@ -356,6 +364,197 @@ async def normal_worker(addr, tls_ctx, stop_at, stats, secrets_seen):
 
 
 # --------------------------------------------------------------------------
+# HTTP/2 zero-window attack (raw frames over TLS with ALPN h2, stdlib only)
+# --------------------------------------------------------------------------
+
+H2_ATTACK_SOURCES = [f"127.0.0.{i}" for i in range(20, 24)]
+H2_ATTACK_CONNECTIONS = 200
+H2_ATTACK_STREAMS = 100
+H2_ATTACK_SECONDS = 45.0
+H2_ATTACK_SETTLE = 13.0
+H2_RSS_PEAK_MB = 300.0
+H2_RSS_RETURN_MB = 50.0
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload):
+    return (len(payload).to_bytes(3, "big") + bytes([kind, flags])
+            + (stream & 0x7FFFFFFF).to_bytes(4, "big") + payload)
+
+
+def hpack_literal(index, value):
+    """Literal header field without indexing, indexed name (RFC 7541
+    6.2.2), no Huffman; values here are short (one-byte length)."""
+    v = value.encode()
+    assert index < 15 and len(v) < 127
+    return bytes([index, len(v)]) + v
+
+
+def h2_get_block(path):
+    # :method GET (2), :scheme https (7) indexed; :authority (1) and
+    # :path (4) as literals.
+    return b"\x82\x87" + hpack_literal(1, "localhost") + hpack_literal(4, path)
+
+
+def h2_attack_burst():
+    """Preface, SETTINGS (INITIAL_WINDOW_SIZE=0, ENABLE_PUSH=0), then
+    H2_ATTACK_STREAMS GETs of the big file; no WINDOW_UPDATE ever."""
+    settings = b"\x00\x04" + (0).to_bytes(4, "big") + b"\x00\x02" + (0).to_bytes(4, "big")
+    out = [H2_PREFACE, h2_frame(0x4, 0, 0, settings)]
+    block = h2_get_block("/huge.bin")
+    for i in range(H2_ATTACK_STREAMS):
+        out.append(h2_frame(0x1, 0x5, 1 + 2 * i, block))  # END_STREAM|END_HEADERS
+    return b"".join(out)
+
+
+class H2AttackStats:
+    def __init__(self):
+        self.connections = 0
+        self.connect_failed = 0
+        self.not_h2 = 0
+        self.ended_by_server = 0
+        self.goaway = 0
+        self.errors = {}
+
+
+async def h2_attacker(https, src, stop_at, stats):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    burst = h2_attack_burst()
+    settings_ack = h2_frame(0x4, 0x1, 0, b"")
+    while now() < stop_at:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(*https, ssl=ctx, server_hostname="localhost",
+                                        local_addr=(src, 0)), 10)
+        except Exception:
+            stats.connect_failed += 1
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            if writer.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
+                stats.not_h2 += 1
+                return
+            stats.connections += 1
+            writer.write(burst + settings_ack)
+            await writer.drain()
+            # Read (and drop) what comes: HEADERS, SETTINGS, RST_STREAM,
+            # GOAWAY; never a WINDOW_UPDATE back.
+            while now() < stop_at:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), max(0.05, stop_at - now()))
+                except asyncio.TimeoutError:
+                    break
+                if not data:
+                    stats.ended_by_server += 1
+                    break
+                if b"\x07\x00\x00\x00\x00\x00" in data:
+                    stats.goaway += 1
+        except (ConnectionError, OSError, ssl.SSLError):
+            stats.ended_by_server += 1
+        except Exception as e:
+            stats.errors[type(e).__name__] = stats.errors.get(type(e).__name__, 0) + 1
+        finally:
+            writer.close()
+        await asyncio.sleep(0.2)
+
+
+def count_fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def log_count(server, needles):
+    try:
+        with open(server.logpath, "rb") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    return sum(text.count(n) for n in needles)
+
+
+async def h2_zero_window_attack(server, tls_ctx):
+    """The attack, with normal clients running alongside; returns the
+    figures for report_h2_attack."""
+    accept_errors = [b"accept failed", b"Too many open files"]
+    errors_before = log_count(server, accept_errors)
+    rss_before = server.rss_kb()
+    stop_at = now() + H2_ATTACK_SECONDS
+    stats = H2AttackStats()
+    normal = NormalStats()
+    secrets_seen = []
+    samples = {"rss": [], "fds": []}
+
+    async def sampler():
+        while now() < stop_at + 1:
+            r = server.rss_kb()
+            if r:
+                samples["rss"].append(r)
+            n = count_fds(server.proc.pid)
+            if n:
+                samples["fds"].append(n)
+            await asyncio.sleep(0.5)
+
+    tasks = [asyncio.create_task(sampler())]
+    for i in range(H2_ATTACK_CONNECTIONS):
+        src = H2_ATTACK_SOURCES[i % len(H2_ATTACK_SOURCES)]
+        tasks.append(asyncio.create_task(h2_attacker(server.https, src, stop_at, stats)))
+    await asyncio.sleep(2)
+    for _ in range(3):
+        tasks.append(asyncio.create_task(normal_worker(server.http, None, stop_at, normal, secrets_seen)))
+    tasks.append(asyncio.create_task(normal_worker(server.https, tls_ctx, stop_at, normal, secrets_seen)))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(H2_ATTACK_SETTLE)
+    return {
+        "stats": stats,
+        "normal": normal,
+        "secrets": secrets_seen,
+        "rss_before": rss_before,
+        "rss_peak": max(samples["rss"]) if samples["rss"] else None,
+        "rss_after": server.rss_kb(),
+        "fds_peak": max(samples["fds"]) if samples["fds"] else None,
+        "accept_errors": log_count(server, accept_errors) - errors_before,
+    }
+
+
+def report_h2_attack(r, failures):
+    label = "HTTP/2 zero-window attack"
+    s = r["stats"]
+    st = r["normal"]
+    total = st.ok + st.bad
+    p99 = pct(st.latencies, 99) * 1000
+    mb = lambda kb: (kb or 0) / 1024
+    print(f"\n== {label} ({H2_ATTACK_CONNECTIONS} connections x {H2_ATTACK_STREAMS} streams, "
+          f"{H2_ATTACK_SECONDS:.0f} s, from {len(H2_ATTACK_SOURCES)} addresses)")
+    print(f"  attack connections   {s.connections} opened, {s.ended_by_server} ended by the server, "
+          f"{s.connect_failed} connects failed {s.errors or ''}")
+    print(f"  RSS                  before {mb(r['rss_before']):.1f} MiB, peak {mb(r['rss_peak']):.1f} MiB, "
+          f"after {mb(r['rss_after']):.1f} MiB")
+    print(f"  open descriptors     peak {r['fds_peak']}")
+    print(f"  accept errors        {r['accept_errors']}")
+    print(f"  normal client        {st.ok}/{total} ok, p99 {p99:.1f} ms {st.errors or ''}")
+    if s.not_h2:
+        failures.append(f"{label}: the server did not negotiate h2")
+    if s.connections < H2_ATTACK_CONNECTIONS:
+        failures.append(f"{label}: only {s.connections} attack connections opened")
+    if r["rss_peak"] and mb(r["rss_peak"]) > H2_RSS_PEAK_MB:
+        failures.append(f"{label}: RSS peaked at {mb(r['rss_peak']):.0f} MiB (bound {H2_RSS_PEAK_MB:.0f})")
+    if r["accept_errors"]:
+        failures.append(f"{label}: {r['accept_errors']} accept errors in the log")
+    if total == 0 or st.bad:
+        failures.append(f"{label}: normal client {st.ok}/{total} ok ({st.errors})")
+    if r["rss_before"] and r["rss_after"] and r["rss_after"] > r["rss_before"] + H2_RSS_RETURN_MB * 1024:
+        failures.append(f"{label}: RSS {mb(r['rss_after']):.0f} MiB after the attack, "
+                        f"{mb(r['rss_before']):.0f} MiB before")
+    for sname in r["secrets"]:
+        failures.append(f"{label}: secret seen by {sname}")
+
+
+# --------------------------------------------------------------------------
 # Slow and stalled connections
 # --------------------------------------------------------------------------
 
@@ -374,7 +573,7 @@ class SlowStats:
 LIMIT = {
     "slowloris-head": HEADER_TIMEOUT,
     "slow-body": BODY_TIMEOUT,
-    "slow-reader": IDLE_TIMEOUT,
+    "slow-reader": SEND_TIMEOUT,
     "stalled-tls": TLS_HANDSHAKE_TIMEOUT,
     "idle-keepalive": HEADER_TIMEOUT,
     "silent": HEADER_TIMEOUT,
@@ -1022,6 +1221,10 @@ def main():
                     help="slow bodies to PHP, seconds (0: skip)")
     ap.add_argument("--rss-bound-mb", type=float, default=256.0,
                     help="RSS after settling may exceed the start by this much")
+    ap.add_argument("--skip-h2-attack", action="store_true",
+                    help="leave out the HTTP/2 zero-window attack")
+    ap.add_argument("--only-h2-attack", action="store_true",
+                    help="only the HTTP/2 zero-window attack (no rounds)")
     args = ap.parse_args()
     started = now()
     if not os.access(args.binary, os.X_OK):
@@ -1030,7 +1233,7 @@ def main():
     if len(cases) < 150:
         sys.exit(f"soak: only {len(cases)} hostile requests in {args.corpus}")
     slow_total = sum(SLOW_KINDS.values())
-    fds = raise_fd_limit(4 * (slow_total + HOG_CONNECTIONS) + 1024)
+    fds = raise_fd_limit(4 * (slow_total + HOG_CONNECTIONS + H2_ATTACK_CONNECTIONS) + 1024)
     log(f"fd limit {fds}; {len(cases)} hostile requests; {slow_total} slow connections")
 
     tls_ctx = ssl.create_default_context()
@@ -1049,6 +1252,16 @@ def main():
         rss_before = server.rss_kb()
         log(f"RSS before: {rss_before} kB")
 
+        if args.only_h2_attack:
+            log(f"HTTP/2 zero-window attack: {H2_ATTACK_SECONDS:.0f} s")
+            h2 = asyncio.run(h2_zero_window_attack(server, tls_ctx))
+            report_h2_attack(h2, failures)
+            if failures:
+                print("\n== FAILURES\n  " + "\n  ".join(failures))
+                print("\n-- server log (tail)\n" + server.log_tail())
+            server.kill()
+            sys.exit(1 if failures else 0)
+
         log(f"round 1: {args.duration:.0f} s")
         r1 = asyncio.run(round_(server, cases, args.duration, 1.0, tls_ctx))
         time.sleep(5)
@@ -1065,6 +1278,13 @@ def main():
             report_round("round 2", r2, failures)
         if not server.alive():
             failures.append(f"the server died (exit {server.proc.returncode})")
+
+        if server.alive() and not args.skip_h2_attack:
+            log(f"HTTP/2 zero-window attack: {H2_ATTACK_SECONDS:.0f} s")
+            h2 = asyncio.run(h2_zero_window_attack(server, tls_ctx))
+            report_h2_attack(h2, failures)
+            if not server.alive():
+                failures.append(f"the server died in the HTTP/2 attack (exit {server.proc.returncode})")
 
         peak = max(x for x in [r1["rss_peak"], r2["rss_peak"] if r2 else None, rss_after2] if x)
         print("\n== memory (VmRSS)")

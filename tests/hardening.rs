@@ -1580,3 +1580,228 @@ async fn sigterm_stops_config_mode_with_exit_zero() {
             .expect("htgate exits");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// A download the client never reads (a small receive window), started on
+/// `addr`; the connection is returned so it stays open.
+async fn stalled_download(addr: SocketAddr, host: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut s = tokio::time::timeout(T, sock.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    s.write_all(format!("GET /big.bin HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    // The answer has started (and then stalls on the shut window).
+    let mut first = [0u8; 16];
+    let n = tokio::time::timeout(T, s.read(&mut first))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(n > 0);
+    s
+}
+
+/// Waits for the child's exit (bounded); how long it took.
+async fn exit_within(
+    mut child: std::process::Child,
+    within: Duration,
+) -> (Option<std::process::ExitStatus>, Duration) {
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, within))
+        .await
+        .expect("join");
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_after_the_drain_even_with_a_stalled_download() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--shutdown-drain-seconds",
+        "1",
+    ]);
+    let _stalled = stalled_download(addr, "localhost").await;
+    sigterm(&child);
+    // The drain (1 s), then the stalled connection is reset and the
+    // process ends; the watchdog would end it 3 s later at the latest.
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    let status = status.expect("htgate exits");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "no drain at all: {took:?}"
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn config_mode_shutdown_drain_seconds_bounds_the_drain() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write(dir, "site/index.html", "CONFIG-MODE\n");
+    std::fs::write(dir.join("site/big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    write(
+        dir,
+        "htgate.toml",
+        "certificates_dir = \"certs\"\nshutdown_drain_seconds = 1\nsend_timeout_seconds = 30\n\
+         max_sending_per_client = 16\n[[listen]]\naddress = \"127.0.0.1:0\"\n\
+         [[site]]\nname = \"t\"\ndomains = [\"t.test\"]\nroot = \"site\"\n",
+    );
+    let cfg = dir.join("htgate.toml").to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&["serve", "--config", &cfg]);
+    let _stalled = stalled_download(addr, "t.test").await;
+    sigterm(&child);
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    let status = status.expect("htgate exits");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_second_sigterm_exits_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--shutdown-drain-seconds",
+        "60",
+    ]);
+    let _stalled = stalled_download(addr, "localhost").await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let (status, took) = exit_within(child, Duration::from_secs(15)).await;
+    assert!(status.is_some(), "htgate did not exit");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// Descriptors process `pid` holds on `path`.
+fn fds_of(pid: u32, path: &Path) -> usize {
+    let want = std::fs::canonicalize(path).expect("canonical");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| *t == want)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn h2_shut_windows_hold_at_most_the_client_places_in_files_then_are_reset() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, vec![b'z'; 4 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (mut child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--max-sending-per-client",
+        "3",
+        "--send-timeout-seconds",
+        "1",
+    ]);
+    let pid = child.id();
+    // h2c with prior knowledge; the client never opens a stream's window.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let driver = tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let mut answers = Vec::new();
+    for _ in 0..30 {
+        let req = http::Request::get(format!("http://{addr}/big.bin"))
+            .body(())
+            .expect("request");
+        let (resp, _) = client.send_request(req, true).expect("send");
+        answers.push(resp);
+        client = client.ready().await.expect("ready");
+    }
+    for resp in answers.iter_mut() {
+        let r = tokio::time::timeout(T, resp).await.expect("in time");
+        let r = r.expect("response");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], "4194304");
+    }
+    // 30 answers under way; files open: only the client's 3 places.
+    let mut most = 0;
+    for _ in 0..10 {
+        most = most.max(fds_of(pid, &big));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!((1..=3).contains(&most), "{most} descriptors on big.bin");
+    // Nothing is taken: the send timeout (1 s) resets the connection and
+    // every file is closed.
+    let ended = tokio::time::timeout(T, driver).await;
+    assert!(ended.is_ok(), "the stalled connection was not reset");
+    let deadline = Instant::now() + T;
+    while fds_of(pid, &big) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fds_of(pid, &big), 0);
+    let (status, _) = get(addr, "/big.bin").await;
+    assert_eq!(status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn send_timeout_seconds_resets_an_http1_reader_that_takes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = tmp.path().to_string_lossy().into_owned();
+    let (mut child, addr) = spawn_htgate(&[
+        "serve",
+        "--root",
+        &root,
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--send-timeout-seconds",
+        "1",
+    ]);
+    let mut s = stalled_download(addr, "localhost").await;
+    // Read nothing for a while: the server's socket fills, then stays full.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A reset drops what was queued: far less than the 24 MiB arrive.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    let reset = loop {
+        match tokio::time::timeout(T, s.read(&mut buf)).await {
+            Err(_) | Ok(Ok(0)) => break false,
+            Ok(Err(_)) => break true,
+            Ok(Ok(n)) => total += n,
+        }
+    };
+    assert!(reset, "not reset after {total} bytes");
+    assert!(total < (8 << 20), "{total} bytes came");
+    let _ = child.kill();
+    let _ = child.wait();
+}

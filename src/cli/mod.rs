@@ -144,7 +144,7 @@ const SERVE_SIGNALS: &str = "Signals:
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log", "shutdown_drain_seconds", "send_timeout_seconds", "max_sending_per_client"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, value_name = "DIR", required_unless_present = "config")]
@@ -222,6 +222,21 @@ pub struct ServeArgs {
     /// htgate.toml instead.
     #[arg(long, value_name = "FILE")]
     access_log: Option<PathBuf>,
+    /// After SIGTERM/SIGINT, how long in-flight requests get to finish;
+    /// then the process exits even if a request is stuck (htgate.toml:
+    /// `shutdown_drain_seconds`).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::server::limits::DRAIN_TIMEOUT.as_secs())]
+    shutdown_drain_seconds: u64,
+    /// A response the client takes no data of for this long is dropped; a
+    /// connection where nothing moves that long while a response waits is
+    /// reset (htgate.toml: `send_timeout_seconds`).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::server::limits::SEND_TIMEOUT.as_secs())]
+    send_timeout_seconds: u64,
+    /// Response bodies (over 16 KiB) one client address may have in
+    /// progress at once; further ones wait (htgate.toml:
+    /// `max_sending_per_client`).
+    #[arg(long, value_name = "N", default_value_t = crate::server::limits::MAX_SENDING_PER_CLIENT)]
+    max_sending_per_client: usize,
 }
 
 /// Entry point of the binary.
@@ -255,6 +270,11 @@ pub fn run() -> ExitCode {
             if let Some(config) = &args.config {
                 return serve_config(config);
             }
+            crate::server::limits::Limits::set_process(crate::server::limits::Limits::operator(
+                args.shutdown_drain_seconds,
+                args.send_timeout_seconds,
+                args.max_sending_per_client,
+            ));
             let php = php_settings(&args);
             let Some(root) = args.root else {
                 eprintln!("error: give --config FILE or --root DIR");
@@ -324,7 +344,7 @@ fn serve(opts: crate::server::quick::QuickOptions, access_log: Option<PathBuf>) 
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         // Installed before the sockets open, so that a SIGTERM is never
         // met by the default action (death without a drain).
         let mut signals = Signals::new();
@@ -345,7 +365,15 @@ fn serve(opts: crate::server::quick::QuickOptions, access_log: Option<PathBuf>) 
         drain(server.shutdown(), &mut signals).await;
         crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
-    })
+    });
+    stop_runtime(rt);
+    code
+}
+
+/// Ends the runtime without waiting for a worker that does not come back
+/// (a request stuck in a busy loop): dropping it would wait forever.
+fn stop_runtime(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -376,11 +404,16 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             .map(|p| p.get_ref().as_path()),
         config.file.log_level.as_ref().map(|l| l.get_ref().as_str()),
     );
+    crate::server::limits::Limits::set_process(crate::server::limits::Limits::operator(
+        config.file.shutdown_drain_seconds,
+        config.file.send_timeout_seconds,
+        config.file.max_sending_per_client,
+    ));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let mut signals = Signals::new();
         let _usr1 = crate::logs::reopen_on_sigusr1();
         let server = match crate::hosting::run::start(&config).await {
@@ -431,7 +464,9 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
         drain(server.shutdown(), &mut signals).await;
         crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
-    })
+    });
+    stop_runtime(rt);
+    code
 }
 
 /// SIGTERM and SIGINT, each registered once for the life of the server: a
@@ -475,13 +510,45 @@ impl Signals {
     }
 }
 
+/// How long past the drain timeout the process may take to end before the
+/// watchdog ends it (the connections are reset at the drain timeout; this
+/// leaves time for the log lines to be written).
+const EXIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long the log gets when the process is ended at once.
+const LOG_FLUSH_NOW: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs the drain (stop accepting, let in-flight requests finish, bounded
-/// by the listener's drain timeout); a second signal ends it at once.
+/// by the listener's drain timeout); a second signal ends the process at
+/// once, and so does a watchdog when the drain's deadline and a margin
+/// have passed.
 async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Signals) {
+    let deadline = crate::server::limits::Limits::process()
+        .drain_timeout
+        .saturating_add(EXIT_MARGIN);
+    // A plain OS thread, not a task: it runs even when every runtime
+    // worker is stuck (a request in a busy loop), and a stuck worker would
+    // also keep the runtime from ever finishing.
+    let watchdog = std::thread::Builder::new()
+        .name("htgate-exit".into())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            eprintln!(
+                "htgate: still not stopped {} s after the signal: exiting",
+                deadline.as_secs()
+            );
+            crate::logs::writer::flush(LOG_FLUSH_NOW);
+            std::process::exit(1);
+        });
+    if let Err(e) = watchdog {
+        eprintln!("htgate: cannot start the shutdown watchdog: {e}");
+    }
     tokio::select! {
         _ = shutdown => {}
         why = signals.recv() => {
-            eprintln!("htgate: second {why}: stopping without waiting for the drain");
+            eprintln!("htgate: second {why}: exiting without waiting for the drain");
+            crate::logs::writer::flush(LOG_FLUSH_NOW);
+            std::process::exit(0);
         }
     }
 }

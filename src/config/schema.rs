@@ -59,6 +59,20 @@ pub struct ConfigFile {
     /// Every site's limits (SECURITY.md, "Limits"); a site's own
     /// `[site.limits]` overrides them key by key.
     pub limits: Option<Spanned<LimitsConfig>>,
+    /// After SIGTERM/SIGINT, how long (seconds) in-flight requests get to
+    /// finish; then the remaining connections are reset and the process
+    /// exits, even if a request is stuck.  Read at start.
+    #[serde(default = "default_shutdown_drain_seconds")]
+    pub shutdown_drain_seconds: u64,
+    /// A response the client takes no data of for this long (seconds) is
+    /// dropped, and a connection where nothing moves for that long while a
+    /// response waits is reset.  Read at start.
+    #[serde(default = "default_send_timeout_seconds")]
+    pub send_timeout_seconds: u64,
+    /// Response bodies (over 16 KiB, or of unknown size) one client address
+    /// may have in progress at once; further ones wait.  Read at start.
+    #[serde(default = "default_max_sending_per_client")]
+    pub max_sending_per_client: usize,
     /// The admin listener (metrics).
     pub admin: Option<AdminConfig>,
     /// Several nodes sharing certificates, ACME work and sites.
@@ -134,6 +148,18 @@ pub struct ClusterConfig {
 
 fn default_cluster_prefix() -> Spanned<String> {
     Spanned::new(0..0, "/htgate/".to_string())
+}
+
+fn default_shutdown_drain_seconds() -> u64 {
+    crate::server::limits::DRAIN_TIMEOUT.as_secs()
+}
+
+fn default_send_timeout_seconds() -> u64 {
+    crate::server::limits::SEND_TIMEOUT.as_secs()
+}
+
+fn default_max_sending_per_client() -> usize {
+    crate::server::limits::MAX_SENDING_PER_CLIENT
 }
 
 fn default_cluster_timeout_ms() -> u64 {

@@ -123,7 +123,10 @@ pub struct Scope {
 impl Scope {
     /// Starts counting against `limit` units.
     pub fn enter(limit: u64) -> Scope {
-        let previous = (LEFT.with(|l| l.replace(limit)), SPENT.with(|s| s.replace(None)));
+        let previous = (
+            LEFT.with(|l| l.replace(limit)),
+            SPENT.with(|s| s.replace(None)),
+        );
         Scope { limit, previous }
     }
 

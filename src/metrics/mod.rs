@@ -164,7 +164,7 @@ impl Metrics {
         let refusals = Family::<RefusalLabels, Counter>::default();
         registry.register(
             "refusals",
-            "Requests refused to protect other tenants, by site and reason (budget: 500, the request's work budget ran out; engine_limit, blocking_limit: 503, over the site's share of the workers or of the blocking pool; blocking_deadline: 503, blocking work past its deadline; listing_entries: a listing cut at its entry cap; slow_body: 408 below the minimum body rate; php_limit: 503 over the site's PHP limit and queue; php_pool: 503, PHP-FPM unreachable or overloaded)",
+            "Requests refused to protect other tenants, by site and reason (budget: 500, the request's work budget ran out; engine_limit, blocking_limit: 503, over the site's share of the workers or of the blocking pool; blocking_deadline: 503, blocking work past its deadline; listing_entries: a listing cut at its entry cap; slow_body: 408 below the minimum body rate; php_limit: 503 over the site's PHP limit and queue; php_pool: 503, PHP-FPM unreachable or overloaded; with an empty site, a connection or request refused before routing: see SECURITY.md)",
             refusals.clone(),
         );
         let blocking_jobs = Family::<BlockingLabels, Counter>::default();
@@ -301,6 +301,29 @@ pub fn refusal(site: &Arc<String>, reason: &'static str) {
             reason,
         })
         .inc();
+}
+
+/// A refusal before any site is known (a connection or request head
+/// refused by the server's own limits: `server::refusal::Reason`),
+/// counted with an empty `site`.
+pub fn refusal_unrouted(reason: &'static str) {
+    refusal(&unrouted(), reason);
+}
+
+fn unrouted() -> Arc<String> {
+    static EMPTY: OnceLock<Arc<String>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(String::new())).clone()
+}
+
+/// How many refusals of `reason` before routing were counted (tests).
+pub fn refusals_of(reason: &'static str) -> u64 {
+    global()
+        .refusals
+        .get_or_create(&RefusalLabels {
+            site: unrouted(),
+            reason,
+        })
+        .get()
 }
 
 /// The whole exposition: the process's metrics, then `server`'s.

@@ -15,7 +15,14 @@
 //!   slow heads, idle connections: the listener's connection loop, which
 //!   closes the connection without an answer (there is no safe point to
 //!   answer in the middle of a body);
-//! - connection counts: [`ConnLimiter`], taken around `accept`.
+//! - connection counts: [`ConnLimiter`], taken around `accept`; it also
+//!   keeps each client address's places for response bodies
+//!   ([`MAX_SENDING_PER_CLIENT`], used by `sending.rs`);
+//! - responses the client does not take: [`SEND_TIMEOUT`], checked by the
+//!   listener's connection loop with `sending.rs`.
+//!
+//! The process's listeners use [`Limits::process`]: the defaults, with what
+//! the operator set at start (drain, send timeout, places).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -79,6 +86,24 @@ pub const H2_MAX_PENDING_RESETS: usize = 20;
 /// HTTP/2 streams the server had to reset because of the client's protocol
 /// errors, per connection; past it: GOAWAY (CVE-2025-8671, "MadeYouReset").
 pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Response bytes h2 may queue per stream beyond what the client's window
+/// lets out (hyper's `max_send_buf_size`, 400 KiB by default): small, so a
+/// stream the client stopped reading holds little.
+pub const H2_MAX_SEND_BUF: usize = 64 * 1024;
+/// A connection whose response bodies take no new data for this long while
+/// waiting for the client (its flow-control window stays shut, or its socket
+/// accepts no byte) is reset, and a single stalled response body is dropped
+/// (its file closed).  nginx's `send_timeout` is 60 s; shorter here, since
+/// a stalled response holds a file and a buffered chunk.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Response bodies one client address (IPv6: one /64) may have in progress
+/// at once, over all its connections and streams.  Past it, a further body
+/// waits (without opening its file or reading a byte) until one ends; small
+/// bodies (up to [`SMALL_BODY`]) do not count.
+pub const MAX_SENDING_PER_CLIENT: usize = 128;
+/// Bodies up to this size (known exactly, in memory) go out in one frame and
+/// hold no file: they need no place under [`MAX_SENDING_PER_CLIENT`].
+pub const SMALL_BODY: u64 = 16 * 1024;
 
 /// Every connection-level limit, with Apache-like defaults.  Tests start
 /// listeners with small timeouts and caps through
@@ -100,6 +125,9 @@ pub struct Limits {
     pub h2_max_streams: u32,
     pub h2_max_pending_resets: usize,
     pub h2_max_local_error_resets: usize,
+    pub h2_max_send_buf: usize,
+    pub send_timeout: Duration,
+    pub max_sending_per_client: usize,
 }
 
 impl Default for Limits {
@@ -120,18 +148,51 @@ impl Default for Limits {
             h2_max_streams: H2_MAX_STREAMS,
             h2_max_pending_resets: H2_MAX_PENDING_RESETS,
             h2_max_local_error_resets: H2_MAX_LOCAL_ERROR_RESETS,
+            h2_max_send_buf: H2_MAX_SEND_BUF,
+            send_timeout: SEND_TIMEOUT,
+            max_sending_per_client: MAX_SENDING_PER_CLIENT,
         }
     }
 }
 
+/// The limits of this process's listeners, set once at start from the
+/// command line or htgate.toml (before the first [`Limits::process`]).
+static PROCESS_LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+
 impl Limits {
+    /// Sets the process's limits; false if they were already set (or read:
+    /// the first read fixes them, so every listener has the same ones).
+    pub fn set_process(limits: Limits) -> bool {
+        PROCESS_LIMITS.set(limits).is_ok()
+    }
+
+    /// The process's limits: what [`Limits::set_process`] set, else the
+    /// defaults.
+    pub fn process() -> &'static Limits {
+        PROCESS_LIMITS.get_or_init(Limits::default)
+    }
+
+    /// The defaults with what an operator may set (`--shutdown-drain-seconds`,
+    /// `--send-timeout-seconds`, `--max-sending-per-client`, or the
+    /// htgate.toml keys of the same names); a send timeout of 0 and 0
+    /// places mean 1.
+    pub fn operator(drain_seconds: u64, send_timeout_seconds: u64, max_sending: usize) -> Limits {
+        Limits {
+            drain_timeout: Duration::from_secs(drain_seconds),
+            send_timeout: Duration::from_secs(send_timeout_seconds.max(1)),
+            max_sending_per_client: max_sending.max(1),
+            ..Limits::default()
+        }
+    }
+
     /// How often a connection checks its timeouts: often enough that a
     /// short (test) timeout is not overshot by much.
     pub(crate) fn check_every(&self) -> Duration {
         let shortest = self
             .idle_timeout
             .min(self.body_read_timeout)
-            .min(self.header_read_timeout);
+            .min(self.header_read_timeout)
+            .min(self.send_timeout);
         (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(5))
     }
 }
@@ -295,14 +356,23 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What one client address holds: its open connections and the places for
+/// response bodies in progress ([`MAX_SENDING_PER_CLIENT`]).
+#[derive(Debug)]
+struct ClientShare {
+    conns: usize,
+    sending: Arc<Semaphore>,
+}
+
 /// The connection caps: a semaphore for the total (taken before `accept`,
 /// so that over the cap the server simply stops accepting) and a count per
-/// client address.
+/// client address, with that address's response-body places.
 #[derive(Debug)]
 pub struct ConnLimiter {
     total: Arc<Semaphore>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<HashMap<IpAddr, ClientShare>>,
     max_per_ip: usize,
+    max_sending: usize,
 }
 
 /// One admitted connection; dropping it gives both places back.
@@ -310,7 +380,16 @@ pub struct ConnLimiter {
 pub struct ConnPermit {
     _total: OwnedSemaphorePermit,
     key: IpAddr,
+    sending: Arc<Semaphore>,
     limiter: Arc<ConnLimiter>,
+}
+
+impl ConnPermit {
+    /// The places for response bodies of this connection's client address
+    /// (shared by all its connections).
+    pub fn sending(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.sending)
+    }
 }
 
 impl Drop for ConnPermit {
@@ -322,9 +401,9 @@ impl Drop for ConnPermit {
             .per_ip
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(n) = map.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(share) = map.get_mut(&self.key) {
+            share.conns = share.conns.saturating_sub(1);
+            if share.conns == 0 {
                 map.remove(&self.key);
             }
         }
@@ -333,20 +412,38 @@ impl Drop for ConnPermit {
 
 impl ConnLimiter {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
+        ConnLimiter::with_sending(max_total, max_per_ip, MAX_SENDING_PER_CLIENT)
+    }
+
+    /// [`ConnLimiter::new`] with `max_sending` response bodies in progress
+    /// per client address.
+    pub fn with_sending(
+        max_total: usize,
+        max_per_ip: usize,
+        max_sending: usize,
+    ) -> Arc<ConnLimiter> {
         Arc::new(ConnLimiter {
             // tokio's semaphore has a (very large) maximum; stay under it.
             total: Arc::new(Semaphore::new(max_total.clamp(1, Semaphore::MAX_PERMITS))),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: max_per_ip.max(1),
+            max_sending: max_sending.clamp(1, Semaphore::MAX_PERMITS),
         })
     }
 
-    /// The process-wide limiter of the default limits: every `serve` of a
-    /// process (config mode runs one per listener) shares it, so the caps
+    /// The process-wide limiter of the process's limits: every `serve` of
+    /// a process (config mode runs one per listener) shares it, so the caps
     /// hold for the process and not per socket.
     pub fn process_wide() -> Arc<ConnLimiter> {
         static SHARED: std::sync::OnceLock<Arc<ConnLimiter>> = std::sync::OnceLock::new();
-        Arc::clone(SHARED.get_or_init(|| ConnLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)))
+        Arc::clone(SHARED.get_or_init(|| {
+            let l = Limits::process();
+            ConnLimiter::with_sending(
+                l.max_connections,
+                l.max_connections_per_ip,
+                l.max_sending_per_client,
+            )
+        }))
     }
 
     /// Waits for room under the total cap (the caller has not accepted
@@ -369,14 +466,18 @@ impl ConnLimiter {
             .per_ip
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let n = map.entry(key).or_insert(0);
-        if *n >= self.max_per_ip {
+        let share = map.entry(key).or_insert_with(|| ClientShare {
+            conns: 0,
+            sending: Arc::new(Semaphore::new(self.max_sending)),
+        });
+        if share.conns >= self.max_per_ip {
             return None;
         }
-        *n += 1;
+        share.conns += 1;
         Some(ConnPermit {
             _total: room,
             key,
+            sending: Arc::clone(&share.sending),
             limiter: Arc::clone(self),
         })
     }
@@ -387,8 +488,7 @@ impl ConnLimiter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&client_key(ip))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |s| s.conns)
     }
 }
 

@@ -27,7 +27,16 @@
 //! - HTTP/2: concurrent streams, header list size, CONTINUATION frames
 //!   (the h2 crate counts them, ≥ 0.4.4), resets the client makes before
 //!   the server accepted the stream (CVE-2023-44487, rapid reset) and
-//!   resets the client provokes (CVE-2025-8671): past those, GOAWAY.
+//!   resets the client provokes (CVE-2025-8671): past those, GOAWAY;
+//! - responses the client does not take (`sending.rs`): every response
+//!   body is tracked; one over 16 KiB needs a place among its client
+//!   address's `max_sending_per_client` before it is polled (a static
+//!   file opens only then), and the send timeout drops a body the client
+//!   takes nothing of, and resets a connection where a response waits and
+//!   nothing moves, or whose socket takes no byte, for that long; h2
+//!   queues at most `h2_max_send_buf` bytes per stream.
+//!
+//! Every refusal is counted and logged, rate-limited (`refusal.rs`).
 //!
 //! Closed without any answer: a connection over the per-client cap, a TLS
 //! handshake or first request that does not come in time, a head that
@@ -40,6 +49,8 @@
 use super::limits::{
     check_request, close_after, ConnLimiter, ConnPermit, Limits, PARSER_MAX_HEADERS,
 };
+use super::refusal::{self, Reason};
+use super::sending::Sending;
 use super::status_page::error_response;
 use super::{ConnInfo, Handler, HandlerFuture};
 use futures_util::FutureExt;
@@ -133,6 +144,9 @@ fn make_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.h2_max_streams)
         .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
         .max_local_error_reset_streams(limits.h2_max_local_error_resets)
+        // hyper's default is 400 KiB per stream: with 100 streams whose
+        // windows the client keeps shut, 40 MiB per connection.
+        .max_send_buf_size(limits.h2_max_send_buf)
         .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
     builder
 }
@@ -159,6 +173,11 @@ struct ConnState {
     /// keep kernel memory (a FIN queued behind unsent data waits for a
     /// window the client never opens).
     abort: AtomicBool,
+    /// 0, or 1 + the millisecond since which the socket takes no byte (a
+    /// write returned Pending and none succeeded since).
+    write_blocked: AtomicU64,
+    /// A chunked HTTP/1 body went over the body cap.
+    over_cap: AtomicBool,
 }
 
 impl ConnState {
@@ -172,6 +191,31 @@ impl ConnState {
             h1: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             abort: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
+            over_cap: AtomicBool::new(false),
+        }
+    }
+
+    /// A write found the socket full.
+    fn write_pending(&self) {
+        let now = self.elapsed_ms().saturating_add(1);
+        let _ = self
+            .write_blocked
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A write took bytes.
+    fn write_done(&self) {
+        self.write_blocked.store(0, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// How long the socket has taken no byte while the server had some to
+    /// write.
+    fn write_blocked_for(&self) -> Duration {
+        match self.write_blocked.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.elapsed_ms().saturating_sub(since - 1)),
         }
     }
 
@@ -273,6 +317,7 @@ impl AsyncRead for ConnIo {
                 if n > 0 {
                     this.state.touch();
                     if this.state.count_read(n) {
+                        this.state.over_cap.store(true, Ordering::Relaxed);
                         // The body is already larger than any request may
                         // be; hyper turns this into the end of the
                         // connection (and an error for the handler).
@@ -301,8 +346,10 @@ impl AsyncWrite for ConnIo {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
         };
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.state.touch();
+        match &res {
+            Poll::Ready(Ok(n)) if *n > 0 => this.state.write_done(),
+            Poll::Pending => this.state.write_pending(),
+            _ => {}
         }
         res
     }
@@ -317,8 +364,10 @@ impl AsyncWrite for ConnIo {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         };
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.state.touch();
+        match &res {
+            Poll::Ready(Ok(n)) if *n > 0 => this.state.write_done(),
+            Poll::Pending => this.state.write_pending(),
+            _ => {}
         }
         res
     }
@@ -394,20 +443,64 @@ struct Stops {
 }
 
 /// Why the connection loop ended a connection (for the debug log).
-fn end_reason(state: &ConnState, in_flight: usize, limits: &Limits) -> Option<&'static str> {
+fn end_reason(
+    state: &ConnState,
+    in_flight: usize,
+    limits: &Limits,
+) -> Option<(Reason, &'static str)> {
+    if state.write_blocked_for() >= limits.send_timeout {
+        return Some((
+            Reason::SendTimeout,
+            "the client took no byte within the send timeout",
+        ));
+    }
     if in_flight == 0 {
         if state.idle_for() >= limits.idle_timeout {
-            return Some("idle timeout");
+            return Some((Reason::IdleTimeout, "idle timeout"));
         }
         if state.requests.load(Ordering::Relaxed) == 0
             && state.start.elapsed() >= limits.header_read_timeout
         {
-            return Some("no request within the header read timeout");
+            return Some((
+                Reason::HeaderTimeout,
+                "no request within the header read timeout",
+            ));
         }
     } else if state.h1.load(Ordering::Relaxed)
         && state.waiting_for_client() >= limits.body_read_timeout
     {
-        return Some("request body stalled");
+        return Some((Reason::BodyReadTimeout, "request body stalled"));
+    }
+    None
+}
+
+/// The refusal behind a connection that ended with an error, if it was one
+/// (a client that went away is not).
+fn error_reason(e: &(dyn std::error::Error + 'static), state: &ConnState) -> Option<Reason> {
+    if state.over_cap.load(Ordering::Relaxed) {
+        return Some(Reason::BodyOverCap);
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return Some(Reason::HeaderFieldsTooLarge);
+            }
+            if h.is_parse() || h.is_parse_status() {
+                return Some(Reason::ParseError);
+            }
+            if h.is_timeout() {
+                return Some(Reason::HeaderTimeout);
+            }
+        }
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            // A GOAWAY this server sent (ENHANCE_YOUR_CALM for floods of
+            // resets, PROTOCOL_ERROR, too many CONTINUATION frames...).
+            if h2.is_go_away() && h2.is_library() && h2.reason() != Some(h2::Reason::NO_ERROR) {
+                return Some(Reason::H2Goaway);
+            }
+        }
+        cur = err.source();
     }
     None
 }
@@ -424,6 +517,7 @@ async fn run_connection(
     mut stops: Stops,
     permit: ConnPermit,
 ) {
+    let places = permit.sending();
     // Held to the end of the task: the connection counts until then.
     let _permit = permit;
     let _open = crate::metrics::ConnectionGuard::open();
@@ -457,13 +551,19 @@ async fn run_connection(
                 }
                 Err(_) => {
                     crate::metrics::tls_handshake("timeout");
-                    tracing::debug!(%remote, "TLS handshake timed out");
+                    refusal::record(
+                        Reason::TlsHandshakeTimeout,
+                        remote.ip(),
+                        None,
+                        "TLS handshake not completed in time",
+                    );
                     return;
                 }
             }
         }
     };
 
+    let info_sni = sni.clone();
     let info = Arc::new(ConnInfo {
         remote,
         local,
@@ -480,6 +580,8 @@ async fn run_connection(
         state: Arc::clone(&state),
     });
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let sending = Sending::new(places);
+    let bodies = Arc::clone(&sending);
     let handler = Arc::clone(&shared.handler);
     let counter = Arc::clone(&in_flight);
     let request_state = Arc::clone(&state);
@@ -489,9 +591,19 @@ async fn run_connection(
         let guard = InFlight::enter(&counter);
         let method = req.method().clone();
         let close = close_after(&req);
+        let bodies = Arc::clone(&bodies);
         let call = match check_request(&req, &request_limits) {
             Some(status) => {
-                tracing::debug!(%remote, status = status.as_u16(), "request refused by a limit");
+                let host = req
+                    .uri()
+                    .host()
+                    .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
+                refusal::record(
+                    Reason::of_status(status),
+                    remote.ip(),
+                    host.or(info.sni.as_deref()),
+                    &format!("request answered {status}"),
+                );
                 Ok(refusal(status, &method, req.version()))
             }
             // The handler is the engine's code; a panic in it must cost
@@ -519,7 +631,7 @@ async fn run_connection(
                 );
             }
             drop(guard);
-            Ok::<_, std::convert::Infallible>(resp)
+            Ok::<_, std::convert::Infallible>(resp.map(|b| bodies.track(b)))
         }
     });
 
@@ -532,12 +644,29 @@ async fn run_connection(
             res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    if let Some(reason) = error_reason(e.as_ref(), &state) {
+                        refusal::record(reason, remote.ip(), info_sni.as_deref(), &e.to_string());
+                    }
                 }
                 break;
             }
             _ = check.tick() => {
-                if let Some(why) = end_reason(&state, in_flight.load(Ordering::Relaxed), limits) {
-                    tracing::debug!(%remote, "closing the connection: {why}");
+                let sent = sending.check(limits.send_timeout);
+                if sent.expired > 0 && !sent.stalled {
+                    refusal::record(
+                        Reason::SendTimeout,
+                        remote.ip(),
+                        info_sni.as_deref(),
+                        &format!("{} response(s) not taken by the client within the send timeout; dropped", sent.expired),
+                    );
+                }
+                let why = if sent.stalled {
+                    Some((Reason::SendTimeout, "no response data taken by the client within the send timeout"))
+                } else {
+                    end_reason(&state, in_flight.load(Ordering::Relaxed), limits)
+                };
+                if let Some((reason, why)) = why {
+                    refusal::record(reason, remote.ip(), info_sni.as_deref(), &format!("connection reset: {why}"));
                     state.abort.store(true, Ordering::Relaxed);
                     break;
                 }
@@ -594,11 +723,14 @@ async fn accept_loop(
         match listener.tcp.accept().await {
             Ok((stream, remote)) => {
                 let Some(permit) = shared.limiter.admit(room, remote.ip()) else {
-                    tracing::debug!(
-                        listener = %fallback_local,
-                        %remote,
-                        cap = shared.limits.max_connections_per_ip,
-                        "client over its connection cap; closing"
+                    refusal::record(
+                        Reason::PerClientConnections,
+                        remote.ip(),
+                        None,
+                        &format!(
+                            "connection closed: the client holds its {} connections (on {fallback_local})",
+                            shared.limits.max_connections_per_ip
+                        ),
                     );
                     drop(stream);
                     continue;
@@ -630,10 +762,11 @@ async fn accept_loop(
 }
 
 /// Accepts on every listener until `shutdown` resolves, then stops
-/// accepting and drains in-flight connections (graceful, bounded by
-/// [`DRAIN_TIMEOUT`], after which the remaining connections are closed).
-/// The limits are the defaults, and the connection caps are shared by
-/// every `serve` of the process.
+/// accepting and drains in-flight connections (graceful, bounded by the
+/// drain timeout, [`DRAIN_TIMEOUT`] by default, after which the remaining
+/// connections are closed).  The limits are the process's
+/// ([`Limits::process`]), and the connection caps are shared by every
+/// `serve` of the process.
 pub async fn serve(
     listeners: Vec<Listener>,
     handler: Arc<dyn Handler>,
@@ -643,7 +776,7 @@ pub async fn serve(
         listeners,
         handler,
         shutdown,
-        Limits::default(),
+        Limits::process().clone(),
         ConnLimiter::process_wide(),
     )
     .await
@@ -656,7 +789,11 @@ pub async fn serve_with_limits(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
 ) -> io::Result<()> {
-    let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+    let limiter = ConnLimiter::with_sending(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.max_sending_per_client,
+    );
     serve_inner(listeners, handler, shutdown, limits, limiter).await
 }
 
@@ -1298,5 +1435,234 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// Answers 1 MiB with a body that counts, in `open`, the bodies that
+    /// have been polled and not yet dropped (what a static file's open
+    /// descriptor is to `static_files.rs`).
+    struct Counting {
+        open: Arc<AtomicUsize>,
+    }
+
+    struct CountingBody {
+        open: Arc<AtomicUsize>,
+        opened: bool,
+        left: usize,
+    }
+
+    impl http_body::Body for CountingBody {
+        type Data = bytes::Bytes;
+        type Error = io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, io::Error>>> {
+            if !self.opened {
+                self.opened = true;
+                self.open.fetch_add(1, Ordering::SeqCst);
+            }
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            let n = self.left.min(16 * 1024);
+            self.left -= n;
+            Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from(
+                vec![b'x'; n],
+            )))))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.left == 0
+        }
+    }
+
+    impl Drop for CountingBody {
+        fn drop(&mut self) {
+            if self.opened {
+                self.open.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl Handler for Counting {
+        fn handle(
+            &self,
+            _req: http::Request<hyper::body::Incoming>,
+            _conn: Arc<ConnInfo>,
+        ) -> HandlerFuture {
+            use http_body_util::BodyExt;
+            let body = CountingBody {
+                open: Arc::clone(&self.open),
+                opened: false,
+                left: 1 << 20,
+            };
+            Box::pin(async move { http::Response::new(body.boxed()) })
+        }
+    }
+
+    /// Waits (bounded by `T`) until `f` holds.
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f()
+    }
+
+    #[tokio::test]
+    async fn h2_streams_with_shut_windows_are_bounded_per_client_and_reset() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let limits = Limits {
+            send_timeout: Duration::from_secs(1),
+            max_sending_per_client: 4,
+            ..Limits::default()
+        };
+        let server = Server::start(
+            Arc::new(Counting {
+                open: Arc::clone(&open),
+            }),
+            limits,
+        )
+        .await;
+        let before = crate::metrics::refusals_of("send_timeout");
+        // An h2c client that never opens a stream's window.
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let (client, connection) = h2::client::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, bytes::Bytes>(tcp)
+            .await
+            .expect("h2 handshake");
+        let driver = tokio::spawn(connection);
+        let mut client = client.ready().await.expect("ready");
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            let req = http::Request::get("http://localhost/big")
+                .body(())
+                .expect("request");
+            let (resp, _) = client.send_request(req, true).expect("send");
+            answers.push(resp);
+            client = client.ready().await.expect("ready");
+        }
+        // Every stream gets its head...
+        for resp in answers.iter_mut() {
+            let r = tokio::time::timeout(T, resp).await.expect("in time");
+            assert_eq!(r.expect("response").status(), 200);
+        }
+        // ...but only the client's 4 places are ever polled ("opened").
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = open.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&held), "{held} bodies opened");
+        // Nothing moves: after the send timeout the connection is reset,
+        // and every body is dropped.
+        let ended = tokio::time::timeout(T, driver).await;
+        assert!(ended.is_ok(), "the stalled connection was not ended");
+        assert!(eventually(|| open.load(Ordering::SeqCst) == 0).await);
+        assert!(crate::metrics::refusals_of("send_timeout") > before);
+        // Another client is served meanwhile and after.
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let r = tokio::time::timeout(T, get(&mut s, "/"))
+            .await
+            .expect("in time");
+        assert!(r.starts_with("HTTP/1.1 200 "), "{}", &r[..r.len().min(200)]);
+        server.stop().await;
+    }
+
+    fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    #[tokio::test]
+    async fn h2_ping_and_settings_floods_that_are_not_read_are_cut_off() {
+        let limits = Limits {
+            send_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let server = Server::start(Arc::new(Hello), limits).await;
+        for kind in [0x6u8, 0x4] {
+            // A small receive buffer: the server's answers (PING ACKs,
+            // SETTINGS ACKs) soon find the socket full.
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.set_recv_buffer_size(4096).expect("rcvbuf");
+            sock.set_send_buffer_size(4096).expect("sndbuf");
+            let mut s = sock.connect(server.addr).await.expect("connect");
+            let mut hello = H2_PREFACE.to_vec();
+            hello.extend(h2_frame(0x4, 0, 0, &[]));
+            s.write_all(&hello).await.expect("preface");
+            let one = if kind == 0x6 {
+                h2_frame(0x6, 0, 0, &[7u8; 8])
+            } else {
+                h2_frame(0x4, 0, 0, &[0, 4, 0, 0, 0xff, 0xff])
+            };
+            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+            let (mut rd, mut wr) = s.into_split();
+            // Up to 2,000,000 frames (34 MB, more than the kernel buffers
+            // between the two sockets hold), never reading an answer.  h2
+            // keeps one answer pending and reads no further frame until it
+            // is written, so the server's memory does not grow with them.
+            let writer = tokio::spawn(async move {
+                let mut sent = 0usize;
+                for _ in 0..2000 {
+                    match tokio::time::timeout(T, wr.write_all(&batch)).await {
+                        Ok(Ok(())) => sent += 1000,
+                        _ => break,
+                    }
+                }
+                (sent, wr)
+            });
+            // The server's writes stall; within the send timeout (and a
+            // margin) it ends the connection.
+            let (sent, _wr) = tokio::time::timeout(Duration::from_secs(20), writer)
+                .await
+                .expect("the flood ends")
+                .expect("writer task");
+            assert!(
+                sent < 2_000_000,
+                "kind {kind}: the server read all {sent} frames"
+            );
+            let mut buf = vec![0u8; 1 << 16];
+            let closed = loop {
+                match tokio::time::timeout(T, rd.read(&mut buf)).await {
+                    Err(_) => break false,
+                    Ok(Ok(0)) | Ok(Err(_)) => break true,
+                    Ok(Ok(_)) => {}
+                }
+            };
+            assert!(closed, "kind {kind}: the flooding connection is still open");
+        }
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let r = tokio::time::timeout(T, get(&mut s, "/"))
+            .await
+            .expect("in time");
+        assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn h2_rapid_reset_goaway_is_counted() {
+        let server = Server::start(Arc::new(Hello), Limits::default()).await;
+        let before = crate::metrics::refusals_of("h2_goaway");
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let mut out = H2_PREFACE.to_vec();
+        out.extend(h2_frame(0x4, 0, 0, &[]));
+        let mut block = vec![0x82, 0x86, 0x84, 0x01, 9];
+        block.extend_from_slice(b"localhost");
+        for i in 0..200u32 {
+            let id = 1 + 2 * i;
+            out.extend(h2_frame(0x1, 0x5, id, &block));
+            out.extend(h2_frame(0x3, 0, id, &8u32.to_be_bytes()));
+        }
+        let _ = s.write_all(&out).await;
+        let (_, closed) = read_until_close(&mut s, T).await;
+        assert!(closed);
+        assert!(eventually(|| crate::metrics::refusals_of("h2_goaway") > before).await);
+        server.stop().await;
     }
 }

@@ -11,6 +11,8 @@ pub mod limits;
 pub mod listener;
 pub mod mime;
 pub mod quick;
+pub mod refusal;
+pub mod sending;
 pub mod static_files;
 pub mod status_page;
 

@@ -20,18 +20,17 @@
 
 use super::status_page::{error_body, ERROR_CONTENT_TYPE};
 use super::{empty_body, full_body, Body};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
-use std::io::SeekFrom;
+use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 /// What to send: a regular file the caller has already found and stat'ed.
 pub struct FileToServe<'a> {
@@ -44,8 +43,12 @@ pub struct FileToServe<'a> {
     pub status: StatusCode,
 }
 
-/// Bytes read from the file per body chunk.
+/// Bytes read from the file per body chunk, at most.
 const CHUNK: usize = 64 * 1024;
+/// The first chunk of a streamed body: small, since a client that does not
+/// take the response (an HTTP/2 stream whose window stays shut) leaves it
+/// buffered; the chunks then double up to [`CHUNK`].
+const FIRST_CHUNK: usize = 16 * 1024;
 /// Files up to this size are read whole and may be kept in memory.
 pub const SMALL_FILE: u64 = 256 * 1024;
 /// Memory for kept files, all sites together.
@@ -719,20 +722,28 @@ impl ContentCache {
 /// Where a body's bytes come from.
 enum Source {
     Memory(Bytes),
-    File(tokio::fs::File),
+    /// A file opened when its body is first polled (see [`FileBody`]).
+    File(std::path::PathBuf, Identity),
 }
 
 /// Opens `path`, which the caller stat'ed as `meta`: from memory when the
-/// kept copy has that identity; a small file is read whole (one trip to
-/// the blocking pool) and kept once settled; a larger one, or one that
-/// changed since `meta`, is streamed from an open handle.
+/// kept copy has that identity; a small settled file is read whole (one
+/// trip to the blocking pool) and kept; a larger or unsettled one, or one
+/// that changed since `meta`, is streamed by a body that opens it again when
+/// polled (here it is opened and closed only to learn whether it can be:
+/// Apache answers 403 when it cannot).
 async fn open_source(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Source> {
     let id = Identity::of(meta);
+    let cache = ContentCache::global();
     if id.size <= SMALL_FILE {
-        let cache = ContentCache::global();
         if let Some(data) = cache.get(path, &id) {
             return Ok(Source::Memory(data));
         }
+    }
+    // A small file still being written (not settled) is streamed like a
+    // large one: read whole here, it would sit in memory for every
+    // request, whether or not the client ever takes it.
+    if id.size <= SMALL_FILE && id.settled(SystemTime::now()) {
         let owned = path.to_path_buf();
         let read = tokio::task::spawn_blocking(move || read_small(&owned, &id))
             .await
@@ -744,7 +755,14 @@ async fn open_source(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<S
             return Ok(Source::Memory(data));
         }
     }
-    Ok(Source::File(tokio::fs::File::open(path).await?))
+    // Opened and closed on the blocking thread: a descriptor handed back
+    // to this task would stay open until the task runs again, which under
+    // a burst of requests is long enough to pile thousands of them up.
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&owned).map(drop))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(Source::File(path.to_path_buf(), id))
 }
 
 /// Reads a whole small file if it still has identity `id` (before and
@@ -830,31 +848,67 @@ impl http_body::Body for MemoryBody {
 // ---------------------------------------------------------------------------
 // The streamed body
 
-enum ReadState {
-    /// Between chunks.
-    Idle,
-    /// A seek was started and must be completed.
-    Seeking,
-    /// Reading `remaining` bytes of the current range.
-    Reading,
-    Done,
-}
-
-/// A body that sends literal chunks and file ranges, reading the file
-/// `CHUNK` bytes at a time.  A read error or a file that became shorter
+/// A body that sends literal chunks and file ranges.  The file is opened
+/// lazily, when the body is first asked for bytes of it, so a response
+/// built but not sending holds no descriptor (the listener asks a body
+/// only once its client address has a place for it: `sending.rs`); it is
+/// closed as soon as its last byte is read.  Reads
+/// go to the blocking pool (`pread`, no seek state), [`FIRST_CHUNK`] bytes
+/// first, then doubling up to [`CHUNK`].  A read error, a file that became
+/// shorter, or a file replaced since its headers were made (another inode
+/// or size: the `Content-Length` and `ETag` came from the earlier stat)
 /// ends the body with an error (the connection then drops it).
 struct FileBody {
-    file: tokio::fs::File,
+    path: std::path::PathBuf,
+    id: Identity,
+    file: Option<Arc<std::fs::File>>,
+    state: FileState,
     chunks: VecDeque<Chunk>,
-    state: ReadState,
+    /// Offset and bytes left of the current file range.
+    pos: u64,
     remaining: u64,
     /// Bytes still to send in total.
     left: u64,
-    buf: BytesMut,
+    /// Size of the next read.
+    next: usize,
+}
+
+enum FileState {
+    /// Between reads (the file may or may not be open yet).
+    Idle,
+    Opening(tokio::task::JoinHandle<std::io::Result<std::fs::File>>),
+    Reading(tokio::task::JoinHandle<std::io::Result<Vec<u8>>>),
+    Done,
+}
+
+/// Opens `path` and checks it is still the file `id` was taken from.
+fn open_same(path: &Path, id: &Identity) -> std::io::Result<std::fs::File> {
+    let f = std::fs::File::open(path)?;
+    let now = Identity::of(&f.metadata()?);
+    if (now.dev, now.ino, now.size) != (id.dev, id.ino, id.size) {
+        return Err(std::io::Error::other(
+            "file replaced since its response headers were made",
+        ));
+    }
+    Ok(f)
+}
+
+/// Reads up to `want` bytes at `pos`.
+fn read_at(file: &std::fs::File, pos: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; want];
+    let n = loop {
+        match file.read_at(&mut buf, pos) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    buf.truncate(n);
+    Ok(buf)
 }
 
 impl FileBody {
-    fn new(file: tokio::fs::File, chunks: Vec<Chunk>) -> FileBody {
+    fn new(path: std::path::PathBuf, id: Identity, chunks: Vec<Chunk>) -> FileBody {
         let left = chunks
             .iter()
             .map(|c| match c {
@@ -863,20 +917,28 @@ impl FileBody {
             })
             .sum();
         FileBody {
-            file,
+            path,
+            id,
+            file: None,
+            state: FileState::Idle,
             chunks: chunks.into(),
-            state: ReadState::Idle,
+            pos: 0,
             remaining: 0,
             left,
-            buf: BytesMut::new(),
+            next: FIRST_CHUNK,
         }
     }
 
     fn fail(&mut self, e: std::io::Error) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.state = ReadState::Done;
+        self.state = FileState::Done;
+        self.file = None;
         self.left = 0;
         Poll::Ready(Some(Err(e)))
     }
+}
+
+fn joined_err(e: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 impl http_body::Body for FileBody {
@@ -889,11 +951,48 @@ impl http_body::Body for FileBody {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         loop {
-            match this.state {
-                ReadState::Done => return Poll::Ready(None),
-                ReadState::Idle => match this.chunks.pop_front() {
+            match &mut this.state {
+                FileState::Done => return Poll::Ready(None),
+                FileState::Opening(task) => match Pin::new(task).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return this.fail(joined_err(e)),
+                    Poll::Ready(Ok(Err(e))) => return this.fail(e),
+                    Poll::Ready(Ok(Ok(f))) => {
+                        this.file = Some(Arc::new(f));
+                        this.state = FileState::Idle;
+                    }
+                },
+                FileState::Reading(task) => match Pin::new(task).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return this.fail(joined_err(e)),
+                    Poll::Ready(Ok(Err(e))) => return this.fail(e),
+                    Poll::Ready(Ok(Ok(data))) => {
+                        let n = data.len() as u64;
+                        if n == 0 {
+                            return this.fail(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "file shrank while being sent",
+                            ));
+                        }
+                        this.pos += n;
+                        this.remaining = this.remaining.saturating_sub(n);
+                        this.left = this.left.saturating_sub(n);
+                        this.next = this.next.saturating_mul(2).min(CHUNK);
+                        this.state = FileState::Idle;
+                        if this.remaining == 0
+                            && !this.chunks.iter().any(|c| matches!(c, Chunk::File { .. }))
+                        {
+                            // The last byte of the file is read: close it
+                            // now rather than when hyper drops the body.
+                            this.file = None;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))));
+                    }
+                },
+                FileState::Idle if this.remaining == 0 => match this.chunks.pop_front() {
                     None => {
-                        this.state = ReadState::Done;
+                        this.state = FileState::Done;
+                        this.file = None;
                         return Poll::Ready(None);
                     }
                     Some(Chunk::Bytes(b)) => {
@@ -901,60 +1000,35 @@ impl http_body::Body for FileBody {
                         return Poll::Ready(Some(Ok(Frame::data(b))));
                     }
                     Some(Chunk::File { start, len }) => {
-                        if len == 0 {
-                            continue;
-                        }
-                        if let Err(e) = Pin::new(&mut this.file).start_seek(SeekFrom::Start(start))
-                        {
-                            return this.fail(e);
-                        }
+                        this.pos = start;
                         this.remaining = len;
-                        this.state = ReadState::Seeking;
                     }
                 },
-                ReadState::Seeking => match Pin::new(&mut this.file).poll_complete(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return this.fail(e),
-                    Poll::Ready(Ok(_)) => this.state = ReadState::Reading,
+                FileState::Idle => match &this.file {
+                    None => {
+                        let path = this.path.clone();
+                        let id = this.id;
+                        this.state = FileState::Opening(tokio::task::spawn_blocking(move || {
+                            open_same(&path, &id)
+                        }));
+                    }
+                    Some(f) => {
+                        let f = Arc::clone(f);
+                        let pos = this.pos;
+                        let want = usize::try_from(this.remaining)
+                            .unwrap_or(usize::MAX)
+                            .min(this.next);
+                        this.state = FileState::Reading(tokio::task::spawn_blocking(move || {
+                            read_at(&f, pos, want)
+                        }));
+                    }
                 },
-                ReadState::Reading => {
-                    if this.remaining == 0 {
-                        this.state = ReadState::Idle;
-                        continue;
-                    }
-                    let want = usize::try_from(this.remaining).unwrap_or(CHUNK).min(CHUNK);
-                    // Zero-filled rather than uninitialised: this crate
-                    // forbids unsafe code, and the cost is small next to
-                    // the read itself.  Kept across Pending polls.
-                    if this.buf.len() != want {
-                        this.buf.resize(want, 0);
-                    }
-                    let mut rb = ReadBuf::new(&mut this.buf[..]);
-                    match Pin::new(&mut this.file).poll_read(cx, &mut rb) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return this.fail(e),
-                        Poll::Ready(Ok(())) => {
-                            let n = rb.filled().len();
-                            if n == 0 {
-                                return this.fail(std::io::Error::new(
-                                    std::io::ErrorKind::UnexpectedEof,
-                                    "file shrank while being sent",
-                                ));
-                            }
-                            this.buf.truncate(n);
-                            let data = this.buf.split().freeze();
-                            this.remaining -= n as u64;
-                            this.left = this.left.saturating_sub(n as u64);
-                            return Poll::Ready(Some(Ok(Frame::data(data))));
-                        }
-                    }
-                }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, ReadState::Done)
+        matches!(self.state, FileState::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -1189,7 +1263,7 @@ pub async fn serve_file(
     } else {
         match source {
             Source::Memory(data) => memory_body(&data, chunks),
-            Source::File(fh) => FileBody::new(fh, chunks).boxed(),
+            Source::File(path, id) => FileBody::new(path, id, chunks).boxed(),
         }
     };
     response(status, headers, body)
@@ -1824,6 +1898,86 @@ mod tests {
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 
+    /// Descriptors this process holds on `path`.
+    fn fds_on(path: &Path) -> usize {
+        let want = std::fs::canonicalize(path).expect("canonical");
+        std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| *target == want)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_large_file_is_opened_only_when_its_body_is_polled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let p = old_file(dir.path(), &data);
+        // Built, never polled: headers from the stat, no descriptor.
+        let r = serve(&p, Method::GET, &[], None).await;
+        assert_eq!(fds_on(&p), 0, "a response not sending holds no file");
+        assert_eq!(r.headers()["content-length"], "1000000");
+        assert!(r.headers().contains_key("etag"));
+        let mut body = r.into_body();
+        // The first poll opens it, and reads a small first chunk.
+        let first = body.frame().await.expect("frame").expect("data");
+        let first = first.into_data().expect("data frame");
+        assert_eq!(first.len(), FIRST_CHUNK);
+        assert_eq!(fds_on(&p), 1);
+        // Dropped mid-way: closed (a read in flight would hold it briefly).
+        drop(body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(fds_on(&p), 0);
+        // Read to the end: every byte, and the file is closed with the last.
+        let r = serve(&p, Method::GET, &[], None).await;
+        let mut body = r.into_body();
+        let mut got = Vec::new();
+        while let Some(f) = body.frame().await {
+            got.extend_from_slice(&f.expect("frame").into_data().expect("data"));
+        }
+        assert_eq!(got, data);
+        assert_eq!(fds_on(&p), 0);
+        // HEAD, 304 and a range open nothing until polled, and are right.
+        let r = serve(&p, Method::HEAD, &[], None).await;
+        assert_eq!(r.headers()["content-length"], "1000000");
+        assert!(body_bytes(r).await.is_empty());
+        let etag = serve(&p, Method::GET, &[], None).await.headers()["etag"]
+            .to_str()
+            .expect("etag")
+            .to_string();
+        let r = serve(&p, Method::GET, &[("if-none-match", &etag)], None).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let r = serve(
+            &p,
+            Method::GET,
+            &[("range", "bytes=500000-500009,999990-")],
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(fds_on(&p), 0);
+        let text = body_bytes(r).await;
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            text.contains("Content-range: bytes 500000-500009/1000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-range: bytes 999990-999999/1000000"),
+            "{text}"
+        );
+        assert_eq!(fds_on(&p), 0);
+        let r = serve(&p, Method::GET, &[("range", "bytes=10-19")], None).await;
+        assert_eq!(body_bytes(r).await, data[10..20].to_vec());
+        // Replaced after its headers were made: the body fails rather than
+        // sending another file under the old length and ETag.
+        let r = serve(&p, Method::GET, &[], None).await;
+        let q = dir.path().join("g.txt");
+        std::fs::write(&q, vec![1u8; 1_000_000]).expect("write");
+        std::fs::rename(&q, &p).expect("replace");
+        assert!(r.into_body().collect().await.is_err());
+    }
+
     #[tokio::test]
     async fn shrinking_file_ends_the_body_with_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1831,6 +1985,21 @@ mod tests {
         let r = serve(&p, Method::GET, &[], None).await;
         std::fs::write(&p, b"short").expect("truncate");
         assert!(r.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_small_file_still_being_written_is_streamed_lazily() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("fresh.txt");
+        std::fs::write(&p, vec![b'f'; 100_000]).expect("write");
+        let r = serve(&p, Method::GET, &[], None).await;
+        // Not read into memory when the response is built: no copy kept,
+        // no descriptor held until the body is polled.
+        let id = Identity::of(&std::fs::metadata(&p).expect("meta"));
+        assert!(ContentCache::global().get(&p, &id).is_none());
+        assert_eq!(fds_on(&p), 0);
+        assert_eq!(body_bytes(r).await, vec![b'f'; 100_000]);
+        assert_eq!(fds_on(&p), 0);
     }
 
     #[tokio::test]
