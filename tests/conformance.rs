@@ -625,7 +625,7 @@ GET http://www.example.com/missing#wrong-on-purpose
 {"headers":{"content-type":"text/html"},"status":200,"uri":"/t.html"}
 {"headers":{"set-cookie":"k=v; expires={date+3600s}; path=/"},"location":"http://www.example.com/t.html","status":302}
 {"served":"/a b.txt","status":200,"uri":"/a b.txt"}
-{"status":404}
+{"headers":{"content-type":"text/html"},"status":404}
 {"served":"/t.html","status":200}
 "#;
     let c = case::parse_case_bytes(text.as_bytes(), "fake.case", "fake").expect("parses");
@@ -650,8 +650,9 @@ GET http://www.example.com/missing#wrong-on-purpose
         r.lines,
         vec![
             "FAIL fake.case:13: GET http://www.example.com/missing#wrong-on-purpose",
-            "    status  expected 200, got 404",
-            "    served  expected \"/t.html\", got (absent)",
+            "    status                expected 200, got 404",
+            "    served                expected \"/t.html\", got (absent)",
+            "    headers.content-type  expected (absent), got \"text/html\"",
             "ERROR fake.case: the server failed to start: no luck",
         ]
     );

@@ -1,5 +1,5 @@
 //! Every refusal by a limit leaves a trace: a counter in `/metrics`
-//! (`htgate_refusals_total{reason}`) and a warning in the error log with the
+//! (`htgate_refusals_total{site="",reason}`: no site is known yet) and a warning in the error log with the
 //! client's address (and the host it asked for, when known).
 //!
 //! The log is rate-limited, so that an attack cannot flood it: at most one
@@ -245,6 +245,6 @@ mod tests {
         }
         assert_eq!(crate::metrics::refusals_of("body_read_timeout"), before + 3);
         assert!(crate::metrics::render(None)
-            .contains("htgate_refusals_total{reason=\"body_read_timeout\"}"));
+            .contains("htgate_refusals_total{site=\"\",reason=\"body_read_timeout\"}"));
     }
 }
