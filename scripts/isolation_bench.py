@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--binary", default="./target/release/htgate")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--attackers", type=int, default=32)
+    ap.add_argument("--limits", default="", help="extra [limits] lines, e.g. 'engine_max_concurrent = 1'")
+    ap.add_argument("--server-cpu", default="", help="taskset CPU list for htgate (the clients get the others)")
     a = ap.parse_args()
     d = tempfile.mkdtemp()
     try:
@@ -53,7 +55,8 @@ def main():
             os.makedirs(f"{d}/evil/{sub}")
             open(f"{d}/evil/{sub}/.htaccess", "w").write(text)
         port = free_port()
-        open(f"{d}/htgate.toml", "w").write(f"""
+        limits = "[limits]\n" + a.limits.replace(";", "\n") + "\n" if a.limits else ""
+        open(f"{d}/htgate.toml", "w").write(limits + f"""
 [[listen]]
 address = "127.0.0.1:{port}"
 [[site]]
@@ -65,7 +68,12 @@ name = "evil"
 domains = ["evil.test"]
 root = "evil"
 """)
-        proc = subprocess.Popen([a.binary, "serve", "--config", f"{d}/htgate.toml"],
+        pin = ["taskset", "-c", a.server_cpu] if a.server_cpu else []
+        if a.server_cpu:
+            others = [c for c in range(os.cpu_count() or 1) if str(c) not in a.server_cpu.split(",")]
+            if others:
+                os.sched_setaffinity(0, others)
+        proc = subprocess.Popen(pin + [a.binary, "serve", "--config", f"{d}/htgate.toml"],
                                 stdout=subprocess.DEVNULL, stderr=open(f"{d}/err.log", "w"))
         for _ in range(100):
             try:

@@ -49,7 +49,7 @@ fn site_limits(
         confine: Some(confine.into()),
         engine: Some(Arc::new(Gate::new(
             c.engine_max_concurrent
-                .unwrap_or(l::DEFAULT_ENGINE_CONCURRENCY),
+                .unwrap_or_else(l::default_engine_concurrency),
             queue,
             wait,
         ))),
