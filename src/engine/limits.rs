@@ -155,6 +155,23 @@ impl Gate {
     }
 }
 
+/// The scheduling priority of blocking work: `nice` 10 (CFS gives such a
+/// thread about a tenth of the CPU an async worker gets when both want
+/// it), so a site's password hashing or listings cannot slow the workers
+/// that serve every site.  Lowering is always allowed; a failure (a
+/// platform without it) leaves the thread as it was.
+pub const BLOCKING_NICE: i32 = 10;
+
+/// Lowers the calling thread to [`BLOCKING_NICE`] (one-way: call it on a
+/// thread of its own).
+pub fn lower_this_threads_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority};
+    // The crate maps 0..=99 onto nice 19..=-20: 22 is nice 10.
+    if let Ok(v) = 22u8.try_into() {
+        let _ = set_current_thread_priority(ThreadPriority::Crossplatform(v));
+    }
+}
+
 /// The blocking pool's process-wide bound.
 pub fn global_blocking() -> &'static Arc<Semaphore> {
     static G: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
@@ -211,6 +228,25 @@ mod tests {
         assert!(!l.may_look_at("/srv/a/../b/x"));
         assert!(l.may_look_at("/opt/shared/lib"));
         assert!(!l.may_look_at("relative"));
+    }
+
+    #[test]
+    fn blocking_work_runs_at_nice_10() {
+        let nice = std::thread::spawn(|| {
+            lower_this_threads_priority();
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+            let fields: Vec<String> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            fields.get(16).and_then(|n| n.parse::<i32>().ok())
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(nice, Some(BLOCKING_NICE));
     }
 
     #[tokio::test]

@@ -193,13 +193,27 @@ async fn run_engine(
         }
     };
     let (s, h, c) = (site.clone(), head.clone(), conn.clone());
-    // The permits move into the thread: one stuck past the deadline (a
-    // hung network filesystem) keeps its site's slot until it returns.
-    let job = tokio::task::spawn_blocking(move || {
-        let _held = (permit, global);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond::run(&s, &h, &c)))
-    });
-    match tokio::time::timeout(limits.blocking_deadline, job).await {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    // A thread of its own, at a lower priority: the async workers keep
+    // the CPU when a site hammers its password file (bcrypt at the cost
+    // its author chose) or lists 10,000 files, and nothing else of the
+    // process shares the lowered thread.  The permits move into it: one
+    // stuck past the deadline (a hung network filesystem) keeps its
+    // site's slot until it returns.
+    let spawned = std::thread::Builder::new()
+        .name("htgate-blocking".into())
+        .spawn(move || {
+            let _held = (permit, global);
+            limits::lower_this_threads_priority();
+            let out =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond::run(&s, &h, &c)));
+            let _ = done.send(out);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a blocking-work thread: {e}");
+        return Err(unavailable(&head.method));
+    }
+    match tokio::time::timeout(limits.blocking_deadline, answer).await {
         Ok(Ok(Ok(outcome))) => Ok(outcome),
         Ok(_) => {
             tracing::error!("request processing failed: the engine panicked ({reason})");
