@@ -22,6 +22,20 @@ const BCRYPT_14: &str = "alice:$2y$14$Yu3W7ZriUZwOrkG.9Cs1NuCWpxjs1ojrjYsZZxFL0S
 /// How long the hostile clients hammer.
 const ATTACK: Duration = Duration::from_secs(5);
 
+/// Writes `toml` as `dir/htgate.toml`, starts config mode with it and
+/// returns the server and its plain-HTTP address.
+async fn start_config(
+    dir: &std::path::Path,
+    toml: &str,
+) -> (htgate::hosting::run::HostingServer, std::net::SocketAddr) {
+    let path = dir.join("htgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let config = Config::parse(&path, toml).expect("config");
+    let server = start(&config).await.expect("start");
+    let http = server.addr(false).expect("http listener");
+    (server, http)
+}
+
 fn hostile_site(root: &std::path::Path) {
     files::write(root, "evil/index.html", "evil\n");
     files::write(
@@ -131,11 +145,7 @@ name = "good"
 domains = ["good.test"]
 root = "roots/good"
 "#;
-    let path = dir.path().join("htgate.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let config = Config::parse(&path, toml).expect("config");
-    let server = start(&config).await.expect("start");
-    let http = server.addr(false).expect("http listener");
+    let (server, http) = start_config(dir.path(), toml).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = Vec::new();
@@ -295,11 +305,7 @@ extra_paths = ["{}"]
 "#,
         dir.path().join("shared").display()
     );
-    let path = dir.path().join("htgate.toml");
-    std::fs::write(&path, &toml).expect("write config");
-    let config = Config::parse(&path, &toml).expect("config");
-    let server = start(&config).await.expect("start");
-    let http = server.addr(false).expect("http listener");
+    let (server, http) = start_config(dir.path(), &toml).await;
     for probe_path in ["/f", "/d", "/s", "/e", "/z"] {
         let a = probe::get(http, None, "probe.test", probe_path, &[]).await;
         // no such file: 404; seen, the rule would answer 403
@@ -335,11 +341,7 @@ domains = ["nfs.test"]
 root = "roots/nfs"
 network_filesystem = true
 "#;
-    let path = dir.path().join("htgate.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let config = Config::parse(&path, toml).expect("config");
-    let server = start(&config).await.expect("start");
-    let http = server.addr(false).expect("http listener");
+    let (server, http) = start_config(dir.path(), toml).await;
     let a = probe::get(http, None, "nfs.test", "/", &[]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "nfs\n"));
     let r = probe::get(http, None, "nfs.test", "/old", &[]).await;

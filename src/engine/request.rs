@@ -1244,16 +1244,6 @@ mod tests {
     }
 
     #[test]
-    fn fnmatch_basics() {
-        assert!(fnmatch("*.php", "index.php"));
-        assert!(fnmatch("wp-config.php", "wp-config.php"));
-        assert!(!fnmatch("wp-config.php", "WP-CONFIG.PHP"));
-        assert!(fnmatch(".ht*", ".htaccess"));
-        assert!(fnmatch("[abc].txt", "b.txt"));
-        assert!(!fnmatch("[!abc].txt", "b.txt"));
-    }
-
-    #[test]
     fn alias_prefix() {
         assert_eq!(alias_prefix_match("/old-blog", "/old-blog"), Some(""));
         assert_eq!(
