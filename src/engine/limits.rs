@@ -231,6 +231,12 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_share_is_half_the_cpus() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(default_engine_concurrency(), (cpus / 2).max(1));
+    }
+
+    #[test]
     fn blocking_work_runs_at_nice_10() {
         let nice = std::thread::spawn(|| {
             lower_this_threads_priority();

@@ -7,7 +7,9 @@
 //! query (sort order, pattern), its configuration and its user, for
 //! [`TTL`], so a listing hammered by clients is built once per interval
 //! and answered inline.  What can be stale for at most [`TTL`]: the size
-//! and date of a file changed in place.
+//! and date of a file changed in place; an entry added or removed shows
+//! once the folder's own stat is taken again (the stat cache keeps
+//! folders for 1 s).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

@@ -1359,6 +1359,45 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_is_built_off_the_worker_then_kept_briefly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("files")).expect("mkdir");
+        std::fs::write(dir.path().join("files/.htaccess"), "Options +Indexes\n").expect("write");
+        std::fs::write(dir.path().join("files/a.txt"), "a\n").expect("write");
+        let site = Site::new(dir.path(), vec!["www.example.com".into()]);
+        let list = head("/files/", &[]);
+        assert!(matches!(
+            run_inline(&site, &list, &conn()),
+            Outcome::Offload(_)
+        ));
+        assert_eq!(status(&run(&site, &list, &conn())), Some(200));
+        // kept: answered inline now
+        assert_eq!(status(&run_inline(&site, &list, &conn())), Some(200));
+        // another sort order is another page
+        let sorted = head("/files/?C=M;O=D", &[]);
+        assert!(matches!(
+            run_inline(&site, &sorted, &conn()),
+            Outcome::Offload(_)
+        ));
+        // a new entry changes the folder's identity: built again once the
+        // folder's cached stat (1 s) is taken again
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.path().join("files/b.txt"), "b\n").expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(matches!(
+            run_inline(&site, &list, &conn()),
+            Outcome::Offload(_)
+        ));
+        // and after the time to live, whatever happened
+        assert_eq!(status(&run(&site, &list, &conn())), Some(200));
+        std::thread::sleep(super::super::listing_cache::TTL);
+        assert!(matches!(
+            run_inline(&site, &list, &conn()),
+            Outcome::Offload(_)
+        ));
+    }
+
+    #[test]
     fn password_checks_leave_the_worker_once_then_are_remembered() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("private")).expect("mkdir");
