@@ -102,7 +102,10 @@ impl SiteLimits {
     }
 }
 
-/// A bounded number of concurrent holders with a bounded queue.
+/// A bounded number of concurrent holders with a bounded queue (the
+/// site's share of the workers, of the blocking threads, of PHP).
+/// Waiters are served first come, first served (tokio's semaphore is
+/// fair).
 pub struct Gate {
     slots: Arc<Semaphore>,
     limit: usize,
@@ -121,6 +124,8 @@ pub enum Refused {
 }
 
 impl Gate {
+    /// `limit` holders at once (at least 1), `max_waiting` waiters (0:
+    /// none), each for at most `wait`.
     pub fn new(limit: usize, max_waiting: usize, wait: Duration) -> Gate {
         let limit = limit.max(1);
         Gate {
@@ -132,8 +137,14 @@ impl Gate {
         }
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
+    /// The longest wait.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Holders now.
+    pub fn held(&self) -> usize {
+        self.limit.saturating_sub(self.slots.available_permits())
     }
 
     /// A slot, at once if one is free, else after a bounded wait.
@@ -141,17 +152,34 @@ impl Gate {
         if let Ok(p) = self.slots.clone().try_acquire_owned() {
             return Ok(p);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refused::QueueFull);
-        }
-        let got = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        match got {
+        // Given back on drop: also when the waiting request is dropped
+        // (its client went away), so the count never drifts.
+        let _place = QueuePlace::take(&self.waiting, self.max_waiting).ok_or(Refused::QueueFull)?;
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             // the semaphore is never closed; treat it as a timeout
             _ => Err(Refused::Timeout),
         }
+    }
+}
+
+/// A place in a gate's queue, given back on drop.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(queued: &'a AtomicUsize, max: usize) -> Option<QueuePlace<'a>> {
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| QueuePlace(queued))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -228,6 +256,22 @@ mod tests {
         assert!(!l.may_look_at("/srv/a/../b/x"));
         assert!(l.may_look_at("/opt/shared/lib"));
         assert!(!l.may_look_at("relative"));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_goes_away_gives_its_place_back() {
+        let g = Gate::new(1, 1, Duration::from_secs(10));
+        let _held = g.enter().await.expect("free");
+        // a waiter dropped while it waits (its client went away)...
+        let gone = tokio::time::timeout(Duration::from_millis(20), g.enter()).await;
+        assert!(gone.is_err());
+        // ...leaves its place: the next one may wait (not QueueFull)
+        let next = tokio::time::timeout(Duration::from_millis(20), g.enter()).await;
+        assert!(
+            next.is_err(),
+            "it waited (timed out here), it was not refused"
+        );
+        assert_eq!(g.held(), 1);
     }
 
     #[test]

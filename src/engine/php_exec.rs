@@ -60,7 +60,7 @@ pub async fn answer(
         Err(why) => {
             let detail = match why {
                 Refused::QueueFull => "503: the site's PHP limit and queue are full".to_string(),
-                Refused::Waited => format!(
+                Refused::Timeout => format!(
                     "503: no PHP turn for the site within {}s",
                     php.gate.retry_after()
                 ),

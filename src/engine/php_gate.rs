@@ -7,11 +7,11 @@
 //! slow PHP, queues behind its own limit instead of taking the PHP-FPM
 //! workers and the server's sockets that other sites need.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use super::limits::Gate;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Default of `php_body_memory_bytes`: a body up to this stays in memory.
 pub const BODY_MEMORY_BYTES: usize = 64 * 1024;
@@ -77,32 +77,24 @@ impl PhpSettings {
     }
 }
 
-/// Why a request got no turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The queue was full.
-    QueueFull,
-    /// It waited `queue_timeout` in the queue.
-    Waited,
-}
+pub use super::limits::Refused;
 
-/// One site's limit on PHP requests running at once.
+/// One site's limit on PHP requests running at once (a
+/// [`super::limits::Gate`] with the site's name).
 pub struct PhpGate {
     site: Arc<String>,
-    running: Arc<Semaphore>,
-    queued: AtomicUsize,
-    queue_length: usize,
-    queue_timeout: Duration,
+    gate: Gate,
 }
 
 impl PhpGate {
     pub fn new(site: Arc<String>, settings: &PhpSettings) -> PhpGate {
         PhpGate {
             site,
-            running: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
-            queued: AtomicUsize::new(0),
-            queue_length: settings.queue_length,
-            queue_timeout: settings.queue_timeout,
+            gate: Gate::new(
+                settings.max_concurrent,
+                settings.queue_length,
+                settings.queue_timeout,
+            ),
         }
     }
 
@@ -112,53 +104,19 @@ impl PhpGate {
     }
 
     /// A turn to run one PHP request, held until the permit is dropped
-    /// (with the answer's body). Waiters are served first come, first
-    /// served (tokio's semaphore is fair).
+    /// (with the answer's body).
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Refused> {
-        if let Ok(permit) = Arc::clone(&self.running).try_acquire_owned() {
-            return Ok(permit);
-        }
-        let _place = QueuePlace::take(&self.queued, self.queue_length).ok_or(Refused::QueueFull)?;
-        match tokio::time::timeout(
-            self.queue_timeout,
-            Arc::clone(&self.running).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            // the semaphore is never closed; treat it as a timeout anyway
-            Ok(Err(_)) | Err(_) => Err(Refused::Waited),
-        }
+        self.gate.enter().await
     }
 
     /// The `Retry-After` of a refusal, in seconds: the queue's wait.
     pub fn retry_after(&self) -> u64 {
-        self.queue_timeout.as_secs().max(1)
+        self.gate.wait().as_secs().max(1)
     }
 
     /// Requests running now (for tests).
-    pub fn running(&self, max: usize) -> usize {
-        max.saturating_sub(self.running.available_permits())
-    }
-}
-
-/// A place in the queue, given back on drop.
-struct QueuePlace<'a>(&'a AtomicUsize);
-
-impl<'a> QueuePlace<'a> {
-    fn take(queued: &'a AtomicUsize, max: usize) -> Option<QueuePlace<'a>> {
-        queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| QueuePlace(queued))
-    }
-}
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    pub fn running(&self) -> usize {
+        self.gate.held()
     }
 }
 
@@ -187,7 +145,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             g.enter().await
         });
-        assert_eq!(waited.err(), Some(Refused::Waited));
+        assert_eq!(waited.err(), Some(Refused::Timeout));
         assert_eq!(full.err(), Some(Refused::QueueFull));
         drop(first);
         assert!(g.enter().await.is_ok(), "a turn again once the first ended");
@@ -211,7 +169,7 @@ mod tests {
         let g = gate(2, 0, 5000);
         let _a = g.enter().await.expect("a turn");
         let _b = g.enter().await.expect("a turn");
-        assert_eq!(g.running(2), 2);
+        assert_eq!(g.running(), 2);
         let started = std::time::Instant::now();
         assert_eq!(g.enter().await.err(), Some(Refused::QueueFull));
         assert!(started.elapsed() < Duration::from_secs(1));

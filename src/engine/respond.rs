@@ -477,9 +477,6 @@ impl<'a> Main<'a> {
                 None => return self.error_outcome(Some(r), Stop::status(403)),
             },
         };
-        if super::budget::exhausted() {
-            return self.error_outcome(Some(r), Stop::early(500));
-        }
         let ct = cfg.content_type();
         let mut headers = self.success_headers(r, Some(&ct));
         headers.push(("Content-Type".into(), ct));
