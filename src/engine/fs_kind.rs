@@ -81,13 +81,18 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether `root` is on a network filesystem, as this process sees its
-/// mounts now (`false` when that cannot be told).
-pub fn is_network_path(root: &Path) -> bool {
+/// This process's mount table (`/proc/self/mountinfo`), read once per
+/// configuration load and asked for every site.
+pub fn mount_table() -> Option<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").ok()
+}
+
+/// Whether `root` is on a network filesystem according to `mounts` (from
+/// [`mount_table`]; `false` when that cannot be told).
+pub fn is_network_path(mounts: Option<&str>, root: &Path) -> bool {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()
-        .and_then(|m| fs_type_in(&m, &root))
+    mounts
+        .and_then(|m| fs_type_in(m, &root))
         .is_some_and(|t| is_network_type(&t))
 }
 
@@ -126,6 +131,6 @@ mod tests {
     #[test]
     fn this_machines_temp_folder_is_local() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(!is_network_path(dir.path()));
+        assert!(!is_network_path(mount_table().as_deref(), dir.path()));
     }
 }

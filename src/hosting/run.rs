@@ -24,6 +24,7 @@ fn site_limits(
     site: &Site,
     s: &crate::config::SiteConfig,
     defaults: &crate::config::LimitsConfig,
+    mounts: Option<&str>,
 ) -> crate::engine::limits::SiteLimits {
     use crate::engine::limits::{self as l, Gate, SiteLimits};
     use std::time::Duration;
@@ -64,7 +65,7 @@ fn site_limits(
             .map_or(l::DEFAULT_BLOCKING_DEADLINE, Duration::from_millis),
         inline: !s
             .network_filesystem
-            .unwrap_or_else(|| crate::engine::fs_kind::is_network_path(s.root.get_ref())),
+            .unwrap_or_else(|| crate::engine::fs_kind::is_network_path(mounts, s.root.get_ref())),
     }
 }
 
@@ -156,6 +157,13 @@ pub fn hosting(
     }
     let mut sites = Vec::new();
     let mut map = routing::DomainMap::default();
+    let mounts = crate::engine::fs_kind::mount_table();
+    let defaults = config
+        .file
+        .limits
+        .as_ref()
+        .map(|l| l.get_ref().clone())
+        .unwrap_or_default();
     for (i, s) in config.file.site.iter().enumerate() {
         // ServerName first (the first exact domain), then the aliases.
         let mut names: Vec<String> = s
@@ -184,8 +192,7 @@ pub fn hosting(
         site.cache
             .set_modules(crate::engine::compile::Modules::hosting(false));
         site.enforce_symlink_owner();
-        let defaults = config.file.limits.as_ref().map(|l| l.get_ref().clone());
-        site.limits = site_limits(&site, s, &defaults.unwrap_or_default());
+        site.limits = site_limits(&site, s, &defaults, mounts.as_deref());
         site.http_port = http_port;
         site.https_port = https_port;
         site.pass_client_https_headers =
