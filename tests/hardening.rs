@@ -1615,12 +1615,12 @@ async fn exit_within(
     (status, started.elapsed())
 }
 
-#[tokio::test]
-async fn sigterm_ends_the_process_after_the_drain_even_with_a_stalled_download() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
-    let root = tmp.path().to_string_lossy().into_owned();
-    let (child, addr) = spawn_htgate(&[
+/// Quick mode on `root` holding a 24 MiB `big.bin`, with the given
+/// `--shutdown-drain-seconds`.
+fn quick_with_a_big_file(root: &Path, drain_seconds: &str) -> (std::process::Child, SocketAddr) {
+    std::fs::write(root.join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
+    let root = root.to_string_lossy().into_owned();
+    spawn_htgate(&[
         "serve",
         "--root",
         &root,
@@ -1629,8 +1629,14 @@ async fn sigterm_ends_the_process_after_the_drain_even_with_a_stalled_download()
         "--https",
         "127.0.0.1:0",
         "--shutdown-drain-seconds",
-        "1",
-    ]);
+        drain_seconds,
+    ])
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_after_the_drain_even_with_a_stalled_download() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (child, addr) = quick_with_a_big_file(tmp.path(), "1");
     let _stalled = stalled_download(addr, "localhost").await;
     sigterm(&child);
     // The drain (1 s), then the stalled connection is reset and the
@@ -1671,19 +1677,7 @@ async fn config_mode_shutdown_drain_seconds_bounds_the_drain() {
 #[tokio::test]
 async fn a_second_sigterm_exits_at_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("big.bin"), vec![b'z'; 24 << 20]).expect("write");
-    let root = tmp.path().to_string_lossy().into_owned();
-    let (child, addr) = spawn_htgate(&[
-        "serve",
-        "--root",
-        &root,
-        "--http",
-        "127.0.0.1:0",
-        "--https",
-        "127.0.0.1:0",
-        "--shutdown-drain-seconds",
-        "60",
-    ]);
+    let (child, addr) = quick_with_a_big_file(tmp.path(), "60");
     let _stalled = stalled_download(addr, "localhost").await;
     sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;
