@@ -8,8 +8,14 @@ Starts htgate in config mode with two sites on loopback: `good` (a static
 file) and `evil` (an endless [N] loop, a [QSA,N] query growth, a
 25-star <Files> wildcard, 20,000 unanchored rules).  Measures the good
 site's p50/p99 over N sequential requests with no other load, then again
-while 32 threads hammer the evil site, and prints both with the ratio
+while 32 processes hammer the evil site, and prints both with the ratio
 (target: p99 under attack <= 3x quiet).  Bounded: about 30 s.
+
+The server is pinned to CPU 0 and the clients to the others by default:
+on a host the visitors are other machines, and on a two-core box a load
+generator that shares the server's cores measures its own scheduling
+(`--server-cpu ''` shares them anyway; `--client-fifo` then keeps the
+measuring client from waiting behind the attackers).
 """
 import argparse, multiprocessing, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -27,7 +33,15 @@ def get(port, host, path, timeout=10.0):
     status = int(data.split(b" ", 2)[1]) if data else 0
     return status, time.perf_counter() - t
 
-def attack(n, port, paths, stop, results):
+def attack(n, port, paths, stop, results, niceness):
+    # On a real host the attackers are other machines.  Here they share
+    # the CPUs the server does not have (see --server-cpu) with the
+    # measuring client; --attacker-nice lets them yield to it.
+    if niceness >= 20:
+        # SCHED_IDLE: below every nice level
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(niceness)
     counts, i = {}, n
     while not stop.is_set():
         try:
@@ -51,7 +65,15 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--attackers", type=int, default=32)
     ap.add_argument("--limits", default="", help="extra [limits] lines, e.g. 'engine_max_concurrent = 1'")
-    ap.add_argument("--server-cpu", default="", help="taskset CPU list for htgate (the clients get the others)")
+    ap.add_argument("--attacker-nice", type=int, default=0,
+                    help="niceness of the attacking processes (0: compete with the measuring client; 20: SCHED_IDLE)")
+    ap.add_argument("--attacks", default="loop,qsa,glob,rules",
+                    help="which attacks to run (comma-separated)")
+    ap.add_argument("--client-fifo", action="store_true",
+                    help="run the measuring client at SCHED_FIFO (root)")
+    ap.add_argument("--server-cpu", default="0" if (os.cpu_count() or 1) >= 2 else "",
+                    help="taskset CPU list for htgate (the clients get the others); "
+                         "'' to share every CPU with the clients")
     a = ap.parse_args()
     d = tempfile.mkdtemp()
     try:
@@ -97,18 +119,28 @@ root = "evil"
                 st, t = get(port, "good.test", "/index.html")
                 lat.append(t); bad += st != 200
             return lat, bad
+        if a.client_fifo:
+            # The measuring client stands in for a visitor on another
+            # machine: it must not wait for a CPU behind the attackers.
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            except PermissionError:
+                print("note: --client-fifo needs root; the client runs at normal priority")
         quiet, bad_q = measure()
         # The attackers are processes of their own: threads would share
         # the measuring client's interpreter lock, and the measurement
         # would be the lock's 5 ms switch interval, not the server.
         stop = multiprocessing.Event()
         results = multiprocessing.Queue()
-        paths = ["/loop/x", "/qsa/x", "/glob/" + "a" * 200, "/rules/page"]
-        procs = [multiprocessing.Process(target=attack, args=(n, port, paths, stop, results))
+        every = {"loop": "/loop/x", "qsa": "/qsa/x", "glob": "/glob/" + "a" * 200, "rules": "/rules/page"}
+        paths = [every[k] for k in a.attacks.split(",")]
+        procs = [multiprocessing.Process(target=attack, args=(n, port, paths, stop, results, a.attacker_nice))
                  for n in range(a.attackers)]
         for p in procs: p.start()
         time.sleep(1)
+        t0 = time.perf_counter()
         loud, bad_l = measure()
+        elapsed = time.perf_counter() - t0
         stop.set()
         counts = {}
         for _ in procs:
@@ -121,6 +153,7 @@ root = "evil"
         print(f"good site quiet:        p50 {q50:.2f} ms  p99 {q99:.2f} ms  ({bad_q} non-200 of {a.requests})")
         print(f"good site under attack: p50 {l50:.2f} ms  p99 {l99:.2f} ms  ({bad_l} non-200 of {a.requests})")
         print(f"p99 ratio: {l99 / q99:.2f}x (target <= 3x); hostile answers by status: {dict(sorted(counts.items()))}")
+        print(f"hostile load: {sum(counts.values()) / (elapsed + 1):.0f} requests/s over {elapsed + 1:.1f} s")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

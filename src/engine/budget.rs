@@ -30,6 +30,7 @@
 //! their own counts.
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// The default budget (units): generous enough that every recorded
 /// conformance case and every real `.htaccess` of the corpus uses a small
@@ -40,6 +41,23 @@ pub const DEFAULT_BUDGET: u64 = 1_000_000;
 /// A run on the blocking pool (it holds one of its site's few slots there,
 /// not an async worker) may use this many times the budget.
 pub const BLOCKING_FACTOR: u64 = 20;
+
+/// What a run inline on an async worker may use before it is moved to a
+/// blocking thread (at a lower priority) and run again there within the
+/// request's whole budget.  A worker is then held for a slice (tens of
+/// microseconds), not for the budget: the rules of every real `.htaccess`
+/// of the corpus and every conformance case use well under it (the
+/// largest about 10,000 units; a 2,000-rule map's last rule about
+/// 75,000), so only runaway rule lists pay for the second run.
+pub const INLINE_SLICE: u64 = 100_000;
+
+/// The inline run's time slice: units are deterministic but not equally
+/// costly everywhere (20,000 regexes searched once each are cold in the
+/// CPU's caches), so an inline run is also moved off the worker after
+/// this long, checked every [`CHECKPOINT`] units.  Measured: a static
+/// WordPress request's rules take about 1 µs; 20,000 unanchored rules
+/// about 2.5 ms.
+pub const INLINE_TIME: Duration = Duration::from_micros(500);
 
 /// Units charged for a search with the backtracking engine: its step limit
 /// bounds it, not the subject's length.
@@ -52,7 +70,13 @@ pub const ROUND: u64 = 64;
 /// of 10,000 entries is 10,000 sub-requests.
 pub const SUBREQUEST: u64 = 200;
 
-/// What ran out of budget.
+/// How many units the hot counter holds at a time: when it runs out, the
+/// slow path refills it from the rest of the budget and, for a run with a
+/// time slice, reads the clock.  A charge stays a load, a compare and a
+/// store; the clock is read once per this many units.
+const CHECKPOINT: u64 = 2_048;
+
+/// What ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
     Regex,
@@ -61,6 +85,12 @@ pub enum Work {
     Wildcard,
     Subrequests,
     ListingEntries,
+    /// An inline run's time slice (not a refusal: the run moves off the
+    /// worker).  Units measure work deterministically, but not its cost
+    /// everywhere: 20,000 regexes that are each searched once are cold in
+    /// the CPU's caches and cost far more per unit than one searched
+    /// 20,000 times.
+    Time,
 }
 
 impl Work {
@@ -73,15 +103,20 @@ impl Work {
             Work::Wildcard => "wildcard",
             Work::Subrequests => "subrequests",
             Work::ListingEntries => "listing-entries",
+            Work::Time => "time-slice",
         }
     }
 }
 
 thread_local! {
-    /// Units left to the running request; unlimited outside a [`Scope`]
-    /// (the compile step, tests, `htgate check`).  Two plain cells, so a
-    /// charge (on every regex search) is a load, a compare and a store.
+    /// Units the hot counter holds (at most [`CHECKPOINT`] inside a
+    /// [`Scope`]); unlimited outside one (the compile step, tests,
+    /// `htgate check`).
     static LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// The rest of the budget, not yet in [`LEFT`].
+    static RESERVE: Cell<u64> = const { Cell::new(0) };
+    /// When an inline run's time slice ends.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// What ran out, once something did.
     static SPENT: Cell<Option<Work>> = const { Cell::new(None) };
 }
@@ -97,15 +132,32 @@ pub fn charge(work: Work, units: u64) -> bool {
             left.set(l - units);
             true
         } else {
-            left.set(0);
-            SPENT.with(|s| {
-                if s.get().is_none() {
-                    s.set(Some(work));
-                }
-            });
-            false
+            refill(work, units)
         }
     })
+}
+
+/// The slow path of [`charge`]: the hot counter ran out.
+#[cold]
+#[inline(never)]
+fn refill(work: Work, units: u64) -> bool {
+    let total = LEFT.with(Cell::get).saturating_add(RESERVE.with(Cell::get));
+    let late = DEADLINE.with(Cell::get).is_some_and(|d| Instant::now() >= d);
+    if total < units || total == 0 || late {
+        LEFT.with(|l| l.set(0));
+        RESERVE.with(|r| r.set(0));
+        SPENT.with(|s| {
+            if s.get().is_none() {
+                s.set(Some(if late { Work::Time } else { work }));
+            }
+        });
+        return false;
+    }
+    let rest = total - units;
+    let hot = rest.min(CHECKPOINT);
+    LEFT.with(|l| l.set(hot));
+    RESERVE.with(|r| r.set(rest - hot));
+    true
 }
 
 /// Whether the running request's budget is spent.
@@ -117,14 +169,27 @@ pub fn exhausted() -> bool {
 /// The running request's meter, installed for as long as this lives.
 pub struct Scope {
     limit: u64,
-    previous: (u64, Option<Work>),
+    previous: (u64, u64, Option<Instant>, Option<Work>),
 }
 
 impl Scope {
     /// Starts counting against `limit` units.
     pub fn enter(limit: u64) -> Scope {
+        Scope::install(limit, None)
+    }
+
+    /// Starts counting against `limit` units and a time slice: past
+    /// `slice` the run stops as if spent, with [`Work::Time`].
+    pub fn enter_sliced(limit: u64, slice: Duration) -> Scope {
+        Scope::install(limit, Instant::now().checked_add(slice))
+    }
+
+    fn install(limit: u64, deadline: Option<Instant>) -> Scope {
+        let hot = limit.min(CHECKPOINT);
         let previous = (
-            LEFT.with(|l| l.replace(limit)),
+            LEFT.with(|l| l.replace(hot)),
+            RESERVE.with(|r| r.replace(limit - hot)),
+            DEADLINE.with(|d| d.replace(deadline)),
             SPENT.with(|s| s.replace(None)),
         );
         Scope { limit, previous }
@@ -137,14 +202,17 @@ impl Scope {
 
     /// Units used so far.
     pub fn used(&self) -> u64 {
-        self.limit - LEFT.with(Cell::get).min(self.limit)
+        let left = LEFT.with(Cell::get).saturating_add(RESERVE.with(Cell::get));
+        self.limit - left.min(self.limit)
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        let (left, spent) = self.previous;
+        let (left, reserve, deadline, spent) = self.previous;
         LEFT.with(|l| l.set(left));
+        RESERVE.with(|r| r.set(reserve));
+        DEADLINE.with(|d| d.set(deadline));
         SPENT.with(|s| s.set(spent));
     }
 }
@@ -178,5 +246,37 @@ mod tests {
             assert_eq!(outer.exhausted(), Some(Work::Rounds));
         }
         assert!(!exhausted());
+    }
+
+    #[test]
+    fn counts_across_checkpoints_exactly() {
+        let scope = Scope::enter(3 * CHECKPOINT + 10);
+        for _ in 0..(3 * CHECKPOINT + 10) {
+            assert!(charge(Work::Regex, 1));
+        }
+        assert_eq!(scope.used(), 3 * CHECKPOINT + 10);
+        assert!(!charge(Work::Text, 1));
+        assert_eq!(scope.exhausted(), Some(Work::Text));
+    }
+
+    #[test]
+    fn a_charge_larger_than_a_checkpoint_is_taken_from_the_reserve() {
+        let scope = Scope::enter(10 * CHECKPOINT);
+        assert!(charge(Work::Regex, 5 * CHECKPOINT));
+        assert_eq!(scope.used(), 5 * CHECKPOINT);
+        assert!(!charge(Work::Regex, 5 * CHECKPOINT + 1));
+        assert_eq!(scope.exhausted(), Some(Work::Regex));
+    }
+
+    #[test]
+    fn a_time_slice_stops_a_run_that_still_has_units() {
+        let scope = Scope::enter_sliced(u64::MAX / 4, Duration::ZERO);
+        // the first checkpoint's units are charged without a clock read
+        let mut charged = 0;
+        while charge(Work::Regex, 1) {
+            charged += 1;
+            assert!(charged <= CHECKPOINT, "the slice was never checked");
+        }
+        assert_eq!(scope.exhausted(), Some(Work::Time));
     }
 }

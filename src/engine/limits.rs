@@ -12,7 +12,7 @@ use super::respond::RequestHead;
 use super::site::Site;
 pub use crate::logs::refusal::Reason;
 use crate::server::ConnInfo;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -64,6 +64,44 @@ pub struct SiteLimits {
     /// `false` for a site on a network filesystem (`engine::fs_kind`):
     /// every request runs on the blocking pool.
     pub inline: bool,
+    /// When the site's last inline run used its whole slice
+    /// ([`LongRuns`]).
+    pub long_runs: Arc<LongRuns>,
+}
+
+/// Whether a site's rules ran long lately.  A run that uses its inline
+/// slice is thrown away and done again off the workers; while a site
+/// keeps doing that (a flood of runaway rules), its requests go off the
+/// workers at once for a while instead of each wasting a slice of a
+/// worker first.  One inline attempt every [`LongRuns::HOLD`] finds out
+/// whether the site has calmed down.
+#[derive(Default)]
+pub struct LongRuns {
+    /// Milliseconds since [`epoch`] when the mark ends; 0: none.
+    until_ms: AtomicU64,
+}
+
+impl LongRuns {
+    /// How long a site stays marked after a run used its slice.
+    pub const HOLD: Duration = Duration::from_secs(2);
+
+    /// Marks the site: a run just used its slice.
+    pub fn mark(&self) {
+        let until = since_epoch_ms().saturating_add(Self::HOLD.as_millis() as u64);
+        self.until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// Whether the site is marked (its runs start off the workers).
+    pub fn marked(&self) -> bool {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        until != 0 && since_epoch_ms() < until
+    }
+}
+
+fn since_epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // +1: a mark made in the first millisecond is not "none"
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl SiteLimits {
@@ -81,6 +119,7 @@ impl SiteLimits {
             )),
             blocking_deadline: DEFAULT_BLOCKING_DEADLINE,
             inline: true,
+            long_runs: Arc::default(),
         }
     }
 
@@ -183,20 +222,50 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-/// The scheduling priority of blocking work: `nice` 10 (CFS gives such a
-/// thread about a tenth of the CPU an async worker gets when both want
-/// it), so a site's password hashing or listings cannot slow the workers
-/// that serve every site.  Lowering is always allowed; a failure (a
-/// platform without it) leaves the thread as it was.
-pub const BLOCKING_NICE: i32 = 10;
+/// The scheduling priority of blocking work: `nice` 19, the lowest
+/// level (CFS weight 15 against a worker's 1,024).  Such a thread gets
+/// the CPU the workers leave, and a worker that wakes takes it back at
+/// once.  `nice` 10 was not enough: a woken worker waited for the lowered
+/// thread's time slice (about 3 ms), and that became the other sites'
+/// tail latency (`benches/RESULTS.md`); `SCHED_IDLE` did as well for the
+/// tail but starves blocking work entirely on a busy host, where nice 19
+/// still gives it a share.
+pub const BLOCKING_NICE: i32 = 19;
 
 /// Lowers the calling thread to [`BLOCKING_NICE`] (one-way: call it on a
-/// thread of its own).
+/// thread of the low-priority pool only).  A failure (a platform without
+/// it) leaves the thread as it was.
 pub fn lower_this_threads_priority() {
     use thread_priority::{set_current_thread_priority, ThreadPriority};
-    // The crate maps 0..=99 onto nice 19..=-20: 22 is nice 10.
-    if let Ok(v) = 22u8.try_into() {
-        let _ = set_current_thread_priority(ThreadPriority::Crossplatform(v));
+    // The crate maps 0..=99 onto nice 19..=-20: 0 is nice 19.
+    let lowest = ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default());
+    if let Err(e) = set_current_thread_priority(lowest) {
+        tracing::debug!("cannot lower a blocking thread's priority: {e:?}");
+    }
+}
+
+/// The pool that runs blocking work: a runtime used only for its
+/// blocking threads, which it keeps for a while between jobs (a thread
+/// per job cost more in the kernel than the jobs, and its stack's
+/// mappings stalled the workers' page faults) and lowers once, when it
+/// starts them.  The global semaphore bounds what runs on it.
+pub fn low_priority_pool() -> tokio::runtime::Handle {
+    static POOL: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    let built = POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .thread_name("htgate-blocking")
+            .max_blocking_threads(GLOBAL_BLOCKING_LIMIT)
+            .thread_keep_alive(std::time::Duration::from_secs(30))
+            .on_thread_start(lower_this_threads_priority)
+            .build()
+            .map_err(|e| tracing::error!("cannot build the blocking pool: {e}; blocking work runs on the server's"))
+            .ok()
+    });
+    match built {
+        Some(rt) => rt.handle().clone(),
+        // Never expected (building a runtime without I/O only allocates);
+        // the server's own blocking pool is the next best.
+        None => tokio::runtime::Handle::current(),
     }
 }
 
@@ -280,23 +349,40 @@ mod tests {
         assert_eq!(default_engine_concurrency(), (cpus / 2).max(1));
     }
 
+    /// The nice level of the calling thread.
+    fn this_threads_nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+        fields.get(16)?.parse().ok()
+    }
+
+    #[tokio::test]
+    async fn blocking_work_runs_at_nice_19_on_threads_kept_between_jobs() {
+        let pool = low_priority_pool();
+        let first = pool
+            .spawn_blocking(|| (this_threads_nice(), std::thread::current().id()))
+            .await
+            .expect("job");
+        assert_eq!(first.0, Some(BLOCKING_NICE));
+        assert_eq!(BLOCKING_NICE, 19);
+        // the next job finds the thread the first one left idle
+        let second = pool
+            .spawn_blocking(|| std::thread::current().id())
+            .await
+            .expect("job");
+        assert_eq!(second, first.1);
+        // and the caller's thread was not lowered
+        assert_eq!(this_threads_nice(), Some(0));
+    }
+
     #[test]
-    fn blocking_work_runs_at_nice_10() {
-        let nice = std::thread::spawn(|| {
-            lower_this_threads_priority();
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
-            let fields: Vec<String> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            fields.get(16).and_then(|n| n.parse::<i32>().ok())
-        })
-        .join()
-        .expect("thread");
-        assert_eq!(nice, Some(BLOCKING_NICE));
+    fn a_site_marked_for_long_runs_stays_marked_for_a_while() {
+        let runs = LongRuns::default();
+        assert!(!runs.marked());
+        runs.mark();
+        assert!(runs.marked());
+        runs.until_ms.store(since_epoch_ms() - 1, Ordering::Relaxed);
+        assert!(!runs.marked(), "the mark ends");
     }
 
     #[tokio::test]

@@ -145,13 +145,19 @@ async fn run_engine(
     // hashing, listings, cold compiles of large files) is asked for with
     // `Outcome::Offload` and done below.  A panic answers 500 instead of
     // dropping the connection.
-    let outcome = if limits.inline {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond::run_inline(site, head, conn)
-        }))
-    } else {
+    let outcome = if !limits.inline {
         // A network filesystem: any `stat` may hang (`fs_kind`).
         Ok(respond::Outcome::Offload("a site on a network filesystem"))
+    } else if limits.long_runs.marked() {
+        Ok(respond::Outcome::Offload(respond::LONG_RUN))
+    } else {
+        let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond::run_inline(site, head, conn)
+        }));
+        if matches!(o, Ok(respond::Outcome::Offload(r)) if r == respond::LONG_RUN) {
+            limits.long_runs.mark();
+        }
+        o
     };
     drop(permit);
     let reason = match outcome {
@@ -193,26 +199,17 @@ async fn run_engine(
         }
     };
     let (s, h, c) = (site.clone(), head.clone(), conn.clone());
-    let (done, answer) = tokio::sync::oneshot::channel();
-    // A thread of its own, at a lower priority: the async workers keep
-    // the CPU when a site hammers its password file (bcrypt at the cost
-    // its author chose) or lists 10,000 files, and nothing else of the
-    // process shares the lowered thread.  The permits move into it: one
-    // stuck past the deadline (a hung network filesystem) keeps its
-    // site's slot until it returns.
-    let spawned = std::thread::Builder::new()
-        .name("htgate-blocking".into())
-        .spawn(move || {
-            let _held = (permit, global);
-            limits::lower_this_threads_priority();
-            let out =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond::run(&s, &h, &c)));
-            let _ = done.send(out);
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start a blocking-work thread: {e}");
-        return Err(unavailable(&head.method));
-    }
+    // Threads of their own, kept between jobs, at a lower priority: the
+    // async workers keep the CPU when a site hammers its password file
+    // (bcrypt at the cost its author chose) or lists 10,000 files.  The
+    // permits move into the job: one stuck past the deadline (a hung
+    // network filesystem) keeps its site's slot until it returns.
+    let answer = limits::low_priority_pool().spawn_blocking(move || {
+        let _held = (permit, global);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond::run_offloaded(&s, &h, &c, reason)
+        }))
+    });
     match tokio::time::timeout(limits.blocking_deadline, answer).await {
         Ok(Ok(Ok(outcome))) => Ok(outcome),
         Ok(_) => {

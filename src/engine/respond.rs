@@ -144,17 +144,46 @@ pub struct RequestHead {
     pub authority: Option<String>,
 }
 
+/// Why a run inline on a worker stopped because it used its slice of the
+/// budget ([`super::budget::INLINE_SLICE`]).
+pub const LONG_RUN: &str = "a long rule run";
+
 /// Runs the whole request, blocking work included (password hashing,
-/// listings, cold compiles): call it from the blocking pool.
+/// listings, cold compiles), within [`super::budget::BLOCKING_FACTOR`]
+/// times the site's budget: call it off the async workers.
 pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
-    run_with(site, head, conn, None, false).0
+    run_with(site, head, conn, None, Mode::Blocking).0
+}
+
+/// Runs again, off the async workers, a request whose inline run ended
+/// with [`Outcome::Offload`]`(reason)`.  A run moved only for being long
+/// ([`LONG_RUN`]) keeps the request's budget: the same request is stopped
+/// at the same point wherever it runs.
+pub fn run_offloaded(site: &Site, head: &RequestHead, conn: &ConnInfo, reason: &str) -> Outcome {
+    let mode = if reason == LONG_RUN {
+        Mode::Moved
+    } else {
+        Mode::Blocking
+    };
+    run_with(site, head, conn, None, mode).0
 }
 
 /// Runs the request on an async worker: anything that may block or take
 /// long ends the run with [`Outcome::Offload`] instead (caches filled by
 /// a blocking run let later requests stay inline).
 pub fn run_inline(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
-    run_with(site, head, conn, None, true).0
+    run_with(site, head, conn, None, Mode::Inline).0
+}
+
+/// Where a run happens, which sets its budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// On an async worker: a slice of the budget, no blocking work.
+    Inline,
+    /// On a blocking thread because the inline run used its slice.
+    Moved,
+    /// On a blocking thread for blocking work, or in `explain`.
+    Blocking,
 }
 
 /// [`run`] recording into `trace` what each phase did (`htgate explain`).
@@ -164,7 +193,7 @@ pub fn run_traced(
     conn: &ConnInfo,
     trace: Option<super::trace::Trace>,
 ) -> (Outcome, Option<super::trace::Trace>) {
-    run_with(site, head, conn, trace, false)
+    run_with(site, head, conn, trace, Mode::Blocking)
 }
 
 fn run_with(
@@ -172,19 +201,25 @@ fn run_with(
     head: &RequestHead,
     conn: &ConnInfo,
     trace: Option<super::trace::Trace>,
-    inline: bool,
+    mode: Mode,
 ) -> (Outcome, Option<super::trace::Trace>) {
-    // Off the async workers (the blocking pool, `explain`) a request may
-    // do more: a listing of thousands of entries is thousands of
-    // sub-requests.
-    let limit = if inline {
-        site.limits.budget
-    } else {
-        site.limits
-            .budget
-            .saturating_mul(super::budget::BLOCKING_FACTOR)
+    let budget = site.limits.budget;
+    let limit = match mode {
+        // Past the slice the run goes on off the worker (see below).
+        Mode::Inline => budget.min(super::budget::INLINE_SLICE),
+        Mode::Moved => budget,
+        // Off the async workers (the blocking pool, `explain`) a request
+        // may do more: a listing of thousands of entries is thousands of
+        // sub-requests.
+        Mode::Blocking => budget.saturating_mul(super::budget::BLOCKING_FACTOR),
     };
-    let budget = super::budget::Scope::enter(limit);
+    let inline = mode == Mode::Inline;
+    let sliced = inline && limit < budget;
+    let meter = if inline {
+        super::budget::Scope::enter_sliced(limit, super::budget::INLINE_TIME)
+    } else {
+        super::budget::Scope::enter(limit)
+    };
     let mut headers_in = head.headers.clone();
     if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
@@ -240,7 +275,12 @@ fn run_with(
     };
     // Whatever the run decided, a spent budget is a 500: a rule list cut
     // short must not serve what its remaining rules would have denied.
-    if let Some(work) = budget.exhausted() {
+    let spent = meter.exhausted();
+    if spent == Some(super::budget::Work::Time) || (sliced && spent.is_some()) {
+        // Not a refusal: the worker is needed elsewhere; the rest of the
+        // request's budget is spent at a lower priority.
+        outcome = Outcome::Offload(LONG_RUN);
+    } else if let Some(work) = meter.exhausted() {
         let at = main
             .budget_at
             .as_deref()
@@ -1340,8 +1380,18 @@ mod tests {
         .expect("write");
         std::fs::write(dir.path().join("ok.html"), "ok\n").expect("write");
         let site = Site::new(dir.path(), vec!["www.example.com".into()]);
+        // On a worker the run stops at its slice and moves off it...
+        assert!(matches!(
+            run_inline(&site, &head("/loop/x", &[]), &conn()),
+            Outcome::Offload(LONG_RUN)
+        ));
         assert_eq!(
-            status(&run_inline(&site, &head("/loop/x", &[]), &conn())),
+            status(&run_offloaded(
+                &site,
+                &head("/loop/x", &[]),
+                &conn(),
+                LONG_RUN
+            )),
             Some(500)
         );
         assert_eq!(
@@ -1353,6 +1403,43 @@ mod tests {
             status(&run_inline(&site, &head("/ok.html", &[]), &conn())),
             Some(200)
         );
+    }
+
+    #[test]
+    fn a_moved_run_keeps_the_requests_budget_and_blocking_work_gets_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 10,000 rules that never match: about 25 units each
+        let rules: String = (0..10_000)
+            .map(|i| format!("RewriteRule .*x{i}y /n\n"))
+            .collect();
+        std::fs::write(
+            dir.path().join(".htaccess"),
+            format!("RewriteEngine On\n{rules}"),
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("ok.html"), "ok\n").expect("write");
+        let mut site = Site::new(dir.path(), vec!["www.example.com".into()]);
+        let h = head("/ok.html", &[]);
+        // a budget above the rules' cost: moved, then served
+        site.limits.budget = 2 * super::super::budget::INLINE_SLICE + 200_000;
+        // (the first run compiles the file: that is blocking work too)
+        assert_eq!(status(&run(&site, &h, &conn())), Some(200));
+        assert!(matches!(
+            run_inline(&site, &h, &conn()),
+            Outcome::Offload(LONG_RUN)
+        ));
+        assert_eq!(
+            status(&run_offloaded(&site, &h, &conn(), LONG_RUN)),
+            Some(200)
+        );
+        // a budget below it: the moved run is refused as an inline one
+        // would be, while blocking work may use twenty times the budget
+        site.limits.budget = super::super::budget::INLINE_SLICE + 1;
+        assert_eq!(
+            status(&run_offloaded(&site, &h, &conn(), LONG_RUN)),
+            Some(500)
+        );
+        assert_eq!(status(&run(&site, &h, &conn())), Some(200));
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn site_limits(
         inline: !s
             .network_filesystem
             .unwrap_or_else(|| crate::engine::fs_kind::is_network_path(mounts, s.root.get_ref())),
+        long_runs: Arc::default(),
     }
 }
 
