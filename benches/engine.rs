@@ -18,7 +18,7 @@
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 use htgate::engine::compile::compile_source;
 use htgate::engine::request::{Main, Req};
-use htgate::engine::respond::{run, Outcome, RequestHead};
+use htgate::engine::respond::{run, run_inline, Outcome, RequestHead};
 use htgate::engine::site::Site;
 use htgate::server::ConnInfo;
 use std::path::Path;
@@ -312,7 +312,9 @@ fn request(c: &mut Criterion) {
 /// name contains `HTGATE_BENCH_FILTER` N times instead of the criterion
 /// benches, for `valgrind --tool=callgrind` (run it with N and 2N: the
 /// difference divided by N is one iteration, setup excluded; the machine's
-/// load does not change the count).  `rules` iterations include copying
+/// load does not change the count).  Modes: `rules` (the rule phase),
+/// `request` (a whole request off the workers), `inline` (a whole request
+/// as a worker runs it).  `rules` iterations include copying
 /// the walked request (`clone` mode gives that alone).
 fn count(iters: usize, filter: &str) {
     let mode = std::env::var("HTGATE_BENCH_MODE").unwrap_or_else(|_| "rules".into());
@@ -329,6 +331,15 @@ fn count(iters: usize, filter: &str) {
                     let _ = run(&fx.site, &head, &conn);
                     for _ in 0..iters {
                         std::hint::black_box(run(&fx.site, &head, &conn));
+                    }
+                }
+                // as the server runs it: on a worker, with the time slice
+                "inline" => {
+                    let head = head(s.target);
+                    let conn = conn(s.tls);
+                    let _ = run(&fx.site, &head, &conn);
+                    for _ in 0..iters {
+                        std::hint::black_box(run_inline(&fx.site, &head, &conn));
                     }
                 }
                 _ => {

@@ -239,6 +239,12 @@ root = "roots/good"
         );
     }
     assert!(!metrics.contains("htgate_refusals_total{site=\"good\""));
+    // The runaway rules left the workers after their slice.
+    assert!(
+        metrics.contains("htgate_blocking_jobs_total{site=\"evil\",reason=\"a long rule run\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("htgate_blocking_jobs_total{site=\"good\""));
     // Shutdown ends within the drain time, stuck blocking work or not.
     let t = Instant::now();
     tokio::time::timeout(Duration::from_secs(15), server.shutdown())
@@ -404,4 +410,55 @@ async fn get_page(addr: std::net::SocketAddr, host: &str, path: &str) -> String 
         .ok()
         .flatten()
         .unwrap_or_default()
+}
+
+/// A run that uses its inline slice moves off the workers and keeps the
+/// request's budget there (a 500, not twenty times the work); for a while
+/// the site's next requests start off the workers (counted as such), and
+/// they are answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_moves_off_the_workers_and_the_site_follows_for_a_while() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files::write(dir.path(), "roots/long/index.html", "fine\n");
+    files::write(
+        dir.path(),
+        "roots/long/loop/.htaccess",
+        "RewriteEngine On\nRewriteRule ^ - [N=4000000000]\n",
+    );
+    let toml = r#"
+[[listen]]
+address = "127.0.0.1:0"
+
+[[site]]
+name = "long-runs"
+domains = ["long.test"]
+root = "roots/long"
+"#;
+    let (server, http) = start_config(dir.path(), toml).await;
+    let jobs = || {
+        let m = htgate::metrics::render(None);
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "htgate_blocking_jobs_total{site=\"long-runs\",reason=\"a long rule run\"} ",
+                )
+                .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let a = probe::get(http, None, "long.test", "/index.html", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(jobs(), 0, "a short run stays on the worker");
+    let l = probe::get(http, None, "long.test", "/loop/x", &[]).await;
+    assert_eq!(l.status, 500, "the moved run keeps the request's budget");
+    assert_eq!(jobs(), 1);
+    let a = probe::get(http, None, "long.test", "/index.html", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "fine\n"));
+    assert_eq!(jobs(), 2, "the site's next request started off the workers");
+    let metrics = htgate::metrics::render(None);
+    assert!(
+        metrics.contains("htgate_refusals_total{site=\"long-runs\",reason=\"budget\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown().await;
 }

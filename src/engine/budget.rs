@@ -124,7 +124,7 @@ thread_local! {
 /// Charges `units` of `work`.  `false` once the budget is spent: the
 /// caller stops what it is doing; the request ends with a 500 whatever it
 /// decided meanwhile (see [`Scope::exhausted`]).
-#[inline]
+#[inline(always)]
 pub fn charge(work: Work, units: u64) -> bool {
     LEFT.with(|left| {
         let l = left.get();

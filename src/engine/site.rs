@@ -154,7 +154,7 @@ pub struct Seen {
 impl Seen {
     /// `dir`'s `.htaccess` for this request, and its cache slot.
     /// `None` with `inline`: the file must first be compiled off the async
-    /// workers (see [`HtaccessCache::needs_blocking_compile`]).
+    /// workers (see [`HtaccessCache::lookup_within`]).
     pub fn htaccess(
         &mut self,
         cache: &HtaccessCache,
@@ -165,13 +165,25 @@ impl Seen {
             return Some((e.clone(), h.clone()));
         }
         let now = self.stats.now();
-        if inline && cache.needs_blocking_compile(dir, now) {
-            return None;
-        }
-        let (e, h) = cache.lookup(dir, now);
+        let (e, h) = cache.lookup_within(dir, now, inline)?;
         self.dirs.push((e.clone(), h.clone()));
         Some((e, h))
     }
+}
+
+/// Whether `dir`'s `.htaccess` is over [`INLINE_COMPILE_BYTES`] and not
+/// the file last compiled (`old_key`): compiling it is blocking work.
+fn large_and_changed(dir: &Path, old_key: Option<FileKey>) -> bool {
+    let Ok(meta) = std::fs::metadata(dir.join(ACCESS_FILE_NAME)) else {
+        return false;
+    };
+    let key = Some(FileKey {
+        ino: meta.ino(),
+        dev: meta.dev(),
+        size: meta.len(),
+        mtime: meta.modified().ok(),
+    });
+    meta.is_file() && meta.len() > INLINE_COMPILE_BYTES && key != old_key
 }
 
 /// The compiled program of `source`, shared by every directory (of every
@@ -264,28 +276,41 @@ impl HtaccessCache {
     /// The `.htaccess` of `dir` (compiled if new or, depending on the
     /// validation mode, changed).
     pub fn get(&self, dir: &Path) -> Htaccess {
-        self.lookup(&dir.to_string_lossy(), Instant::now()).1
+        self.lookup_within(&dir.to_string_lossy(), Instant::now(), false)
+            .map_or(Htaccess::None, |(_, h)| h)
     }
 
     /// The `.htaccess` of `dir` at `now`, and its slot.  Watched: as the
     /// watcher last left it.  Every request: stat'ed again once
     /// [`RECHECK`] has passed since the last look, compiled again when
     /// its identity changed.
-    pub fn lookup(&self, dir: &str, now: Instant) -> (Arc<DirEntry>, Htaccess) {
+    /// With `inline`, `None` instead of compiling a `.htaccess` over
+    /// [`INLINE_COMPILE_BYTES`] (a cold compile of thousands of rules takes
+    /// milliseconds: the blocking pool's work, not an async worker's);
+    /// otherwise always `Some`.
+    pub fn lookup_within(
+        &self,
+        dir: &str,
+        now: Instant,
+        inline: bool,
+    ) -> Option<(Arc<DirEntry>, Htaccess)> {
         let path = Path::new(dir);
         let t = self.since_epoch(now);
         if let Some(entry) = self.entry(path) {
             if self.validation == Validation::Watched {
                 let h = entry.state.load().htaccess.clone();
-                return (entry, h);
+                return Some((entry, h));
             }
             let last = entry.checked.load(Ordering::Relaxed);
             let recheck = u64::try_from(self.recheck.as_nanos()).unwrap_or(u64::MAX);
             if t.saturating_sub(last) < recheck {
                 let h = entry.state.load().htaccess.clone();
-                return (entry, h);
+                return Some((entry, h));
             }
             let old = entry.state.load_full();
+            if inline && large_and_changed(path, old.key) {
+                return None;
+            }
             let (new, _) = self.read_state(path, Some(&old), false);
             entry.checked.store(t, Ordering::Relaxed);
             let h = match new {
@@ -296,7 +321,10 @@ impl HtaccessCache {
                 }
                 None => old.htaccess.clone(),
             };
-            return (entry, h);
+            return Some((entry, h));
+        }
+        if inline && large_and_changed(path, None) {
+            return None;
         }
         let (state, _) = self.read_state(path, None, false);
         let state = state.unwrap_or(DirState {
@@ -317,39 +345,7 @@ impl HtaccessCache {
                 .clone(),
             Err(_) => fresh,
         };
-        (entry, h)
-    }
-
-    /// Whether looking `dir` up now would compile a large file (over
-    /// [`INLINE_COMPILE_BYTES`]): a cold compile of a big `.htaccess`
-    /// (thousands of rules) takes milliseconds, which is the blocking
-    /// pool's work, not an async worker's.
-    pub fn needs_blocking_compile(&self, dir: &str, now: Instant) -> bool {
-        let path = Path::new(dir);
-        let old_key = match self.entry(path) {
-            Some(entry) => {
-                if self.validation == Validation::Watched {
-                    return false;
-                }
-                let last = entry.checked.load(Ordering::Relaxed);
-                let recheck = u64::try_from(self.recheck.as_nanos()).unwrap_or(u64::MAX);
-                if self.since_epoch(now).saturating_sub(last) < recheck {
-                    return false;
-                }
-                entry.state.load().key
-            }
-            None => None,
-        };
-        let Ok(meta) = std::fs::metadata(path.join(ACCESS_FILE_NAME)) else {
-            return false;
-        };
-        let key = Some(FileKey {
-            ino: meta.ino(),
-            dev: meta.dev(),
-            size: meta.len(),
-            mtime: meta.modified().ok(),
-        });
-        meta.is_file() && meta.len() > INLINE_COMPILE_BYTES && key != old_key
+        Some((entry, h))
     }
 
     /// Re-reads `dir`'s `.htaccess` now (the watcher saw a change) and
@@ -756,10 +752,10 @@ mod tests {
         let cache = HtaccessCache::default();
         let d = dir.path().to_string_lossy().into_owned();
         let t0 = Instant::now();
-        assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
+        assert!(matches!(cache.lookup_within(&d, t0, false).expect("found").1, Htaccess::None));
         write(dir.path(), "Header set X-A 1\n");
-        assert!(matches!(cache.lookup(&d, t0).1, Htaccess::None));
-        assert!(matches!(cache.lookup(&d, t0 + RECHECK).1, Htaccess::Ok(_)));
+        assert!(matches!(cache.lookup_within(&d, t0, false).expect("found").1, Htaccess::None));
+        assert!(matches!(cache.lookup_within(&d, t0 + RECHECK, false).expect("found").1, Htaccess::Ok(_)));
     }
 
     #[test]
@@ -768,7 +764,7 @@ mod tests {
         let cache = HtaccessCache::new(Validation::Watched, OnError::Apache);
         write(dir.path(), "Options -Indexes\n");
         let d = dir.path().to_string_lossy().into_owned();
-        let (entry, h) = cache.lookup(&d, Instant::now());
+        let (entry, h) = cache.lookup_within(&d, Instant::now(), false).expect("found");
         let Htaccess::Ok(c) = h else {
             panic!("compiles")
         };
@@ -787,7 +783,7 @@ mod tests {
         let _ = merge(&other, &c);
         write(dir.path(), "Options +Indexes\n");
         cache.reload_dir(dir.path());
-        let Htaccess::Ok(c2) = cache.lookup(&d, Instant::now()).1 else {
+        let Htaccess::Ok(c2) = cache.lookup_within(&d, Instant::now(), false).expect("found").1 else {
             panic!("compiles")
         };
         let _ = merge(&other, &c2);

@@ -327,12 +327,16 @@ impl Main<'_> {
     /// symbolic link only when it points to a file of the link's owner;
     /// anything else is "does not exist", so one customer cannot probe
     /// another's files.  Unconfined (quick mode): Apache's answer.
+    #[inline]
     pub fn test_path(&mut self, path: &str) -> PathStat {
-        let limits = &self.site.limits;
-        if limits.confine.is_none() {
+        if self.site.limits.confine.is_none() {
             return self.stat_path(path);
         }
-        if !limits.may_look_at(path) {
+        self.confined_test_path(path)
+    }
+
+    fn confined_test_path(&mut self, path: &str) -> PathStat {
+        if !self.site.limits.may_look_at(path) {
             return PathStat::missing();
         }
         let st = self.stat_path(path);
