@@ -142,7 +142,9 @@ pub fn charge(work: Work, units: u64) -> bool {
 #[inline(never)]
 fn refill(work: Work, units: u64) -> bool {
     let total = LEFT.with(Cell::get).saturating_add(RESERVE.with(Cell::get));
-    let late = DEADLINE.with(Cell::get).is_some_and(|d| Instant::now() >= d);
+    let late = DEADLINE
+        .with(Cell::get)
+        .is_some_and(|d| Instant::now() >= d);
     if total < units || total == 0 || late {
         LEFT.with(|l| l.set(0));
         RESERVE.with(|r| r.set(0));

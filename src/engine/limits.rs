@@ -101,7 +101,11 @@ impl LongRuns {
 fn since_epoch_ms() -> u64 {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     // +1: a mark made in the first millisecond is not "none"
-    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 impl SiteLimits {
@@ -258,7 +262,11 @@ pub fn low_priority_pool() -> tokio::runtime::Handle {
             .thread_keep_alive(std::time::Duration::from_secs(30))
             .on_thread_start(lower_this_threads_priority)
             .build()
-            .map_err(|e| tracing::error!("cannot build the blocking pool: {e}; blocking work runs on the server's"))
+            .map_err(|e| {
+                tracing::error!(
+                    "cannot build the blocking pool: {e}; blocking work runs on the server's"
+                )
+            })
             .ok()
     });
     match built {

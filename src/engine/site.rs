@@ -752,10 +752,22 @@ mod tests {
         let cache = HtaccessCache::default();
         let d = dir.path().to_string_lossy().into_owned();
         let t0 = Instant::now();
-        assert!(matches!(cache.lookup_within(&d, t0, false).expect("found").1, Htaccess::None));
+        assert!(matches!(
+            cache.lookup_within(&d, t0, false).expect("found").1,
+            Htaccess::None
+        ));
         write(dir.path(), "Header set X-A 1\n");
-        assert!(matches!(cache.lookup_within(&d, t0, false).expect("found").1, Htaccess::None));
-        assert!(matches!(cache.lookup_within(&d, t0 + RECHECK, false).expect("found").1, Htaccess::Ok(_)));
+        assert!(matches!(
+            cache.lookup_within(&d, t0, false).expect("found").1,
+            Htaccess::None
+        ));
+        assert!(matches!(
+            cache
+                .lookup_within(&d, t0 + RECHECK, false)
+                .expect("found")
+                .1,
+            Htaccess::Ok(_)
+        ));
     }
 
     #[test]
@@ -764,7 +776,9 @@ mod tests {
         let cache = HtaccessCache::new(Validation::Watched, OnError::Apache);
         write(dir.path(), "Options -Indexes\n");
         let d = dir.path().to_string_lossy().into_owned();
-        let (entry, h) = cache.lookup_within(&d, Instant::now(), false).expect("found");
+        let (entry, h) = cache
+            .lookup_within(&d, Instant::now(), false)
+            .expect("found");
         let Htaccess::Ok(c) = h else {
             panic!("compiles")
         };
@@ -783,7 +797,11 @@ mod tests {
         let _ = merge(&other, &c);
         write(dir.path(), "Options +Indexes\n");
         cache.reload_dir(dir.path());
-        let Htaccess::Ok(c2) = cache.lookup_within(&d, Instant::now(), false).expect("found").1 else {
+        let Htaccess::Ok(c2) = cache
+            .lookup_within(&d, Instant::now(), false)
+            .expect("found")
+            .1
+        else {
             panic!("compiles")
         };
         let _ = merge(&other, &c2);
