@@ -234,6 +234,7 @@ fn conn(tls: bool) -> ConnInfo {
         tls,
         sni: None,
         trusted_proxy: false,
+        proxied_https: false,
     }
 }
 

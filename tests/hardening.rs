@@ -69,6 +69,7 @@ fn conn() -> ConnInfo {
         tls: false,
         sni: None,
         trusted_proxy: false,
+        proxied_https: false,
     }
 }
 

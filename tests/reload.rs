@@ -1,4 +1,4 @@
-//! Hot reload in config mode: every way a customer saves a `.htaccess`
+//! Hot reload (config mode, and quick mode's watcher): every way a customer saves a `.htaccess`
 //! takes effect without a restart, a hammer test with 500 replacements,
 //! certificate replacement, and a broken htgate.toml that is refused while
 //! the running configuration keeps serving.
@@ -409,5 +409,50 @@ async fn an_invalid_config_is_refused_and_the_old_one_keeps_serving() {
     assert_eq!(body, "other\n", "the new site is served after the reload");
     // The listener kept its socket: same address before and after.
     assert_eq!(server.addr(false), Some(http));
+    server.shutdown().await;
+}
+
+/// Quick mode watches its root as config mode does: an edit is served
+/// well before quick mode's once-a-second look at the file would see it
+/// (what "edits are seen at once" in README.md rests on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_mode_sees_an_edit_before_its_one_second_recheck() {
+    let s = Site::new();
+    s.write("site/.htaccess", &version("one"));
+    let server = htgate::server::quick::start(htgate::server::quick::QuickOptions {
+        root: s.path("site"),
+        http: "127.0.0.1:0".parse().expect("address"),
+        https: "127.0.0.1:0".parse().expect("address"),
+        cert: None,
+        key: None,
+        server_names: vec!["s.test".to_string()],
+        debug_headers: false,
+        pass_client_https_headers: false,
+        php_fpm: None,
+        mime_types: None,
+        php: Default::default(),
+    })
+    .await
+    .expect("start");
+    let http = server.http_addr;
+    for round in ["two", "three", "four"] {
+        // The look-up is fresh: without the watcher the edit would wait
+        // for the re-check, a second from now.
+        assert!(x_v(http, "/").await.1.is_some());
+        let looked = Instant::now();
+        s.replace("site/.htaccess", &version(round));
+        let mut seen = false;
+        while looked.elapsed() < htgate::engine::site::RECHECK - Duration::from_millis(100) {
+            if x_v(http, "/").await.1.as_deref() == Some(round) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            seen,
+            "edit {round} not served before the re-check: the watcher missed it"
+        );
+    }
     server.shutdown().await;
 }

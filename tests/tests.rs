@@ -1,6 +1,7 @@
 //! The single integration-test binary (`autotests = false`): every test
 //! module of the crate is declared here.
 
+mod cli;
 mod cluster;
 mod cluster_folder;
 mod cms;
@@ -24,4 +25,5 @@ mod ops;
 mod parser_props;
 mod php_fairness;
 mod protections;
+mod proxy;
 mod reload;

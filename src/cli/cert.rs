@@ -214,16 +214,19 @@ struct Opened {
 }
 
 fn open(path: &Path) -> Result<Opened, ExitCode> {
-    let config = load_config(path)?;
+    open_loaded(load_config(path)?).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn open_loaded(config: Config) -> anyhow::Result<Opened> {
     let acme = config
         .file
         .acme
         .as_ref()
         .map(|a| crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a)));
-    let store = crate::hosting::run::cert_store(&config, acme.clone()).map_err(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::FAILURE
-    })?;
+    let store = crate::hosting::run::cert_store(&config, acme.clone())?;
     Ok(Opened {
         config,
         store,
@@ -286,4 +289,37 @@ pub fn check(config: &Path) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The certificate part of `htgate check --config`: `(is_error, message)`.
+/// Errors are what the server cannot use (a store that does not open, an
+/// uploaded certificate it cannot read or that does not validate); the
+/// rest of `cert check`'s findings (no certificate yet for a domain, one
+/// that expires soon) are warnings: a new site waits for its automatic one.
+pub fn config_problems(config: &Config) -> Vec<(bool, String)> {
+    let opened = match open_loaded(config.clone()) {
+        Ok(o) => o,
+        Err(e) => return vec![(true, format!("certificates: {e:#}"))],
+    };
+    let trust = crate::hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
+    let mut out = Vec::new();
+    let mut broken = Vec::new();
+    for (i, site) in opened.store.sites().iter().enumerate() {
+        if let Some(p) = upload_problem(&opened.store, i, &trust) {
+            out.push((true, format!("site `{}`: {p}", site.name)));
+            broken.push(p);
+        }
+    }
+    for row in rows(
+        &opened.config,
+        &opened.store,
+        opened.acme.as_deref(),
+        unix_now(),
+    ) {
+        // a broken upload is an error above, once per site, not per domain
+        for p in row.problems.into_iter().filter(|p| !broken.contains(p)) {
+            out.push((false, format!("site `{}` {}: {p}", row.site, row.domain)));
+        }
+    }
+    out
 }

@@ -104,80 +104,168 @@ fn json_diag(d: &Diagnostic, source: &[u8]) -> Value {
     })
 }
 
+/// What one pass over `.htaccess` files found.
+#[derive(Default)]
+struct Tally {
+    files: usize,
+    errors: usize,
+    warnings: usize,
+    json_files: Vec<Value>,
+}
+
+impl Tally {
+    /// One problem that is not a file's diagnostic (a file that cannot be
+    /// read, a broken certificate), shown as `file:1:1: severity: message`.
+    fn problem(&mut self, format: Format, name: &str, error: bool, message: &str) {
+        let severity = if error { "error" } else { "warning" };
+        if error {
+            self.errors += 1;
+        } else {
+            self.warnings += 1;
+        }
+        match format {
+            Format::Text => println!("{name}:1:1: {severity}: {message}"),
+            Format::Json => self.json_files.push(json!({
+                "file": name,
+                "diagnostics": [{
+                    "severity": severity, "line": 1, "col": 1, "len": 1,
+                    "message": message,
+                    "help": null, "source_line": null,
+                }],
+            })),
+        }
+    }
+
+    fn check_files(&mut self, files: &[Found], format: Format) {
+        self.files += files.len();
+        for f in files {
+            let name = f.path.display().to_string();
+            let source = match std::fs::read(&f.path) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.problem(format, &name, true, &format!("cannot read file: {e}"));
+                    continue;
+                }
+            };
+            let diags = diagnose(&source, f);
+            for d in &diags {
+                if d.is_error() {
+                    self.errors += 1;
+                } else {
+                    self.warnings += 1;
+                }
+            }
+            match format {
+                Format::Text => {
+                    for d in &diags {
+                        print!("{}", d.render(&name, &source));
+                    }
+                }
+                Format::Json => self.json_files.push(json!({
+                    "file": name,
+                    "diagnostics": diags.iter().map(|d| json_diag(d, &source)).collect::<Vec<_>>(),
+                })),
+            }
+        }
+    }
+
+    /// The summary line (or document) and the exit code: 1 on any error.
+    fn finish(self, format: Format) -> ExitCode {
+        let (files, errors, warnings) = (self.files, self.errors, self.warnings);
+        match format {
+            Format::Text => println!(
+                "checked {} file{}: {errors} error{}, {warnings} warning{}",
+                files,
+                if files == 1 { "" } else { "s" },
+                if errors == 1 { "" } else { "s" },
+                if warnings == 1 { "" } else { "s" }
+            ),
+            Format::Json => {
+                let doc = json!({
+                    "files": self.json_files,
+                    "checked": files,
+                    "errors": errors,
+                    "warnings": warnings,
+                });
+                match serde_json::to_string_pretty(&doc) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+        if errors > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// A config file given where `.htaccess` files are expected: `htgate
+/// check htgate.toml` would otherwise report its TOML as dozens of
+/// unknown directives.
+fn looks_like_config(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "toml")
+}
+
 pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
+    if let Some(p) = paths.iter().find(|p| looks_like_config(p)) {
+        eprintln!(
+            "error: {} is a configuration file, not a .htaccess file: check it with `htgate check --config {}`",
+            p.display(),
+            p.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let mut files = Vec::new();
     for p in paths {
         collect(p, p, &mut files);
     }
-    let (mut errors, mut warnings) = (0usize, 0usize);
-    let mut json_files = Vec::new();
-    for f in &files {
-        let name = f.path.display().to_string();
-        let source = match std::fs::read(&f.path) {
-            Ok(s) => s,
-            Err(e) => {
-                errors += 1;
-                match format {
-                    Format::Text => println!("{name}:1:1: error: cannot read file: {e}"),
-                    Format::Json => json_files.push(json!({
-                        "file": name,
-                        "diagnostics": [{
-                            "severity": "error", "line": 1, "col": 1, "len": 1,
-                            "message": format!("cannot read file: {e}"),
-                            "help": null, "source_line": null,
-                        }],
-                    })),
-                }
-                continue;
-            }
-        };
-        let diags = diagnose(&source, f);
-        for d in &diags {
-            if d.is_error() {
-                errors += 1;
-            } else {
-                warnings += 1;
-            }
+    let mut tally = Tally::default();
+    tally.check_files(&files, format);
+    tally.finish(format)
+}
+
+/// `htgate check --config htgate.toml`: the configtest (`nginx -t`,
+/// `apachectl configtest`).  The configuration as `serve --config` loads
+/// it, every `.htaccess` under every site's root, and the certificates
+/// the server would read.  Exit 1 on any error; warnings (a domain still
+/// waiting for its automatic certificate, a certificate that expires soon)
+/// do not fail it.
+pub fn run_config(config: &Path, format: Format) -> ExitCode {
+    let loaded = match crate::config::Config::load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: the configuration has {} error{}",
+                config.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
         }
-        match format {
-            Format::Text => {
-                for d in &diags {
-                    print!("{}", d.render(&name, &source));
-                }
-            }
-            Format::Json => json_files.push(json!({
-                "file": name,
-                "diagnostics": diags.iter().map(|d| json_diag(d, &source)).collect::<Vec<_>>(),
-            })),
-        }
+    };
+    let mut tally = Tally::default();
+    for site in &loaded.file.site {
+        let root = site.root.get_ref();
+        let mut files = Vec::new();
+        collect(root, root, &mut files);
+        tally.check_files(&files, format);
     }
-    match format {
-        Format::Text => println!(
-            "checked {} file{}: {errors} error{}, {warnings} warning{}",
-            files.len(),
-            if files.len() == 1 { "" } else { "s" },
-            if errors == 1 { "" } else { "s" },
-            if warnings == 1 { "" } else { "s" }
-        ),
-        Format::Json => {
-            let doc = json!({
-                "files": json_files,
-                "checked": files.len(),
-                "errors": errors,
-                "warnings": warnings,
-            });
-            match serde_json::to_string_pretty(&doc) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+    let config_name = loaded.path.display().to_string();
+    for (error, message) in super::cert::config_problems(&loaded) {
+        tally.problem(format, &config_name, error, &message);
     }
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    if format == Format::Text {
+        println!(
+            "{config_name}: the configuration file is valid ({} site{})",
+            loaded.file.site.len(),
+            if loaded.file.site.len() == 1 { "" } else { "s" }
+        );
     }
+    tally.finish(format)
 }

@@ -148,6 +148,8 @@ struct Front {
     hsts: Option<String>,
     https_port: u16,
     trusted_proxy: bool,
+    /// `trusted_proxies`, to walk the forwarding headers as the server does.
+    proxies: Vec<ipnet::IpNet>,
     acme: bool,
 }
 
@@ -212,29 +214,10 @@ fn config_site(path: &std::path::Path, req: &Request, from: IpAddr) -> Result<Ch
                 .map(str::to_string),
             https_port: hosting.https_port,
             trusted_proxy: hosting.is_trusted(from),
+            proxies: hosting.trusted_proxies.clone(),
             acme: config.file.acme.is_some(),
         }),
     })
-}
-
-/// Whether a trusted proxy's headers say the client used HTTPS (config
-/// mode's rule, see `hosting::Front`).
-fn forwarded_https(headers: &http::HeaderMap) -> bool {
-    let has = |name: &str, want: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.trim().eq_ignore_ascii_case(want))
-    };
-    has("x-forwarded-proto", "https")
-        || has("https", "on")
-        || headers
-            .get_all("forwarded")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split([';', ',']))
-            .any(|p| p.trim().to_ascii_lowercase().replace('"', "") == "proto=https")
 }
 
 /// The answer, in the terms `explain` shows.
@@ -411,6 +394,7 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
     let mut front = Vec::new();
     let mut tls = req.tls;
     let mut trusted = false;
+    let mut remote = args.from;
     let done = |front: Vec<String>, answer: Answer, chosen: Chosen, req: Request| Explained {
         req,
         from: args.from,
@@ -432,8 +416,17 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
                 "{} is a trusted proxy (trusted_proxies): its HTTPS, X-Forwarded-Proto and Forwarded headers are believed",
                 args.from
             ));
-            if !tls && forwarded_https(&req.headers) {
-                front.push("the proxy says the client used HTTPS".into());
+            let client = crate::hosting::proxy::client_address(&req.headers, args.from, |ip| {
+                crate::hosting::is_trusted_in(&f.proxies, ip)
+            });
+            if client != args.from {
+                front.push(format!(
+                    "the client is {client}: X-Forwarded-For (or Forwarded: for=) walked back through the trusted proxies, as mod_remoteip does"
+                ));
+            }
+            remote = client;
+            if !tls && crate::hosting::proxy::says_https(&req.headers) {
+                front.push("the proxy says the client used HTTPS: %{HTTPS} is on, and the HTTPS and X-Forwarded-Proto headers say so".into());
                 tls = true;
             }
         }
@@ -472,11 +465,12 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
     };
     let port = req.port.unwrap_or(if req.tls { 443 } else { 80 });
     let conn = ConnInfo {
-        remote: SocketAddr::new(args.from, 54321),
+        remote: SocketAddr::new(remote, 54321),
         local: SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
         tls: req.tls,
         sni: req.tls.then(|| req.host.clone()),
         trusted_proxy: trusted,
+        proxied_https: tls && !req.tls,
     };
     let (outcome, trace) = respond::run_traced(&chosen.site, &head, &conn, Some(Trace::new()));
     let mut answer = Answer::from_outcome(&outcome);

@@ -8,7 +8,7 @@ mod demo;
 mod explain;
 mod site;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,11 +53,20 @@ enum Command {
     },
     /// Parse and compile every .htaccess under the given paths and report
     /// problems as `file:line:col: error|warning: message`.
+    ///
+    /// With `--config htgate.toml`: the configtest (as `nginx -t` or
+    /// `apachectl configtest`): the configuration, every `.htaccess` under
+    /// every site's root, and the certificates the server would read;
+    /// exit status 1 on any error.
     Check {
         /// Files or directories (directories are searched recursively for
         /// `.htaccess` and `*.htaccess` files).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
         paths: Vec<PathBuf>,
+        /// Check a whole configuration instead: the file, its sites'
+        /// `.htaccess` files and its certificates.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// `text` (file:line:col with the source line) or `json`.
         #[arg(long, value_enum, default_value = "text")]
         format: check::Format,
@@ -66,6 +75,21 @@ enum Command {
     /// rule and condition tried, what it matched, each flag's effect, and
     /// the answer (nothing is served, no network).
     Explain(explain::ExplainArgs),
+    /// Print the shell completion script for SHELL, generated from this
+    /// command line (install: `htgate completions bash >
+    /// /usr/share/bash-completion/completions/htgate`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page htgate(1), or with `--dir` write it and one page
+    /// per command (htgate-serve(1), …) into a folder (install: `htgate man
+    /// --dir /usr/local/share/man/man1`).
+    Man {
+        /// Write every page into this folder instead of printing htgate(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,13 +165,15 @@ const SERVE_SIGNALS: &str = "Signals:
   SIGTERM/SIGINT  stop accepting, let in-flight requests finish (bounded), exit; a second one exits at once";
 
 #[derive(clap::Args, Clone)]
+// Either a config or a root: without both, clap's error names the two.
+#[command(group(clap::ArgGroup::new("sites").required(true).args(["config", "root"])))]
 pub struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log", "shutdown_drain_seconds", "send_timeout_seconds", "max_sending_per_client"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
-    #[arg(long, value_name = "DIR", required_unless_present = "config")]
+    #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
     /// Plain HTTP listen address (quick mode).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -248,8 +274,21 @@ pub fn run() -> ExitCode {
         init_tracing();
     }
     match cli.command {
-        Command::Check { paths, format } => check::run(&paths, format),
+        Command::Check {
+            paths,
+            config,
+            format,
+        } => match config {
+            Some(config) => check::run_config(&config, format),
+            None => check::run(&paths, format),
+        },
         Command::Explain(args) => explain::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "htgate", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => man_pages(dir.as_deref()),
         Command::Cert { command } => match command {
             CertCommand::Install {
                 config,
@@ -296,13 +335,17 @@ pub fn run() -> ExitCode {
             serve(opts, args.access_log)
         }
         Command::Demo { http, https } => match demo::write_site(https.port()) {
-            Ok(root) => {
-                eprintln!("htgate demo site in {}", root.display());
+            // `site` lives until the server has stopped, then its folder goes
+            Ok(site) => {
+                if let Ok(mut d) = REMOVE_AT_EXIT.lock() {
+                    *d = Some(site.path().to_path_buf());
+                }
+                eprintln!("htgate demo site in {}", site.path().display());
                 eprintln!("  curl -i http://{http}/hello-world      (301 to HTTPS)");
-                eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.php)");
+                eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.html)");
                 serve(
                     crate::server::quick::QuickOptions {
-                        root,
+                        root: site.path().to_path_buf(),
                         http,
                         https,
                         cert: None,
@@ -322,6 +365,24 @@ pub fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `htgate man`: the pages come from the same definition as `--help`.
+fn man_pages(dir: Option<&std::path::Path>) -> ExitCode {
+    let done = match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match dir {
+                Some(d) => eprintln!("error: cannot write the man pages in {}: {e}", d.display()),
+                None => eprintln!("error: {e}"),
+            }
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -538,7 +599,7 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
                 deadline.as_secs()
             );
             crate::logs::writer::flush(LOG_FLUSH_NOW);
-            std::process::exit(1);
+            exit_now(1);
         });
     if let Err(e) = watchdog {
         eprintln!("htgate: cannot start the shutdown watchdog: {e}");
@@ -548,9 +609,22 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
         why = signals.recv() => {
             eprintln!("htgate: second {why}: exiting without waiting for the drain");
             crate::logs::writer::flush(LOG_FLUSH_NOW);
-            std::process::exit(0);
+            exit_now(0);
         }
     }
+}
+
+/// A folder that goes with the process (the demo's site), removed even
+/// when the process ends without unwinding.
+static REMOVE_AT_EXIT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// `process::exit`, after removing [`REMOVE_AT_EXIT`].
+fn exit_now(code: i32) -> ! {
+    let dir = REMOVE_AT_EXIT.lock().ok().and_then(|mut d| d.take());
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    std::process::exit(code)
 }
 
 /// The PHP settings of quick mode's `--php-*` flags.

@@ -162,9 +162,17 @@ fn refill(work: Work, units: u64) -> bool {
     true
 }
 
-/// Whether the running request's budget is spent.
-#[inline]
+/// Whether the running request's budget is spent.  Asked after every
+/// rule: while the hot counter holds units (a spent budget zeroes it) the
+/// answer is one load and a compare.
+#[inline(always)]
 pub fn exhausted() -> bool {
+    LEFT.with(Cell::get) == 0 && spent_now()
+}
+
+#[cold]
+#[inline(never)]
+fn spent_now() -> bool {
     SPENT.with(|s| s.get().is_some())
 }
 

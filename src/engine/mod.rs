@@ -73,7 +73,11 @@ pub async fn serve_site(
         target,
         protocol,
         headers: parts.headers.clone(),
-        authority: parts.uri.authority().map(|a| a.to_string()),
+        // host[:port], without any `user@` part
+        authority: parts.uri.authority().map(|a| match a.port() {
+            Some(p) => format!("{}:{p}", a.host()),
+            None => a.host().to_string(),
+        }),
     };
     let method = parts.method.clone();
     if method == http::Method::TRACE && site.trace_enable {

@@ -221,25 +221,45 @@ fn run_with(
         super::budget::Scope::enter(limit)
     };
     let mut headers_in = head.headers.clone();
+    // A trusted proxy's word on HTTPS makes this an HTTPS request.
+    let https = conn.tls || conn.proxied_https;
     if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
         // TLS front, so it sets these itself.
         headers_in.remove("https");
         headers_in.remove("x-forwarded-proto");
+        headers_in.remove("x-forwarded-ssl");
         headers_in.remove("forwarded");
-        if conn.tls {
-            headers_in.insert("https", HttpValue::from_static("on"));
-            headers_in.insert("x-forwarded-proto", HttpValue::from_static("https"));
-        }
     }
-    let host_raw = headers_in
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| head.authority.clone())
+    if https && (conn.trusted_proxy || !site.pass_client_https_headers) {
+        // What hosting recipes test (`%{HTTP:HTTPS}`,
+        // `%{HTTP:X-Forwarded-Proto}`), whichever signal the proxy used.
+        headers_in.insert("https", HttpValue::from_static("on"));
+        headers_in.insert("x-forwarded-proto", HttpValue::from_static("https"));
+    }
+    // An absolute-form target's (or HTTP/2's) authority wins over `Host`
+    // (RFC 9112 §3.2.2), as in routing (`hosting::request_host`).
+    let host_raw = head
+        .authority
+        .clone()
+        .or_else(|| {
+            headers_in
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| site.server_names.first().cloned().unwrap_or_default());
     let (server_name, port) = split_host(&host_raw);
-    let default_port = if conn.tls {
+    let default_port = if conn.proxied_https {
+        // The port the client used is the proxy's: its
+        // `X-Forwarded-Port`, else HTTPS's own.
+        headers_in
+            .get("x-forwarded-port")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(443)
+    } else if https {
         site.https_port
     } else {
         site.http_port
@@ -250,7 +270,7 @@ fn run_with(
         protocol: head.protocol.clone(),
         the_request: format!("{} {} {}", head.method, head.target, head.protocol),
         headers_in,
-        tls: conn.tls,
+        tls: https,
         remote: conn.remote,
         local: conn.local,
         server_name: if server_name.is_empty() {
@@ -1358,6 +1378,7 @@ mod tests {
             tls: false,
             sni: None,
             trusted_proxy: false,
+            proxied_https: false,
         }
     }
 

@@ -621,6 +621,37 @@ fn root_name(docroot: &Path) -> String {
 }
 
 impl Site {
+    /// Applies one change the file watcher reported under this site's
+    /// root: a `.htaccess` compiled again, a folder's cached look-ups
+    /// re-checked, a replaced root forgotten.  Returns how many cached
+    /// `.htaccess` files a rescan found changed.
+    pub fn apply_change(&self, change: &crate::watch::Change) -> usize {
+        use crate::watch::Change;
+        match change {
+            Change::Htaccess(dir) => {
+                self.cache.reload_dir(dir);
+                0
+            }
+            Change::Tree(dir) => {
+                self.stats.invalidate_under(dir);
+                let n = self.cache.reload_under(dir);
+                tracing::debug!(target: "reload", dir = %dir.display(), checked = n, "folder changed");
+                0
+            }
+            Change::Root(root) => {
+                tracing::info!(target: "reload", root = %root.display(), "document root replaced: every .htaccess is read again");
+                self.cache.clear();
+                self.stats.clear();
+                0
+            }
+            Change::Rescan => {
+                self.stats.clear();
+                self.cache.reload_all()
+            }
+            Change::File(_) => 0,
+        }
+    }
+
     pub fn new(docroot: &Path, server_names: Vec<String>) -> Site {
         let root = docroot.to_string_lossy().trim_end_matches('/').to_string();
         Site {

@@ -9,6 +9,7 @@
 
 pub mod certs;
 pub mod cluster_sync;
+pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod run;
@@ -55,12 +56,18 @@ impl Hosting {
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        is_trusted_in(&self.trusted_proxies, ip)
     }
+}
+
+/// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 one) is in
+/// `trusted_proxies`.
+pub fn is_trusted_in(proxies: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    proxies.iter().any(|n| n.contains(&ip))
 }
 
 /// Parses `trusted_proxies` entries (addresses or networks).
@@ -79,15 +86,24 @@ pub struct Front {
     pub hosting: Arc<ArcSwap<Hosting>>,
 }
 
-/// The host name a request is for (no port, lower case): the Host header,
-/// else the request target's authority (HTTP/2's `:authority`).
-pub(crate) fn request_host(req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+/// The host name a request is for (no port, lower case): the request
+/// target's authority (an absolute-form target, whose `Host` RFC 9112
+/// §3.2.2 says to ignore, or HTTP/2's `:authority`), else the Host header.
+pub(crate) fn request_host<B>(req: &http::Request<B>) -> Option<String> {
     let raw = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))?;
+        .uri()
+        .authority()
+        .map(|a| match a.port() {
+            // without any `user@` part
+            Some(p) => format!("{}:{p}", a.host()),
+            None => a.host().to_string(),
+        })
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })?;
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
@@ -99,30 +115,6 @@ pub(crate) fn request_host(req: &http::Request<hyper::body::Incoming>) -> Option
     } else {
         Some(host.trim_end_matches('.').to_ascii_lowercase())
     }
-}
-
-/// Whether a trusted proxy says the client used HTTPS.
-fn forwarded_https(headers: &http::HeaderMap) -> bool {
-    let is = |name: &str, want: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.trim().eq_ignore_ascii_case(want))
-    };
-    is("x-forwarded-proto", "https")
-        || is("https", "on")
-        || headers
-            .get_all("forwarded")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split([';', ',']))
-            .any(|p| {
-                p.trim()
-                    .to_ascii_lowercase()
-                    .replace('"', "")
-                    .eq("proto=https")
-            })
 }
 
 fn plain_response(status: StatusCode, body: String) -> http::Response<crate::server::Body> {
@@ -192,15 +184,8 @@ impl Handler for Front {
                     None,
                 );
             };
-            let trusted = hosting.is_trusted(conn.remote.ip());
-            let https = conn.tls || (trusted && forwarded_https(req.headers()));
-            let conn = if trusted {
-                let mut c = (*conn).clone();
-                c.trusted_proxy = true;
-                Arc::new(c)
-            } else {
-                conn
-            };
+            // `proxy::Proxied` has resolved a trusted proxy's word already.
+            let https = conn.tls || conn.proxied_https;
             if hs.force_https && !https {
                 let target = req
                     .uri()
@@ -258,20 +243,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_https_forms() {
-        let mut h = http::HeaderMap::new();
-        assert!(!forwarded_https(&h));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
-        assert!(forwarded_https(&h));
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            "forwarded",
-            HeaderValue::from_static("for=1.2.3.4;proto=\"https\""),
+    fn an_absolute_form_target_routes_by_its_authority() {
+        let req = |uri: &str, host: &str| {
+            http::Request::builder()
+                .uri(uri)
+                .header("host", host)
+                .body(())
+                .expect("request")
+        };
+        assert_eq!(
+            request_host(&req("/x", "A.test:80")).as_deref(),
+            Some("a.test")
         );
-        assert!(forwarded_https(&h));
-        let mut h = http::HeaderMap::new();
-        h.insert("https", HeaderValue::from_static("off"));
-        assert!(!forwarded_https(&h));
+        // RFC 9112 §3.2.2: the target's authority, not Host
+        assert_eq!(
+            request_host(&req("http://b.test/x", "a.test")).as_deref(),
+            Some("b.test")
+        );
+        assert_eq!(
+            request_host(&req("http://user@c.test:8080/x", "a.test")).as_deref(),
+            Some("c.test")
+        );
     }
 
     #[test]

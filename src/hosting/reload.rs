@@ -84,31 +84,20 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
     let mut reload_config = false;
     for change in changes {
         match change {
-            Change::Htaccess(dir) => {
+            Change::Htaccess(ref dir) | Change::Tree(ref dir) => {
                 for hs in hosting.sites.iter() {
-                    if is_under(&dir, &hs.site.docroot) {
+                    if is_under(dir, &hs.site.docroot) {
                         // The compile errors logged now name the site.
                         let _site = tracing::error_span!("reload", site = %hs.name).entered();
-                        hs.site.cache.reload_dir(&dir);
+                        hs.site.apply_change(&change);
                     }
                 }
             }
-            Change::Tree(dir) => {
-                for hs in hosting.sites.iter() {
-                    if is_under(&dir, &hs.site.docroot) {
-                        // cached stat results of the folder and below
-                        hs.site.stats.invalidate_under(&dir);
-                        let n = hs.site.cache.reload_under(&dir);
-                        tracing::debug!(target: "reload", dir = %dir.display(), checked = n, "folder changed");
-                    }
-                }
-            }
-            Change::Root(root) => {
+            Change::Root(ref root) => {
                 for hs in hosting.sites.iter() {
                     if Path::new(&hs.site.docroot) == root {
-                        tracing::info!(target: "reload", site = %hs.name, root = %root.display(), "document root replaced: every .htaccess is read again");
-                        hs.site.cache.clear();
-                        hs.site.stats.clear();
+                        let _site = tracing::error_span!("reload", site = %hs.name).entered();
+                        hs.site.apply_change(&change);
                     }
                 }
             }
@@ -128,8 +117,7 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
             }
             Change::Rescan => {
                 for hs in hosting.sites.iter() {
-                    hs.site.stats.clear();
-                    let n = hs.site.cache.reload_all();
+                    let n = hs.site.apply_change(&Change::Rescan);
                     if n > 0 {
                         tracing::info!(target: "reload", site = %hs.name, changed = n, "periodic re-check found changed .htaccess files");
                     }

@@ -410,7 +410,7 @@ async fn bind(
 ) -> anyhow::Result<(Listener, SocketAddr)> {
     let l = Listener::bind(addr, tls.then(|| shared_tls.clone()))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| crate::server::listener::bind_error(addr, &e, "another [[listen]] address"))?;
     let bound = l.local_addr()?;
     Ok((l, bound))
 }
@@ -423,8 +423,10 @@ fn serve_on(
     handler: &Arc<Front>,
 ) -> RunningListener {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let h: Arc<dyn crate::server::Handler> =
-        Arc::new(crate::logs::access::for_hosting(handler.clone()));
+    let h: Arc<dyn crate::server::Handler> = Arc::new(super::proxy::Proxied {
+        inner: Arc::new(crate::logs::access::for_hosting(handler.clone())),
+        hosting: handler.hosting.clone(),
+    });
     let join = tokio::spawn(serve(vec![l], h, async move {
         let _ = rx.await;
     }));

@@ -295,6 +295,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&moved).expect("read"), "one\ntwo\n");
     }
 
+    /// README: htgate creates its log files 0640 (no bit beyond it,
+    /// whatever the umask), at the start as after a rotation.
+    #[test]
+    fn log_files_are_created_0640() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new.log");
+        check_writable(&path).expect("created");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode & !0o640, 0, "{mode:o}");
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+    }
+
     #[test]
     fn an_unwritable_path_is_refused_early() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -74,6 +74,9 @@ fn latency_histogram() -> Histogram {
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// The cluster's metrics, rendered once `cluster_on`.
+    cluster_registry: Registry,
+    cluster_on: std::sync::atomic::AtomicBool,
     requests: Family<RequestLabels, Counter>,
     duration: Family<SiteLabels, Histogram, fn() -> Histogram>,
     connections: Gauge,
@@ -149,10 +152,13 @@ impl Metrics {
             "ACME orders this node placed with the CA (new orders, whatever their outcome)",
             acme_orders.clone(),
         );
+        // In a registry of its own, exported once a cluster exists: a
+        // node without [cluster] has no store to be up or down.
+        let mut cluster_registry = Registry::with_prefix("htgate");
         let cluster_store_up = Gauge::default();
-        registry.register(
+        cluster_registry.register(
             "cluster_store_up",
-            "1 while the cluster store (etcd) answers and every watch is live; 0 while it is unreachable and the node serves its last good state (and without [cluster])",
+            "1 while the cluster store (etcd) answers and every watch is live; 0 while it is unreachable and the node serves its last good state (exported only with [cluster])",
             cluster_store_up.clone(),
         );
         let log_dropped = Family::<LogLabels, Counter>::default();
@@ -189,6 +195,8 @@ impl Metrics {
             acme_last_failure,
             acme_orders,
             cluster_store_up,
+            cluster_registry,
+            cluster_on: std::sync::atomic::AtomicBool::new(false),
             log_dropped,
             refusals,
             blocking_jobs,
@@ -272,8 +280,9 @@ pub fn acme_order() {
 }
 
 /// Whether the cluster store is reachable (and every watch live).
+/// The first call (a cluster starting) puts it in the exposition.
 pub fn cluster_store_up(up: bool) {
-    global().cluster_store_up.set(i64::from(up));
+    global().set_cluster_store_up(up);
 }
 
 /// A request's engine work sent to the blocking pool (`reason`: why).
@@ -328,21 +337,46 @@ pub fn refusals_of(reason: &'static str) -> u64 {
 
 /// The whole exposition: the process's metrics, then `server`'s.
 pub fn render(server: Option<&Registry>) -> String {
-    use prometheus_client::encoding::text::{encode_eof, encode_registry};
-    let mut out = String::new();
-    // Writing into a String cannot fail; an encoder error would only cut
-    // the answer short, which a scraper reports.
-    let _ = encode_registry(&mut out, global().registry());
-    if let Some(r) = server {
-        let _ = encode_registry(&mut out, r);
+    global().render(server)
+}
+
+impl Metrics {
+    fn set_cluster_store_up(&self, up: bool) {
+        self.cluster_store_up.set(i64::from(up));
+        self.cluster_on
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let _ = encode_eof(&mut out);
-    out
+
+    fn render(&self, server: Option<&Registry>) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would only
+        // cut the answer short, which a scraper reports.
+        let _ = encode_registry(&mut out, self.registry());
+        if self.cluster_on.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = encode_registry(&mut out, &self.cluster_registry);
+        }
+        if let Some(r) = server {
+            let _ = encode_registry(&mut out, r);
+        }
+        let _ = encode_eof(&mut out);
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_store_gauge_is_exported_only_with_a_cluster() {
+        let m = Metrics::new();
+        assert!(!m.render(None).contains("cluster_store_up"));
+        m.set_cluster_store_up(false);
+        assert!(m.render(None).contains("htgate_cluster_store_up 0"));
+        m.set_cluster_store_up(true);
+        assert!(m.render(None).contains("htgate_cluster_store_up 1"));
+    }
 
     #[test]
     fn counters_and_histograms_are_rendered() {

@@ -337,7 +337,19 @@ pub fn check_request<B>(req: &http::Request<B>, limits: &Limits) -> Option<http:
     if req.version() < http::Version::HTTP_2 {
         return check_http1(req);
     }
-    None
+    check_http2(req)
+}
+
+/// HTTP/2: a `Host` field that names another authority than the
+/// request's `:authority` is 400 (RFC 9113 §8.3.1: the two must agree;
+/// which one routes would otherwise depend on the server).
+fn check_http2<B>(req: &http::Request<B>) -> Option<http::StatusCode> {
+    let authority = req.uri().authority()?;
+    let conflict = req.headers().get_all(http::header::HOST).iter().any(|h| {
+        !h.as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    });
+    conflict.then_some(http::StatusCode::BAD_REQUEST)
 }
 
 /// The address a per-client count is kept under: IPv4 as is (also when
@@ -505,6 +517,30 @@ mod tests {
             b = b.header(*k, v.as_str());
         }
         b.body(()).expect("request")
+    }
+
+    #[test]
+    fn an_http2_authority_that_conflicts_with_host_is_400() {
+        let l = Limits::default();
+        let h2 = |host: Option<&str>| {
+            let mut b = http::Request::builder()
+                .version(http::Version::HTTP_2)
+                .uri("https://a.test/x");
+            if let Some(h) = host {
+                b = b.header("host", h);
+            }
+            b.body(()).expect("request")
+        };
+        assert_eq!(check_request(&h2(None), &l), None);
+        assert_eq!(check_request(&h2(Some("A.test")), &l), None);
+        assert_eq!(
+            check_request(&h2(Some("b.test")), &l),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            check_request(&h2(Some("a.test:8443")), &l),
+            Some(StatusCode::BAD_REQUEST)
+        );
     }
 
     #[test]

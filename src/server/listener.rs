@@ -570,6 +570,7 @@ async fn run_connection(
         tls: is_tls,
         sni,
         trusted_proxy: false,
+        proxied_https: false,
     });
     let state =
         Arc::new(ConnState::new(limits.max_body_bytes.saturating_add(
@@ -1664,5 +1665,41 @@ mod tests {
         assert!(closed);
         assert!(eventually(|| crate::metrics::refusals_of("h2_goaway") > before).await);
         server.stop().await;
+    }
+}
+
+/// The error of a socket that cannot be bound, with what to do about the
+/// two usual causes; `choose` says how to pick another address.
+pub fn bind_error(addr: SocketAddr, e: &std::io::Error, choose: &str) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            " (another program listens there: stop it, or choose a free port with {choose})"
+        ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE, or choose a port above 1023 with {choose})"
+        ),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+}
+
+#[cfg(test)]
+mod bind_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_port_says_how_to_choose_another() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let e = std::net::TcpListener::bind(addr).expect_err("busy");
+        let text = bind_error(addr, &e, "--http ADDR").to_string();
+        assert!(
+            text.starts_with(&format!("cannot listen on {addr}: ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("choose a free port with --http ADDR"),
+            "{text}"
+        );
     }
 }

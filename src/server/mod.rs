@@ -36,8 +36,12 @@ pub struct ConnInfo {
     /// The SNI name the client sent, if any (TLS only).
     pub sni: Option<String>,
     /// The peer is a configured front proxy: its `HTTPS`,
-    /// `X-Forwarded-Proto` and `Forwarded` headers are believed.
+    /// `X-Forwarded-Proto` and `Forwarded` headers are believed, and
+    /// `remote` is the client it names (`hosting::proxy`).
     pub trusted_proxy: bool,
+    /// A trusted proxy said the client used HTTPS: the request is an HTTPS
+    /// one for the rules (`%{HTTPS}`, `%{REQUEST_SCHEME}`, the port).
+    pub proxied_https: bool,
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>;

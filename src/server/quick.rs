@@ -45,6 +45,9 @@ pub struct RunningServer {
     pub https_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Sees `.htaccess` edits as the kernel reports them; stops with the
+    /// server.
+    _watcher: Option<crate::watch::Watcher>,
 }
 
 impl RunningServer {
@@ -130,12 +133,13 @@ pub async fn start_logged(
     use crate::server::listener::{serve, Listener};
     let site = std::sync::Arc::new(site(&opts)?);
     let tls = tls_config(&opts)?;
+    let watcher = watch(&site);
     let http = Listener::bind(opts.http, None)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.http))?;
+        .map_err(|e| crate::server::listener::bind_error(opts.http, &e, "--http ADDR"))?;
     let https = Listener::bind(opts.https, Some(tls))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.https))?;
+        .map_err(|e| crate::server::listener::bind_error(opts.https, &e, "--https ADDR"))?;
     let http_addr = http.local_addr()?;
     let https_addr = https.local_addr()?;
     let engine: std::sync::Arc<dyn crate::server::Handler> =
@@ -169,5 +173,45 @@ pub async fn start_logged(
         https_addr,
         shutdown: Some(tx),
         join: Some(join),
+        _watcher: watcher,
     })
+}
+
+/// A burst of events for one file within this window is one change (as
+/// in config mode: it is added to the latency of every edit).
+const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Quick mode's watcher on the document root: an edited `.htaccess` is
+/// compiled again as soon as the kernel reports it.  Quick mode also
+/// stats each `.htaccess` again once its look-up is a second old
+/// ([`crate::engine::site::RECHECK`]): the net under lost events, a full
+/// inotify watch table, or a filesystem without events.
+fn watch(site: &std::sync::Arc<crate::engine::site::Site>) -> Option<crate::watch::Watcher> {
+    let spec = crate::watch::WatchSpec {
+        trees: vec![PathBuf::from(&site.docroot)],
+        files: Vec::new(),
+        dirs: Vec::new(),
+        debounce: DEBOUNCE,
+        poll_interval: None,
+        use_events: true,
+    };
+    let weak = std::sync::Arc::downgrade(site);
+    let sink = Box::new(move |changes: Vec<crate::watch::Change>| {
+        if let Some(site) = weak.upgrade() {
+            for change in &changes {
+                site.apply_change(change);
+            }
+        }
+    });
+    match crate::watch::Watcher::start(spec, sink) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {} for edits ({e}): .htaccess edits are seen within {} s",
+                site.docroot,
+                crate::engine::site::RECHECK.as_secs()
+            );
+            None
+        }
+    }
 }
