@@ -226,10 +226,14 @@ fn run_with(
     if !site.pass_client_https_headers && !conn.trusted_proxy {
         // SECURITY: a client must not be able to claim HTTPS; htgate is the
         // TLS front, so it sets these itself.
-        headers_in.remove("https");
-        headers_in.remove("x-forwarded-proto");
-        headers_in.remove("x-forwarded-ssl");
-        headers_in.remove("forwarded");
+        // One pass over the (few) fields instead of four hashed removals
+        // on every request, where they are almost never present.
+        const CLAIMS: [&str; 4] = ["https", "x-forwarded-proto", "x-forwarded-ssl", "forwarded"];
+        if headers_in.keys().any(|k| CLAIMS.contains(&k.as_str())) {
+            for name in CLAIMS {
+                headers_in.remove(name);
+            }
+        }
     }
     if https && (conn.trusted_proxy || !site.pass_client_https_headers) {
         // What hosting recipes test (`%{HTTP:HTTPS}`,
