@@ -333,6 +333,21 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
                 diags.push(unclosed(s));
                 return;
             }
+            if !s.closed {
+                // Apache accepts it silently (the file's end closes it);
+                // say so, and where it opened, before a later edit below
+                // it lands inside by surprise.
+                diags.push(Diagnostic::warning(
+                    Span {
+                        len: s.name.len() + 1,
+                        ..s.span
+                    },
+                    format!(
+                        "`<{}>` is never closed: Apache accepts that, and everything after this line to the end of the file is inside it",
+                        s.name
+                    ),
+                ).with_help(format!("add `</{}>` where the section ends", s.name)));
+            }
             if active {
                 compile_nodes(&s.body, ctx, diags, scope);
             }
@@ -369,10 +384,20 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
                 diags.push(unclosed(s));
                 return;
             }
+            if scope == Scope::If {
+                // Apache accepts it, and its file walk never looks inside
+                // `<If>`: the section does nothing (recorded in
+                // fixtures/conformance/htgate-day-one-directives.case).
+                diags.push(Diagnostic::warning(
+                    s.span,
+                    format!("`<{}>` inside `<If>` is accepted by Apache but never applied: nothing in it takes effect", s.name),
+                ));
+                return;
+            }
             if scope != Scope::Top {
                 diags.push(Diagnostic::error(
                     s.span,
-                    format!("`<{}>` cannot occur inside another `<Files>` or `<If>` section", s.name),
+                    format!("`<{}>` cannot occur inside another `<Files>` section", s.name),
                 ));
                 return;
             }
@@ -793,6 +818,16 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
             {
                 ErrorDocument::Local(v.clone())
             } else if (v.starts_with("http://") || v.starts_with("https://")) && !v.contains(' ') {
+                if code == 401 {
+                    // AH00113: a 401 must reach the browser to ask for
+                    // credentials; Apache ignores the directive and keeps
+                    // its own page (recorded in htgate-day-one-directives).
+                    diags.push(Diagnostic::warning(
+                        d.span,
+                        "ErrorDocument 401 with a full URL is ignored (Apache: AH00113): a redirect would never let the browser ask for credentials; use a local path",
+                    ));
+                    return;
+                }
                 ErrorDocument::Remote(v.clone())
             } else {
                 ErrorDocument::Text(v.clone())
@@ -1335,12 +1370,15 @@ fn parse_options(words: &[String]) -> Result<OptionsLine, String> {
             _ => return Err(format!("illegal option `{name}`")),
         };
         match sign {
+            // Apache accepts `Options All -Indexes`: signed options after
+            // absolute ones change the absolute set (recorded in
+            // fixtures/conformance/htgate-day-one-directives.case); the
+            // other order is the error below.
+            Some(s) if absolute.is_some() => {
+                let v = absolute.unwrap_or(0);
+                absolute = Some(if s { v | bit } else { v & !bit });
+            }
             Some(s) => {
-                if absolute.is_some() {
-                    return Err(
-                        "either all Options must start with + or -, or no Option may".into(),
-                    );
-                }
                 relative = true;
                 if s {
                     add |= bit;

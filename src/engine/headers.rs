@@ -203,8 +203,10 @@ pub fn parse_action(words: &[String], request: bool) -> Result<HeaderAction, Str
     }
     if op == HeaderOp::Echo {
         // `Header echo regex`: the name is a regex over request header names,
-        // compiled here rather than per response.
-        edit = Some(Pattern::new(&name, false).map_err(|e| format!("bad regex `{name}`: {e}"))?);
+        // compiled here rather than per response.  Apache matches the names
+        // as the client wrote them (`X-Echo-One`); htgate only sees them
+        // lower-cased, so the match ignores case.
+        edit = Some(Pattern::new(&name, true).map_err(|e| format!("bad regex `{name}`: {e}"))?);
     }
     if needs_value {
         let v = if rest.is_empty() {

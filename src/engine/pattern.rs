@@ -104,12 +104,29 @@ impl Pattern {
     /// (`budget`); `false` once it is spent.
     #[inline(always)]
     fn charge(&self, subject: &str) -> bool {
-        use super::budget::{charge, Work, BACKTRACKING_SEARCH, LINEAR_SEARCH};
+        super::budget::charge(super::budget::Work::Regex, self.units(subject))
+    }
+
+    /// What a search of `subject` costs in budget units.
+    #[inline(always)]
+    fn units(&self, subject: &str) -> u64 {
+        use super::budget::{BACKTRACKING_SEARCH, LINEAR_SEARCH};
         let base = match self {
             Pattern::Fast(_) => LINEAR_SEARCH,
             Pattern::Backtracking(_) => BACKTRACKING_SEARCH,
         };
-        charge(Work::Regex, base + subject.len() as u64)
+        base + subject.len() as u64
+    }
+
+    /// [`is_match`](Self::is_match) for a caller that charges the search
+    /// itself, together with its other work (the rule loop: one charge per
+    /// rule instead of two touches of the meter).  The search always runs:
+    /// one search of a bounded subject past the budget, then the caller's
+    /// charge fails.
+    #[inline(always)]
+    pub fn is_match_owing(&self, subject: &str, owed: &mut u64) -> bool {
+        *owed += self.units(subject);
+        self.search(subject)
     }
 
     /// Whether `subject` matches.  Once the request's budget is spent

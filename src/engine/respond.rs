@@ -712,13 +712,13 @@ impl<'a> Main<'a> {
                             Some(v) => s.push_str(v),
                             None => s.push_str("(null)"),
                         },
-                        FmtPiece::Ssl(n) => {
-                            if self.tls && n.eq_ignore_ascii_case("HTTPS") {
-                                s.push_str("on");
-                            } else {
-                                s.push_str("(null)");
-                            }
+                        // mod_ssl's lookup answers `HTTPS` on every
+                        // connection (`off` without TLS); the other
+                        // variables htgate does not provide.
+                        FmtPiece::Ssl(n) if n.eq_ignore_ascii_case("HTTPS") => {
+                            s.push_str(if self.tls { "on" } else { "off" });
                         }
+                        FmtPiece::Ssl(_) => s.push_str("(null)"),
                         FmtPiece::Load(t) => s.push_str(&t.render()),
                         FmtPiece::Time => {
                             let us = self
@@ -1123,7 +1123,7 @@ fn apply_op(
             if let Some(v) = value {
                 match out.iter_mut().find(|(k, _)| same(k)) {
                     Some(e) => {
-                        let present = e.1.split(',').any(|t| t.trim() == v.trim());
+                        let present = list_tokens(&e.1).any(|t| t == v.trim());
                         if !present {
                             e.1 = format!("{}, {v}", e.1);
                         }
@@ -1171,6 +1171,28 @@ fn apply_op(
         }
         HeaderOp::Note => {}
     }
+}
+
+/// The comma-separated elements of a header value, trimmed, with commas
+/// inside quoted strings kept (`"a, b", c` is two elements), as
+/// mod_headers' merge compares them.
+fn list_tokens(v: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in v.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(v[start..].trim());
+    parts.into_iter()
 }
 
 fn edit_value(v: &str, re: &super::pattern::Pattern, repl: &str, all: bool) -> String {

@@ -265,8 +265,20 @@ impl<'a> Main<'a> {
                     continue;
                 }
                 let mut vary: Vec<String> = Vec::new();
-                let rc = self.apply_rewrite_rule(r, p, perdir, joined.as_deref(), &mut vary, saved);
-                if super::budget::exhausted() {
+                // The rule's search is charged here, with the check for a
+                // budget its conditions may have spent: one touch of the
+                // meter per rule.
+                let mut owed = 0;
+                let rc = self.apply_rewrite_rule(
+                    r,
+                    p,
+                    perdir,
+                    joined.as_deref(),
+                    &mut vary,
+                    saved,
+                    &mut owed,
+                );
+                if !super::budget::charge(super::budget::Work::Regex, owed) {
                     self.budget_spent_at(perdir, p.line, p.col);
                     return ListResult::Status(500);
                 }
@@ -361,6 +373,7 @@ impl<'a> Main<'a> {
         joined: Option<&str>,
         vary: &mut Vec<String>,
         saved: &mut Option<(String, Option<String>)>,
+        owed: &mut u64,
     ) -> RuleResult {
         let mut refs = Refs::default();
         let mut late_captures = false;
@@ -381,7 +394,7 @@ impl<'a> Main<'a> {
                 // No allocation until the pattern matches: a search
                 // without captures first (most rules of a list do not
                 // match), the captures only for a match.
-                if p.pattern.is_match(input) == p.negate {
+                if p.pattern.is_match_owing(input, owed) == p.negate {
                     return RuleResult::NoMatch;
                 }
                 // Captures before the conditions only if one reads `$N`;
