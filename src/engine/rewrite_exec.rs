@@ -365,6 +365,9 @@ impl<'a> Main<'a> {
         changed
     }
 
+    // `owed` is the rule loop's: the search's units, charged by the loop
+    // with its own check (see there).
+    #[allow(clippy::too_many_arguments)]
     fn apply_rewrite_rule(
         &mut self,
         r: &mut Req,
