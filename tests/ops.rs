@@ -597,3 +597,30 @@ fn the_shipped_example_configuration_parses() {
         "README's htgate.toml reference and contrib/htgate.toml differ: keep them the same"
     );
 }
+
+/// A broken `.htaccess` is logged at every request it answers with a 500,
+/// as Apache does, with the client, the site, the request and
+/// file:line:col (config mode used to log it once, at the compile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_htaccess_is_logged_at_every_request() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    two_sites(dir, "broken-", "error_log = \"error.log\"\nlog_level = \"info\"", "");
+    files::write(dir, "sites/b/.htaccess", "# fine\nRewriteEngine Onn\n");
+    let running = spawn_config_mode(&dir.join("htgate.toml"));
+    for q in ["one", "two"] {
+        let ans = probe::get(running.http, None, "b.test", &format!("/x?{q}"), &[]).await;
+        assert_eq!(ans.status, 500);
+    }
+    let log = dir.join("error.log");
+    let text = wait_for_file(&log, T, |t| t.contains("/x?two"));
+    for q in ["one", "two"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("GET /x?{q} ")))
+            .unwrap_or_else(|| panic!("no line for /x?{q}:\n{text}"));
+        assert!(line.contains("sites/b/.htaccess:2:"), "{line}");
+        assert!(line.contains("broken-b"), "{line}");
+        assert!(line.contains("127.0.0.1"), "{line}");
+    }
+}

@@ -364,7 +364,36 @@ impl<'a> Main<'a> {
                     parent.merge(&c.config, &directory)
                 }))
             }
-            Htaccess::Broken(_) | Htaccess::Unreadable(_) => Err(Stop::early(500)),
+            Htaccess::Broken(c) => {
+                // Apache reads the file for every request and logs its
+                // error each time (core:alert), with the client: so does
+                // this, with the site and the request line too.
+                let file = format!("{}/.htaccess", dir.trim_end_matches('/'));
+                if let Some(d) = c.diagnostics.iter().find(|d| d.is_error()) {
+                    tracing::error!(
+                        target: "htaccess",
+                        site = %self.site.limits.name,
+                        client = %self.remote.ip(),
+                        request = %self.the_request,
+                        "{file}:{}:{}: {} (500 for this request)",
+                        d.span.line,
+                        d.span.col,
+                        d.message
+                    );
+                }
+                Err(Stop::early(500))
+            }
+            Htaccess::Unreadable(why) => {
+                tracing::error!(
+                    target: "htaccess",
+                    site = %self.site.limits.name,
+                    client = %self.remote.ip(),
+                    request = %self.the_request,
+                    "{}/.htaccess: {why} (500 for this request)",
+                    dir.trim_end_matches('/')
+                );
+                Err(Stop::early(500))
+            }
         }
     }
 

@@ -643,7 +643,15 @@ impl<'a> Main<'a> {
                 }
                 _ => false,
             },
-            CondKind::Expr(e) => match self.eval_expr(r, e) {
+            CondKind::Expr(e) => match {
+                let before = r.vary.len();
+                let outcome = self.eval_expr(r, e);
+                // The headers the expression read are the rule's Vary too:
+                // kept across the internal redirect of a rule that applies
+                // (recorded in fixtures/conformance/htgate-vary-from-expr).
+                vary.extend(r.vary.get(before..).unwrap_or_default().iter().cloned());
+                outcome
+            } {
                 Ok(o) => {
                     if o.value && !c.negate && !o.captures.is_empty() {
                         // expr captures feed %N like a regex condition
