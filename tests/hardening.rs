@@ -1800,3 +1800,44 @@ async fn send_timeout_seconds_resets_an_http1_reader_that_takes_nothing() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Apache's `ap_status_drops_connection`: after a 400, 408, 411, 413, 414,
+/// 500, 501 or 503 an HTTP/1 connection is closed; after a 404 it stays
+/// open for the next request.  Status pages are Apache 2.4.71's, DOCTYPE
+/// and all.
+#[tokio::test]
+async fn error_answers_close_the_connection_as_apaches_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "index.html", "INDEX\n");
+    write(tmp.path(), "bad/.htaccess", "RewriteEngine Onn\n");
+    let server = quick::start(options(tmp.path(), None))
+        .await
+        .expect("start");
+    let a = server.http_addr;
+    let two = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\nGET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, text) = raw(a, two("/missing").as_bytes()).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        text.contains("INDEX"),
+        "the 404 kept the connection: {text}"
+    );
+    assert!(
+        text.contains("<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">"),
+        "{text}"
+    );
+    let (status, text) = raw(a, two("/bad/").as_bytes()).await;
+    assert_eq!(status, 500, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("INDEX"),
+        "a 500 closes the connection: {text}"
+    );
+    server.shutdown().await;
+}

@@ -605,7 +605,12 @@ fn the_shipped_example_configuration_parses() {
 async fn a_broken_htaccess_is_logged_at_every_request() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    two_sites(dir, "broken-", "error_log = \"error.log\"\nlog_level = \"info\"", "");
+    two_sites(
+        dir,
+        "broken-",
+        "error_log = \"error.log\"\nlog_level = \"info\"",
+        "",
+    );
     files::write(dir, "sites/b/.htaccess", "# fine\nRewriteEngine Onn\n");
     let running = spawn_config_mode(&dir.join("htgate.toml"));
     for q in ["one", "two"] {

@@ -418,6 +418,25 @@ async fn raised(rx: &mut watch::Receiver<bool>) {
 /// The answer to a request refused by a limit: Apache's status page, and
 /// on HTTP/1 the end of the connection (an unread body may follow the
 /// head, and nothing after it can be trusted to be a request).
+/// Apache's `ap_status_drops_connection`: after these answers an HTTP/1
+/// connection is closed (`Connection: close`), whatever KeepAlive says:
+/// the request may not have been read to its end, or the server is in
+/// trouble.
+fn drops_connection(status: http::StatusCode) -> bool {
+    use http::StatusCode as S;
+    matches!(
+        status,
+        S::BAD_REQUEST
+            | S::REQUEST_TIMEOUT
+            | S::LENGTH_REQUIRED
+            | S::PAYLOAD_TOO_LARGE
+            | S::URI_TOO_LONG
+            | S::INTERNAL_SERVER_ERROR
+            | S::SERVICE_UNAVAILABLE
+            | S::NOT_IMPLEMENTED
+    )
+}
+
 fn refusal(
     status: http::StatusCode,
     method: &http::Method,
@@ -591,6 +610,7 @@ async fn run_connection(
         request_state.request_started(req.version());
         let guard = InFlight::enter(&counter);
         let method = req.method().clone();
+        let version = req.version();
         let close = close_after(&req);
         let bodies = Arc::clone(&bodies);
         let call = match check_request(&req, &request_limits) {
@@ -625,7 +645,7 @@ async fn run_connection(
                     error_response(http::StatusCode::INTERNAL_SERVER_ERROR, &method, None)
                 }
             };
-            if close {
+            if close || (version < http::Version::HTTP_2 && drops_connection(resp.status())) {
                 resp.headers_mut().insert(
                     http::header::CONNECTION,
                     http::HeaderValue::from_static("close"),
