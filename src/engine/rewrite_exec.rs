@@ -218,6 +218,16 @@ impl<'a> Main<'a> {
             target.push('?');
             target.push_str(a);
         }
+        if matches!(r.handler, Handler::Named(_)) {
+            // R10: a rule's `[H=...]` took the place of redirect-handler,
+            // so the internal redirect never happens: the default handler
+            // looks for the file `redirect:/...`, which is a 404 (recorded
+            // in fixtures/conformance/htgate-flag-H-perdir.case).
+            r.filename = format!("redirect:{target}");
+            r.finfo = FileKind::Missing;
+            r.meta = None;
+            return Ok(());
+        }
         self.note(|| TraceEvent::internal(&target));
         r.handler = Handler::Redirect(target);
         Ok(())
