@@ -457,6 +457,98 @@ fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
     }
 }
 
+/// Whether this process runs as root (`/proc/self/status`'s effective uid).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `sudo htgate cert install` for a server that runs as another user (the
+/// owner of `certificates_dir`, as contrib/htgate.service sets it up): the
+/// installed folder and files belong to that user, and `cert check` (run
+/// as root, which reads everything) says when the server could not read
+/// them.
+#[test]
+fn cert_install_as_root_leaves_files_the_servers_user_can_read() {
+    use std::os::unix::fs::MetadataExt;
+    if !running_as_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: this test needs root (it installs as root for another user)"
+        );
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let s = Setup::new();
+    let a = s.site("a", "");
+    s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
+    );
+    // the server's user: nobody
+    let (uid, gid) = (65534, 65534);
+    std::fs::create_dir_all(s.path("certs")).expect("mkdir");
+    std::os::unix::fs::chown(s.path("certs"), Some(uid), Some(gid)).expect("chown");
+    let bin = env!("CARGO_BIN_EXE_htgate");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .output()
+            .expect("run htgate");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let leaf = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
+    s.write("up/cert.pem", &format!("{}{}", leaf.pem(), s.inter.pem()));
+    s.write("up/key.pem", &leaf.key_pem());
+    let config = s.path("htgate.toml").display().to_string();
+    let cert = s.path("up/cert.pem").display().to_string();
+    let key = s.path("up/key.pem").display().to_string();
+    let (ok, text) = run(&[
+        "cert", "install", "--config", &config, "--site", "a", "--cert", &cert, "--key", &key,
+    ]);
+    assert!(ok, "{text}");
+    for rel in ["certs/a", "certs/a/fullchain.pem", "certs/a/privkey.pem"] {
+        let m = std::fs::metadata(s.path(rel)).expect("installed");
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (uid, gid),
+            "{rel} not given to the server's user"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(s.path("certs/a/privkey.pem"))
+            .expect("key")
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let (ok, text) = run(&["cert", "check", "--config", &config]);
+    assert!(!text.contains("cannot read"), "{text}");
+    let _ = ok; // the self-signed default may have its own findings
+
+    // What an older install left: root's 0600 key.
+    std::os::unix::fs::chown(s.path("certs/a/privkey.pem"), Some(0), Some(0)).expect("chown");
+    let (ok, text) = run(&["cert", "check", "--config", &config]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("the server cannot read"), "{text}");
+    assert!(text.contains("privkey.pem"), "{text}");
+    let (_, text) = run(&["cert", "list", "--config", &config]);
+    assert!(text.contains("the server cannot read"), "{text}");
+}
+
 /// The hosting docs' WordPress-style file: force HTTPS, everything else to
 /// a static index.html (a hosted site without php_fpm refuses .php).
 const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.html [L]\n";

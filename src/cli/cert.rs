@@ -65,6 +65,10 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) 
             return ExitCode::FAILURE;
         }
     };
+    // The server's user (the owner of certificates_dir) must be able to
+    // read what this command, often run as root, writes.
+    let owner = crate::tls::upload::Owner::of_upload_parent(&dir);
+    let site_dir = dir.clone();
     let dir = if ecdsa {
         // The second certificate of a site that has both: checked to be
         // ECDSA before anything is written.
@@ -78,7 +82,20 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) 
     } else {
         dir
     };
-    match crate::tls::upload::install(&dir, &cert_pem, &key_pem, &domains, unix_now(), &trust) {
+    let installed = crate::tls::upload::install_owned(
+        &dir,
+        &cert_pem,
+        &key_pem,
+        &domains,
+        unix_now(),
+        &trust,
+        owner,
+    )
+    .and_then(|v| {
+        // the site's folder too, when the ECDSA one was made inside it
+        crate::tls::upload::give(&site_dir, owner).map(|()| v)
+    });
+    match installed {
         Ok(v) => {
             println!(
                 "installed for site `{site}` in {}: {} issued by {}, valid until {}",
@@ -118,6 +135,25 @@ struct Row {
 fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<String> {
     let cfg = store.sites().get(site)?;
     let dir = cfg.upload_dir.as_ref()?;
+    // `cert check` runs as root, which reads everything: ask for the
+    // server's user (the owner of the folder holding the upload folder).
+    if let Some(owner) = crate::tls::upload::Owner::of_upload_parent(dir) {
+        let ecdsa = dir.join(crate::hosting::certs::ECDSA_SUBDIR);
+        for d in [dir.as_path(), ecdsa.as_path()] {
+            let files = [crate::tls::upload::CHAIN_FILE, crate::tls::upload::KEY_FILE];
+            for p in std::iter::once(d.to_path_buf()).chain(files.iter().map(|f| d.join(f))) {
+                if !crate::tls::upload::readable_by(&p, owner) {
+                    return Some(format!(
+                        "the server cannot read {} ({}): it runs as uid {}, the owner of {}; run `htgate cert install` again (it gives the files to that user) or chown them",
+                        p.display(),
+                        crate::tls::upload::describe_access(&p),
+                        owner.uid,
+                        dir.parent().map_or_else(String::new, |p| p.display().to_string())
+                    ));
+                }
+            }
+        }
+    }
     match crate::tls::upload::load_installed(dir, trust) {
         Ok(_) => None,
         Err(e) => Some(format!(

@@ -221,6 +221,9 @@ struct StoreState {
     /// Per site.
     uploaded: Vec<UploadSlot>,
     automatic: HashMap<String, Arc<Served>>,
+    /// Upload folders whose files the server may not read, reported once
+    /// until that changes (the check runs every `cert_check_seconds`).
+    unreadable: std::collections::HashSet<PathBuf>,
 }
 
 pub fn unix_now() -> i64 {
@@ -254,6 +257,7 @@ impl CertStore {
             state: Mutex::new(StoreState {
                 uploaded: vec![(None, None); sites.len() * 2],
                 automatic: HashMap::new(),
+                unreadable: Default::default(),
             }),
             sites,
             default,
@@ -303,6 +307,31 @@ impl CertStore {
                         format!("{}{ECDSA_SLOT_SUFFIX}", site.name),
                     ),
                 };
+                // Permission denied looks like "no files" to the refresh
+                // below: say it (the server's user cannot read what root
+                // installed, for one), once.
+                let denied = [UPLOAD_CHAIN, UPLOAD_KEY].iter().find_map(|f| {
+                    let p = dir.join(f);
+                    match std::fs::metadata(&p).and_then(|_| std::fs::File::open(&p)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(p),
+                        _ => None,
+                    }
+                });
+                match denied {
+                    Some(p) => {
+                        if state.unreadable.insert(dir.clone()) {
+                            tracing::error!(
+                                site = %site.name,
+                                "the server cannot read {} ({}): the uploaded certificate is not served; the files and their folder must be readable by the user htgate runs as (`htgate cert install` gives them to the owner of the folder holding the upload folder)",
+                                p.display(),
+                                crate::tls::upload::describe_access(&p)
+                            );
+                        }
+                    }
+                    None => {
+                        state.unreadable.remove(&dir);
+                    }
+                }
                 let Some(entry) = state.uploaded.get_mut(slot(i, variant)) else {
                     continue;
                 };

@@ -29,6 +29,42 @@ pub fn install(
     now: i64,
     trust: &Trust,
 ) -> Result<ValidatedCert, UploadError> {
+    install_owned(dir, cert_pem, key_pem, domains, now, trust, None)
+}
+
+/// Who the installed files belong to: the user the server runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The owner of the folder that holds a site's upload folder
+    /// (`certificates_dir`): the server's user, which must be able to
+    /// read what root installs there.
+    pub fn of_upload_parent(dir: &Path) -> Option<Owner> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(dir.parent()?).ok()?;
+        Some(Owner {
+            uid: m.uid(),
+            gid: m.gid(),
+        })
+    }
+}
+
+/// [`install`], the folder and both files given to `owner` before they are
+/// put in place (`htgate cert install` run as root for a server that runs
+/// as another user: root's 0600 key would be unreadable to it).
+pub fn install_owned(
+    dir: &Path,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    domains: &[String],
+    now: i64,
+    trust: &Trust,
+    owner: Option<Owner>,
+) -> Result<ValidatedCert, UploadError> {
     let validated = validate(cert_pem, key_pem, domains, now, trust)?;
     let chain_pem: String = validated
         .chain
@@ -37,6 +73,7 @@ pub fn install(
         .collect();
     let key_pem = key_to_pem(&validated.key);
     create_dir(dir)?;
+    give(dir, owner)?;
     let chain_tmp = write_temp(dir, CHAIN_FILE, chain_pem.as_bytes(), 0o644)?;
     let key_tmp = match write_temp(dir, KEY_FILE, key_pem.as_bytes(), 0o600) {
         Ok(t) => t,
@@ -45,6 +82,11 @@ pub fn install(
             return Err(e);
         }
     };
+    if let Err(e) = give(&chain_tmp, owner).and_then(|()| give(&key_tmp, owner)) {
+        let _ = fs::remove_file(&chain_tmp);
+        let _ = fs::remove_file(&key_tmp);
+        return Err(e);
+    }
     swap_in(dir, &chain_tmp, &key_tmp)?;
     Ok(validated)
 }
@@ -85,6 +127,12 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, UploadError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            return Err(UploadError::Unreadable {
+                path: path.to_path_buf(),
+                detail: describe_access(path),
+            })
+        }
         Err(e) => return Err(io_error("read", path, e)),
     };
     let mut data = Vec::new();
@@ -92,6 +140,17 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, UploadError> {
         .read_to_end(&mut data)
         .map_err(|e| io_error("read", path, e))?;
     Ok(Some(data))
+}
+
+/// Gives `path` to `owner` unless it has it already.
+pub fn give(path: &Path, owner: Option<Owner>) -> Result<(), UploadError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(o) = owner else { return Ok(()) };
+    let m = fs::symlink_metadata(path).map_err(|e| io_error("saved", path, e))?;
+    if m.uid() == o.uid && m.gid() == o.gid {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid)).map_err(|e| io_error("saved", path, e))
 }
 
 fn create_dir(dir: &Path) -> Result<(), UploadError> {
@@ -347,4 +406,40 @@ mod tests {
             assert_eq!(back.as_ref(), der.as_slice());
         }
     }
+}
+
+/// Owner and mode of `path`, for "cannot read" messages.
+pub fn describe_access(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match fs::metadata(path) {
+        Ok(m) => format!(
+            "owner uid {}, group gid {}, mode {:04o}",
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Whether the user `owner` can read `path` by its mode bits (its
+/// supplementary groups aside): what `cert check` asks for the server's
+/// user, since root, which runs it, reads everything.
+/// A folder counts when it can be entered (its `x` bit).
+pub fn readable_by(path: &Path, owner: Owner) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(path) else {
+        return true; // missing: not this check's problem
+    };
+    // r for a file, x for a folder; the bit for "others", shifted below
+    let want = if m.is_dir() { 0o1 } else { 0o4 };
+    let mode = m.mode();
+    let shift = if m.uid() == owner.uid {
+        6
+    } else if m.gid() == owner.gid {
+        3
+    } else {
+        0
+    };
+    owner.uid == 0 || (mode >> shift) & want != 0
 }

@@ -264,6 +264,9 @@ pub enum UploadError {
     #[error("the installed certificate in {} is incomplete ({missing} is missing); upload the certificate and key again", .dir.display())]
     Incomplete { dir: PathBuf, missing: &'static str },
 
+    #[error("the server cannot read {} ({detail}): the files of a site's upload folder must be readable by the user htgate runs as; `htgate cert install` gives them to the owner of the folder that holds it", .path.display())]
+    Unreadable { path: PathBuf, detail: String },
+
     #[error("the certificate could not be {action} because of a server problem ({}: {source}); please try again or contact support", .path.display())]
     Io {
         action: &'static str,
