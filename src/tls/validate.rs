@@ -182,6 +182,12 @@ pub enum UploadError {
     #[error("the {file} is too large ({size} bytes); certificates and keys are only a few kilobytes, so check that you picked the right file")]
     TooLarge { file: FileKind, size: usize },
 
+    #[error("the {file} is empty; upload the file itself (a PEM file is text that starts with \"-----BEGIN {}-----\")", .file.pem_label())]
+    Empty { file: FileKind },
+
+    #[error("the certificate file holds a certificate signing request (CSR), not a certificate; send the CSR to your certificate authority and upload the certificate it issues for it")]
+    RequestNotCertificate,
+
     #[error("the {file} is not in PEM format: it should be text with lines like \"-----BEGIN {}-----\"; if you have a binary .der, .pfx or .p12 file, convert it first (for example: openssl pkcs12 -in site.pfx -nodes -out site.pem)", .file.pem_label())]
     NotPem { file: FileKind },
 
@@ -472,6 +478,9 @@ fn pem_sections(data: &[u8], file: FileKind) -> Result<Vec<(SectionKind, Vec<u8>
             size: data.len(),
         });
     }
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(UploadError::Empty { file });
+    }
     if !contains(data, b"-----BEGIN ") {
         return Err(UploadError::NotPem { file });
     }
@@ -524,6 +533,9 @@ fn read_certificates(cert_pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Up
         .map(|(_, der)| CertificateDer::from(der))
         .collect();
     if certs.is_empty() {
+        if contains(cert_pem, b"CERTIFICATE REQUEST-----") {
+            return Err(UploadError::RequestNotCertificate);
+        }
         return Err(UploadError::NoCertificate { found_key });
     }
     Ok(certs)
@@ -865,6 +877,11 @@ fn pick_leaf(certs: &[Uploaded<'_>], key: &dyn SigningKey) -> Result<usize, Uplo
             ca: label(o),
             leaf: label(l),
         }),
+        // `openssl req -x509` marks its certificate as a CA: alone and
+        // signed by itself, it is a self-signed site certificate.
+        (Some(o), None) if certs.len() == 1 && certs[o].info.self_signed => {
+            Err(UploadError::SelfSigned { subject: label(o) })
+        }
         (Some(o), None) => Err(UploadError::LeafIsCa { subject: label(o) }),
         (None, Some(&l)) => Err(UploadError::KeyMismatch { leaf: label(l) }),
         (None, None) => Err(UploadError::NoSiteCertificate {
@@ -1601,6 +1618,66 @@ mod tests {
             uncovered(&v.leaf, &strings(&["*.example.com"])),
             strings(&["*.example.com"])
         );
+    }
+
+    /// Uploads whose old messages misled: an empty file ("not PEM ...
+    /// .pfx"), a CSR ("contains no certificate"), a plain `openssl req
+    /// -x509` certificate ("belongs to a certificate authority's
+    /// certificate").
+    #[test]
+    fn empty_files_csrs_and_openssl_self_signed_certificates_are_named() {
+        let pki = pki();
+        let leaf = pki.leaf(&SITE);
+        let (cert, key) = (pki.fullchain(&leaf), leaf.key_pem());
+        let err = check_err("", &key, &pki);
+        assert!(
+            matches!(
+                err,
+                UploadError::Empty {
+                    file: FileKind::Certificate
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("the certificate file is empty"),
+            "{err}"
+        );
+        let err = check_err(&cert, "\n\n", &pki);
+        assert!(
+            matches!(
+                err,
+                UploadError::Empty {
+                    file: FileKind::Key
+                }
+            ),
+            "{err}"
+        );
+
+        let key_pair = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(vec!["www.example.com".to_string()]).expect("params");
+        let csr = params
+            .serialize_request(&key_pair)
+            .expect("csr")
+            .pem()
+            .expect("pem");
+        let err = check_err(&csr, &key_pair.serialize_pem(), &pki);
+        assert!(matches!(err, UploadError::RequestNotCertificate), "{err}");
+        assert!(
+            err.to_string()
+                .contains("certificate signing request (CSR)"),
+            "{err}"
+        );
+
+        // as `openssl req -x509` makes it: CA:TRUE, signed by itself
+        let mut params =
+            rcgen::CertificateParams::new(vec!["www.example.com".to_string()]).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let own = params.self_signed(&key_pair).expect("self-signed");
+        let err = check_err(&own.pem(), &key_pair.serialize_pem(), &pki);
+        assert!(matches!(err, UploadError::SelfSigned { .. }), "{err}");
+        assert!(err.to_string().contains("is self-signed"), "{err}");
     }
 
     #[test]
