@@ -675,6 +675,14 @@ async fn ecdsa_is_preferred_when_a_site_has_both() {
         rsa_serial,
         "an RSA-only client gets the RSA certificate"
     );
+    // `cert list` shows both slots.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_htgate"))
+        .args(["cert", "list", "--config"])
+        .arg(s.path("htgate.toml"))
+        .output()
+        .expect("run htgate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(ECDSA slot)"), "{text}");
 
     // An RSA certificate in the ECDSA folder is not served from there.
     let rsa2 = pki::leaf_rsa(&["a.test"], &s.inter, 30 * DAY);

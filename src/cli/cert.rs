@@ -281,11 +281,25 @@ pub fn list(config: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let now = unix_now();
+    let snap = store.snapshot();
     let mut site = String::new();
     for row in rows(&config, &store, acme.as_deref(), now) {
         if row.site != site {
             println!("site {}", row.site);
             site = row.site.clone();
+            // The second certificate of a site that has both an RSA and
+            // an ECDSA one: served to clients that offer ECDSA.
+            let index = store.sites().iter().position(|s| s.name == row.site);
+            if let Some(e) = index.and_then(|i| snap.uploaded_ecdsa(i)) {
+                println!(
+                    "  {:<32} {:<9} {}  issuer: {}  expires: {}",
+                    "(ECDSA slot)",
+                    "uploaded",
+                    e.subject,
+                    e.issuer,
+                    fmt_time(e.not_after)
+                );
+            }
         }
         println!(
             "  {:<32} {:<9} {}  issuer: {}  expires: {}",
