@@ -243,6 +243,9 @@ pub enum UploadError {
     #[error("the certificate chain is incomplete: the intermediate certificate \"{missing}\" that issued \"{subject}\" is missing; upload the full chain (leaf first, then the intermediates), e.g. fullchain.pem")]
     MissingIntermediate { missing: String, subject: String },
 
+    #[error("the chain ends at \"{subject}\", issued by \"{issuer}\", which is neither in the upload nor a certificate authority that browsers trust: if \"{issuer}\" is an intermediate certificate, upload the full chain; if it is a private (untrusted) root, browsers will reject this certificate and it cannot serve a public site")]
+    UntrustedIssuer { issuer: String, subject: String },
+
     #[error("the certificate file contains certificates that do not belong to the chain of \"{leaf}\": {}; remove them and upload only your site's certificate followed by its intermediates", quoted(.extra))]
     UnrelatedCertificates { leaf: String, extra: Vec<String> },
 
@@ -974,6 +977,15 @@ fn chain_end(
             order.len() - 1
         }
         None if last.info.self_signed => order.len(),
+        // The chain has intermediates, and the last one's issuer is
+        // unknown: a missing intermediate or an untrusted (private) root,
+        // which the upload cannot tell apart.
+        None if order.len() > 1 => {
+            return Err(UploadError::UntrustedIssuer {
+                issuer: last.info.issuer.clone(),
+                subject: last.info.label(),
+            })
+        }
         None => {
             return Err(UploadError::MissingIntermediate {
                 missing: last.info.issuer.clone(),
@@ -1485,7 +1497,9 @@ mod tests {
              Intermediate\" that issued \"CN=example.com\" is missing; upload the full chain \
              (leaf first, then the intermediates), e.g. fullchain.pem"
         );
-        // With only Mozilla's roots the test root is what is missing.
+        // With only Mozilla's roots the chain ends at an issuer that may be
+        // a missing intermediate or an untrusted root: the message says
+        // both, not "intermediate missing".
         let err = validate(
             pki.fullchain(&leaf).as_bytes(),
             leaf.key_pem().as_bytes(),
@@ -1494,9 +1508,11 @@ mod tests {
             &Trust::mozilla(),
         )
         .expect_err("untrusted");
+        assert!(matches!(err, UploadError::UntrustedIssuer { .. }), "{err}");
         assert!(
-            err.to_string()
-                .contains("\"CN=htgate Test Root\" that issued \"CN=htgate Test Intermediate\""),
+            err.to_string().starts_with(
+                "the chain ends at \"CN=htgate Test Intermediate\", issued by \"CN=htgate Test Root\", which is neither in the upload nor a certificate authority that browsers trust"
+            ),
             "{err}"
         );
     }
