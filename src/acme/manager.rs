@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use instant_acme::Account;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +24,11 @@ const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 /// The loop re-checks at least this often, so a clock jump or a certificate
 /// replaced on disk by hand is noticed within the hour.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// Orders that run at once: a host adding many sites does not wait for
+/// them one by one (an order takes seconds to minutes), and the CA is not
+/// flooded (Let's Encrypt counts new orders per account and per hour).
+pub const CONCURRENT_ORDERS: usize = 4;
 
 /// What `htgate cert list/check` shows for one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +161,11 @@ impl AcmeManager {
                         };
                         crate::metrics::acme_failure();
                         let (failures, retry_in) = self.record_failure(&domain, &err);
-                        tracing::warn!(domain, outcome = "failed", failures, retry_in_s = retry_in.as_secs(), error = %err, "ACME order not started");
+                        let next_try =
+                            crate::util::fmt_time(unix_now().saturating_add(
+                                i64::try_from(retry_in.as_secs()).unwrap_or(i64::MAX),
+                            ));
+                        tracing::warn!(domain, outcome = "failed", failures, retry_in_s = retry_in.as_secs(), next_try = %next_try, error = %err, "ACME order not started");
                         return Err(err);
                     }
                 }
@@ -185,7 +195,7 @@ impl AcmeManager {
                     self.install_shared(&shared)?;
                     tracing::info!(
                         domain,
-                        not_after = shared.not_after,
+                        expires = %crate::util::fmt_time(shared.not_after),
                         "another node ordered this certificate: using it"
                     );
                     return Ok(shared);
@@ -230,14 +240,18 @@ impl AcmeManager {
                     kind,
                     outcome = "ok",
                     duration_ms,
-                    not_after = cert.not_after,
+                    expires = %crate::util::fmt_time(cert.not_after),
                     "ACME certificate stored"
                 );
             }
             Err(err) => {
                 crate::metrics::acme_failure();
                 let (failures, retry_in) = self.record_failure(&domain, err);
-                tracing::warn!(domain, kind, outcome = "failed", duration_ms, failures, retry_in_s = retry_in.as_secs(), error = %err, "ACME order failed");
+                let next_try = crate::util::fmt_time(
+                    unix_now()
+                        .saturating_add(i64::try_from(retry_in.as_secs()).unwrap_or(i64::MAX)),
+                );
+                tracing::warn!(domain, kind, outcome = "failed", duration_ms, failures, retry_in_s = retry_in.as_secs(), next_try = %next_try, error = %err, "ACME order failed");
             }
         }
         result
@@ -436,6 +450,7 @@ impl AcmeManager {
         let mut next_due: Option<i64> = None;
         let mut earliest = |t: i64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
         let mut seen = HashSet::new();
+        let mut due: Vec<(bool, String)> = Vec::new();
         for raw in list {
             let domain = normalize(raw);
             if !seen.insert(domain.clone()) {
@@ -454,8 +469,9 @@ impl AcmeManager {
                 earliest(at);
                 continue;
             }
-            if let Some(cert) = self.stored(&domain) {
-                if !self.needs_renewal(&cert, now) {
+            let stored = self.stored(&domain);
+            if let Some(cert) = &stored {
+                if !self.needs_renewal(cert, now) {
                     earliest(renewal_due(
                         cert.not_before,
                         cert.not_after,
@@ -464,7 +480,18 @@ impl AcmeManager {
                     continue;
                 }
             }
-            match self.obtain(&domain).await {
+            let serving = stored.is_some_and(|c| c.not_after > now);
+            due.push((serving, domain));
+        }
+        by_urgency(&mut due);
+        let mut orders =
+            futures_util::stream::iter(due.into_iter().map(|(_, domain)| async move {
+                let result = self.obtain(&domain).await;
+                (domain, result)
+            }))
+            .buffer_unordered(CONCURRENT_ORDERS);
+        while let Some((domain, result)) = orders.next().await {
+            match result {
                 Ok(cert) => {
                     on_cert(&domain);
                     earliest(renewal_due(
@@ -485,10 +512,28 @@ impl AcmeManager {
     }
 }
 
+/// Names that have no valid certificate (their visitors see an error now)
+/// before renewals of certificates that still serve; list order otherwise.
+/// `due`: (a valid certificate serves it, the name).
+fn by_urgency(due: &mut [(bool, String)]) {
+    due.sort_by_key(|(serving, _)| *serving);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rustls_pki_types::PrivateKeyDer;
+
+    #[test]
+    fn names_without_a_valid_certificate_are_ordered_first() {
+        let mut due: Vec<(bool, String)> = [(true, "a"), (false, "b"), (true, "c"), (false, "d")]
+            .iter()
+            .map(|(s, n)| (*s, n.to_string()))
+            .collect();
+        by_urgency(&mut due);
+        let names: Vec<&str> = due.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["b", "d", "a", "c"]);
+    }
 
     const DAY: i64 = 24 * 60 * 60;
 

@@ -224,10 +224,19 @@ fn rows(
             }
             if let Some(st) = acme_status.iter().find(|s| &s.domain == domain) {
                 if let Some(err) = &st.last_error {
+                    let next = st
+                        .next_attempt
+                        .map(|t| format!("; next try {}", fmt_time(t)))
+                        .unwrap_or_default();
                     problems.push(format!(
-                        "getting the automatic certificate is failing ({} attempts): {err}",
+                        "getting the automatic certificate is failing ({} attempts{next}): {err}",
                         st.failures
                     ));
+                } else if st.not_after.is_none() && !served.covers(&probe) {
+                    problems.push(
+                        "the automatic certificate is pending: ordered by the running server, not issued yet"
+                            .to_string(),
+                    );
                 }
             }
             out.push(Row {

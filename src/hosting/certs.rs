@@ -532,11 +532,7 @@ fn stored_issuer(chain: &[rustls_pki_types::CertificateDer<'static>]) -> String 
 }
 
 /// An RFC 3339 date for logs and `cert list`.
-pub fn fmt_time(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| unix.to_string())
-}
+pub use crate::util::fmt_time;
 
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,3 +2,11 @@
 //! once.
 
 pub mod fnmatch;
+
+/// A Unix time as people read it in logs and command output:
+/// `2026-12-07 13:05:20 UTC`.
+pub fn fmt_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
