@@ -627,6 +627,38 @@ impl<'a> Main<'a> {
             .push(("Set-Cookie".to_string(), cookie));
     }
 
+    /// A `RewriteCond expr "..."`.  The headers the expression read are
+    /// the rule's Vary too: kept across the internal redirect of a rule
+    /// that applies (recorded in fixtures/conformance/htgate-vary-from-expr).
+    fn expr_cond(
+        &mut self,
+        r: &mut Req,
+        e: &crate::expr::Expr,
+        negate: bool,
+        refs: &mut Refs,
+        vary: &mut Vec<String>,
+    ) -> bool {
+        let before = r.vary.len();
+        let outcome = self.eval_expr(r, e);
+        vary.extend(r.vary.get(before..).unwrap_or_default().iter().cloned());
+        let Ok(o) = outcome else {
+            return false;
+        };
+        if o.value && !negate && !o.captures.is_empty() {
+            // expr captures feed %N like a regex condition
+            let mut s = String::new();
+            let mut caps = Vec::new();
+            for part in &o.captures {
+                let start = s.len();
+                s.push_str(part.as_deref().unwrap_or_default());
+                caps.push(Some((start, s.len())));
+            }
+            refs.cond_subject = s;
+            refs.cond_caps = caps;
+        }
+        o.value
+    }
+
     fn apply_rewrite_cond(
         &mut self,
         r: &mut Req,
@@ -653,37 +685,7 @@ impl<'a> Main<'a> {
                 }
                 _ => false,
             },
-            CondKind::Expr(e) => match {
-                let before = r.vary.len();
-                let outcome = self.eval_expr(r, e);
-                // The headers the expression read are the rule's Vary too:
-                // kept across the internal redirect of a rule that applies
-                // (recorded in fixtures/conformance/htgate-vary-from-expr).
-                vary.extend(r.vary.get(before..).unwrap_or_default().iter().cloned());
-                outcome
-            } {
-                Ok(o) => {
-                    if o.value && !c.negate && !o.captures.is_empty() {
-                        // expr captures feed %N like a regex condition
-                        let joined: Vec<String> = o
-                            .captures
-                            .iter()
-                            .map(|x| x.clone().unwrap_or_default())
-                            .collect();
-                        let mut s = String::new();
-                        let mut caps = Vec::new();
-                        for part in joined {
-                            let start = s.len();
-                            s.push_str(&part);
-                            caps.push(Some((start, s.len())));
-                        }
-                        refs.cond_subject = s;
-                        refs.cond_caps = caps;
-                    }
-                    o.value
-                }
-                Err(_) => false,
-            },
+            CondKind::Expr(e) => self.expr_cond(r, e, c.negate, refs, vary),
             // The request's (or the site's) stat results: the walk has
             // usually stat'ed %{REQUEST_FILENAME} already.
             CondKind::FileDir => self.test_path(&subject).kind == FileKind::Dir,

@@ -263,6 +263,42 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// Owner and mode of `path`, for "cannot read" messages.
+pub fn describe_access(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match fs::metadata(path) {
+        Ok(m) => format!(
+            "owner uid {}, group gid {}, mode {:04o}",
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Whether the user `owner` can read `path` by its mode bits (its
+/// supplementary groups aside): what `cert check` asks for the server's
+/// user, since root, which runs it, reads everything.
+/// A folder counts when it can be entered (its `x` bit).
+pub fn readable_by(path: &Path, owner: Owner) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(path) else {
+        return true; // missing: not this check's problem
+    };
+    // r for a file, x for a folder; the bit for "others", shifted below
+    let want = if m.is_dir() { 0o1 } else { 0o4 };
+    let mode = m.mode();
+    let shift = if m.uid() == owner.uid {
+        6
+    } else if m.gid() == owner.gid {
+        3
+    } else {
+        0
+    };
+    owner.uid == 0 || (mode >> shift) & want != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,40 +442,4 @@ mod tests {
             assert_eq!(back.as_ref(), der.as_slice());
         }
     }
-}
-
-/// Owner and mode of `path`, for "cannot read" messages.
-pub fn describe_access(path: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    match fs::metadata(path) {
-        Ok(m) => format!(
-            "owner uid {}, group gid {}, mode {:04o}",
-            m.uid(),
-            m.gid(),
-            m.mode() & 0o7777
-        ),
-        Err(e) => e.to_string(),
-    }
-}
-
-/// Whether the user `owner` can read `path` by its mode bits (its
-/// supplementary groups aside): what `cert check` asks for the server's
-/// user, since root, which runs it, reads everything.
-/// A folder counts when it can be entered (its `x` bit).
-pub fn readable_by(path: &Path, owner: Owner) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = fs::metadata(path) else {
-        return true; // missing: not this check's problem
-    };
-    // r for a file, x for a folder; the bit for "others", shifted below
-    let want = if m.is_dir() { 0o1 } else { 0o4 };
-    let mode = m.mode();
-    let shift = if m.uid() == owner.uid {
-        6
-    } else if m.gid() == owner.gid {
-        3
-    } else {
-        0
-    };
-    owner.uid == 0 || (mode >> shift) & want != 0
 }
