@@ -87,6 +87,9 @@ pub struct ValidatedCert {
 #[derive(Debug, Clone)]
 pub struct Trust {
     anchors: Vec<Anchor>,
+    /// The same roots as webpki verifies with (Mozilla's keep their name
+    /// constraints).
+    webpki: Vec<rustls_pki_types::TrustAnchor<'static>>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +112,10 @@ impl Trust {
                 spki: der_sequence(ta.subject_public_key_info.as_ref()),
             })
             .collect();
-        Trust { anchors }
+        Trust {
+            anchors,
+            webpki: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        }
     }
 
     /// Mozilla's roots plus `ders`.  A DER that is not a certificate is
@@ -118,10 +124,15 @@ impl Trust {
         let mut trust = Self::mozilla();
         for der in &ders {
             match X509Certificate::from_der(der.as_ref()) {
-                Ok((_, cert)) => trust.anchors.push(Anchor {
-                    subject: name_contents(cert.subject()).to_vec(),
-                    spki: cert.public_key().raw.to_vec(),
-                }),
+                Ok((_, cert)) => {
+                    trust.anchors.push(Anchor {
+                        subject: name_contents(cert.subject()).to_vec(),
+                        spki: cert.public_key().raw.to_vec(),
+                    });
+                    if let Ok(ta) = webpki::anchor_from_trusted_cert(der) {
+                        trust.webpki.push(ta.to_owned());
+                    }
+                }
                 Err(e) => tracing::warn!("ignoring an extra trust root that cannot be parsed: {e}"),
             }
         }
@@ -240,6 +251,9 @@ pub enum UploadError {
     #[error("the signature on the certificate \"{subject}\" by \"{issuer}\" uses an algorithm that cannot be checked (and that many browsers reject); ask your certificate authority for a certificate signed with RSA/SHA-256 or ECDSA")]
     UnsupportedSignature { subject: String, issuer: String },
 
+    #[error("the certificate chain was rejected: {reason}; browsers would reject it too, so ask your certificate authority for a correct chain")]
+    PathRejected { reason: String },
+
     #[error("the certificate chain is incomplete: the intermediate certificate \"{missing}\" that issued \"{subject}\" is missing; upload the full chain (leaf first, then the intermediates), e.g. fullchain.pem")]
     MissingIntermediate { missing: String, subject: String },
 
@@ -345,7 +359,64 @@ pub fn validate(
         });
     }
     check_dates(&mut cert, needed, now)?;
+    path_verdict(&cert, trust, now)?;
     Ok(cert)
+}
+
+/// The accept/reject decision, after the checks above have found what
+/// they can say in the customer's words: rustls' own path validation
+/// (webpki), which also checks what they do not (an intermediate without
+/// the CA flag or the right key usage, path length and name
+/// constraints).  A chain that ends at a root browsers do not trust was
+/// accepted above with a warning: that root counts as an anchor here, so
+/// only the chain's structure is judged.
+fn path_verdict(cert: &ValidatedCert, trust: &Trust, now: i64) -> Result<(), UploadError> {
+    let Some((leaf, rest)) = cert.chain.split_first() else {
+        return Ok(());
+    };
+    let mut anchors = trust.webpki.clone();
+    if let Some(last) = rest.last() {
+        if cert.intermediates.last().is_some_and(|i| i.self_signed) {
+            if let Ok(ta) = webpki::anchor_from_trusted_cert(last) {
+                anchors.push(ta.to_owned());
+            }
+        }
+    }
+    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| UploadError::PathRejected {
+        reason: path_reason(&e),
+    })?;
+    let time = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        u64::try_from(now).unwrap_or(0),
+    ));
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        rest,
+        time,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map(drop)
+    .map_err(|e| UploadError::PathRejected {
+        reason: path_reason(&e),
+    })
+}
+
+/// webpki's reason in the customer's words.
+fn path_reason(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::CaUsedAsEndEntity => "the site certificate is marked as a certificate authority (CA:TRUE); certificate authorities issue site certificates, they are not one".into(),
+        E::EndEntityUsedAsCa => "a certificate in the chain that issued another is not a certificate authority (it lacks CA:TRUE or the keyCertSign key usage)".into(),
+        E::PathLenConstraintViolated => "an intermediate certificate's path length constraint does not allow this chain".into(),
+        E::NameConstraintViolation => "a certificate authority in the chain is not allowed to issue certificates for these names (name constraints)".into(),
+        E::UnknownIssuer => "the chain does not lead to a certificate authority that browsers trust".into(),
+        E::RequiredEkuNotFoundContext(_) => "a certificate in the chain is not allowed for TLS server authentication (extended key usage)".into(),
+        E::CertExpired { .. } => "a certificate in the chain has expired".into(),
+        E::CertNotValidYet { .. } => "a certificate in the chain is not valid yet".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Same parsing/chain/key checks as [`validate`] but without the domain and
@@ -1547,6 +1618,51 @@ mod tests {
         assert!(err.to_string().starts_with(
             "the certificate \"CN=example.com\" names \"CN=htgate Test Intermediate\" as its issuer, but"
         ), "{err}");
+    }
+
+    /// What the customer-worded checks do not look at, path validation
+    /// does: a root whose path length allows no intermediate, and an
+    /// intermediate whose name constraints exclude the site's name.
+    #[test]
+    fn path_length_and_name_constraints_are_enforced() {
+        // root -> strict (path length 0) -> deep -> leaf: "deep" is one
+        // intermediate too many under "strict"
+        let root = self_sign(ca_params("htgate Root"));
+        let mut strict_params = ca_params("htgate Strict Intermediate");
+        strict_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        let strict = sign(strict_params, &root);
+        let deep = sign(ca_params("htgate Too Deep Intermediate"), &strict);
+        let leaf = sign(leaf_params(&SITE), &deep);
+        let trust = Trust::with_extra_roots(vec![root.cert.der().clone()]);
+        let err = validate(
+            format!("{}{}{}", leaf.pem(), deep.pem(), strict.pem()).as_bytes(),
+            leaf.key_pem().as_bytes(),
+            &strings(&SITE),
+            NOW,
+            &trust,
+        )
+        .expect_err("path length");
+        assert!(matches!(err, UploadError::PathRejected { .. }), "{err}");
+        assert!(err.to_string().contains("path length"), "{err}");
+
+        let root = self_sign(ca_params("htgate Root"));
+        let mut int_params = ca_params("htgate Constrained Intermediate");
+        int_params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("other.test".into())],
+            excluded_subtrees: Vec::new(),
+        });
+        let int = sign(int_params, &root);
+        let leaf = sign(leaf_params(&SITE), &int);
+        let trust = Trust::with_extra_roots(vec![root.cert.der().clone()]);
+        let err = validate(
+            format!("{}{}", leaf.pem(), int.pem()).as_bytes(),
+            leaf.key_pem().as_bytes(),
+            &strings(&SITE),
+            NOW,
+            &trust,
+        )
+        .expect_err("name constraints");
+        assert!(err.to_string().contains("name constraints"), "{err}");
     }
 
     #[test]
