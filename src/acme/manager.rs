@@ -524,6 +524,15 @@ mod tests {
     use super::*;
     use rustls_pki_types::PrivateKeyDer;
 
+    /// README.md and SECURITY.md give the number.
+    #[test]
+    fn the_documents_name_the_concurrent_order_limit() {
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains(&format!("`CONCURRENT_ORDERS` ({CONCURRENT_ORDERS})")));
+        let security = include_str!("../../SECURITY.md");
+        assert!(security.contains(&format!("| ACME orders at once | {CONCURRENT_ORDERS};")));
+    }
+
     #[test]
     fn names_without_a_valid_certificate_are_ordered_first() {
         let mut due: Vec<(bool, String)> = [(true, "a"), (false, "b"), (true, "c"), (false, "d")]

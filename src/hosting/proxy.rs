@@ -278,6 +278,13 @@ mod tests {
     }
 
     #[test]
+    fn security_md_names_the_hop_limit() {
+        let security = include_str!("../../SECURITY.md");
+        assert!(security.contains(&format!("read from a trusted proxy | {MAX_HOPS} |")));
+        assert!(security.contains(&format!("at most {MAX_HOPS} hops are read")));
+    }
+
+    #[test]
     fn a_long_list_is_walked_a_bounded_number_of_hops() {
         let mut list = vec!["203.0.113.9".to_string()];
         list.extend((0..1000).map(|i| format!("10.0.{}.{}", i / 250, i % 250)));
