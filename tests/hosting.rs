@@ -549,6 +549,109 @@ fn cert_install_as_root_leaves_files_the_servers_user_can_read() {
     assert!(text.contains("the server cannot read"), "{text}");
 }
 
+/// The whole story of contrib/htgate.service: the server runs as an
+/// unprivileged user (here `nobody`, owner of `certificates_dir`), the
+/// operator runs `htgate cert install` as root, and the server serves the
+/// new certificate at a handshake soon after (`cert_check_seconds`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_installed_by_root_is_served_by_a_server_running_as_another_user() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    if !running_as_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: this test needs root (it runs the server as another user)"
+        );
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let s = Setup::new();
+    let a = s.site("a", "");
+    s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
+    );
+    // nobody may enter the test's folder and read its files, as a server
+    // user reads /etc/htgate and /srv
+    std::fs::set_permissions(s.path(""), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir_all(s.path("certs")).expect("mkdir");
+    std::os::unix::fs::chown(s.path("certs"), Some(65534), Some(65534)).expect("chown");
+    let bin = env!("CARGO_BIN_EXE_htgate");
+    // a copy nobody can run wherever the checkout is (/root is 0700)
+    let copy = s.path("htgate");
+    std::fs::copy(bin, &copy).expect("copy the binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut server = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&copy)
+        .args(["serve", "--config"])
+        .arg(s.path("htgate.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv runs the server");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = server.stderr.take().expect("stderr");
+    let _server = Kill(server);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let https: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("the server did not start: {seen:?}"));
+        if let Some(a) = line.strip_prefix("htgate listening on https://") {
+            break a.trim().parse().expect("address");
+        }
+        seen.push(line);
+    };
+    let leaf = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
+    s.write("up/cert.pem", &format!("{}{}", leaf.pem(), s.inter.pem()));
+    s.write("up/key.pem", &leaf.key_pem());
+    let out = std::process::Command::new(bin)
+        .args(["cert", "install", "--config"])
+        .arg(s.path("htgate.toml"))
+        .args(["--site", "a", "--cert"])
+        .arg(s.path("up/cert.pem"))
+        .arg("--key")
+        .arg(s.path("up/key.pem"))
+        .output()
+        .expect("run htgate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = probe::serial(&leaf.der().into());
+    let served = probe::eventually(Duration::from_secs(10), || async {
+        let chain = probe::served_chain(https, Some("a.test")).await;
+        chain.first().map(probe::serial) == Some(want.clone())
+    })
+    .await;
+    let log: Vec<String> = rx.try_iter().collect();
+    assert!(
+        served,
+        "the server running as nobody did not serve the installed certificate: {log:?}"
+    );
+}
+
 /// The hosting docs' WordPress-style file: force HTTPS, everything else to
 /// a static index.html (a hosted site without php_fpm refuses .php).
 const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.html [L]\n";
