@@ -652,6 +652,38 @@ async fn a_certificate_installed_by_root_is_served_by_a_server_running_as_anothe
     );
 }
 
+/// `cert check` on automatic certificates: a failing one with its
+/// attempts and the time of the next try (as people read times), one not
+/// issued yet as pending.
+#[test]
+fn cert_check_shows_the_next_try_and_pending_automatic_certificates() {
+    let s = Setup::new();
+    let a = s.site("a", "");
+    s.write(
+        "acme/failures.toml",
+        "[\"a.test\"]\nfailures = 3\nlast_error = \"the CA could not reach a.test\"\nnext_attempt = 1893456000\n",
+    );
+    s.config(
+        OFFLINE_ACME,
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\", \"b.test\"]\nroot = \"{a}\"\n"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_htgate"))
+        .args(["cert", "check", "--config"])
+        .arg(s.path("htgate.toml"))
+        .output()
+        .expect("run htgate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("a a.test: getting the automatic certificate is failing (3 attempts; next try 2030-01-01 00:00:00 UTC): the CA could not reach a.test"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a b.test: the automatic certificate is pending"),
+        "{text}"
+    );
+}
+
 /// The hosting docs' WordPress-style file: force HTTPS, everything else to
 /// a static index.html (a hosted site without php_fpm refuses .php).
 const WP_FORCE: &str = "RewriteEngine On\nRewriteCond %{HTTPS} !on\nRewriteRule (.*) https://%{SERVER_NAME}/$1 [R=301,L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule ^ index.html [L]\n";

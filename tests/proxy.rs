@@ -239,3 +239,49 @@ async fn the_client_address_comes_through_trusted_hops_only() {
     );
     server.shutdown().await;
 }
+
+/// PHP sees what the rules see: the client a trusted proxy names, and the
+/// scheme it used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_sees_the_client_and_scheme_behind_a_trusted_proxy() {
+    use htgate::fastcgi::harness::PhpFpm;
+    if !PhpFpm::available_or_skip("php_sees_the_client_and_scheme_behind_a_trusted_proxy") {
+        return;
+    }
+    let fpm = PhpFpm::start().expect("php-fpm");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("site");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(
+        root.join("who.php"),
+        "<?php echo $_SERVER['REMOTE_ADDR'], ' ', $_SERVER['REQUEST_SCHEME'] ?? '-';\n",
+    )
+    .expect("write");
+    let text = format!(
+        "trusted_proxies = [\"127.0.0.1\"]\n[[listen]]\naddress = \"127.0.0.1:0\"\n[[site]]\nname = \"p\"\ndomains = [\"p.test\"]\nroot = \"{}\"\nphp_fpm = \"{}\"\n",
+        root.display(),
+        fpm.socket().display()
+    );
+    let path = tmp.path().join("htgate.toml");
+    std::fs::write(&path, &text).expect("write config");
+    let cfg = Config::parse(&path, &text).expect("config");
+    let server = start(&cfg).await.expect("start");
+    let http = server.addr(false).expect("http");
+    let a = probe::get(
+        http,
+        None,
+        "p.test",
+        "/who.php",
+        &[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // (the body is chunked: the text is inside the chunk)
+    assert!(a.body.contains("203.0.113.9 https"), "{}", a.body);
+    let a = probe::get(http, None, "p.test", "/who.php", &[]).await;
+    assert!(a.body.contains("127.0.0.1 http"), "{}", a.body);
+    server.shutdown().await;
+}

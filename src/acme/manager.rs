@@ -70,9 +70,16 @@ pub struct AcmeManager {
     state: Mutex<HashMap<String, DomainState>>,
     /// The account, loaded once; `None` until the first order.
     account: tokio::sync::Mutex<Option<Account>>,
-    /// One order at a time: the loop and an admin's `renew_now` must not
-    /// order the same name twice, and CAs rate-limit parallel orders anyway.
-    order_lock: tokio::sync::Mutex<()>,
+    /// Orders running at once, at most [`CONCURRENT_ORDERS`]: CAs
+    /// rate-limit orders per account.
+    order_slots: tokio::sync::Semaphore,
+    /// One order per name at a time: the loop and an admin's `renew_now`
+    /// must not order the same name twice.
+    name_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Orders running now, and the most there were at once (the tests
+    /// show the limit is used and kept).
+    orders_now: std::sync::atomic::AtomicUsize,
+    most_at_once: std::sync::atomic::AtomicUsize,
     /// In a cluster: one order per domain across all nodes, certificates
     /// and the account shared through the store.
     cluster: Option<Arc<crate::cluster::Cluster>>,
@@ -85,7 +92,10 @@ impl AcmeManager {
             settings,
             challenges: Challenges::default(),
             account: tokio::sync::Mutex::new(None),
-            order_lock: tokio::sync::Mutex::new(()),
+            order_slots: tokio::sync::Semaphore::new(CONCURRENT_ORDERS),
+            name_locks: Mutex::new(HashMap::new()),
+            orders_now: Default::default(),
+            most_at_once: Default::default(),
             cluster: None,
         })
     }
@@ -98,7 +108,10 @@ impl AcmeManager {
             settings,
             challenges: cluster.challenges(),
             account: tokio::sync::Mutex::new(None),
-            order_lock: tokio::sync::Mutex::new(()),
+            order_slots: tokio::sync::Semaphore::new(CONCURRENT_ORDERS),
+            name_locks: Mutex::new(HashMap::new()),
+            orders_now: Default::default(),
+            most_at_once: Default::default(),
             cluster: Some(cluster),
         })
     }
@@ -145,7 +158,17 @@ impl AcmeManager {
         if let Some(reason) = skip_reason(&domain) {
             return Err(AcmeError::NotEligible { domain, reason });
         }
-        let _one_at_a_time = self.order_lock.lock().await;
+        let name_lock = self
+            .name_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(domain.clone())
+            .or_default()
+            .clone();
+        let _this_name = name_lock.lock().await;
+        // Never closed: `None` cannot happen, and would only mean no limit.
+        let _slot = self.order_slots.acquire().await.ok();
+        let _counted = OrderCount::enter(self);
         // In a cluster: the lock first (while another node orders this
         // name, wait for it), then look again: that node may have stored
         // a certificate that makes this order unnecessary.
@@ -388,6 +411,11 @@ impl AcmeManager {
     }
 
     /// Every domain the manager knows: watched, ordered or stored.
+    /// The most orders that ran at once since the start.
+    pub fn most_orders_at_once(&self) -> usize {
+        self.most_at_once.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn status(&self) -> Vec<DomainStatus> {
         let mut names: BTreeSet<String> = self.state().keys().cloned().collect();
         names.extend(store::stored_domains(&self.settings.storage));
@@ -509,6 +537,26 @@ impl AcmeManager {
             }
         }
         next_due
+    }
+}
+
+/// Counts an order in `orders_now` for as long as it lives.
+struct OrderCount<'a>(&'a AcmeManager);
+
+impl<'a> OrderCount<'a> {
+    fn enter(m: &'a AcmeManager) -> OrderCount<'a> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = m.orders_now.fetch_add(1, Relaxed) + 1;
+        m.most_at_once.fetch_max(now, Relaxed);
+        OrderCount(m)
+    }
+}
+
+impl Drop for OrderCount<'_> {
+    fn drop(&mut self) {
+        self.0
+            .orders_now
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

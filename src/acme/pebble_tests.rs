@@ -224,3 +224,38 @@ async fn pebble_failed_validation_names_the_url_and_backs_off() {
         "{next} vs {before}"
     );
 }
+
+/// Several new names are ordered at once, never more than
+/// `CONCURRENT_ORDERS`, and all of them are issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_orders_run_concurrently_within_the_limit() {
+    if !Pebble::available_or_skip("pebble_orders_run_concurrently_within_the_limit") {
+        return;
+    }
+    let rig = rig(true).await;
+    let names: Vec<String> = (1..=6).map(|i| format!("many{i}.test")).collect();
+    let (list_tx, list_rx) = watch::channel(names.clone());
+    let (cert_tx, mut cert_rx) = mpsc::unbounded_channel::<String>();
+    let on_cert = Arc::new(move |domain: &str| {
+        let _ = cert_tx.send(domain.to_string());
+    });
+    let task = rig.manager.spawn(list_rx, on_cert);
+    let mut issued = Vec::new();
+    while issued.len() < names.len() {
+        let got = bounded("on_cert", &rig, cert_rx.recv()).await;
+        issued.push(got.expect("a name"));
+    }
+    issued.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(issued, want);
+    let most = rig.manager.most_orders_at_once();
+    assert!(
+        most > 1 && most <= super::manager::CONCURRENT_ORDERS,
+        "{most} orders at once"
+    );
+    drop(list_tx);
+    bounded("loop exit", &rig, task)
+        .await
+        .expect("the loop ends");
+}

@@ -222,8 +222,9 @@ fn rows(
                     ));
                 }
             }
-            if let Some(st) = acme_status.iter().find(|s| &s.domain == domain) {
-                if let Some(err) = &st.last_error {
+            let status = acme_status.iter().find(|s| &s.domain == domain);
+            match status.and_then(|st| st.last_error.as_ref().map(|e| (st, e))) {
+                Some((st, err)) => {
                     let next = st
                         .next_attempt
                         .map(|t| format!("; next try {}", fmt_time(t)))
@@ -232,12 +233,18 @@ fn rows(
                         "getting the automatic certificate is failing ({} attempts{next}): {err}",
                         st.failures
                     ));
-                } else if st.not_after.is_none() && !served.covers(&probe) {
+                }
+                None if site.acme
+                    && acme.is_some()
+                    && !domain.starts_with("*.")
+                    && !served.covers(&probe) =>
+                {
                     problems.push(
-                        "the automatic certificate is pending: ordered by the running server, not issued yet"
+                        "the automatic certificate is pending: the running server orders it (a failure would show here)"
                             .to_string(),
                     );
                 }
+                None => {}
             }
             out.push(Row {
                 site: site.name.clone(),
