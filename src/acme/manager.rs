@@ -581,6 +581,56 @@ mod tests {
         assert!(security.contains(&format!("| ACME orders at once | {CONCURRENT_ORDERS};")));
     }
 
+    /// A failed order's log line gives the next try as a date people
+    /// read, not a count of seconds alone.
+    #[test]
+    fn a_failed_order_logs_when_it_is_tried_again() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend_from_slice(b);
+                }
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let storage = tempfile::tempdir().expect("tempdir");
+        let settings = AcmeSettings::new("https://127.0.0.1:1/dir", storage.path().join("acme"));
+        let m = AcmeManager::new(settings);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tracing::subscriber::with_default(subscriber, || {
+            let _ = rt.block_on(m.obtain("example.com"));
+        });
+        let text = String::from_utf8_lossy(&lines.0.lock().expect("lines")).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains("ACME order failed"))
+            .unwrap_or_else(|| panic!("no failure line: {text}"));
+        let year = chrono::Utc::now().format("%Y").to_string();
+        assert!(
+            line.contains(&format!("next_try={year}-"))
+                || line.contains(&format!(
+                    "next_try={}-",
+                    year.parse::<i32>().unwrap_or(0) + 1
+                )),
+            "{line}"
+        );
+        assert!(line.contains(" UTC"), "{line}");
+    }
+
     #[test]
     fn names_without_a_valid_certificate_are_ordered_first() {
         let mut due: Vec<(bool, String)> = [(true, "a"), (false, "b"), (true, "c"), (false, "d")]
