@@ -469,6 +469,26 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A setup with site `a` (a.test) for a test that must run as root:
+/// `None` (skipped, and said) without root; under CI=true, a failure.
+fn as_root_with_site_a(why: &str) -> Option<Setup> {
+    if !running_as_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: this test needs root ({why})"
+        );
+        eprintln!("skipping: needs root ({why})");
+        return None;
+    }
+    let s = Setup::new();
+    let a = s.site("a", "");
+    s.config(
+        "",
+        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
+    );
+    Some(s)
+}
+
 /// `sudo htgate cert install` for a server that runs as another user (the
 /// owner of `certificates_dir`, as contrib/htgate.service sets it up): the
 /// installed folder and files belong to that user, and `cert check` (run
@@ -477,20 +497,9 @@ fn running_as_root() -> bool {
 #[test]
 fn cert_install_as_root_leaves_files_the_servers_user_can_read() {
     use std::os::unix::fs::MetadataExt;
-    if !running_as_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: this test needs root (it installs as root for another user)"
-        );
-        eprintln!("skipping: needs root");
+    let Some(s) = as_root_with_site_a("it installs as root for another user") else {
         return;
-    }
-    let s = Setup::new();
-    let a = s.site("a", "");
-    s.config(
-        "",
-        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
-    );
+    };
     // the server's user: nobody
     let (uid, gid) = (65534, 65534);
     std::fs::create_dir_all(s.path("certs")).expect("mkdir");
@@ -557,20 +566,9 @@ fn cert_install_as_root_leaves_files_the_servers_user_can_read() {
 async fn a_certificate_installed_by_root_is_served_by_a_server_running_as_another_user() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
-    if !running_as_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: this test needs root (it runs the server as another user)"
-        );
-        eprintln!("skipping: needs root");
+    let Some(s) = as_root_with_site_a("it runs the server as another user") else {
         return;
-    }
-    let s = Setup::new();
-    let a = s.site("a", "");
-    s.config(
-        "",
-        &format!("[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{a}\"\n"),
-    );
+    };
     // nobody may enter the test's folder and read its files, as a server
     // user reads /etc/htgate and /srv
     std::fs::set_permissions(s.path(""), std::fs::Permissions::from_mode(0o755)).expect("chmod");
