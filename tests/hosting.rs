@@ -405,22 +405,14 @@ fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
     let install = |cert: &str, key: &str| {
         s.write("up/cert.pem", cert);
         s.write("up/key.pem", key);
-        let out = std::process::Command::new(bin)
-            .args(["cert", "install", "--config"])
-            .arg(s.path("htgate.toml"))
-            .args(["--site", "a", "--cert"])
-            .arg(s.path("up/cert.pem"))
-            .arg("--key")
-            .arg(s.path("up/key.pem"))
-            .output()
-            .expect("run htgate");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+        outcome(
+            std::process::Command::new(bin)
+                .args(["cert", "install", "--config"])
+                .arg(s.path("htgate.toml"))
+                .args(["--site", "a", "--cert"])
+                .arg(s.path("up/cert.pem"))
+                .arg("--key")
+                .arg(s.path("up/key.pem")),
         )
     };
     let good = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
@@ -455,6 +447,20 @@ fn cert_install_rejects_bad_uploads_and_keeps_the_old_one() {
             "a rejected upload changed the installed files"
         );
     }
+}
+
+/// Runs a command: whether it succeeded, and what it printed (stdout
+/// then stderr).
+fn outcome(cmd: &mut std::process::Command) -> (bool, String) {
+    let out = cmd.output().expect("run htgate");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// Whether this process runs as root (`/proc/self/status`'s effective uid).
@@ -505,20 +511,7 @@ fn cert_install_as_root_leaves_files_the_servers_user_can_read() {
     std::fs::create_dir_all(s.path("certs")).expect("mkdir");
     std::os::unix::fs::chown(s.path("certs"), Some(uid), Some(gid)).expect("chown");
     let bin = env!("CARGO_BIN_EXE_htgate");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .output()
-            .expect("run htgate");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| outcome(std::process::Command::new(bin).args(args));
     let leaf = pki::leaf(&["a.test"], &s.inter, 30 * DAY);
     s.write("up/cert.pem", &format!("{}{}", leaf.pem(), s.inter.pem()));
     s.write("up/key.pem", &leaf.key_pem());

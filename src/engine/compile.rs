@@ -292,12 +292,17 @@ fn compile_nodes(nodes: &[Node], ctx: &mut Context, diags: &mut Vec<Diagnostic>,
     }
 }
 
+/// The `<Name` of a section's opening line.
+fn opening_tag(s: &Section) -> Span {
+    Span {
+        len: s.name.len() + 1,
+        ..s.span
+    }
+}
+
 fn unclosed(s: &Section) -> Diagnostic {
     Diagnostic::error(
-        Span {
-            len: s.name.len() + 1,
-            ..s.span
-        },
+        opening_tag(s),
         format!(
             "`<{}>` section is not closed: `</{}>` is missing",
             s.name, s.name
@@ -338,10 +343,7 @@ fn compile_section(s: &Section, ctx: &mut Context, diags: &mut Vec<Diagnostic>, 
                 // say so, and where it opened, before a later edit below
                 // it lands inside by surprise.
                 diags.push(Diagnostic::warning(
-                    Span {
-                        len: s.name.len() + 1,
-                        ..s.span
-                    },
+                    opening_tag(s),
                     format!(
                         "`<{}>` is never closed: Apache accepts that, and everything after this line to the end of the file is inside it",
                         s.name
