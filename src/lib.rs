@@ -15,6 +15,7 @@ pub mod acme;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod content;
 pub mod engine;
 pub mod expr;
 pub mod fastcgi;

@@ -78,7 +78,7 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
             format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
             leaf.key_pem().as_bytes(),
             &["one.test".to_string()],
-            htgate::hosting::certs::unix_now(),
+            htgate::util::unix_now(),
             &trust,
         )
         .expect("a valid upload")

@@ -15,9 +15,9 @@
 
 use htgate::engine::respond::{run, Outcome, RequestHead};
 use htgate::engine::site::Site;
+use htgate::hosting::quick::{self, QuickOptions};
 use htgate::server::limits::Limits;
 use htgate::server::listener::{serve_with_limits, Listener};
-use htgate::server::quick::{self, QuickOptions};
 use htgate::server::ConnInfo;
 use proptest::prelude::*;
 use std::net::SocketAddr;
@@ -650,7 +650,8 @@ fn ctl_bytes(b: &[u8]) -> bool {
 /// headers added to PHP's answer and (with `params_too`) every CGI
 /// parameter.  Also: sanitising never silently loses a header.
 fn answer_problem(rt: &tokio::runtime::Runtime, o: Outcome, params_too: bool) -> Option<String> {
-    use htgate::engine::respond::{finish_php_headers, into_response, sanitize_header_value};
+    use htgate::engine::respond::{finish_php_headers, sanitize_header_value};
+    use htgate::server::site_handler::into_response;
     let expected = |headers: &[(String, String)]| -> Vec<String> {
         headers
             .iter()
@@ -1171,7 +1172,7 @@ async fn start_with_limits(
         .expect("bind");
     let addr = l.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handler = Arc::new(htgate::engine::Engine { site });
+    let handler = Arc::new(htgate::server::site_handler::Engine { site });
     let join = tokio::spawn(serve_with_limits(
         vec![l],
         handler,

@@ -419,7 +419,7 @@ async fn an_invalid_config_is_refused_and_the_old_one_keeps_serving() {
 async fn quick_mode_sees_an_edit_before_its_one_second_recheck() {
     let s = Site::new();
     s.write("site/.htaccess", &version("one"));
-    let server = htgate::server::quick::start(htgate::server::quick::QuickOptions {
+    let server = htgate::hosting::quick::start(htgate::hosting::quick::QuickOptions {
         root: s.path("site"),
         http: "127.0.0.1:0".parse().expect("address"),
         https: "127.0.0.1:0".parse().expect("address"),

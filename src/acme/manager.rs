@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 use super::challenges::Challenges;
 use super::error::AcmeError;
 use super::issue;
-use super::schedule::{backoff_delay, normalize, renewal_due, skip_reason, unix_now};
+use super::schedule::{backoff_delay, normalize, renewal_due, skip_reason};
 use super::settings::AcmeSettings;
 use super::store::{self, StoredCert};
+use crate::util::unix_now;
 
 /// Bound on one whole order (account, validation, issuance), so a CA that
 /// stops answering mid-order cannot stall the renewal loop forever.

@@ -115,7 +115,7 @@ async fn pebble_obtain_then_renew_replaces_the_certificate() {
     assert_eq!(mode(&dir.join("privkey.pem")), 0o600);
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&acme.join("account.toml")), 0o600);
-    assert!(!m.needs_renewal(&stored, super::schedule::unix_now()));
+    assert!(!m.needs_renewal(&stored, crate::util::unix_now()));
 
     let renewed = bounded("renew", &rig, m.renew_now("site1.test"))
         .await
@@ -191,7 +191,7 @@ async fn pebble_failed_validation_names_the_url_and_backs_off() {
         return;
     }
     let rig = rig(false).await;
-    let before = super::schedule::unix_now();
+    let before = crate::util::unix_now();
     let err = bounded("failing order", &rig, rig.manager.obtain("fail.test"))
         .await
         .expect_err("nothing answers the challenge");
@@ -220,7 +220,7 @@ async fn pebble_failed_validation_names_the_url_and_backs_off() {
     // pebble's settings use a 1 s base: the first retry is 1 s later.
     let next = status[0].next_attempt.expect("a retry is scheduled");
     assert!(
-        next > before && next <= super::schedule::unix_now() + 1,
+        next > before && next <= crate::util::unix_now() + 1,
         "{next} vs {before}"
     );
 }

@@ -2,7 +2,7 @@
 //! HTTP-01 can prove at all.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Back-off never grows beyond a day: a CA outage or a DNS mistake fixed
 /// later must still heal within a day.
@@ -54,14 +54,6 @@ fn is_dns_name(domain: &str) -> bool {
 /// The form names are stored and compared in: lowercase, no trailing dot.
 pub(crate) fn normalize(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// When a certificate valid from `not_before` to `not_after` is due for

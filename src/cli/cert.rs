@@ -2,8 +2,9 @@
 //! in words a hosting customer understands.
 
 use crate::config::Config;
-use crate::hosting::certs::{fmt_time, unix_now, CertSource, CertStore, Served};
+use crate::hosting::certs::{fmt_time, CertSource, CertStore, Served};
 use crate::tls::validate::Trust;
+use crate::util::unix_now;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;

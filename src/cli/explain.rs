@@ -159,7 +159,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
     } else {
         args.server_name.clone()
     };
-    let opts = crate::server::quick::QuickOptions {
+    let opts = crate::hosting::quick::QuickOptions {
         root: root.to_path_buf(),
         http: SocketAddr::from(([127, 0, 0, 1], 80)),
         https: SocketAddr::from(([127, 0, 0, 1], 443)),
@@ -172,7 +172,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
         mime_types: None,
         php: Default::default(),
     };
-    let site = crate::server::quick::site(&opts).map_err(|e| format!("{e:#}"))?;
+    let site = crate::hosting::quick::site(&opts).map_err(|e| format!("{e:#}"))?;
     Ok(Chosen {
         site: std::sync::Arc::new(site),
         mode: "quick",

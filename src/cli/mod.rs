@@ -319,7 +319,7 @@ pub fn run() -> ExitCode {
                 eprintln!("error: give --config FILE or --root DIR");
                 return ExitCode::FAILURE;
             };
-            let opts = crate::server::quick::QuickOptions {
+            let opts = crate::hosting::quick::QuickOptions {
                 root,
                 http: args.http,
                 https: args.https,
@@ -344,7 +344,7 @@ pub fn run() -> ExitCode {
                 eprintln!("  curl -i http://{http}/hello-world      (301 to HTTPS)");
                 eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.html)");
                 serve(
-                    crate::server::quick::QuickOptions {
+                    crate::hosting::quick::QuickOptions {
                         root: site.path().to_path_buf(),
                         http,
                         https,
@@ -394,7 +394,7 @@ fn init_tracing() {
 /// How long the end of the process waits for queued log lines.
 const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn serve(opts: crate::server::quick::QuickOptions, access_log: Option<PathBuf>) -> ExitCode {
+fn serve(opts: crate::hosting::quick::QuickOptions, access_log: Option<PathBuf>) -> ExitCode {
     if opts.cert.is_none() {
         eprintln!(
             "htgate: no --cert given: serving a self-signed certificate for {} made in memory",
@@ -410,7 +410,7 @@ fn serve(opts: crate::server::quick::QuickOptions, access_log: Option<PathBuf>) 
         // met by the default action (death without a drain).
         let mut signals = Signals::new();
         let _usr1 = crate::logs::reopen_on_sigusr1();
-        let server = match crate::server::quick::start_logged(opts, access_log).await {
+        let server = match crate::hosting::quick::start_logged(opts, access_log).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e:#}");

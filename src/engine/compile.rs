@@ -1265,7 +1265,7 @@ fn compile_directive(d: &Directive, ctx: &mut Context, diags: &mut Vec<Diagnosti
         }
         // ---- mod_autoindex, mod_ssl and other accepted-but-inert directives ----
         // ---- mod_autoindex ----
-        n if crate::server::autoindex::DIRECTIVES
+        n if crate::content::autoindex::DIRECTIVES
             .iter()
             .any(|x| x.eq_ignore_ascii_case(n)) =>
         {

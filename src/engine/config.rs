@@ -176,7 +176,7 @@ pub struct DirConfig {
     pub php_values: Vec<PhpSetting>,
     /// mod_autoindex directives of this file (`IndexOptions`,
     /// `IndexIgnore`, `HeaderName`…).
-    pub index: Option<crate::server::autoindex::IndexConfig>,
+    pub index: Option<crate::content::autoindex::IndexConfig>,
     /// `AddOutputFilterByType DEFLATE type…` (types, lower-case) and
     /// `SetOutputFilter DEFLATE` / `RemoveOutputFilter` (Some(true/false)).
     pub deflate: Option<DeflateConf>,
@@ -249,7 +249,7 @@ pub struct Merged {
     pub files: Vec<FilesSection>,
     pub ifs: Vec<IfChain>,
     pub php_values: Vec<PhpSetting>,
-    pub index: crate::server::autoindex::IndexConfig,
+    pub index: crate::content::autoindex::IndexConfig,
     pub deflate: DeflateConf,
     pub auth: AuthConf,
     /// SECURITY (hosted sites): a symlink is followed only when its target

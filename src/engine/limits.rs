@@ -7,15 +7,20 @@
 //! `/metrics` (`htgate_refusals_total{site,reason}`) and logged at most
 //! once per interval, site and reason (`logs::refusal`).
 
-use super::budget::Work;
 use super::respond::RequestHead;
 use super::site::Site;
+use super::ConnInfo;
 pub use crate::logs::refusal::Reason;
-use crate::server::ConnInfo;
+use crate::util::budget::Work;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Largest request body (Apache's `LimitRequestBody` is 1 GiB since
+/// 2.4.54).  A larger `Content-Length`: 413 before any byte is read; a
+/// chunked HTTP/1 body that grows past it: the connection is closed.
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
 
 /// Requests of one site that may run the engine on the async workers at
 /// once (config mode; `engine_max_concurrent`): half the CPUs (at least
@@ -113,7 +118,7 @@ impl SiteLimits {
     pub fn single_site(name: &str) -> SiteLimits {
         SiteLimits {
             name: Arc::new(name.to_string()),
-            budget: super::budget::DEFAULT_BUDGET,
+            budget: crate::util::budget::DEFAULT_BUDGET,
             confine: None,
             engine: None,
             blocking: Arc::new(Gate::new(

@@ -104,13 +104,13 @@ impl Pattern {
     /// (`budget`); `false` once it is spent.
     #[inline(always)]
     fn charge(&self, subject: &str) -> bool {
-        super::budget::charge(super::budget::Work::Regex, self.units(subject))
+        crate::util::budget::charge(crate::util::budget::Work::Regex, self.units(subject))
     }
 
     /// What a search of `subject` costs in budget units.
     #[inline(always)]
     fn units(&self, subject: &str) -> u64 {
-        use super::budget::{BACKTRACKING_SEARCH, LINEAR_SEARCH};
+        use crate::util::budget::{BACKTRACKING_SEARCH, LINEAR_SEARCH};
         let base = match self {
             Pattern::Fast(_) => LINEAR_SEARCH,
             Pattern::Backtracking(_) => BACKTRACKING_SEARCH,

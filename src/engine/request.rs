@@ -6,11 +6,11 @@
 //! sub-requests.  `respond` turns the outcome into an HTTP response.
 
 use super::config::{FilesMatcher, Merged, OPT_SYM_LINKS, OPT_SYM_OWNER};
-use super::escape;
 use super::site::{Htaccess, Site};
 use super::stat_cache::PathStat;
 use super::trace::TraceEvent;
 use crate::expr;
+use crate::util::escape;
 use http::HeaderMap;
 use std::fs::Metadata;
 use std::net::IpAddr;
@@ -649,9 +649,9 @@ impl<'a> Main<'a> {
 
     /// The owner of the site's document root: password and group files
     /// must be theirs (or root's).
-    /// A sub-request costs [`super::budget::SUBREQUEST`] units.
+    /// A sub-request costs [`crate::util::budget::SUBREQUEST`] units.
     fn charge_subrequest(&mut self, what: &str) -> Result<(), Stop> {
-        use super::budget::{charge, Work, SUBREQUEST};
+        use crate::util::budget::{charge, Work, SUBREQUEST};
         if charge(Work::Subrequests, SUBREQUEST) {
             return Ok(());
         }

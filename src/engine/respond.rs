@@ -4,12 +4,12 @@
 //! Vary, the debug headers).
 
 use super::config::ErrorDocument;
-use super::escape;
 use super::headers::{FmtPiece, HeaderAction, HeaderCond, HeaderOp, HeaderValue};
 use super::request::{FileKind, Handler, Main, Req, Stop};
 use super::site::Site;
-use crate::server::{full_body, Body, ConnInfo};
-use http::{HeaderMap, HeaderName, HeaderValue as HttpValue, Method, Response, StatusCode};
+use crate::engine::ConnInfo;
+use crate::util::escape;
+use http::{HeaderMap, HeaderName, HeaderValue as HttpValue, Method, StatusCode};
 use std::sync::Arc;
 
 /// What the synchronous part decided; the file itself is sent afterwards.
@@ -59,45 +59,6 @@ impl OutputFilter {
             env: deflate_env(r),
         })
     }
-
-    /// mod_deflate on a finished response: compress when the type is
-    /// listed (or SetOutputFilter) and the client accepts gzip.
-    pub fn apply(
-        &self,
-        resp: Response<Body>,
-        method: &Method,
-        req_headers: &HeaderMap,
-    ) -> Response<Body> {
-        use crate::server::compress;
-        let ct = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let wanted =
-            self.deflate.always == Some(true) || compress::type_matches(ct, &self.deflate.by_type);
-        if !wanted {
-            return resp;
-        }
-        let accept: Vec<&str> = req_headers
-            .get_all(http::header::ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let accept = accept.join(", ");
-        let env = compress::FilterEnv {
-            no_gzip: self.env.no_gzip,
-            gzip_only_text_html: self.env.gzip_only_text_html,
-            force_gzip: self.env.force_gzip,
-            accept_encoding: if accept.is_empty() {
-                None
-            } else {
-                Some(&accept)
-            },
-            is_head: method == Method::HEAD,
-        };
-        let decision = compress::decide(resp.status().as_u16(), resp.headers(), &env);
-        compress::apply(resp, decision)
-    }
 }
 
 /// Everything the asynchronous side needs to run a PHP request and to
@@ -145,11 +106,11 @@ pub struct RequestHead {
 }
 
 /// Why a run inline on a worker stopped because it used its slice of the
-/// budget ([`super::budget::INLINE_SLICE`]).
+/// budget ([`crate::util::budget::INLINE_SLICE`]).
 pub const LONG_RUN: &str = "a long rule run";
 
 /// Runs the whole request, blocking work included (password hashing,
-/// listings, cold compiles), within [`super::budget::BLOCKING_FACTOR`]
+/// listings, cold compiles), within [`crate::util::budget::BLOCKING_FACTOR`]
 /// times the site's budget: call it off the async workers.
 pub fn run(site: &Site, head: &RequestHead, conn: &ConnInfo) -> Outcome {
     run_with(site, head, conn, None, Mode::Blocking).0
@@ -206,19 +167,19 @@ fn run_with(
     let budget = site.limits.budget;
     let limit = match mode {
         // Past the slice the run goes on off the worker (see below).
-        Mode::Inline => budget.min(super::budget::INLINE_SLICE),
+        Mode::Inline => budget.min(crate::util::budget::INLINE_SLICE),
         Mode::Moved => budget,
         // Off the async workers (the blocking pool, `explain`) a request
         // may do more: a listing of thousands of entries is thousands of
         // sub-requests.
-        Mode::Blocking => budget.saturating_mul(super::budget::BLOCKING_FACTOR),
+        Mode::Blocking => budget.saturating_mul(crate::util::budget::BLOCKING_FACTOR),
     };
     let inline = mode == Mode::Inline;
     let sliced = inline && limit < budget;
     let meter = if inline {
-        super::budget::Scope::enter_sliced(limit, super::budget::INLINE_TIME)
+        crate::util::budget::Scope::enter_sliced(limit, crate::util::budget::INLINE_TIME)
     } else {
-        super::budget::Scope::enter(limit)
+        crate::util::budget::Scope::enter(limit)
     };
     let mut headers_in = head.headers.clone();
     // A trusted proxy's word on HTTPS makes this an HTTPS request.
@@ -300,7 +261,7 @@ fn run_with(
     // Whatever the run decided, a spent budget is a 500: a rule list cut
     // short must not serve what its remaining rules would have denied.
     let spent = meter.exhausted();
-    if spent == Some(super::budget::Work::Time) || (sliced && spent.is_some()) {
+    if spent == Some(crate::util::budget::Work::Time) || (sliced && spent.is_some()) {
         // Not a refusal: the worker is needed elsewhere; the rest of the
         // request's budget is spent at a lower priority.
         outcome = Outcome::Offload(LONG_RUN);
@@ -562,9 +523,9 @@ impl<'a> Main<'a> {
         &mut self,
         r: &mut Req,
         dir: &str,
-        cfg: &crate::server::autoindex::IndexConfig,
+        cfg: &crate::content::autoindex::IndexConfig,
     ) -> Option<bytes::Bytes> {
-        use crate::server::autoindex;
+        use crate::content::autoindex;
         let read = std::fs::read_dir(dir).ok()?;
         let mut names: Vec<String> = read
             .filter_map(|e| e.ok())
@@ -812,7 +773,7 @@ impl<'a> Main<'a> {
                 expires_headers(
                     &req.conf.expires,
                     mtime,
-                    Some(crate::server::status_page::ERROR_CONTENT_TYPE),
+                    Some(crate::content::status_page::ERROR_CONTENT_TYPE),
                     &mut expires,
                 );
             }
@@ -822,7 +783,7 @@ impl<'a> Main<'a> {
             if status != 304 && status != 204 {
                 push_error_content_type(&mut headers);
             }
-            let body = crate::server::status_page::error_body(
+            let body = crate::content::status_page::error_body(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
                 Some(loc),
                 &method,
@@ -843,7 +804,7 @@ impl<'a> Main<'a> {
                 headers.push(("Location".into(), sanitize_header_value(&url)));
                 push_error_content_type(&mut headers);
                 let body =
-                    crate::server::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
+                    crate::content::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
                 Outcome::Plain {
                     status: 302,
                     headers,
@@ -915,7 +876,7 @@ impl<'a> Main<'a> {
         let mut headers = self.error_headers(r, configured);
         push_error_content_type(&mut headers);
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = crate::server::status_page::error_body(code, None, &method);
+        let body = crate::content::status_page::error_body(code, None, &method);
         Outcome::Plain {
             status,
             headers,
@@ -929,7 +890,7 @@ impl<'a> Main<'a> {
 fn push_error_content_type(headers: &mut Vec<(String, String)>) {
     headers.push((
         "Content-Type".into(),
-        crate::server::status_page::ERROR_CONTENT_TYPE.into(),
+        crate::content::status_page::ERROR_CONTENT_TYPE.into(),
     ));
 }
 
@@ -941,7 +902,7 @@ pub const MAX_LISTING_ENTRIES: usize = 10_000;
 fn read_head(path: &str) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; crate::server::autoindex::TITLE_SCAN_BYTES];
+    let mut buf = vec![0u8; crate::content::autoindex::TITLE_SCAN_BYTES];
     let n = f.read(&mut buf).ok()?;
     buf.truncate(n);
     Some(buf)
@@ -1300,80 +1261,6 @@ pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) 
     main.headers_in = map;
 }
 
-/// Turns an outcome into a response (sends the file when there is one).
-pub async fn into_response(
-    outcome: Outcome,
-    method: &Method,
-    req_headers: &HeaderMap,
-) -> Response<Body> {
-    match outcome {
-        // `serve_site` runs an offloaded request again; one that reaches
-        // here is a bug, answered as a server error.
-        Outcome::Offload(reason) => {
-            tracing::error!("an offloaded request ({reason}) was not run again");
-            crate::server::status_page::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                method,
-                None,
-            )
-        }
-        Outcome::Filtered(inner, filter) => {
-            let resp = Box::pin(into_response(*inner, method, req_headers)).await;
-            filter.apply(resp, method, req_headers)
-        }
-        Outcome::File {
-            path,
-            meta,
-            content_type,
-            status,
-            headers,
-        } => {
-            let map = to_header_map(&headers);
-            let file = crate::server::static_files::FileToServe {
-                path: std::path::Path::new(&path),
-                meta: &meta,
-                content_type: content_type.as_deref(),
-                status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            };
-            crate::server::static_files::serve_file(method, req_headers, file, map).await
-        }
-        Outcome::Plain {
-            status,
-            headers,
-            body,
-        } => {
-            let mut resp = Response::new(if method == Method::HEAD {
-                crate::server::empty_body()
-            } else {
-                full_body(body)
-            });
-            *resp.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            *resp.headers_mut() = to_header_map(&headers);
-            resp
-        }
-        // serve_site runs PHP outcomes itself (they need the request body)
-        Outcome::Php(_) => crate::server::status_page::error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            method,
-            None,
-        ),
-    }
-}
-
-fn to_header_map(headers: &[(String, String)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HttpValue::from_str(&sanitize_header_value(v)),
-        ) {
-            map.append(n, v);
-        }
-    }
-    map
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1468,7 +1355,7 @@ mod tests {
         let mut site = Site::new(dir.path(), vec!["www.example.com".into()]);
         let h = head("/ok.html", &[]);
         // a budget above the rules' cost: moved, then served
-        site.limits.budget = 2 * super::super::budget::INLINE_SLICE + 200_000;
+        site.limits.budget = 2 * crate::util::budget::INLINE_SLICE + 200_000;
         // (the first run compiles the file: that is blocking work too)
         assert_eq!(status(&run(&site, &h, &conn())), Some(200));
         assert!(matches!(
@@ -1481,7 +1368,7 @@ mod tests {
         );
         // a budget below it: the moved run is refused as an inline one
         // would be, while blocking work may use twenty times the budget
-        site.limits.budget = super::super::budget::INLINE_SLICE + 1;
+        site.limits.budget = crate::util::budget::INLINE_SLICE + 1;
         assert_eq!(
             status(&run_offloaded(&site, &h, &conn(), LONG_RUN)),
             Some(500)

@@ -3,10 +3,10 @@
 //! `mod_rewrite.c` (`parseargline`, `cmd_rewriterule`, `cmd_rewritecond`,
 //! `cmd_rewriterule_setflag`, `cmd_rewritecond_setflag`) reads them.
 
-use super::escape::BackrefEscape;
 use super::pattern::Pattern;
 use super::template::Template;
 use crate::expr;
+use crate::util::escape::BackrefEscape;
 use std::sync::Arc;
 
 /// Default `[N]` limit (`REWRITE_MAX_ROUNDS`).  SEMANTICS F9.

@@ -6,12 +6,12 @@
 
 use super::config::{OPT_SYM_LINKS, OPT_SYM_OWNER, RWOPT_NOSLASH};
 use super::dispatch::RuleSeq;
-use super::escape;
 use super::pattern::{capture_text, Captures};
 use super::request::{FileKind, Handler, Main, Req, Stop, LIMIT_REQUEST_LINE};
 use super::rewrite::{CondKind, EnvFlag, IntOp, RewriteCond, RewriteRule, StrOp};
 use super::template::{Named, Piece, Template, Var};
 use super::trace::{Flag, Refusal, Skip, TraceEvent};
+use crate::util::escape;
 use chrono::{Datelike, Local, Timelike};
 
 /// Back-references available while expanding: the rule's match and the
@@ -288,7 +288,7 @@ impl<'a> Main<'a> {
                     saved,
                     &mut owed,
                 );
-                if !super::budget::charge(super::budget::Work::Regex, owed) {
+                if !crate::util::budget::charge(crate::util::budget::Work::Regex, owed) {
                     self.budget_spent_at(perdir, p.line, p.col);
                     return ListResult::Status(500);
                 }
@@ -307,7 +307,7 @@ impl<'a> Main<'a> {
                     // What a rewrite built is work too: `[QSA,N]` grows
                     // the query every round.
                     let built = r.filename.len() + r.args.as_ref().map_or(0, String::len);
-                    if !super::budget::charge(super::budget::Work::Text, built as u64) {
+                    if !crate::util::budget::charge(crate::util::budget::Work::Text, built as u64) {
                         self.budget_spent_at(perdir, p.line, p.col);
                         return ListResult::Status(500);
                     }
@@ -343,8 +343,10 @@ impl<'a> Main<'a> {
                     if p.flags.next {
                         self.note(|| TraceEvent::flag(p, Flag::Next(round + 1)));
                         round += 1;
-                        if !super::budget::charge(super::budget::Work::Rounds, super::budget::ROUND)
-                        {
+                        if !crate::util::budget::charge(
+                            crate::util::budget::Work::Rounds,
+                            crate::util::budget::ROUND,
+                        ) {
                             self.budget_spent_at(perdir, p.line, p.col);
                             return ListResult::Status(500);
                         }

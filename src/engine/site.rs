@@ -12,7 +12,7 @@
 
 use super::compile::{compile_source_with, Compiled, Modules};
 use super::config::Merged;
-use crate::server::mime::MimeTable;
+use crate::content::mime::MimeTable;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -360,7 +360,14 @@ impl HtaccessCache {
         if let Some(new) = new {
             entry.state.store(Arc::new(new));
         }
-        crate::metrics::htaccess_reload(&outcome);
+        match outcome {
+            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Removed => crate::metrics::reload("htaccess", true),
+            ReloadOutcome::Compiled { errors } => crate::metrics::reload("htaccess", errors == 0),
+            ReloadOutcome::KeptLastGood { .. } | ReloadOutcome::Unreadable => {
+                crate::metrics::reload("htaccess", false)
+            }
+        }
         outcome
     }
 
@@ -603,7 +610,7 @@ impl PhpSite {
     ) -> PhpSite {
         let limits = crate::fastcgi::Limits {
             response_timeout: timeout,
-            max_body_bytes: crate::server::limits::MAX_BODY_BYTES,
+            max_body_bytes: super::limits::MAX_BODY_BYTES,
             body: settings.body_policy(),
             ..Default::default()
         };
@@ -625,8 +632,7 @@ impl Site {
     /// root: a `.htaccess` compiled again, a folder's cached look-ups
     /// re-checked, a replaced root forgotten.  Returns how many cached
     /// `.htaccess` files a rescan found changed.
-    pub fn apply_change(&self, change: &crate::watch::Change) -> usize {
-        use crate::watch::Change;
+    pub fn apply_change(&self, change: &Change) -> usize {
         match change {
             Change::Htaccess(dir) => {
                 self.cache.reload_dir(dir);
@@ -838,4 +844,26 @@ mod tests {
         let _ = merge(&other, &c2);
         assert_eq!(builds, 3);
     }
+}
+
+/// What changed, as the server cares about it. Paths are as watched (not
+/// canonicalized unless the watched path was).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// The `.htaccess` file of this directory was written, created,
+    /// replaced (rename over), or removed.
+    Htaccess(PathBuf),
+    /// A directory appeared, vanished or was renamed (its old and new names
+    /// each reported): everything cached under it must be re-checked.
+    Tree(PathBuf),
+    /// A watched single file (certificate, key, htgate.toml) changed / was
+    /// replaced / removed; or an entry of a watched folder changed (the
+    /// entry's path), or a watched folder itself came or went (its path).
+    File(PathBuf),
+    /// A watched root itself changed identity (a symlinked root was
+    /// re-pointed, or the root was replaced, removed, or appeared).
+    Root(PathBuf),
+    /// Events may have been lost (queue overflow, watch limit, error), or a
+    /// polling period passed: re-check everything.
+    Rescan,
 }

@@ -55,7 +55,7 @@ impl Pcre {
     /// Counts a search against the running request's budget
     /// (`engine::budget`; nothing matches once it is spent).
     fn charge(&self, s: &str) -> bool {
-        use crate::engine::budget::{charge, Work, BACKTRACKING_SEARCH, LINEAR_SEARCH};
+        use crate::util::budget::{charge, Work, BACKTRACKING_SEARCH, LINEAR_SEARCH};
         let base = match self {
             Pcre::Fast(_) => LINEAR_SEARCH,
             Pcre::Fancy(_) => BACKTRACKING_SEARCH,

@@ -792,7 +792,7 @@ async fn oversized_params_are_skipped_not_fatal() {
 fn send_futures_are_send(pool: &Pool, incoming: hyper::body::Incoming) {
     fn is_send<T: Send>(_: T) {}
     is_send(pool.send(Vec::new(), incoming));
-    is_send(pool.send(Vec::new(), crate::server::empty_body()));
+    is_send(pool.send(Vec::new(), crate::content::empty_body()));
     is_send(pool.send(Vec::new(), chunked(Vec::new())));
 }
 

@@ -211,7 +211,7 @@ pub struct Response {
     /// The rest of STDOUT, streamed; a connection lost before
     /// END_REQUEST ends it with an error (the client sees an aborted
     /// response, as with Apache).
-    pub body: crate::server::Body,
+    pub body: crate::content::Body,
 }
 
 impl fmt::Debug for Response {

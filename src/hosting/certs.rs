@@ -66,13 +66,13 @@ impl Served {
     pub fn from_chain(
         chain: Vec<rustls_pki_types::CertificateDer<'static>>,
         key: rustls_pki_types::PrivateKeyDer<'static>,
-    ) -> Result<Served, crate::tls::TlsError> {
+    ) -> Result<Served, crate::server::tls::TlsError> {
         let (names, subject, issuer, not_before, not_after) = match chain.first() {
             Some(leaf) => leaf_facts(leaf)?,
-            None => return Err(crate::tls::TlsError::EmptyChain),
+            None => return Err(crate::server::tls::TlsError::EmptyChain),
         };
         Ok(Served {
-            certified: crate::tls::certified_key(chain, key)?,
+            certified: crate::server::tls::certified_key(chain, key)?,
             names,
             subject,
             issuer,
@@ -226,13 +226,6 @@ struct StoreState {
     unreadable: std::collections::HashSet<PathBuf>,
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl CertStore {
     /// A store for `sites`; reads everything once.
     pub fn new(
@@ -294,7 +287,7 @@ impl CertStore {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let now = unix_now();
+        let now = crate::util::unix_now();
         for (i, site) in self.sites.iter().enumerate() {
             let Some(main_dir) = &site.upload_dir else {
                 continue;
@@ -428,7 +421,7 @@ impl CertStore {
             return;
         };
         if let Some(stored) = acme.stored(domain) {
-            match crate::tls::certified_key(stored.chain.clone(), stored.key.clone_key()) {
+            match crate::server::tls::certified_key(stored.chain.clone(), stored.key.clone_key()) {
                 Ok(ck) => {
                     let names = vec![domain.to_string()];
                     let issuer = stored_issuer(&stored.chain);
@@ -499,10 +492,10 @@ type LeafFacts = (Vec<String>, String, String, i64, i64);
 /// Names, subject, issuer and validity of a leaf certificate.
 fn leaf_facts(
     leaf: &rustls_pki_types::CertificateDer<'static>,
-) -> Result<LeafFacts, crate::tls::TlsError> {
+) -> Result<LeafFacts, crate::server::tls::TlsError> {
     use x509_parser::extensions::GeneralName;
     let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| crate::tls::TlsError::BadCertificate(e.to_string()))?;
+        .map_err(|e| crate::server::tls::TlsError::BadCertificate(e.to_string()))?;
     let mut names: Vec<String> = Vec::new();
     if let Ok(Some(san)) = x.subject_alternative_name() {
         for n in &san.value.general_names {

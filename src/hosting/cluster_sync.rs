@@ -135,7 +135,7 @@ impl NodeSync {
                 pair.chain_pem.as_bytes(),
                 pair.key_pem.as_bytes(),
                 &domains,
-                super::certs::unix_now(),
+                crate::util::unix_now(),
                 &trust,
             )
             .map(|_| ())

@@ -7,9 +7,11 @@
 //! trusted-proxy decision, the site's `force_https`, then the site's
 //! `.htaccess` programs, and HSTS on HTTPS answers.
 
+pub mod cert_metrics;
 pub mod certs;
 pub mod cluster_sync;
 pub mod proxy;
+pub mod quick;
 pub mod reload;
 pub mod routing;
 pub mod run;
@@ -31,7 +33,7 @@ pub struct HostedSite {
     pub force_https: bool,
     /// Its metrics label and where its access-log lines go (its own
     /// file, the shared one, or none).
-    pub log_route: crate::logs::access::Route,
+    pub log_route: crate::server::access_log::Route,
 }
 
 /// One immutable view of all sites; replaced as a whole on reload.
@@ -155,7 +157,7 @@ impl Handler for Front {
                     Some(answer) if method == Method::GET || method == Method::HEAD => {
                         plain_response(StatusCode::OK, answer)
                     }
-                    _ => crate::server::status_page::error_response(
+                    _ => crate::content::status_page::error_response(
                         StatusCode::NOT_FOUND,
                         &method,
                         None,
@@ -170,7 +172,7 @@ impl Handler for Front {
                 let by_sni = hosting.map.lookup(sni).copied();
                 let by_host = hosting.map.lookup(h).copied();
                 if by_sni != by_host {
-                    return crate::server::status_page::error_response(
+                    return crate::content::status_page::error_response(
                         StatusCode::MISDIRECTED_REQUEST,
                         &method,
                         None,
@@ -178,7 +180,7 @@ impl Handler for Front {
                 }
             }
             let Some(hs) = hosting.site_for(host.as_deref()).cloned() else {
-                return crate::server::status_page::error_response(
+                return crate::content::status_page::error_response(
                     StatusCode::NOT_FOUND,
                     &method,
                     None,
@@ -206,7 +208,7 @@ impl Handler for Front {
                 } else {
                     format!("https://{host_part}:{}{target}", hosting.https_port)
                 };
-                return crate::server::status_page::error_response(
+                return crate::content::status_page::error_response(
                     StatusCode::MOVED_PERMANENTLY,
                     &method,
                     Some(&location),
@@ -216,7 +218,7 @@ impl Handler for Front {
             // the client, as Apache's error log does.
             let span = tracing::error_span!("request", site = %hs.name, client = %conn.remote);
             let mut resp = tracing::Instrument::instrument(
-                crate::engine::serve_site(hs.site.clone(), req, conn),
+                crate::server::site_handler::serve_site(hs.site.clone(), req, conn),
                 span,
             )
             .await;
@@ -281,5 +283,27 @@ mod tests {
         assert!(h.is_trusted("10.1.2.3".parse().expect("ip")));
         assert!(h.is_trusted("::ffff:192.0.2.7".parse().expect("ip")));
         assert!(!h.is_trusted("192.0.2.8".parse().expect("ip")));
+    }
+}
+
+/// Config mode: the route of the site the request is for, chosen as
+/// [`Front`] chooses it (by Host; an unknown name
+/// gets the first site).
+pub fn for_hosting(front: Arc<crate::hosting::Front>) -> crate::server::access_log::AccessLogged {
+    let hosting = front.hosting.clone();
+    crate::server::access_log::AccessLogged {
+        inner: front,
+        router: Arc::new(
+            move |req: &http::Request<hyper::body::Incoming>, _conn: &ConnInfo| {
+                let host = request_host(req);
+                match hosting.load().site_for(host.as_deref()) {
+                    Some(hs) => hs.log_route.clone(),
+                    None => crate::server::access_log::Route {
+                        site: Arc::new(String::new()),
+                        log: None,
+                    },
+                }
+            },
+        ),
     }
 }

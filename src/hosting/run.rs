@@ -46,7 +46,7 @@ fn site_limits(
         name: Arc::new(s.name.get_ref().clone()),
         budget: c
             .request_budget
-            .unwrap_or(crate::engine::budget::DEFAULT_BUDGET),
+            .unwrap_or(crate::util::budget::DEFAULT_BUDGET),
         confine: Some(confine.into()),
         engine: Some(Arc::new(Gate::new(
             c.engine_max_concurrent
@@ -74,11 +74,11 @@ fn site_limits(
 /// in memory (said loudly: clients without SNI will see a warning).
 fn default_certificate(config: &Config) -> anyhow::Result<Arc<Served>> {
     let (chain, key) = match &config.file.default_certificate {
-        Some(c) => crate::tls::load_pem_files(&c.cert, &c.key)
+        Some(c) => crate::server::tls::load_pem_files(&c.cert, &c.key)
             .map_err(|e| anyhow::anyhow!("default_certificate: {e}"))?,
         None => {
             tracing::warn!("no default_certificate configured: clients without SNI and names without a certificate get a self-signed one made in memory");
-            crate::tls::self_signed(&["localhost".to_string()])?
+            crate::server::tls::self_signed(&["localhost".to_string()])?
         }
     };
     Ok(Arc::new(Served::from_chain(chain, key).map_err(|e| {
@@ -221,7 +221,7 @@ pub fn hosting(
             ),
             None => None,
         };
-        let log_route = crate::logs::access::Route {
+        let log_route = crate::server::access_log::Route {
             site: Arc::new(s.name.get_ref().clone()),
             log: access_target(config, s, site.server_names.first())?,
         };
@@ -257,7 +257,7 @@ fn access_target(
     config: &Config,
     s: &crate::config::SiteConfig,
     server_name: Option<&String>,
-) -> anyhow::Result<Option<crate::logs::access::AccessTarget>> {
+) -> anyhow::Result<Option<crate::server::access_log::AccessTarget>> {
     let (path, vhost) = match (&s.access_log, &config.file.access_log) {
         (Some(own), _) => (own.get_ref(), None),
         (None, Some(shared)) => (
@@ -272,7 +272,7 @@ fn access_target(
     };
     crate::logs::writer::check_writable(path)
         .map_err(|e| anyhow::anyhow!("access_log {}: {e}", path.display()))?;
-    Ok(Some(crate::logs::access::AccessTarget {
+    Ok(Some(crate::server::access_log::AccessTarget {
         path: Arc::from(path.as_path()),
         vhost,
     }))
@@ -333,7 +333,7 @@ impl rustls::server::ResolvesServerCert for SwappableResolver {
                 S::ECDSA_NISTP256_SHA256 | S::ECDSA_NISTP384_SHA384 | S::ECDSA_NISTP521_SHA512
             )
         });
-        let (served, _) = snap.choose_for(hello.server_name(), super::certs::unix_now(), ecdsa);
+        let (served, _) = snap.choose_for(hello.server_name(), crate::util::unix_now(), ecdsa);
         Some(served.certified.clone())
     }
 }
@@ -424,7 +424,7 @@ fn serve_on(
 ) -> RunningListener {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let h: Arc<dyn crate::server::Handler> = Arc::new(super::proxy::Proxied {
-        inner: Arc::new(crate::logs::access::for_hosting(handler.clone())),
+        inner: Arc::new(crate::hosting::for_hosting(handler.clone())),
         hosting: handler.hosting.clone(),
     });
     let join = tokio::spawn(serve(vec![l], h, async move {
@@ -472,7 +472,9 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         None => crate::acme::AcmeManager::new(acme_settings(a)),
     });
     let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
-    let tls = crate::tls::server_config_with_resolver(Arc::new(SwappableResolver(store.clone())))?;
+    let tls = crate::server::tls::server_config_with_resolver(Arc::new(SwappableResolver(
+        store.clone(),
+    )))?;
     // Bind first: the sites need the bound ports (port 0 in tests), and
     // nothing is served before the sites exist.
     let mut sockets = Vec::new();
@@ -524,7 +526,7 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
     let mut tasks = Vec::new();
     if let Some((_, l)) = admin {
         let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(crate::metrics::ServerCollector {
+        registry.register_collector(Box::new(super::cert_metrics::ServerCollector {
             store: shared.store.clone(),
             acme: shared.acme.clone(),
         }));

@@ -1,10 +1,9 @@
-//! Logs: the access log in Apache's Combined Log Format (`clf`), written
-//! by a [`Handler`](crate::server::Handler) wrapper (`access`); the error
+//! Logs: the access log in Apache's Combined Log Format (`clf`, written
+//! by the server's `access_log` wrapper); the error
 //! log (`error_log`: tracing, to stderr or a file); the thread that writes
 //! both without ever making a request wait for a disk (`writer`); SIGUSR1
 //! to reopen the files after a rotation.
 
-pub mod access;
 pub mod clf;
 pub mod error_log;
 pub mod refusal;

@@ -9,9 +9,6 @@
 //! read from that server at scrape time (`certs.rs`).
 
 pub mod admin;
-mod certs;
-
-pub use certs::ServerCollector;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -255,23 +252,11 @@ pub fn reload(kind: &'static str, ok: bool) {
         .inc();
 }
 
-/// What the `.htaccess` cache did when the watcher asked it to look again
-/// (an unchanged file is not a reload).
-pub fn htaccess_reload(outcome: &crate::engine::site::ReloadOutcome) {
-    use crate::engine::site::ReloadOutcome;
-    match outcome {
-        ReloadOutcome::Unchanged => {}
-        ReloadOutcome::Removed => reload("htaccess", true),
-        ReloadOutcome::Compiled { errors } => reload("htaccess", *errors == 0),
-        ReloadOutcome::KeptLastGood { .. } | ReloadOutcome::Unreadable => reload("htaccess", false),
-    }
-}
-
 /// A failed ACME order.
 pub fn acme_failure() {
     let m = global();
     m.acme_failures.inc();
-    m.acme_last_failure.set(crate::hosting::certs::unix_now());
+    m.acme_last_failure.set(crate::util::unix_now());
 }
 
 /// An order placed with the CA.

@@ -47,10 +47,7 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Header fields hyper's parser makes room for: above [`MAX_FIELDS`] so that
 /// 101..=256 fields get our 431 page; past it hyper answers a bare 431.
 pub const PARSER_MAX_HEADERS: usize = 256;
-/// Largest request body (Apache's `LimitRequestBody` is 1 GiB since
-/// 2.4.54).  A larger `Content-Length`: 413 before any byte is read; a
-/// chunked HTTP/1 body that grows past it: the connection is closed.
-pub const MAX_BODY_BYTES: u64 = 1 << 30;
+pub use crate::engine::limits::MAX_BODY_BYTES;
 /// How long a client has to complete the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a complete HTTP/1 request head, counted

@@ -51,8 +51,8 @@ use super::limits::{
 };
 use super::refusal::{self, Reason};
 use super::sending::Sending;
-use super::status_page::error_response;
 use super::{ConnInfo, Handler, HandlerFuture};
+use crate::content::status_page::error_response;
 use futures_util::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -940,8 +940,8 @@ mod tests {
 
     #[tokio::test]
     async fn serves_plain_and_tls() {
-        let (certs, key) = crate::tls::self_signed(&[]).expect("cert");
-        let cfg = crate::tls::server_config(certs.clone(), key).expect("config");
+        let (certs, key) = crate::server::tls::self_signed(&[]).expect("cert");
+        let cfg = crate::server::tls::server_config(certs.clone(), key).expect("config");
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         let plain = Listener::bind(loopback, None).await.expect("bind plain");
         let tls = Listener::bind(loopback, Some(cfg)).await.expect("bind tls");
@@ -1426,8 +1426,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_pending_tls_handshake_does_not_hold_the_drain() {
-        let (certs, key) = crate::tls::self_signed(&[]).expect("cert");
-        let cfg = crate::tls::server_config(certs, key).expect("config");
+        let (certs, key) = crate::server::tls::self_signed(&[]).expect("cert");
+        let cfg = crate::server::tls::server_config(certs, key).expect("config");
         let l = Listener::bind(([127, 0, 0, 1], 0).into(), Some(cfg))
             .await
             .expect("bind");

@@ -5,44 +5,18 @@
 //! Request semantics (.htaccess, rewriting, access control) live in
 //! `crate::engine`; this module knows nothing about them.
 
-pub mod autoindex;
-pub mod compress;
+pub mod access_log;
 pub mod limits;
 pub mod listener;
-pub mod mime;
-pub mod quick;
+pub mod php_answer;
 pub mod refusal;
 pub mod sending;
-pub mod static_files;
-pub mod status_page;
+pub mod site_handler;
+pub mod tls;
 
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-
-/// The response body type used everywhere.
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-/// What the server knows about the connection a request came in on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-    /// True on the TLS listener.
-    pub tls: bool,
-    /// The SNI name the client sent, if any (TLS only).
-    pub sni: Option<String>,
-    /// The peer is a configured front proxy: its `HTTPS`,
-    /// `X-Forwarded-Proto` and `Forwarded` headers are believed, and
-    /// `remote` is the client it names (`hosting::proxy`).
-    pub trusted_proxy: bool,
-    /// A trusted proxy said the client used HTTPS: the request is an HTTPS
-    /// one for the rules (`%{HTTPS}`, `%{REQUEST_SCHEME}`, the port).
-    pub proxied_https: bool,
-}
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>;
 
@@ -55,15 +29,5 @@ pub trait Handler: Send + Sync + 'static {
     ) -> HandlerFuture;
 }
 
-/// A body from bytes.
-pub fn full_body(data: impl Into<Bytes>) -> Body {
-    use http_body_util::BodyExt;
-    http_body_util::Full::new(data.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-/// An empty body.
-pub fn empty_body() -> Body {
-    full_body(Bytes::new())
-}
+pub use crate::content::{empty_body, full_body, Body};
+pub use crate::engine::ConnInfo;

@@ -637,7 +637,7 @@ fn read_key(key_pem: &[u8]) -> Result<PrivateKeyDer<'static>, UploadError> {
         .any(|(kind, _)| *kind == SectionKind::Certificate);
     sections
         .into_iter()
-        .find_map(|(kind, der)| super::private_key(kind, der))
+        .find_map(|(kind, der)| crate::server::tls::private_key(kind, der))
         .ok_or(UploadError::NoPrivateKey { found_certificate })
 }
 

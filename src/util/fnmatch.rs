@@ -13,7 +13,7 @@
 //! version gave up above eight stars and so failed open in a deny
 //! block).
 
-use crate::engine::budget;
+use crate::util::budget;
 
 /// `APR_FNM_*` flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -41,27 +41,7 @@ use worker::{Shared, State};
 /// customer unpacking a huge archive) costs bounded memory.
 const QUEUE_CAPACITY: usize = 16 * 1024;
 
-/// What changed, as the server cares about it. Paths are as watched (not
-/// canonicalized unless the watched path was).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Change {
-    /// The `.htaccess` file of this directory was written, created,
-    /// replaced (rename over), or removed.
-    Htaccess(PathBuf),
-    /// A directory appeared, vanished or was renamed (its old and new names
-    /// each reported): everything cached under it must be re-checked.
-    Tree(PathBuf),
-    /// A watched single file (certificate, key, htgate.toml) changed / was
-    /// replaced / removed; or an entry of a watched folder changed (the
-    /// entry's path), or a watched folder itself came or went (its path).
-    File(PathBuf),
-    /// A watched root itself changed identity (a symlinked root was
-    /// re-pointed, or the root was replaced, removed, or appeared).
-    Root(PathBuf),
-    /// Events may have been lost (queue overflow, watch limit, error), or a
-    /// polling period passed: re-check everything.
-    Rescan,
-}
+pub use crate::engine::site::Change;
 
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]

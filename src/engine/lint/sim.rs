@@ -162,7 +162,7 @@ impl Sample {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (pathq.to_string(), None),
         };
-        let path = crate::engine::escape::unescape_url(&path)
+        let path = crate::util::escape::unescape_url(&path)
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or(path);
@@ -852,7 +852,7 @@ fn named(n: Named, r: &Req) -> Option<String> {
                 .unwrap_or_default();
             format!(
                 "GET {}{q} HTTP/1.1",
-                crate::engine::escape::escape_uri(&s.path)
+                crate::util::escape::escape_uri(&s.path)
             )
         }
         RequestUri => s.path.clone(),

@@ -2,7 +2,8 @@
 //! certificate each domain gets and how long it has left, and the ACME
 //! manager's per-domain back-off.
 
-use crate::hosting::certs::{unix_now, CertStore};
+use crate::hosting::certs::CertStore;
+use crate::util::unix_now;
 use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};

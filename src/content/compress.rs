@@ -644,7 +644,7 @@ mod tests {
                 ("etag", "W/\"96e-660f4731d868c\""),
                 ("vary", "Cookie"),
             ],
-            super::super::full_body(vec![b'a'; 2414]),
+            crate::content::full_body(vec![b'a'; 2414]),
         );
         let r = apply(r, Decision::Compress);
         let h = r.headers();
@@ -668,7 +668,7 @@ mod tests {
                 ("etag", "abc"),
                 ("content-encoding", "identity"),
             ],
-            super::super::empty_body(),
+            crate::content::empty_body(),
         );
         let r = apply(r, Decision::HeadersOnly);
         let h = r.headers();
@@ -680,7 +680,7 @@ mod tests {
 
         let r = response(
             &[("content-length", "2414"), ("etag", "\"x\"")],
-            super::super::empty_body(),
+            crate::content::empty_body(),
         );
         let r = apply(r, Decision::VaryOnly);
         let h = r.headers();
@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(all(h, "etag"), ["\"x\""]);
         assert!(h.get("content-encoding").is_none());
 
-        let r = response(&[("content-length", "5")], super::super::empty_body());
+        let r = response(&[("content-length", "5")], crate::content::empty_body());
         let r = apply(r, Decision::Skip);
         assert!(r.headers().get("vary").is_none());
     }
@@ -764,7 +764,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_body_is_valid_gzip() {
-        let gz = gzip_body(super::super::empty_body())
+        let gz = gzip_body(crate::content::empty_body())
             .collect()
             .await
             .unwrap()

@@ -74,11 +74,11 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
     site.pass_client_https_headers = opts.pass_client_https_headers;
     match opts.mime_types.as_deref() {
         None => {}
-        Some("reference") => site.mime = crate::server::mime::MimeTable::reference(),
+        Some("reference") => site.mime = crate::content::mime::MimeTable::reference(),
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| anyhow::anyhow!("--mime-types `{file}`: {e}"))?;
-            site.mime = crate::server::mime::MimeTable::from_mime_types(&text);
+            site.mime = crate::content::mime::MimeTable::from_mime_types(&text);
         }
     }
     // Apache's default `TraceEnable on` (the reference environment's).
@@ -106,17 +106,17 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<crate::engine::site::Site> {
 /// self-signed certificate for the server names made in memory.
 pub fn tls_config(opts: &QuickOptions) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
     let (certs, key) = match (&opts.cert, &opts.key) {
-        (Some(c), Some(k)) => crate::tls::load_pem_files(c, k)?,
+        (Some(c), Some(k)) => crate::server::tls::load_pem_files(c, k)?,
         (None, None) => {
             tracing::info!(
                 "no --cert given: using a self-signed certificate for {:?} made in memory",
                 opts.server_names
             );
-            crate::tls::self_signed(&opts.server_names)?
+            crate::server::tls::self_signed(&opts.server_names)?
         }
         _ => anyhow::bail!("--cert and --key go together"),
     };
-    Ok(crate::tls::server_config(certs, key)?)
+    Ok(crate::server::tls::server_config(certs, key)?)
 }
 
 /// Binds both listeners and starts serving in the background.
@@ -143,12 +143,12 @@ pub async fn start_logged(
     let http_addr = http.local_addr()?;
     let https_addr = https.local_addr()?;
     let engine: std::sync::Arc<dyn crate::server::Handler> =
-        std::sync::Arc::new(crate::engine::Engine { site });
+        std::sync::Arc::new(crate::server::site_handler::Engine { site });
     let handler: std::sync::Arc<dyn crate::server::Handler> = match access_log {
         Some(path) => {
             crate::logs::writer::check_writable(&path)
                 .map_err(|e| anyhow::anyhow!("--access-log {}: {e}", path.display()))?;
-            let target = crate::logs::access::AccessTarget {
+            let target = crate::server::access_log::AccessTarget {
                 path: std::sync::Arc::from(path.as_path()),
                 vhost: None,
             };
@@ -156,7 +156,7 @@ pub async fn start_logged(
                 .server_names
                 .first()
                 .map_or("localhost", |n| n.as_str());
-            std::sync::Arc::new(crate::logs::access::AccessLogged::single(
+            std::sync::Arc::new(crate::server::access_log::AccessLogged::single(
                 engine,
                 name,
                 Some(target),

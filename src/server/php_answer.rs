@@ -5,11 +5,11 @@
 //! PHP's answer comes back streamed with Apache's output-side modules
 //! applied to its headers. The turn is held until the answer's body ends.
 
-use super::php_gate::Refused;
-use super::respond::{finish_php_headers, PhpCall};
-use super::site::Site;
+use super::{Body, ConnInfo};
+use crate::engine::php_gate::Refused;
+use crate::engine::respond::{finish_php_headers, PhpCall};
+use crate::engine::site::Site;
 use crate::logs::refusal::{self, Reason};
-use crate::server::{Body, ConnInfo};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -112,7 +112,7 @@ pub async fn answer(
     *out.status_mut() = code;
     *out.headers_mut() = header_map(&headers);
     Answer::Response(match &call.filter {
-        Some(f) => f.apply(out, method, req_headers),
+        Some(f) => super::site_handler::deflate(f, out, method, req_headers),
         None => out,
     })
 }
@@ -120,7 +120,7 @@ pub async fn answer(
 /// The answer to a request PHP could not take: logged, and counted as a
 /// refusal when the client was too slow (408) or the pool full (503).
 fn php_failure(
-    php: &super::site::PhpSite,
+    php: &crate::engine::site::PhpSite,
     e: &crate::fastcgi::Error,
     script: &str,
     conn: &ConnInfo,
@@ -196,7 +196,8 @@ fn header_map(headers: &[(String, String)]) -> HeaderMap {
         if is_hop_by_hop(&name) {
             continue;
         }
-        if let Ok(value) = HeaderValue::from_str(&super::respond::sanitize_header_value(v)) {
+        if let Ok(value) = HeaderValue::from_str(&crate::engine::respond::sanitize_header_value(v))
+        {
             map.append(name, value);
         }
     }
@@ -219,5 +220,5 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 fn error(status: StatusCode, method: &Method) -> Response<Body> {
-    crate::server::status_page::error_response(status, method, None)
+    crate::content::status_page::error_response(status, method, None)
 }

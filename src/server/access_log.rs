@@ -7,9 +7,9 @@
 //! handler (an oversized head, a request hyper cannot parse) are not
 //! logged.
 
-use super::clf::{self, Entry};
-use super::writer::{self, Kind};
-use crate::server::{Body, ConnInfo, Handler, HandlerFuture};
+use super::{Body, ConnInfo, Handler, HandlerFuture};
+use crate::logs::clf::{self, Entry};
+use crate::logs::writer::{self, Kind};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body::Frame;
@@ -41,28 +41,6 @@ pub struct Route {
 
 /// Picks the route of each request (config mode: the site by Host).
 pub type Router = dyn Fn(&http::Request<hyper::body::Incoming>, &ConnInfo) -> Route + Send + Sync;
-
-/// Config mode: the route of the site the request is for, chosen as
-/// [`Front`](crate::hosting::Front) chooses it (by Host; an unknown name
-/// gets the first site).
-pub fn for_hosting(front: Arc<crate::hosting::Front>) -> AccessLogged {
-    let hosting = front.hosting.clone();
-    AccessLogged {
-        inner: front,
-        router: Arc::new(
-            move |req: &http::Request<hyper::body::Incoming>, _conn: &ConnInfo| {
-                let host = crate::hosting::request_host(req);
-                match hosting.load().site_for(host.as_deref()) {
-                    Some(hs) => hs.log_route.clone(),
-                    None => Route {
-                        site: Arc::new(String::new()),
-                        log: None,
-                    },
-                }
-            },
-        ),
-    }
-}
 
 /// Logs and counts what `inner` answers.
 pub struct AccessLogged {
