@@ -16,11 +16,11 @@
 //! levels.  The load harness measures the server as a whole.
 
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
-use htgate::engine::compile::compile_source;
-use htgate::engine::request::{Main, Req};
-use htgate::engine::respond::{run, run_inline, Outcome, RequestHead};
-use htgate::engine::site::Site;
-use htgate::server::ConnInfo;
+use htgate_engine::compile::compile_source;
+use htgate_engine::request::{Main, Req};
+use htgate_engine::respond::{run, run_inline, Outcome, RequestHead};
+use htgate_engine::site::Site;
+use htgate_server::ConnInfo;
 use std::path::Path;
 
 fn shared(rel: &str) -> std::path::PathBuf {
@@ -118,9 +118,8 @@ fn fixture(files: &[(String, Vec<u8>)]) -> Fixture {
 /// Filesystem results never expire: after the first request every stat is
 /// a memory look-up (the benches measure the engine, not the disk).
 fn warm(site: &mut Site) {
-    site.stats = htgate::engine::stat_cache::StatCache::new(
-        htgate::engine::stat_cache::StatPolicy::forever(),
-    );
+    site.stats =
+        htgate_engine::stat_cache::StatCache::new(htgate_engine::stat_cache::StatPolicy::forever());
     site.cache.set_recheck(std::time::Duration::from_secs(3600));
 }
 

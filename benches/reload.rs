@@ -8,7 +8,7 @@
 //! long.)  `HTGATE_RELOAD_SAMPLES` and `HTGATE_RELOAD_POLL_SAMPLES` change
 //! the sample counts (default 200 and 20).
 
-use htgate::config::Config;
+use htgate_hosting::config::Config;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ async fn measure(label: &str, extra: &str, samples: usize, jitter: Option<Durati
         Ok(c) => c,
         Err(e) => return eprintln!("{e}"),
     };
-    let server = match htgate::hosting::run::start(&config).await {
+    let server = match htgate_hosting::run::start(&config).await {
         Ok(s) => s,
         Err(e) => return eprintln!("start: {e:#}"),
     };

@@ -61,12 +61,12 @@ HOST = "127.0.0.1"
 # Linux TCP states (tcp_states.h), read from TCP_INFO.
 TCP_CLOSE = 7
 TCP_CLOSE_WAIT = 8
-# The server's limits (src/server/limits.rs), with slack for the 5 s check
+# The server's limits (crates/server/src/limits.rs), with slack for the 5 s check
 # interval and a loaded machine.
 HEADER_TIMEOUT = 30.0
 BODY_TIMEOUT = 60.0
 IDLE_TIMEOUT = 60.0
-# A response the client takes nothing of (src/server/limits.rs SEND_TIMEOUT).
+# A response the client takes nothing of (crates/server/src/limits.rs SEND_TIMEOUT).
 SEND_TIMEOUT = 30.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
 SLACK = 12.0

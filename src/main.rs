@@ -1,3 +1,8 @@
+//! The `htgate` command: the CLI over the workspace crates (see
+//! ARCHITECTURE.md).
+
+mod cli;
+
 // jemalloc with its background purging threads rather than glibc's malloc:
 // measured with the soak script's HTTP/2 zero-window attack (20,000 streams
 // held open), glibc kept the freed memory once the attack was over (RSS
@@ -8,5 +13,5 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
-    htgate::cli::run()
+    cli::run()
 }

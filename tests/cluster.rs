@@ -25,9 +25,9 @@ fn cluster_of_three_nodes_with_etcd_and_pebble() {
 mod with_etcd {
     use crate::support::cms::KillOnDrop;
     use crate::support::{pki, probe};
-    use htgate::acme::pebble::Pebble;
-    use htgate::cluster::etcd::{EtcdSettings, EtcdStore};
-    use htgate::cluster::Store;
+    use htgate_hosting::acme::pebble::Pebble;
+    use htgate_hosting::cluster::etcd::{EtcdSettings, EtcdStore};
+    use htgate_hosting::cluster::Store;
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};

@@ -5,9 +5,9 @@
 
 use crate::support::probe::eventually;
 use crate::support::{files, pki, probe};
-use htgate::cluster::Cluster;
-use htgate::config::Config;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_hosting::cluster::Cluster;
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use std::path::Path;
 use std::time::Duration;
 
@@ -70,15 +70,15 @@ async fn two_nodes_share_uploads_and_sites_through_a_folder() {
 
     // An upload on A (as `htgate cert install` does it) reaches B.
     let leaf = pki::leaf(&["one.test"], &inter, Duration::from_secs(30 * 86_400));
-    let trust = htgate::hosting::run::trust(&config_a).expect("trust");
+    let trust = htgate_hosting::run::trust(&config_a).expect("trust");
     // As `htgate cert install` does it.
     let upload_on_a = || {
-        htgate::tls::upload::install(
+        htgate_hosting::tls::upload::install(
             &base.join("a/certs/one"),
             format!("{}{}", leaf.pem(), inter.pem()).as_bytes(),
             leaf.key_pem().as_bytes(),
             &["one.test".to_string()],
-            htgate::util::unix_now(),
+            htgate_util::unix_now(),
             &trust,
         )
         .expect("a valid upload")

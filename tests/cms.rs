@@ -9,7 +9,7 @@
 
 use crate::ensure;
 use crate::support::cms::{self, Body, Browser, Deadline, Served, Steps};
-use htgate::fastcgi::harness::PhpFpm;
+use htgate_fastcgi::harness::PhpFpm;
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! In-process conformance runner: does what `oracle check --server` does
 //! (`/work/shared/conformance/oracle`, functions `run_case`, `Workdir`,
 //! `make_cert`, `send_request`, `summarize`, `compare`, `cmd_check`), with
-//! htgate started in this process through `htgate::hosting::quick::start`,
+//! htgate started in this process through `htgate_hosting::quick::start`,
 //! against every recorded case in `fixtures/conformance/*.case`.
 //!
 //! Run: `cargo test --test tests conformance -- --nocapture`.
@@ -34,7 +34,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt, StreamExt};
-use htgate::hosting::quick::{start, QuickOptions, RunningServer};
+use htgate_hosting::quick::{start, QuickOptions, RunningServer};
 use regex::Regex;
 use serde_json::{json, Value};
 

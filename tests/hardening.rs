@@ -2,7 +2,7 @@
 //! nothing, and the server keeps serving everyone else.
 //!
 //! - properties (proptest) run straight on the engine
-//!   (`htgate::engine::respond::run`), which is fast enough for hundreds of
+//!   (`htgate_engine::respond::run`), which is fast enough for hundreds of
 //!   generated trees and requests: the path resolver never leaves the site
 //!   root except through a symlink the site's `Options` allow, and no
 //!   response header (nor a CGI parameter for PHP) carries CR, LF or NUL;
@@ -13,12 +13,12 @@
 //!
 //! Every network wait is bounded (`T`), so no test can hang.
 
-use htgate::engine::respond::{run, Outcome, RequestHead};
-use htgate::engine::site::Site;
-use htgate::hosting::quick::{self, QuickOptions};
-use htgate::server::limits::Limits;
-use htgate::server::listener::{serve_with_limits, Listener};
-use htgate::server::ConnInfo;
+use htgate_engine::respond::{run, Outcome, RequestHead};
+use htgate_engine::site::Site;
+use htgate_hosting::quick::{self, QuickOptions};
+use htgate_server::limits::Limits;
+use htgate_server::listener::{serve_with_limits, Listener};
+use htgate_server::ConnInfo;
 use proptest::prelude::*;
 use std::net::SocketAddr;
 use std::os::unix::fs::{symlink, MetadataExt};
@@ -650,8 +650,8 @@ fn ctl_bytes(b: &[u8]) -> bool {
 /// headers added to PHP's answer and (with `params_too`) every CGI
 /// parameter.  Also: sanitising never silently loses a header.
 fn answer_problem(rt: &tokio::runtime::Runtime, o: Outcome, params_too: bool) -> Option<String> {
-    use htgate::engine::respond::{finish_php_headers, sanitize_header_value};
-    use htgate::server::site_handler::into_response;
+    use htgate_engine::respond::{finish_php_headers, sanitize_header_value};
+    use htgate_server::site_handler::into_response;
     let expected = |headers: &[(String, String)]| -> Vec<String> {
         headers
             .iter()
@@ -1172,7 +1172,7 @@ async fn start_with_limits(
         .expect("bind");
     let addr = l.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handler = Arc::new(htgate::server::site_handler::Engine { site });
+    let handler = Arc::new(htgate_server::site_handler::Engine { site });
     let join = tokio::spawn(serve_with_limits(
         vec![l],
         handler,

@@ -6,8 +6,8 @@
 use crate::support::probe::eventually;
 use crate::support::{files, pki, probe};
 
-use htgate::config::Config;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use pki::{Issued, DAY};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -696,7 +696,7 @@ async fn acme_leaf(https: std::net::SocketAddr, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_issues_and_renews_against_pebble() {
-    use htgate::acme::pebble::Pebble;
+    use htgate_hosting::acme::pebble::Pebble;
     if !Pebble::available_or_skip("acme_issues_and_renews_against_pebble") {
         return;
     }

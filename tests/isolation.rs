@@ -10,8 +10,8 @@
 //! its limits); the server still shuts down within its drain time.
 
 use crate::support::{files, probe};
-use htgate::config::Config;
-use htgate::hosting::run::start;
+use htgate_hosting::config::Config;
+use htgate_hosting::run::start;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ const ATTACK: Duration = Duration::from_secs(5);
 async fn start_config(
     dir: &std::path::Path,
     toml: &str,
-) -> (htgate::hosting::run::HostingServer, std::net::SocketAddr) {
+) -> (htgate_hosting::run::HostingServer, std::net::SocketAddr) {
     let path = dir.join("htgate.toml");
     std::fs::write(&path, toml).expect("write config");
     let config = Config::parse(&path, toml).expect("config");
@@ -238,7 +238,7 @@ root = "roots/good"
         "a wildcard with many stars must not fail open"
     );
     // Every refusal was counted, per site and reason.
-    let metrics = htgate::metrics::render(None);
+    let metrics = htgate_telemetry::metrics::render(None);
     for reason in ["budget", "blocking_limit"] {
         assert!(
             metrics.contains(&format!(
@@ -351,7 +351,7 @@ network_filesystem = true
         "{:?}",
         r.headers
     );
-    let metrics = htgate::metrics::render(None);
+    let metrics = htgate_telemetry::metrics::render(None);
     assert!(
         metrics.contains(
             "htgate_blocking_jobs_total{site=\"nfs-site\",reason=\"a site on a network filesystem\"} 2"
@@ -394,7 +394,7 @@ limits = { blocking_timeout_ms = 60000 }
         &page[page.len().saturating_sub(400)..]
     );
     assert_eq!(page.matches("<a href=\"f").count(), 10_000);
-    let metrics = htgate::metrics::render(None);
+    let metrics = htgate_telemetry::metrics::render(None);
     assert!(
         metrics.contains("htgate_refusals_total{site=\"lister\",reason=\"listing_entries\"}"),
         "{metrics}"
@@ -445,7 +445,7 @@ root = "roots/long"
 "#;
     let (server, http) = start_config(dir.path(), toml).await;
     let jobs = || {
-        let m = htgate::metrics::render(None);
+        let m = htgate_telemetry::metrics::render(None);
         m.lines()
             .find_map(|l| {
                 l.strip_prefix(
@@ -464,7 +464,7 @@ root = "roots/long"
     let a = probe::get(http, None, "long.test", "/index.html", &[]).await;
     assert_eq!((a.status, a.body.as_str()), (200, "fine\n"));
     assert_eq!(jobs(), 2, "the site's next request started off the workers");
-    let metrics = htgate::metrics::render(None);
+    let metrics = htgate_telemetry::metrics::render(None);
     assert!(
         metrics.contains("htgate_refusals_total{site=\"long-runs\",reason=\"budget\"} 1"),
         "{metrics}"

@@ -5,8 +5,8 @@
 
 use crate::support::{files, probe};
 
-use htgate::config::Config;
-use htgate::hosting::run::start;
+use htgate_hosting::config::Config;
+use htgate_hosting::run::start;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,7 +213,7 @@ async fn quick_mode_access_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     files::write(tmp.path(), "root/index.html", "hello\n");
     let log = tmp.path().join("access.log");
-    let opts = htgate::hosting::quick::QuickOptions {
+    let opts = htgate_hosting::quick::QuickOptions {
         root: tmp.path().join("root"),
         http: ([127, 0, 0, 1], 0).into(),
         https: ([127, 0, 0, 1], 0).into(),
@@ -226,7 +226,7 @@ async fn quick_mode_access_log() {
         mime_types: None,
         php: Default::default(),
     };
-    let server = htgate::hosting::quick::start_logged(opts, Some(log.clone()))
+    let server = htgate_hosting::quick::start_logged(opts, Some(log.clone()))
         .await
         .expect("start");
     let ans = probe::get(

@@ -1,8 +1,8 @@
-//! Property tests for the `.htaccess` reader (`htgate::htaccess::parse`):
+//! Property tests for the `.htaccess` reader (`htgate_syntax::htaccess::parse`):
 //! it never panics on any input, and `parse` → `Display` → `parse` gives
 //! the same tree (spans aside) for generated, well-formed files.
 
-use htgate::htaccess::{parse, Arg, Directive, File, Node, Section};
+use htgate_syntax::htaccess::{parse, Arg, Directive, File, Node, Section};
 use proptest::prelude::*;
 
 /// A tree without positions, to compare two parses of different text.
@@ -59,7 +59,7 @@ fn strip(nodes: &[Node]) -> Vec<Bare> {
         .collect()
 }
 
-fn has_errors(diags: &[htgate::htaccess::Diagnostic]) -> bool {
+fn has_errors(diags: &[htgate_syntax::htaccess::Diagnostic]) -> bool {
     diags.iter().any(|d| d.is_error())
 }
 
@@ -241,7 +241,7 @@ fn printable(nodes: &[Node]) -> bool {
     })
 }
 
-fn collect_spans(nodes: &[Node], out: &mut Vec<htgate::htaccess::Span>) {
+fn collect_spans(nodes: &[Node], out: &mut Vec<htgate_syntax::htaccess::Span>) {
     for n in nodes {
         match n {
             Node::Directive(d) => {

@@ -7,9 +7,9 @@
 //! `CI=true` these fail, never skip, without php-fpm.
 
 use crate::support::probe;
-use htgate::config::Config;
-use htgate::fastcgi::harness::PhpFpm;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_fastcgi::harness::PhpFpm;
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use md5::{Digest, Md5};
 use std::net::SocketAddr;
 use std::path::Path;

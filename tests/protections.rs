@@ -7,9 +7,9 @@
 //! never sent by a hosted site without PHP.
 
 use crate::support::{files, probe};
-use htgate::config::Config;
-use htgate::fastcgi::harness::PhpFpm;
-use htgate::hosting::run::start;
+use htgate_fastcgi::harness::PhpFpm;
+use htgate_hosting::config::Config;
+use htgate_hosting::run::start;
 use std::path::Path;
 
 const CORPUS: &str = "../shared/corpus/htaccess";

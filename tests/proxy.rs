@@ -6,8 +6,8 @@
 //! access log; an untrusted peer's headers change nothing.
 
 use crate::support::probe;
-use htgate::config::Config;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -244,7 +244,7 @@ async fn the_client_address_comes_through_trusted_hops_only() {
 /// scheme it used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn php_sees_the_client_and_scheme_behind_a_trusted_proxy() {
-    use htgate::fastcgi::harness::PhpFpm;
+    use htgate_fastcgi::harness::PhpFpm;
     if !PhpFpm::available_or_skip("php_sees_the_client_and_scheme_behind_a_trusted_proxy") {
         return;
     }

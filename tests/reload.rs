@@ -5,8 +5,8 @@
 
 use crate::support::{files, pki, probe};
 
-use htgate::config::Config;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -419,7 +419,7 @@ async fn an_invalid_config_is_refused_and_the_old_one_keeps_serving() {
 async fn quick_mode_sees_an_edit_before_its_one_second_recheck() {
     let s = Site::new();
     s.write("site/.htaccess", &version("one"));
-    let server = htgate::hosting::quick::start(htgate::hosting::quick::QuickOptions {
+    let server = htgate_hosting::quick::start(htgate_hosting::quick::QuickOptions {
         root: s.path("site"),
         http: "127.0.0.1:0".parse().expect("address"),
         https: "127.0.0.1:0".parse().expect("address"),
@@ -442,7 +442,7 @@ async fn quick_mode_sees_an_edit_before_its_one_second_recheck() {
         let looked = Instant::now();
         s.replace("site/.htaccess", &version(round));
         let mut seen = false;
-        while looked.elapsed() < htgate::engine::site::RECHECK - Duration::from_millis(100) {
+        while looked.elapsed() < htgate_engine::site::RECHECK - Duration::from_millis(100) {
             if x_v(http, "/").await.1.as_deref() == Some(round) {
                 seen = true;
                 break;

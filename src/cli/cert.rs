@@ -1,10 +1,10 @@
 //! `htgate cert install | list | check`: certificates per site and domain,
 //! in words a hosting customer understands.
 
-use crate::config::Config;
-use crate::hosting::certs::{fmt_time, CertSource, CertStore, Served};
-use crate::tls::validate::Trust;
-use crate::util::unix_now;
+use htgate_hosting::certs::{fmt_time, CertSource, CertStore, Served};
+use htgate_hosting::config::Config;
+use htgate_hosting::tls::validate::Trust;
+use htgate_util::unix_now;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) 
         .iter()
         .map(|d| d.get_ref().clone())
         .collect();
-    let trust = match crate::hosting::run::trust(&config) {
+    let trust = match htgate_hosting::run::trust(&config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -68,22 +68,28 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) 
     };
     // The server's user (the owner of certificates_dir) must be able to
     // read what this command, often run as root, writes.
-    let owner = crate::tls::upload::Owner::of_upload_parent(&dir);
+    let owner = htgate_hosting::tls::upload::Owner::of_upload_parent(&dir);
     let site_dir = dir.clone();
     let dir = if ecdsa {
         // The second certificate of a site that has both: checked to be
         // ECDSA before anything is written.
-        match crate::tls::validate::validate(&cert_pem, &key_pem, &domains, unix_now(), &trust) {
-            Ok(v) if !crate::hosting::certs::is_ecdsa(&v.certified) => {
+        match htgate_hosting::tls::validate::validate(
+            &cert_pem,
+            &key_pem,
+            &domains,
+            unix_now(),
+            &trust,
+        ) {
+            Ok(v) if !htgate_hosting::certs::is_ecdsa(&v.certified) => {
                 eprintln!("error: --ecdsa needs an ECDSA key (this one is not); install an RSA certificate without --ecdsa");
                 return ExitCode::FAILURE;
             }
-            _ => dir.join(crate::hosting::certs::ECDSA_SUBDIR),
+            _ => dir.join(htgate_hosting::certs::ECDSA_SUBDIR),
         }
     } else {
         dir
     };
-    let installed = crate::tls::upload::install_owned(
+    let installed = htgate_hosting::tls::upload::install_owned(
         &dir,
         &cert_pem,
         &key_pem,
@@ -94,7 +100,7 @@ pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) 
     )
     .and_then(|v| {
         // the site's folder too, when the ECDSA one was made inside it
-        crate::tls::upload::give(&site_dir, owner).map(|()| v)
+        htgate_hosting::tls::upload::give(&site_dir, owner).map(|()| v)
     });
     match installed {
         Ok(v) => {
@@ -138,16 +144,19 @@ fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<Strin
     let dir = cfg.upload_dir.as_ref()?;
     // `cert check` runs as root, which reads everything: ask for the
     // server's user (the owner of the folder holding the upload folder).
-    if let Some(owner) = crate::tls::upload::Owner::of_upload_parent(dir) {
-        let ecdsa = dir.join(crate::hosting::certs::ECDSA_SUBDIR);
+    if let Some(owner) = htgate_hosting::tls::upload::Owner::of_upload_parent(dir) {
+        let ecdsa = dir.join(htgate_hosting::certs::ECDSA_SUBDIR);
         for d in [dir.as_path(), ecdsa.as_path()] {
-            let files = [crate::tls::upload::CHAIN_FILE, crate::tls::upload::KEY_FILE];
+            let files = [
+                htgate_hosting::tls::upload::CHAIN_FILE,
+                htgate_hosting::tls::upload::KEY_FILE,
+            ];
             for p in std::iter::once(d.to_path_buf()).chain(files.iter().map(|f| d.join(f))) {
-                if !crate::tls::upload::readable_by(&p, owner) {
+                if !htgate_hosting::tls::upload::readable_by(&p, owner) {
                     return Some(format!(
                         "the server cannot read {} ({}): it runs as uid {}, the owner of {}; run `htgate cert install` again (it gives the files to that user) or chown them",
                         p.display(),
-                        crate::tls::upload::describe_access(&p),
+                        htgate_hosting::tls::upload::describe_access(&p),
                         owner.uid,
                         dir.parent().map_or_else(String::new, |p| p.display().to_string())
                     ));
@@ -155,7 +164,7 @@ fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<Strin
             }
         }
     }
-    match crate::tls::upload::load_installed(dir, trust) {
+    match htgate_hosting::tls::upload::load_installed(dir, trust) {
         Ok(_) => None,
         Err(e) => Some(format!(
             "the uploaded certificate in {} is not usable: {e}",
@@ -167,11 +176,11 @@ fn upload_problem(store: &CertStore, site: usize, trust: &Trust) -> Option<Strin
 fn rows(
     config: &Config,
     store: &CertStore,
-    acme: Option<&crate::acme::AcmeManager>,
+    acme: Option<&htgate_hosting::acme::AcmeManager>,
     now: i64,
 ) -> Vec<Row> {
     let snap = store.snapshot();
-    let trust = crate::hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
+    let trust = htgate_hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
     let tls_listener = config.listeners().iter().any(|(_, tls)| *tls);
     let acme_status = acme.map(|a| a.status()).unwrap_or_default();
     let mut out = Vec::new();
@@ -263,7 +272,7 @@ fn rows(
 struct Opened {
     config: Config,
     store: Arc<CertStore>,
-    acme: Option<Arc<crate::acme::AcmeManager>>,
+    acme: Option<Arc<htgate_hosting::acme::AcmeManager>>,
 }
 
 fn open(path: &Path) -> Result<Opened, ExitCode> {
@@ -278,8 +287,8 @@ fn open_loaded(config: Config) -> anyhow::Result<Opened> {
         .file
         .acme
         .as_ref()
-        .map(|a| crate::acme::AcmeManager::new(crate::hosting::run::acme_settings(a)));
-    let store = crate::hosting::run::cert_store(&config, acme.clone())?;
+        .map(|a| htgate_hosting::acme::AcmeManager::new(htgate_hosting::run::acme_settings(a)));
+    let store = htgate_hosting::run::cert_store(&config, acme.clone())?;
     Ok(Opened {
         config,
         store,
@@ -368,7 +377,7 @@ pub fn config_problems(config: &Config) -> Vec<(bool, String)> {
         Ok(o) => o,
         Err(e) => return vec![(true, format!("certificates: {e:#}"))],
     };
-    let trust = crate::hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
+    let trust = htgate_hosting::run::trust(config).unwrap_or_else(|_| Trust::mozilla());
     let mut out = Vec::new();
     let mut broken = Vec::new();
     for (i, site) in opened.store.sites().iter().enumerate() {

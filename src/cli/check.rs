@@ -1,9 +1,9 @@
 //! `htgate check`: every problem of every `.htaccess`, one pass: the
 //! compiler's errors and warnings, then the lints (`engine::lint`).
 
-use crate::engine::compile::compile_source;
-use crate::engine::lint::{lint_source, LintOptions};
-use crate::htaccess::Diagnostic;
+use htgate_engine::compile::compile_source;
+use htgate_engine::lint::{lint_source, LintOptions};
+use htgate_syntax::htaccess::Diagnostic;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -236,7 +236,7 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
 /// waiting for its automatic certificate, a certificate that expires soon)
 /// do not fail it.
 pub fn run_config(config: &Path, format: Format) -> ExitCode {
-    let loaded = match crate::config::Config::load(config) {
+    let loaded = match htgate_hosting::config::Config::load(config) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");

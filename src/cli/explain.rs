@@ -3,14 +3,14 @@
 //! rule, condition and flag did, then the answer.  Text for customers,
 //! JSON (`--format json`) for control panels.
 //!
-//! The engine records the steps ([`crate::engine::trace`]); this module
+//! The engine records the steps ([`htgate_engine::trace`]); this module
 //! builds the site (quick mode's or the config's), plays config mode's front
 //! steps (ACME path, `force_https`, trusted proxies, HSTS), and renders.
 
-use crate::engine::respond::{self, Outcome, RequestHead};
-use crate::engine::site::Site;
-use crate::engine::trace::{Trace, TraceEntry, TraceEvent};
-use crate::server::ConnInfo;
+use htgate_engine::respond::{self, Outcome, RequestHead};
+use htgate_engine::site::Site;
+use htgate_engine::trace::{Trace, TraceEntry, TraceEvent};
+use htgate_server::ConnInfo;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -159,7 +159,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
     } else {
         args.server_name.clone()
     };
-    let opts = crate::hosting::quick::QuickOptions {
+    let opts = htgate_hosting::quick::QuickOptions {
         root: root.to_path_buf(),
         http: SocketAddr::from(([127, 0, 0, 1], 80)),
         https: SocketAddr::from(([127, 0, 0, 1], 443)),
@@ -172,7 +172,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
         mime_types: None,
         php: Default::default(),
     };
-    let site = crate::hosting::quick::site(&opts).map_err(|e| format!("{e:#}"))?;
+    let site = htgate_hosting::quick::site(&opts).map_err(|e| format!("{e:#}"))?;
     Ok(Chosen {
         site: std::sync::Arc::new(site),
         mode: "quick",
@@ -182,7 +182,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
 }
 
 fn config_site(path: &std::path::Path, req: &Request, from: IpAddr) -> Result<Chosen, String> {
-    let config = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+    let config = htgate_hosting::config::Config::load(path).map_err(|e| e.to_string())?;
     // The ports the sites are known as: the first plain and TLS listeners'
     // (as `serve --config` after binding).
     let listeners = config.listeners();
@@ -195,7 +195,7 @@ fn config_site(path: &std::path::Path, req: &Request, from: IpAddr) -> Result<Ch
             .unwrap_or(default)
     };
     let (http_port, https_port) = (port(false, 80), port(true, 443));
-    let hosting = crate::hosting::run::hosting(&config, http_port, https_port, None, None)
+    let hosting = htgate_hosting::run::hosting(&config, http_port, https_port, None, None)
         .map_err(|e| format!("{e:#}"))?;
     let hs = hosting
         .site_for(Some(&req.host))
@@ -405,7 +405,11 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
         answer,
     };
     if let Some(f) = &chosen.hosted {
-        if f.acme && req.target.starts_with(crate::acme::CHALLENGE_PREFIX) {
+        if f.acme
+            && req
+                .target
+                .starts_with(htgate_hosting::acme::CHALLENGE_PREFIX)
+        {
             front.push("the path is an ACME HTTP-01 challenge: htgate answers it before any .htaccess (with the token of a pending order, else 404)".into());
             let answer = Answer::plain("acme", 404, "answered by htgate's ACME responder".into());
             return Ok(done(front, answer, chosen, req));
@@ -416,8 +420,8 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
                 "{} is a trusted proxy (trusted_proxies): its HTTPS, X-Forwarded-Proto and Forwarded headers are believed",
                 args.from
             ));
-            let client = crate::hosting::proxy::client_address(&req.headers, args.from, |ip| {
-                crate::hosting::is_trusted_in(&f.proxies, ip)
+            let client = htgate_hosting::proxy::client_address(&req.headers, args.from, |ip| {
+                htgate_hosting::is_trusted_in(&f.proxies, ip)
             });
             if client != args.from {
                 front.push(format!(
@@ -425,7 +429,7 @@ fn explain(args: &ExplainArgs) -> Result<Explained, String> {
                 ));
             }
             remote = client;
-            if !tls && crate::hosting::proxy::says_https(&req.headers) {
+            if !tls && htgate_hosting::proxy::says_https(&req.headers) {
                 front.push("the proxy says the client used HTTPS: %{HTTPS} is on, and the HTTPS and X-Forwarded-Proto headers say so".into());
                 tls = true;
             }
@@ -524,7 +528,7 @@ impl Sources {
     fn rule_file(&mut self, perdir: &str, line: u32, pattern: &str) -> Option<String> {
         let mut dir = perdir.trim_end_matches('/').to_string();
         loop {
-            let file = format!("{dir}/{}", crate::engine::site::ACCESS_FILE_NAME);
+            let file = format!("{dir}/{}", htgate_engine::site::ACCESS_FILE_NAME);
             if let Some((name, text)) = self.at(&file, line) {
                 if name.eq_ignore_ascii_case("rewriterule") && text.contains(pattern) {
                     return Some(file);
@@ -540,12 +544,12 @@ impl Sources {
 
 fn read_directives(file: &str) -> Option<Directives> {
     let source = std::fs::read(file).ok()?;
-    let (parsed, _) = crate::htaccess::parse(&source);
+    let (parsed, _) = htgate_syntax::htaccess::parse(&source);
     let mut out = HashMap::new();
-    fn walk(nodes: &[crate::htaccess::Node], out: &mut Directives) {
+    fn walk(nodes: &[htgate_syntax::htaccess::Node], out: &mut Directives) {
         for n in nodes {
             match n {
-                crate::htaccess::Node::Directive(d) => {
+                htgate_syntax::htaccess::Node::Directive(d) => {
                     let text = if d.raw_args.is_empty() {
                         d.name.clone()
                     } else {
@@ -553,7 +557,7 @@ fn read_directives(file: &str) -> Option<Directives> {
                     };
                     out.insert(d.span.line, (d.name.clone(), text));
                 }
-                crate::htaccess::Node::Section(s) => walk(&s.body, out),
+                htgate_syntax::htaccess::Node::Section(s) => walk(&s.body, out),
             }
         }
     }
@@ -589,7 +593,7 @@ impl Cursor {
             }
             TraceEvent::RuleSkipped { line, .. } => {
                 let perdir = self.perdir.get(&e.depth)?.clone();
-                let file = format!("{}{}", perdir, crate::engine::site::ACCESS_FILE_NAME);
+                let file = format!("{}{}", perdir, htgate_engine::site::ACCESS_FILE_NAME);
                 let (_, text) = src.at(&file, *line)?;
                 Some((file, text))
             }

@@ -219,24 +219,24 @@ pub struct ServeArgs {
     php_stream_body: bool,
     /// PHP request bodies up to this many bytes are read into memory,
     /// larger ones into a temp file (htgate.toml: php_body_memory_bytes).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MEMORY_BYTES as u64, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
+    #[arg(long, value_name = "BYTES", default_value_t = htgate_engine::php_gate::BODY_MEMORY_BYTES as u64, value_parser = clap::value_parser!(u64).range(0..=16 << 20))]
     php_body_memory: u64,
     /// Seconds for a PHP request body's first bytes (php_body_timeout_seconds).
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = htgate_engine::php_gate::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     php_body_timeout: u64,
     /// The minimum rate of a PHP request body, bytes/s; 0: none
     /// (php_body_min_rate).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::php_gate::BODY_MIN_RATE, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    #[arg(long, value_name = "BYTES", default_value_t = htgate_engine::php_gate::BODY_MIN_RATE, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     php_body_min_rate: u64,
     /// PHP requests that may run at once (php_max_concurrent).
-    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::MAX_CONCURRENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = htgate_engine::php_gate::MAX_CONCURRENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     php_max_concurrent: u64,
     /// PHP requests that may wait for a turn (php_queue_length).
-    #[arg(long, value_name = "N", default_value_t = crate::engine::php_gate::QUEUE_LENGTH as u64, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = htgate_engine::php_gate::QUEUE_LENGTH as u64, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     php_queue_length: u64,
     /// Seconds a PHP request may wait for a turn before 503
     /// (php_queue_timeout_seconds).
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::engine::php_gate::QUEUE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = htgate_engine::php_gate::QUEUE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
     php_queue_timeout: u64,
     /// The extension to Content-Type table: a `mime.types` file, or
     /// `reference` for the conformance oracle's fixed 16 types (default:
@@ -251,17 +251,17 @@ pub struct ServeArgs {
     /// After SIGTERM/SIGINT, how long in-flight requests get to finish;
     /// then the process exits even if a request is stuck (htgate.toml:
     /// `shutdown_drain_seconds`).
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::server::limits::DRAIN_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = htgate_server::limits::DRAIN_TIMEOUT.as_secs())]
     shutdown_drain_seconds: u64,
     /// A response the client takes no data of for this long is dropped; a
     /// connection where nothing moves that long while a response waits is
     /// reset (htgate.toml: `send_timeout_seconds`).
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::server::limits::SEND_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = htgate_server::limits::SEND_TIMEOUT.as_secs())]
     send_timeout_seconds: u64,
     /// Response bodies (over 16 KiB) one client address may have in
     /// progress at once; further ones wait (htgate.toml:
     /// `max_sending_per_client`).
-    #[arg(long, value_name = "N", default_value_t = crate::server::limits::MAX_SENDING_PER_CLIENT)]
+    #[arg(long, value_name = "N", default_value_t = htgate_server::limits::MAX_SENDING_PER_CLIENT)]
     max_sending_per_client: usize,
 }
 
@@ -309,7 +309,7 @@ pub fn run() -> ExitCode {
             if let Some(config) = &args.config {
                 return serve_config(config);
             }
-            crate::server::limits::Limits::set_process(crate::server::limits::Limits::operator(
+            htgate_server::limits::Limits::set_process(htgate_server::limits::Limits::operator(
                 args.shutdown_drain_seconds,
                 args.send_timeout_seconds,
                 args.max_sending_per_client,
@@ -319,7 +319,7 @@ pub fn run() -> ExitCode {
                 eprintln!("error: give --config FILE or --root DIR");
                 return ExitCode::FAILURE;
             };
-            let opts = crate::hosting::quick::QuickOptions {
+            let opts = htgate_hosting::quick::QuickOptions {
                 root,
                 http: args.http,
                 https: args.https,
@@ -344,7 +344,7 @@ pub fn run() -> ExitCode {
                 eprintln!("  curl -i http://{http}/hello-world      (301 to HTTPS)");
                 eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.html)");
                 serve(
-                    crate::hosting::quick::QuickOptions {
+                    htgate_hosting::quick::QuickOptions {
                         root: site.path().to_path_buf(),
                         http,
                         https,
@@ -388,13 +388,13 @@ fn man_pages(dir: Option<&std::path::Path>) -> ExitCode {
 
 /// Events to stderr, at `RUST_LOG` or `warn`.
 fn init_tracing() {
-    crate::logs::error_log::init(None, None);
+    htgate_telemetry::logs::error_log::init(None, None);
 }
 
 /// How long the end of the process waits for queued log lines.
 const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn serve(opts: crate::hosting::quick::QuickOptions, access_log: Option<PathBuf>) -> ExitCode {
+fn serve(opts: htgate_hosting::quick::QuickOptions, access_log: Option<PathBuf>) -> ExitCode {
     if opts.cert.is_none() {
         eprintln!(
             "htgate: no --cert given: serving a self-signed certificate for {} made in memory",
@@ -409,8 +409,8 @@ fn serve(opts: crate::hosting::quick::QuickOptions, access_log: Option<PathBuf>)
         // Installed before the sockets open, so that a SIGTERM is never
         // met by the default action (death without a drain).
         let mut signals = Signals::new();
-        let _usr1 = crate::logs::reopen_on_sigusr1();
-        let server = match crate::hosting::quick::start_logged(opts, access_log).await {
+        let _usr1 = htgate_telemetry::logs::reopen_on_sigusr1();
+        let server = match htgate_hosting::quick::start_logged(opts, access_log).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -424,7 +424,7 @@ fn serve(opts: crate::hosting::quick::QuickOptions, access_log: Option<PathBuf>)
         let why = signals.recv().await;
         eprintln!("htgate: {why}: draining in-flight requests");
         drain(server.shutdown(), &mut signals).await;
-        crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
+        htgate_telemetry::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
     });
     stop_runtime(rt);
@@ -449,7 +449,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// `htgate serve --config FILE`.
 fn serve_config(path: &std::path::Path) -> ExitCode {
-    let config = match crate::config::Config::load(path) {
+    let config = match htgate_hosting::config::Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             init_tracing();
@@ -457,7 +457,7 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::logs::error_log::init(
+    htgate_telemetry::logs::error_log::init(
         config
             .file
             .error_log
@@ -465,7 +465,7 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             .map(|p| p.get_ref().as_path()),
         config.file.log_level.as_ref().map(|l| l.get_ref().as_str()),
     );
-    crate::server::limits::Limits::set_process(crate::server::limits::Limits::operator(
+    htgate_server::limits::Limits::set_process(htgate_server::limits::Limits::operator(
         config.file.shutdown_drain_seconds,
         config.file.send_timeout_seconds,
         config.file.max_sending_per_client,
@@ -476,8 +476,8 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
     };
     let code = rt.block_on(async move {
         let mut signals = Signals::new();
-        let _usr1 = crate::logs::reopen_on_sigusr1();
-        let server = match crate::hosting::run::start(&config).await {
+        let _usr1 = htgate_telemetry::logs::reopen_on_sigusr1();
+        let server = match htgate_hosting::run::start(&config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -523,7 +523,7 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
             }
         }
         drain(server.shutdown(), &mut signals).await;
-        crate::logs::writer::flush(LOG_FLUSH_TIMEOUT);
+        htgate_telemetry::logs::writer::flush(LOG_FLUSH_TIMEOUT);
         ExitCode::SUCCESS
     });
     stop_runtime(rt);
@@ -584,7 +584,7 @@ const LOG_FLUSH_NOW: std::time::Duration = std::time::Duration::from_millis(300)
 /// once, and so does a watchdog when the drain's deadline and a margin
 /// have passed.
 async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Signals) {
-    let deadline = crate::server::limits::Limits::process()
+    let deadline = htgate_server::limits::Limits::process()
         .drain_timeout
         .saturating_add(EXIT_MARGIN);
     // A plain OS thread, not a task: it runs even when every runtime
@@ -598,7 +598,7 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
                 "htgate: still not stopped {} s after the signal: exiting",
                 deadline.as_secs()
             );
-            crate::logs::writer::flush(LOG_FLUSH_NOW);
+            htgate_telemetry::logs::writer::flush(LOG_FLUSH_NOW);
             exit_now(1);
         });
     if let Err(e) = watchdog {
@@ -608,7 +608,7 @@ async fn drain(shutdown: impl std::future::Future<Output = ()>, signals: &mut Si
         _ = shutdown => {}
         why = signals.recv() => {
             eprintln!("htgate: second {why}: exiting without waiting for the drain");
-            crate::logs::writer::flush(LOG_FLUSH_NOW);
+            htgate_telemetry::logs::writer::flush(LOG_FLUSH_NOW);
             exit_now(0);
         }
     }
@@ -628,9 +628,9 @@ fn exit_now(code: i32) -> ! {
 }
 
 /// The PHP settings of quick mode's `--php-*` flags.
-fn php_settings(args: &ServeArgs) -> crate::engine::php_gate::PhpSettings {
+fn php_settings(args: &ServeArgs) -> htgate_engine::php_gate::PhpSettings {
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    crate::engine::php_gate::PhpSettings {
+    htgate_engine::php_gate::PhpSettings {
         request_buffering: !args.php_stream_body,
         body_memory_bytes: size(args.php_body_memory),
         body_timeout: std::time::Duration::from_secs(args.php_body_timeout),
@@ -659,7 +659,7 @@ mod php_flag_tests {
         let args = serve_args(&[]).expect("parses");
         assert_eq!(
             php_settings(&args),
-            crate::engine::php_gate::PhpSettings::default()
+            htgate_engine::php_gate::PhpSettings::default()
         );
     }
 
@@ -683,7 +683,7 @@ mod php_flag_tests {
         .expect("parses");
         assert_eq!(
             php_settings(&args),
-            crate::engine::php_gate::PhpSettings {
+            htgate_engine::php_gate::PhpSettings {
                 request_buffering: false,
                 body_memory_bytes: 4096,
                 body_timeout: std::time::Duration::from_secs(7),

@@ -1,8 +1,8 @@
 //! `htgate site publish | remove | list`: sites kept in the cluster store,
 //! served by every node (each node's htgate.toml holds the rest).
 
-use crate::cluster::{keys, Cluster};
-use crate::config::Config;
+use htgate_hosting::cluster::{keys, Cluster};
+use htgate_hosting::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;

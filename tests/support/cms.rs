@@ -7,8 +7,8 @@
 //! killed on drop, each request has curl's `--max-time` and the test's
 //! overall deadline.
 
-use htgate::config::Config;
-use htgate::hosting::run::{start, HostingServer};
+use htgate_hosting::config::Config;
+use htgate_hosting::run::{start, HostingServer};
 use regex::Regex;
 use std::cell::RefCell;
 use std::ffi::OsString;

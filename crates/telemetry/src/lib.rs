@@ -1,0 +1,2 @@
+pub mod logs;
+pub mod metrics;
