@@ -22,8 +22,18 @@
 //! create/merge pair Apache uses, which matters because `IndexOptions`
 //! without `+`/`-` cuts off everything inherited.
 
+use htgate_util::escape::escape_html;
+use htgate_util::fnmatch::{fnmatch, Flags};
 use std::cmp::Ordering;
 use std::time::SystemTime;
+
+/// `apr_fnmatch` flags of the `P=` pattern (`IndexOptions`): no escapes,
+/// and a leading `.` only matched by a literal one.
+const P_FLAGS: Flags = Flags {
+    noescape: true,
+    period: true,
+    ..Flags::NONE
+};
 
 /// The Content-Type Apache sends with a listing when neither
 /// `IndexOptions Type=` nor `Charset=` is in force (APR on Unix has no
@@ -301,14 +311,14 @@ impl IndexOptions {
                     if action == b'-' {
                         return Err("Cannot combine '-' with IconWidth=n".into());
                     }
-                    self.icon_width = atoi(&w[10..]).max(0) as u32;
+                    self.icon_width = htgate_util::atoi(&w[10..]).max(0) as u32;
                     0
                 }
                 _ if lower.starts_with("iconheight=") => {
                     if action == b'-' {
                         return Err("Cannot combine '-' with IconHeight=n".into());
                     }
-                    self.icon_height = atoi(&w[11..]).max(0) as u32;
+                    self.icon_height = htgate_util::atoi(&w[11..]).max(0) as u32;
                     0
                 }
                 _ if lower.starts_with("namewidth=") => {
@@ -318,7 +328,7 @@ impl IndexOptions {
                     if w[10..].starts_with('*') {
                         self.name_adjust = WidthMode::Auto;
                     } else {
-                        let width = atoi(&w[10..]);
+                        let width = htgate_util::atoi(&w[10..]);
                         if width != 0 && width < 5 {
                             return Err("NameWidth value must be greater than 5".into());
                         }
@@ -334,7 +344,7 @@ impl IndexOptions {
                     if w[17..].starts_with('*') {
                         self.desc_adjust = WidthMode::Auto;
                     } else {
-                        let width = atoi(&w[17..]);
+                        let width = htgate_util::atoi(&w[17..]);
                         if width != 0 && width < 12 {
                             return Err("DescriptionWidth value must be greater than 12".into());
                         }
@@ -465,25 +475,6 @@ impl IndexOptions {
         } else {
             format!("{ctype};charset={charset}")
         }
-    }
-}
-
-/// C's `atoi`: optional sign and leading digits, 0 when there are none.
-fn atoi(s: &str) -> i64 {
-    let s = s.trim_start();
-    let (neg, digits) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut n: i64 = 0;
-    for b in digits.bytes().take_while(u8::is_ascii_digit) {
-        n = n.saturating_mul(10).saturating_add(i64::from(b - b'0'));
-    }
-    if neg {
-        -n
-    } else {
-        n
     }
 }
 
@@ -876,17 +867,6 @@ fn strcmp_match(s: &[u8], pat: &[u8], nocase: bool) -> bool {
     }
 }
 
-/// `apr_fnmatch` without FNM_PATHNAME (`htgate_util::fnmatch`).
-fn fnmatch(pat: &[u8], s: &[u8], noescape: bool, period: bool) -> bool {
-    use htgate_util::fnmatch::{fnmatch, Flags};
-    let flags = Flags {
-        noescape,
-        period,
-        ..Flags::NONE
-    };
-    fnmatch(pat, s, flags)
-}
-
 /// Whether `name` is hidden by the `IndexIgnore` patterns.  As in
 /// Apache only the last path segment of a pattern counts (`/a/b*` hides
 /// `b…` in every directory below where it was written), matched with `*`
@@ -939,19 +919,6 @@ pub fn scan_html_title(head: &[u8]) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Escaping
 
-/// `ap_escape_html`: `<`, `>`, `&` and `"`.
-fn escape_html(out: &mut Vec<u8>, s: &[u8]) {
-    for &b in s {
-        match b {
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            _ => out.push(b),
-        }
-    }
-}
-
 /// `ap_os_escape_path`: %-escapes (lower-case hex) all but alphanumerics
 /// and `$-_.+!*'(),:;@&=/~`; unless `partial`, a `./` goes in front
 /// when a `:` comes before any `/` (so `a:b` is not read as a scheme).
@@ -977,41 +944,6 @@ fn os_escape_path(s: &[u8], partial: bool) -> Vec<u8> {
         }
     }
     out
-}
-
-/// `ap_unescape_url` for the `P=` pattern: `None` for a bad escape or an
-/// escaped `/` or NUL (Apache then ignores the pattern).
-fn unescape_url(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    let mut bad = false;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = |b: u8| (b as char).to_digit(16);
-            match (
-                s.get(i + 1).and_then(|&b| hex(b)),
-                s.get(i + 2).and_then(|&b| hex(b)),
-            ) {
-                (Some(h), Some(l)) => {
-                    let c = (h * 16 + l) as u8;
-                    if c == b'/' || c == 0 {
-                        bad = true;
-                    }
-                    out.push(c);
-                    i += 3;
-                    continue;
-                }
-                _ => {
-                    bad = true;
-                    out.push(b'%');
-                }
-            }
-        } else {
-            out.push(s[i]);
-        }
-        i += 1;
-    }
-    (!bad).then_some(out)
 }
 
 /// `apr_strfsize`: at most four characters (`  2 `, `1.5K`, ` 12M`).
@@ -1232,7 +1164,7 @@ fn find_desc(list: &[DescRule], full: &str) -> Option<String> {
     for t in list {
         let name = if t.full_path { full } else { only };
         let found = if t.wildcards {
-            fnmatch(t.pattern.as_bytes(), name.as_bytes(), false, false)
+            fnmatch(t.pattern.as_bytes(), name.as_bytes(), Flags::NONE)
         } else {
             name.contains(t.pattern.as_str())
         };
@@ -1398,7 +1330,8 @@ fn parse_query(query: Option<&str>, cfg: &IndexConfig) -> QueryArgs {
             if eos == start {
                 q.pattern = None;
             } else {
-                match unescape_url(&s[start..eos]) {
+                // Apache ignores a pattern with a bad escape or an escaped `/` or NUL.
+                match htgate_util::escape::unescape_url(&s[start..eos]).ok() {
                     Some(p) => {
                         ppre = b";P=";
                         epattern = os_escape_path(&p, true);
@@ -1601,7 +1534,7 @@ fn render_in(listing: &Listing<'_>, cfg: &IndexConfig, zone: Zone) -> Vec<u8> {
             continue;
         }
         if let Some(p) = &q.pattern {
-            if !fnmatch(p, entry.name.as_bytes(), true, true) {
+            if !fnmatch(p, entry.name.as_bytes(), P_FLAGS) {
                 continue;
             }
         }
@@ -2709,7 +2642,7 @@ hdr &lt;b&gt;x&lt;/b&gt; &amp;
 
     #[test]
     fn pattern_matching() {
-        let m = |p: &str, s: &str| fnmatch(p.as_bytes(), s.as_bytes(), true, true);
+        let m = |p: &str, s: &str| fnmatch(p.as_bytes(), s.as_bytes(), P_FLAGS);
         assert!(m("*.txt", "a.txt"));
         assert!(!m("*.TXT", "a.txt"));
         assert!(m("[a-c]*", "b.html"));

@@ -109,19 +109,12 @@ pub fn reason(status: StatusCode) -> &'static str {
     }
 }
 
-/// `ap_escape_html`: `<`, `>`, `&` and `"` become entities.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `ap_escape_html` of a `str`: the escapes are ASCII, so the text stays
+/// UTF-8.
+fn html(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 8);
+    htgate_util::escape::escape_html(&mut out, s.as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Everything besides the status that Apache's error page text can show.
@@ -162,13 +155,13 @@ pub fn signature(banner: &str, server_name: &str, port: u16, admin_mail: Option<
             format!(
                 "<hr>\n<address>{banner} Server at <a href=\"{}{}\">{}</a> Port {port}</address>\n",
                 if is_mailto { "" } else { "mailto:" },
-                escape_html(admin),
-                escape_html(server_name),
+                html(admin),
+                html(server_name),
             )
         }
         None => format!(
             "<hr>\n<address>{banner} Server at {} Port {port}</address>\n",
-            escape_html(server_name)
+            html(server_name)
         ),
     }
 }
@@ -193,8 +186,8 @@ fn with_note(prefix: &str, note: Option<&str>, suffix: &str) -> String {
 
 /// `get_canned_error_string`: the text under the heading.
 fn canned_text(status: StatusCode, d: &ErrorDetails<'_>) -> String {
-    let method = escape_html(d.method);
-    let location = escape_html(d.location.unwrap_or(""));
+    let method = html(d.method);
+    let location = html(d.location.unwrap_or(""));
     match status.as_u16() {
         301 | 302 | 307 | 308 => {
             format!("<p>The document has moved <a href=\"{location}\">here</a>.</p>\n")
@@ -280,7 +273,7 @@ fn canned_text(status: StatusCode, d: &ErrorDetails<'_>) -> String {
                 Some(expect) => format!(
                     "<p>The expectation given in the Expect request-header\nfield could not \
                      be met by this server.\nThe client sent<pre>\n    Expect: {}\n</pre>\n",
-                    escape_html(expect)
+                    html(expect)
                 ),
                 None => "<p>No expectation was seen, the Expect request-header \nfield was \
                          not presented by the client.\n"
@@ -352,7 +345,7 @@ fn canned_text(status: StatusCode, d: &ErrorDetails<'_>) -> String {
                  administrator at \n {} to inform them of the time this error occurred,\n and \
                  the actions you performed just before this error.</p>\n<p>More information \
                  about this error may be available\nin the server error log.</p>\n",
-                escape_html(d.server_admin.unwrap_or(DEFAULT_SERVER_ADMIN))
+                html(d.server_admin.unwrap_or(DEFAULT_SERVER_ADMIN))
             ),
         },
     }

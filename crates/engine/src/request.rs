@@ -234,16 +234,6 @@ fn symlink_allowed(conf: &Merged, st: &PathStat, lm: &Metadata) -> bool {
     false
 }
 
-/// fnmatch(3) without flags, for `<Files>` patterns
-/// (`htgate_util::fnmatch`: linear, budgeted).
-pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    htgate_util::fnmatch::fnmatch(
-        pattern.as_bytes(),
-        name.as_bytes(),
-        htgate_util::fnmatch::Flags::NONE,
-    )
-}
-
 impl<'a> Main<'a> {
     /// `ap_process_request_internal`: everything up to (not including) the
     /// handler.  On success the request is ready for its handler.
@@ -408,7 +398,11 @@ impl<'a> Main<'a> {
         let mut conf: Option<Merged> = None;
         for section in r.conf.files.iter() {
             let hit = match &section.matcher {
-                FilesMatcher::Glob(g) => fnmatch(g, name),
+                FilesMatcher::Glob(g) => htgate_util::fnmatch::fnmatch(
+                    g.as_bytes(),
+                    name.as_bytes(),
+                    htgate_util::fnmatch::Flags::NONE,
+                ),
                 FilesMatcher::Regex(p) => p.is_match(name),
             };
             if hit {

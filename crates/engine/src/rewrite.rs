@@ -269,32 +269,6 @@ pub fn is_known_status(code: u16) -> bool {
         && code != 418
 }
 
-fn atoi(s: &str) -> i64 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    for b in digits.bytes() {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        v = v.saturating_mul(10).saturating_add((b - b'0') as i64);
-    }
-    if neg {
-        -v
-    } else {
-        v
-    }
-}
-
-/// `atoi` as C does it (used by integer conditions and flag values).
-pub fn c_atoi(s: &str) -> i64 {
-    atoi(s)
-}
-
 /// Flag names accepted by RewriteRule, for "did you mean" hints.
 const RULE_FLAGS: &[&str] = &[
     "B",
@@ -429,7 +403,7 @@ fn set_rule_flag(
         "n" | "next" => {
             flags.next = true;
             if !val.is_empty() {
-                flags.max_rounds = atoi(val).clamp(0, u32::MAX as i64) as u32;
+                flags.max_rounds = htgate_util::atoi(val).clamp(0, u32::MAX as i64) as u32;
             }
         }
         "nc" | "nocase" => flags.nocase = true,
@@ -450,7 +424,7 @@ fn set_rule_flag(
                 } else if val.eq_ignore_ascii_case("seeother") {
                     303
                 } else if val.as_bytes()[0].is_ascii_digit() {
-                    let code = atoi(val);
+                    let code = htgate_util::atoi(val);
                     // httpd accepts 500 and every code in its status table
                     if code != 500 && !((0..=999).contains(&code) && is_known_status(code as u16)) {
                         return Err(ArgError::new(
@@ -470,7 +444,7 @@ fn set_rule_flag(
                 flags.status = status as u16;
             }
         }
-        "s" | "skip" => flags.skip = atoi(val).clamp(0, u32::MAX as i64) as u32,
+        "s" | "skip" => flags.skip = htgate_util::atoi(val).clamp(0, u32::MAX as i64) as u32,
         "t" | "type" => flags.forced_type = Some(Template::parse(val)),
         "unsafeallow3f" => flags.unsafe_allow_3f = true,
         "unsafeprefixstat" => flags.unsafe_prefix_stat = true,

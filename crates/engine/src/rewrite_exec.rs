@@ -593,7 +593,7 @@ impl<'a> Main<'a> {
         cookie.push_str("; domain=");
         cookie.push_str(domain);
         if let Some(life) = fields.get(3) {
-            let minutes = super::rewrite::c_atoi(life);
+            let minutes = htgate_util::atoi(life);
             if minutes > 0 {
                 let when = chrono::Utc::now() + chrono::Duration::minutes(minutes);
                 cookie.push_str(&when.format("; expires=%a, %d-%b-%Y %T GMT").to_string());
@@ -732,8 +732,8 @@ impl<'a> Main<'a> {
             }
             CondKind::IntCmp(op, t) => {
                 let other = self.expand(r, t, refs, None).0;
-                let a = super::rewrite::c_atoi(&subject);
-                let b = super::rewrite::c_atoi(&other);
+                let a = htgate_util::atoi(&subject);
+                let b = htgate_util::atoi(&other);
                 match op {
                     IntOp::Lt => a < b,
                     IntOp::Le => a <= b,
@@ -854,11 +854,7 @@ impl<'a> Main<'a> {
         use super::template::Named::*;
         match v {
             Var::Env(n) => out.push_str(r.env_get(n).unwrap_or("")),
-            Var::Ssl(n) => {
-                if self.tls && n.eq_ignore_ascii_case("HTTPS") {
-                    out.push_str("on");
-                }
-            }
+            Var::Ssl(n) => out.push_str(super::template::ssl_var(n, self.tls)),
             Var::Header { name, .. } => {
                 let mut values = self.headers_in.get_all(name.as_str()).iter();
                 if let Some(first) = values.next() {
@@ -894,13 +890,7 @@ impl<'a> Main<'a> {
         match v {
             Var::Header { name, .. } => self.header(name).unwrap_or_default(),
             Var::Env(n) => r.env_get(n).unwrap_or("").to_string(),
-            Var::Ssl(n) => {
-                if self.tls && n.eq_ignore_ascii_case("HTTPS") {
-                    "on".into()
-                } else {
-                    String::new()
-                }
-            }
+            Var::Ssl(n) => super::template::ssl_var(n, self.tls).to_string(),
             Var::LookAheadUrl(n) => {
                 if r.is_subreq {
                     return String::new();

@@ -307,6 +307,17 @@ fn split_default(s: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// `%{SSL:name}` in rules: mod_ssl's `ssl_var_lookup` for the one
+/// variable htgate provides, `HTTPS` (`on` over TLS, empty otherwise, as
+/// the reference Apache answers a plain-HTTP request).
+pub fn ssl_var(name: &str, tls: bool) -> &'static str {
+    if tls && name.eq_ignore_ascii_case("HTTPS") {
+        "on"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,8 +149,8 @@ fn hex_val(b: u8) -> Option<u8> {
 /// `ap_unescape_url` with `AllowEncodedSlashes Off`: decodes `%xx`; an
 /// encoded `/` or NUL is refused (404), a malformed escape is 400.
 /// Returns raw bytes (the path may not be UTF-8).
-pub fn unescape_url(s: &str) -> Result<Vec<u8>, UnescapeError> {
-    let bytes = s.as_bytes();
+pub fn unescape_url(s: impl AsRef<[u8]>) -> Result<Vec<u8>, UnescapeError> {
+    let bytes = s.as_ref();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     let mut bad = false;
@@ -250,6 +250,19 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     result.push('/');
     result.push_str(&out.join("/"));
     Some(result)
+}
+
+/// `ap_escape_html`: `<`, `>`, `&` and `"`.
+pub fn escape_html(out: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        match b {
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            _ => out.push(b),
+        }
+    }
 }
 
 #[cfg(test)]

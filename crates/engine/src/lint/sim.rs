@@ -719,8 +719,8 @@ fn cond(c: &RewriteCond, r: &Req, refs: &mut Refs, scenario: &Scenario) -> Tri {
         },
         CondKind::IntCmp(op, t) => match expand(t, r, refs) {
             Some(other) => {
-                let a = crate::rewrite::c_atoi(&subject);
-                let b = crate::rewrite::c_atoi(&other);
+                let a = htgate_util::atoi(&subject);
+                let b = htgate_util::atoi(&other);
                 Tri::from(match op {
                     IntOp::Lt => a < b,
                     IntOp::Le => a <= b,
@@ -815,11 +815,7 @@ fn var(v: &Var, r: &Req) -> Option<String> {
                 (!maybe).then(String::new)
             }
         },
-        Var::Ssl(n) => Some(if s.https && n.eq_ignore_ascii_case("HTTPS") {
-            "on".into()
-        } else {
-            String::new()
-        }),
+        Var::Ssl(n) => Some(crate::template::ssl_var(n, s.https).to_string()),
         Var::LookAheadUrl(_) | Var::LookAheadFile(_) => None,
         Var::Empty => Some(String::new()),
         Var::Named(n) => named(*n, r),

@@ -128,12 +128,12 @@ impl Eval<'_> {
                 let y = self.word(b)?;
                 match op {
                     // intstrcmp
-                    CmpOp::Eq => funcs::atoi64(&x) == funcs::atoi64(&y),
-                    CmpOp::Ne => funcs::atoi64(&x) != funcs::atoi64(&y),
-                    CmpOp::Lt => funcs::atoi64(&x) < funcs::atoi64(&y),
-                    CmpOp::Le => funcs::atoi64(&x) <= funcs::atoi64(&y),
-                    CmpOp::Gt => funcs::atoi64(&x) > funcs::atoi64(&y),
-                    CmpOp::Ge => funcs::atoi64(&x) >= funcs::atoi64(&y),
+                    CmpOp::Eq => htgate_util::atoi(&x) == htgate_util::atoi(&y),
+                    CmpOp::Ne => htgate_util::atoi(&x) != htgate_util::atoi(&y),
+                    CmpOp::Lt => htgate_util::atoi(&x) < htgate_util::atoi(&y),
+                    CmpOp::Le => htgate_util::atoi(&x) <= htgate_util::atoi(&y),
+                    CmpOp::Gt => htgate_util::atoi(&x) > htgate_util::atoi(&y),
+                    CmpOp::Ge => htgate_util::atoi(&x) >= htgate_util::atoi(&y),
                     // strcmp: byte order
                     CmpOp::StrEq => x == y,
                     CmpOp::StrNe => x != y,
@@ -195,9 +195,9 @@ impl Eval<'_> {
                     BinaryOp::Ip(subnet) => {
                         funcs::parse_ip(&x).is_some_and(|ip| subnet.contains(ip))
                     }
-                    BinaryOp::Fn => funcs::fnmatch(&y, &x, true, false),
-                    BinaryOp::Str => funcs::fnmatch(&y, &x, false, false),
-                    BinaryOp::StrC => funcs::fnmatch(&y, &x, false, true),
+                    BinaryOp::Fn => funcs::wildcard_match(&y, &x, true, false),
+                    BinaryOp::Str => funcs::wildcard_match(&y, &x, false, false),
+                    BinaryOp::StrC => funcs::wildcard_match(&y, &x, false, true),
                 }
             }
             Cond::True | Cond::False | Cond::Not(_) | Cond::And(_) | Cond::Or(_) => {

@@ -106,48 +106,34 @@ pub(crate) fn unescape(s: &str) -> String {
     lossy(&out)
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// `base64()`: `ap_pbase64encode` (standard alphabet, `=` padding).
 pub(crate) fn base64(s: &str) -> String {
-    let b = c_bytes(s);
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        let idx = |shift: u32| char::from(B64[((v >> shift) & 63) as usize]);
-        out.push(idx(18));
-        out.push(idx(12));
-        out.push(if n > 1 { idx(6) } else { '=' });
-        out.push(if n > 2 { idx(0) } else { '=' });
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(c_bytes(s))
 }
 
-fn b64_val(c: u8) -> Option<u8> {
-    B64.iter().position(|&x| x == c).map(|p| p as u8)
-}
+/// `apr_base64_decode`'s leniency: no padding wanted, stray low bits of
+/// the last sextet ignored.
+const APR_DECODE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+);
 
 /// `unbase64()`: `ap_pbase64decode` = `apr_base64_decode`: decodes up to
 /// the first byte outside the alphabet (padding included), ignores a lone
 /// trailing sextet, and the result is used as a C string.
 pub(crate) fn unbase64(s: &str) -> String {
-    let vals: Vec<u8> = s.bytes().map_while(b64_val).collect();
-    let mut out = Vec::with_capacity(vals.len() / 4 * 3 + 3);
-    for chunk in vals.chunks(4) {
-        let g = |i: usize| chunk.get(i).copied().unwrap_or(0);
-        if chunk.len() > 1 {
-            out.push((g(0) << 2) | (g(1) >> 4));
-        }
-        if chunk.len() > 2 {
-            out.push((g(1) << 4) | (g(2) >> 2));
-        }
-        if chunk.len() > 3 {
-            out.push((g(2) << 6) | g(3));
-        }
-    }
+    use base64::Engine as _;
+    let b = s.as_bytes();
+    let end = b
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'+' || c == b'/'))
+        .unwrap_or(b.len());
+    // A lone sextet after whole groups carries no whole byte.
+    let digits = &b[..end - usize::from(end % 4 == 1)];
+    let out = APR_DECODE.decode(digits).unwrap_or_default();
     let end = out.iter().position(|&c| c == 0).unwrap_or(out.len());
     lossy(&out[..end])
 }
@@ -187,39 +173,11 @@ pub(crate) fn op_t(s: &str) -> bool {
         || s.eq_ignore_ascii_case("false"))
 }
 
-/// `apr_atoi64` (strtoll base 10): leading white space, a sign, digits up
-/// to the first non-digit; clamps on overflow; 0 when there are no digits.
-pub(crate) fn atoi64(s: &str) -> i64 {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let neg = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut v: i128 = 0;
-    while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-        v = (v * 10 + i128::from(d - b'0')).min(i128::from(i64::MAX) + 1);
-        i += 1;
-    }
-    let v = if neg { -v } else { v };
-    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-}
-
 /// `apr_fnmatch(pattern, string, flags)` for the flags ap_expr uses:
 /// `pathname` (APR_FNM_PATHNAME, for `-fnmatch`: wildcards and brackets
 /// never match `/`) and `nocase` (APR_FNM_CASE_BLIND, for `-strcmatch`).
 /// The strings end at a NUL, as C strings do.
-pub(crate) fn fnmatch(pattern: &str, string: &str, pathname: bool, nocase: bool) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, string: &str, pathname: bool, nocase: bool) -> bool {
     use htgate_util::fnmatch::{fnmatch, Flags};
     let flags = Flags {
         pathname,
@@ -317,7 +275,7 @@ fn strtol_full(s: &str) -> Option<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(atoi64(t))
+    Some(htgate_util::atoi(t))
 }
 
 impl Subnet {

@@ -688,8 +688,8 @@ proptest! {
 
     #[test]
     fn glob_and_subnet_never_panic(p in "\\PC{0,20}", t in "\\PC{0,20}") {
-        let _ = funcs::fnmatch(&p, &t, true, true);
-        let _ = funcs::fnmatch(&p, &t, false, false);
+        let _ = funcs::wildcard_match(&p, &t, true, true);
+        let _ = funcs::wildcard_match(&p, &t, false, false);
         let _ = funcs::Subnet::parse(&p);
         let _ = funcs::unbase64(&p);
         let _ = funcs::unescape(&p);
