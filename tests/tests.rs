@@ -1,6 +1,7 @@
 //! The single integration-test binary (`autotests = false`): every test
 //! module of the crate is declared here.
 
+mod architecture;
 mod cli;
 mod cluster;
 mod cluster_folder;

@@ -6,7 +6,7 @@
 //! Password and group files are read once and kept until their size or
 //! modification time changes (Apache reads them on every request).
 
-use md5::{Digest, Md5};
+pub use super::passwords::verify;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -209,113 +209,6 @@ pub fn in_group(groups: &Table, group: &str, user: &str) -> bool {
         .entries
         .get(group)
         .is_some_and(|users| users.split_whitespace().any(|u| u == user))
-}
-
-/// `apr_password_validate`: the formats Apache's htpasswd writes.
-pub fn verify(password: &str, hash: &str) -> bool {
-    if let Some(rest) = hash.strip_prefix("$apr1$") {
-        let Some((salt, _)) = rest.split_once('$') else {
-            return false;
-        };
-        return constant_time_eq(
-            apr1(password.as_bytes(), salt.as_bytes()).as_bytes(),
-            hash.as_bytes(),
-        );
-    }
-    if let Some(b64) = hash.strip_prefix("{SHA}") {
-        use base64::Engine;
-        use sha1::Sha1;
-        let digest = Sha1::digest(password.as_bytes());
-        let mine = base64::engine::general_purpose::STANDARD.encode(digest);
-        return constant_time_eq(mine.as_bytes(), b64.as_bytes());
-    }
-    if hash.starts_with('$') || hash.len() == 13 {
-        // bcrypt ($2y$/$2a$/$2b$), MD5-crypt ($1$), SHA-crypt ($5$/$6$)
-        // and traditional DES crypt
-        return pwhash::unix::verify(password, hash);
-    }
-    // Apache accepts plain text only on Windows and NetWare.
-    false
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Apache's MD5 password format (`apr_md5_encode`, the MD5-crypt
-/// algorithm with the `$apr1$` magic).  No maintained crate implements
-/// this variant (pwhash only has `$1$`, which mixes its magic into the
-/// digest), so it is written out here and checked against `htpasswd -m`.
-fn apr1(pw: &[u8], salt: &[u8]) -> String {
-    const MAGIC: &[u8] = b"$apr1$";
-    let salt = &salt[..salt.len().min(8)];
-    let mut ctx = Md5::new();
-    ctx.update(pw);
-    ctx.update(MAGIC);
-    ctx.update(salt);
-    let mut alt = Md5::new();
-    alt.update(pw);
-    alt.update(salt);
-    alt.update(pw);
-    let fin = alt.finalize();
-    let mut left = pw.len();
-    while left > 0 {
-        let n = left.min(16);
-        ctx.update(&fin[..n]);
-        left -= n;
-    }
-    let mut i = pw.len();
-    while i != 0 {
-        if i & 1 != 0 {
-            ctx.update([0u8]);
-        } else {
-            ctx.update(&pw[..1.min(pw.len())]);
-        }
-        i >>= 1;
-    }
-    let mut fin = ctx.finalize();
-    for i in 0..1000 {
-        let mut c = Md5::new();
-        if i & 1 != 0 {
-            c.update(pw);
-        } else {
-            c.update(fin);
-        }
-        if i % 3 != 0 {
-            c.update(salt);
-        }
-        if i % 7 != 0 {
-            c.update(pw);
-        }
-        if i & 1 != 0 {
-            c.update(fin);
-        } else {
-            c.update(pw);
-        }
-        fin = c.finalize();
-    }
-    const ITOA64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = String::with_capacity(37);
-    out.push_str("$apr1$");
-    out.push_str(&String::from_utf8_lossy(salt));
-    out.push('$');
-    let mut to64 = |mut v: u32, n: usize| {
-        for _ in 0..n {
-            out.push(ITOA64[(v & 0x3f) as usize] as char);
-            v >>= 6;
-        }
-    };
-    let f = |i: usize| u32::from(fin[i]);
-    to64((f(0) << 16) | (f(6) << 8) | f(12), 4);
-    to64((f(1) << 16) | (f(7) << 8) | f(13), 4);
-    to64((f(2) << 16) | (f(8) << 8) | f(14), 4);
-    to64((f(3) << 16) | (f(9) << 8) | f(15), 4);
-    to64((f(4) << 16) | (f(10) << 8) | f(5), 4);
-    to64(f(11), 2);
-    out
 }
 
 /// The user and password of a `Basic` Authorization header.

@@ -19,6 +19,7 @@
 //! chain).  Skips (`[S]`) and restarts (`[N]`) move the position as usual;
 //! a rewrite changes the subject, so the hits are looked up again.
 
+#[cfg(any(test, feature = "test-support"))]
 use super::request::{Main, Req, Stop};
 use super::rewrite::RewriteRule;
 use std::sync::{Arc, OnceLock};
@@ -261,20 +262,21 @@ impl<'a> RuleSeq<'a> {
     }
 }
 
+// Bench scaffolding: never in the binary.
+#[cfg(any(test, feature = "test-support"))]
 impl Main<'_> {
     /// Runs only mod_rewrite's per-directory fixup on a request whose
     /// directory walk is done (for `benches/engine.rs`, which measures rule
     /// evaluation apart from the rest of the request).
-    #[doc(hidden)]
     pub fn rewrite_phase(&mut self, r: &mut Req) -> Result<(), Stop> {
         self.rewrite_fixup(r)
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl<'a> Main<'a> {
     /// The per-request state of a plain GET of `site` over HTTP (or TLS),
     /// for benches that drive single phases.
-    #[doc(hidden)]
     pub fn for_bench(site: &'a super::site::Site, tls: bool) -> Main<'a> {
         let mut headers_in = http::HeaderMap::new();
         headers_in.insert(

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod limits;
 pub mod lint;
 pub mod listing_cache;
+pub mod passwords;
 pub mod pattern;
 pub mod php;
 pub mod php_gate;

@@ -1421,14 +1421,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("private")).expect("mkdir");
         std::fs::write(dir.path().join("private/index.html"), "secret\n").expect("write");
         // bcrypt cost 4 of "pw" for user "u"
-        let hash = pwhash::bcrypt::hash_with(
-            pwhash::bcrypt::BcryptSetup {
-                cost: Some(4),
-                ..Default::default()
-            },
-            "pw",
-        )
-        .expect("hash");
+        let hash = bcrypt::hash("pw", 4).expect("hash");
         let pwfile = dir.path().join("pw.txt");
         std::fs::write(&pwfile, format!("u:{hash}\n")).expect("write");
         std::fs::write(
@@ -1464,14 +1457,7 @@ mod tests {
         ));
         assert_eq!(status(&run(&site, &bad, &conn())), Some(401));
         // A changed password file (new hash) is verified again.
-        let hash2 = pwhash::bcrypt::hash_with(
-            pwhash::bcrypt::BcryptSetup {
-                cost: Some(4),
-                ..Default::default()
-            },
-            "pw",
-        )
-        .expect("hash");
+        let hash2 = bcrypt::hash("pw", 4).expect("hash");
         std::fs::write(&pwfile, format!("u:{hash2}\n#changed\n")).expect("write");
         assert!(matches!(
             run_inline(&site, &good, &conn()),

@@ -25,6 +25,8 @@ mod cgi;
 mod conn;
 mod exchange;
 #[doc(hidden)]
+// Test scaffolding (a PHP-FPM started for a test): never in the binary.
+#[cfg(any(test, feature = "test-support"))]
 pub mod harness;
 mod pool;
 mod record;

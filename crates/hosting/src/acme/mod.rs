@@ -17,6 +17,8 @@ mod challenges;
 mod error;
 mod issue;
 mod manager;
+// Test scaffolding (a pebble CA started for a test): never in the binary.
+#[cfg(any(test, feature = "test-support"))]
 pub mod pebble;
 mod schedule;
 mod settings;

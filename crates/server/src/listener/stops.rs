@@ -1,0 +1,17 @@
+//! The stop signals of graceful shutdown, which every connection watches.
+
+use tokio::sync::watch;
+
+/// The two stop signals of a connection: `drain` (shutdown began: a
+/// connection still in its TLS handshake is dropped, since it has no
+/// request to finish) and `hard` (the drain is over: everything ends).
+#[derive(Clone)]
+pub(super) struct Stops {
+    pub(super) drain: watch::Receiver<bool>,
+    pub(super) hard: watch::Receiver<bool>,
+}
+
+/// Waits until the flag is raised (or its sender is gone).
+pub(super) async fn raised(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
