@@ -39,7 +39,13 @@ fn documented_order() -> Vec<String> {
 /// kind: normal, dev, build).
 fn workspace_edges() -> BTreeMap<String, Vec<(String, String)>> {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(ROOT)
         .output()
         .expect("cargo metadata runs");
@@ -142,7 +148,13 @@ fn apaches_small_helpers_are_defined_once() {
             .collect();
         let total: usize = defs
             .iter()
-            .filter_map(|d| d.rsplit_once('(')?.1.trim_end_matches(')').parse::<usize>().ok())
+            .filter_map(|d| {
+                d.rsplit_once('(')?
+                    .1
+                    .trim_end_matches(')')
+                    .parse::<usize>()
+                    .ok()
+            })
             .sum();
         assert_eq!(total, 1, "`{helper}` must be defined once: {defs:?}");
     }
@@ -170,8 +182,16 @@ fn no_source_file_is_over_1500_lines() {
 fn test_scaffolding_never_reaches_the_binary() {
     let out = std::process::Command::new(env!("CARGO"))
         .args([
-            "tree", "--offline", "-p", "htgate", "-e", "normal,features", "--prefix", "none",
-            "--features", "etcd",
+            "tree",
+            "--offline",
+            "-p",
+            "htgate",
+            "-e",
+            "normal,features",
+            "--prefix",
+            "none",
+            "--features",
+            "etcd",
         ])
         .current_dir(ROOT)
         .output()
@@ -182,7 +202,10 @@ fn test_scaffolding_never_reaches_the_binary() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(tree.contains("etcd-client"), "the etcd back end is in: {tree}");
+    assert!(
+        tree.contains("etcd-client"),
+        "the etcd back end is in: {tree}"
+    );
     assert!(
         !tree.contains("test-support"),
         "a crate's test-support feature is on in the binary's build"
@@ -197,22 +220,71 @@ fn architecture_md_points_at_real_code() {
         .expect("ARCHITECTURE.md is readable");
     let mut missing = Vec::new();
     for quoted in doc.split('`').skip(1).step_by(2) {
-        let is_path = (quoted.starts_with("crates/") || quoted.starts_with("src/"))
-            && !quoted.contains(' ');
+        let is_path =
+            (quoted.starts_with("crates/") || quoted.starts_with("src/")) && !quoted.contains(' ');
         if is_path && !Path::new(ROOT).join(quoted).exists() {
             missing.push(quoted.to_string());
         }
     }
-    assert!(missing.is_empty(), "paths in ARCHITECTURE.md that do not exist: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "paths in ARCHITECTURE.md that do not exist: {missing:?}"
+    );
     let read = |p: &str| std::fs::read_to_string(Path::new(ROOT).join(p)).unwrap_or_default();
     for (file, needle) in [
-        ("crates/engine/src/compile/mod_rewrite.rs", "\"RewriteCond\""),
-        ("crates/engine/src/rewrite.rs", "\"-f\" => Some(CondKind::FileRegular)"),
-        ("crates/engine/src/rewrite_exec.rs", "fn apply_rewrite_cond("),
-        ("crates/engine/src/rewrite_exec.rs", "CondKind::FileRegular => self.test_path("),
+        (
+            "crates/engine/src/compile/mod_rewrite.rs",
+            "\"RewriteCond\"",
+        ),
+        (
+            "crates/engine/src/rewrite.rs",
+            "\"-f\" => Some(CondKind::FileRegular)",
+        ),
+        (
+            "crates/engine/src/rewrite_exec.rs",
+            "fn apply_rewrite_cond(",
+        ),
+        (
+            "crates/engine/src/rewrite_exec.rs",
+            "CondKind::FileRegular => self.test_path(",
+        ),
         ("crates/engine/src/stat_cache.rs", "pub fn test_path("),
-        ("crates/engine/src/stat_cache.rs", "pub fn read(path: &str) -> PathStat"),
+        (
+            "crates/engine/src/stat_cache.rs",
+            "pub fn read(path: &str) -> PathStat",
+        ),
     ] {
         assert!(read(file).contains(needle), "{file} no longer has {needle}");
     }
+}
+
+/// Every source file README.md, SECURITY.md and docs/ name exists (they
+/// point readers at the code that does what they say).
+#[test]
+fn docs_name_source_files_that_exist() {
+    let mut docs = vec!["README.md".to_string(), "SECURITY.md".to_string()];
+    if let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("docs")) {
+        for e in entries.flatten() {
+            docs.push(format!("docs/{}", e.file_name().to_string_lossy()));
+        }
+    }
+    let mut missing = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(doc)).unwrap_or_default();
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let is_source = quoted.ends_with(".rs")
+                && quoted.contains('/')
+                && !quoted.contains(' ')
+                && quoted
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b"_/.".contains(&b));
+            if is_source && !Path::new(ROOT).join(quoted).exists() {
+                missing.push(format!("{doc}: {quoted}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "source files named in the docs that do not exist: {missing:?}"
+    );
 }

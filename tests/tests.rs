@@ -10,10 +10,10 @@ mod conformance;
 
 /// Helpers shared by the hosting and reload tests.
 mod support {
-    pub mod cms;
-    pub mod files;
-    pub mod pki;
-    pub mod probe;
+    pub(crate) mod cms;
+    pub(crate) mod files;
+    pub(crate) mod pki;
+    pub(crate) mod probe;
 }
 
 mod diagnostics;

@@ -21,7 +21,7 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 }
 
 /// `htgate cert install --site NAME --cert FULLCHAIN --key KEY`.
-pub fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) -> ExitCode {
+pub(super) fn install(config: &Path, site: &str, cert: &Path, key: &Path, ecdsa: bool) -> ExitCode {
     let config = match load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -297,7 +297,7 @@ fn open_loaded(config: Config) -> anyhow::Result<Opened> {
 }
 
 /// `htgate cert list`: which certificate serves each domain.
-pub fn list(config: &Path) -> ExitCode {
+pub(super) fn list(config: &Path) -> ExitCode {
     let Opened {
         config,
         store,
@@ -343,7 +343,7 @@ pub fn list(config: &Path) -> ExitCode {
 }
 
 /// `htgate cert check`: only the problems; exit status 1 when there are.
-pub fn check(config: &Path) -> ExitCode {
+pub(super) fn check(config: &Path) -> ExitCode {
     let Opened {
         config,
         store,
@@ -372,7 +372,7 @@ pub fn check(config: &Path) -> ExitCode {
 /// uploaded certificate it cannot read or that does not validate); the
 /// rest of `cert check`'s findings (no certificate yet for a domain, one
 /// that expires soon) are warnings: a new site waits for its automatic one.
-pub fn config_problems(config: &Config) -> Vec<(bool, String)> {
+pub(super) fn config_problems(config: &Config) -> Vec<(bool, String)> {
     let opened = match open_loaded(config.clone()) {
         Ok(o) => o,
         Err(e) => return vec![(true, format!("certificates: {e:#}"))],

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     Text,
     Json,
 }
@@ -211,7 +211,7 @@ fn looks_like_config(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "toml")
 }
 
-pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
+pub(super) fn run(paths: &[PathBuf], format: Format) -> ExitCode {
     if let Some(p) = paths.iter().find(|p| looks_like_config(p)) {
         eprintln!(
             "error: {} is a configuration file, not a .htaccess file: check it with `htgate check --config {}`",
@@ -235,7 +235,7 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
 /// the server would read.  Exit 1 on any error; warnings (a domain still
 /// waiting for its automatic certificate, a certificate that expires soon)
 /// do not fail it.
-pub fn run_config(config: &Path, format: Format) -> ExitCode {
+pub(super) fn run_config(config: &Path, format: Format) -> ExitCode {
     let loaded = match htgate_hosting::config::Config::load(config) {
         Ok(c) => c,
         Err(errors) => {

@@ -39,7 +39,7 @@ WordPress site.</p>
 
 /// Writes the demo site; `https_port` is where the force-HTTPS rule sends
 /// visitors.  The folder is removed when the returned value is dropped.
-pub fn write_site(https_port: u16) -> std::io::Result<tempfile::TempDir> {
+pub(super) fn write_site(https_port: u16) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("htgate-demo-").tempdir()?;
     let root = dir.path();
     std::fs::create_dir_all(root.join("wp-content"))?;

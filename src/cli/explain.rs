@@ -18,13 +18,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     Text,
     Json,
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct ExplainArgs {
+pub(super) struct ExplainArgs {
     /// The absolute URL, e.g. `https://www.example.com/blog/?p=1`: the
     /// scheme decides TLS, the host is the Host header (and SNI).
     pub url: String,
@@ -359,7 +359,7 @@ struct Explained {
     answer: Answer,
 }
 
-pub fn run(args: &ExplainArgs) -> ExitCode {
+pub(super) fn run(args: &ExplainArgs) -> ExitCode {
     let explained = match explain(args) {
         Ok(e) => e,
         Err(e) => {

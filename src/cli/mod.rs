@@ -167,7 +167,7 @@ const SERVE_SIGNALS: &str = "Signals:
 #[derive(clap::Args, Clone)]
 // Either a config or a root: without both, clap's error names the two.
 #[command(group(clap::ArgGroup::new("sites").required(true).args(["config", "root"])))]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log", "shutdown_drain_seconds", "send_timeout_seconds", "max_sending_per_client"])]
@@ -266,7 +266,7 @@ pub struct ServeArgs {
 }
 
 /// Entry point of the binary.
-pub fn run() -> ExitCode {
+pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     // Config mode sets up its logs from the file it loads (error_log,
     // log_level); everything else logs to stderr.

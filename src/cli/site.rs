@@ -39,7 +39,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, ExitCode> {
 }
 
 /// `htgate site publish --config htgate.toml SITE.toml`.
-pub fn publish(config: &Path, document: &Path) -> ExitCode {
+pub(super) fn publish(config: &Path, document: &Path) -> ExitCode {
     let (config, cluster) = match cluster_of(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -71,7 +71,7 @@ pub fn publish(config: &Path, document: &Path) -> ExitCode {
 }
 
 /// `htgate site remove --config htgate.toml NAME`.
-pub fn remove(config: &Path, name: &str) -> ExitCode {
+pub(super) fn remove(config: &Path, name: &str) -> ExitCode {
     let (_, cluster) = match cluster_of(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -97,7 +97,7 @@ pub fn remove(config: &Path, name: &str) -> ExitCode {
 }
 
 /// `htgate site list --config htgate.toml`.
-pub fn list(config: &Path) -> ExitCode {
+pub(super) fn list(config: &Path) -> ExitCode {
     let (_, cluster) = match cluster_of(config) {
         Ok(c) => c,
         Err(code) => return code,

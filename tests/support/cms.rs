@@ -34,13 +34,13 @@ macro_rules! ensure {
 // What the machine must have
 
 /// Something a test needs, and the Debian package that provides it.
-pub struct Need {
+pub(crate) struct Need {
     pub check: Check,
     pub package: &'static str,
 }
 
 /// How a [`Need`] is looked for.
-pub enum Check {
+pub(crate) enum Check {
     /// On PATH, or in the sbin folders (Debian puts `mariadbd` there, and a
     /// non-login PATH may lack them).
     Program(&'static str),
@@ -71,11 +71,11 @@ impl Need {
     }
 }
 
-pub const CURL: &[Need] = &[Need {
+pub(crate) const CURL: &[Need] = &[Need {
     check: Check::Program("curl"),
     package: "curl",
 }];
-pub const MARIADB: &[Need] = &[
+pub(crate) const MARIADB: &[Need] = &[
     Need {
         check: Check::Program("mariadbd"),
         package: "mariadb-server",
@@ -89,7 +89,7 @@ pub const MARIADB: &[Need] = &[
         package: "mariadb-client",
     },
 ];
-pub const DOKUWIKI: &[Need] = &[
+pub(crate) const DOKUWIKI: &[Need] = &[
     Need {
         check: Check::Path("/usr/share/dokuwiki/doku.php"),
         package: "dokuwiki",
@@ -103,7 +103,7 @@ pub const DOKUWIKI: &[Need] = &[
         package: "dokuwiki",
     },
 ];
-pub const WORDPRESS: &[Need] = &[
+pub(crate) const WORDPRESS: &[Need] = &[
     Need {
         check: Check::Path("/usr/share/wordpress/wp-settings.php"),
         package: "wordpress",
@@ -121,7 +121,7 @@ pub const WORDPRESS: &[Need] = &[
 /// `true` when everything in `needs` is here. Otherwise panics under CI
 /// (`CI=true`: a machine missing a part must not pass silently) and
 /// returns `false` with a note elsewhere, so the caller skips.
-pub fn available_or_skip(test: &str, needs: &[&[Need]]) -> bool {
+pub(crate) fn available_or_skip(test: &str, needs: &[&[Need]]) -> bool {
     let missing: Vec<&Need> = needs
         .iter()
         .flat_map(|n| n.iter())
@@ -148,7 +148,7 @@ pub fn available_or_skip(test: &str, needs: &[&[Need]]) -> bool {
 
 /// A program on PATH, or in the sbin folders that a non-login PATH may
 /// lack.
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
@@ -166,23 +166,23 @@ fn running_as_root() -> bool {
 
 /// The end of a test's time budget.
 #[derive(Clone, Copy)]
-pub struct Deadline(Instant);
+pub(crate) struct Deadline(Instant);
 
 impl Deadline {
-    pub fn after(limit: Duration) -> Deadline {
+    pub(crate) fn after(limit: Duration) -> Deadline {
         Deadline(Instant::now() + limit)
     }
 
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
 
     /// At most `cap`, and never past the deadline.
-    pub fn cap(&self, cap: Duration) -> Duration {
+    pub(crate) fn cap(&self, cap: Duration) -> Duration {
         self.remaining().min(cap)
     }
 
-    pub fn check(&self, what: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, what: &str) -> Result<(), String> {
         if self.remaining().is_zero() {
             Err(format!("test deadline passed before {what}"))
         } else {
@@ -192,7 +192,7 @@ impl Deadline {
 }
 
 /// A child process that is killed (and reaped) when dropped.
-pub struct KillOnDrop(pub Child);
+pub(crate) struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -236,7 +236,7 @@ fn run_bounded(
 }
 
 /// The last `max` bytes of a log file, or a note that it cannot be read.
-pub fn tail(path: &Path, max: usize) -> String {
+pub(crate) fn tail(path: &Path, max: usize) -> String {
     match std::fs::read(path) {
         Ok(bytes) => {
             let from = bytes.len().saturating_sub(max);
@@ -247,7 +247,7 @@ pub fn tail(path: &Path, max: usize) -> String {
 }
 
 /// The first `max` characters of `text`, marked when cut.
-pub fn excerpt(text: &str, max: usize) -> String {
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}\n[… {} more bytes]", &text[..i], text.len() - i),
         None => text.to_string(),
@@ -256,14 +256,14 @@ pub fn excerpt(text: &str, max: usize) -> String {
 
 /// Prints how long each step of a test took (seen with `--nocapture`), so
 /// slow steps show up in CI logs.
-pub struct Steps {
+pub(crate) struct Steps {
     test: &'static str,
     start: Instant,
     last: RefCell<Instant>,
 }
 
 impl Steps {
-    pub fn new(test: &'static str) -> Steps {
+    pub(crate) fn new(test: &'static str) -> Steps {
         let now = Instant::now();
         Steps {
             test,
@@ -273,7 +273,7 @@ impl Steps {
     }
 
     /// Ends the current step.
-    pub fn done(&self, step: &str) {
+    pub(crate) fn done(&self, step: &str) {
         let now = Instant::now();
         let took = now - *self.last.borrow();
         *self.last.borrow_mut() = now;
@@ -294,7 +294,7 @@ const MARIADB_START: Duration = Duration::from_secs(60);
 
 /// A private MariaDB on a unix socket in a temporary folder, without TCP;
 /// killed on drop.
-pub struct MariaDb {
+pub(crate) struct MariaDb {
     dir: tempfile::TempDir,
     socket: PathBuf,
     user: String,
@@ -305,7 +305,7 @@ impl MariaDb {
     /// Creates the system tables and starts the server, waiting until it
     /// answers a query: at most [`MARIADB_START`], and never past the
     /// test's `deadline`.
-    pub fn start(deadline: Deadline) -> Result<MariaDb, String> {
+    pub(crate) fn start(deadline: Deadline) -> Result<MariaDb, String> {
         let deadline = Deadline::after(deadline.cap(MARIADB_START));
         let dir = tempfile::Builder::new()
             .prefix("htgate-mariadb")
@@ -404,13 +404,13 @@ impl MariaDb {
     }
 
     /// The unix socket the server listens on.
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// Runs SQL statements as the superuser; returns what the client
     /// printed.
-    pub fn sql(&self, sql: &str) -> Result<String, String> {
+    pub(crate) fn sql(&self, sql: &str) -> Result<String, String> {
         let client = find_program("mariadb").ok_or("mariadb client not found")?;
         let out = self.path("client.out");
         let err = self.path("client.err");
@@ -435,7 +435,12 @@ impl MariaDb {
 
     /// A database and a user with every right on it, as a hosting panel
     /// creates them.
-    pub fn create_database(&self, db: &str, user: &str, password: &str) -> Result<(), String> {
+    pub(crate) fn create_database(
+        &self,
+        db: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), String> {
         self.sql(&format!(
             "CREATE DATABASE `{db}` CHARACTER SET utf8mb4; \
              CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}'; \
@@ -445,7 +450,7 @@ impl MariaDb {
     }
 
     /// The ends of the install and server logs.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut s = String::new();
         for name in ["install.err", "mariadbd.out", "error.log"] {
             let _ = writeln!(s, "== {name}\n{}", tail(&self.path(name), 3000));
@@ -461,7 +466,11 @@ impl MariaDb {
 /// plain tree (Debian's packages link into /etc and /var/lib, and a site
 /// root must not depend on that). `skip` gets paths relative to `from`.
 /// Dangling links are left out, as a web server would 404 them anyway.
-pub fn copy_resolved(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), String> {
+pub(crate) fn copy_resolved(
+    from: &Path,
+    to: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<(), String> {
     copy_dir(from, to, Path::new(""), skip, 0)
 }
 
@@ -527,8 +536,8 @@ const DOKUWIKI_DENY: &str = "## no access to this directory
 
 /// The DokuWiki account the tests log in with (group `user` may edit and
 /// upload under Debian's default ACL).
-pub const DOKUWIKI_USER: &str = "tester";
-pub const DOKUWIKI_PASSWORD: &str = "htgate-secret-42";
+pub(crate) const DOKUWIKI_USER: &str = "tester";
+pub(crate) const DOKUWIKI_PASSWORD: &str = "htgate-secret-42";
 
 /// Builds a self-contained DokuWiki in `root` from Debian's package, laid
 /// out as upstream's tarball is (conf/, data/, inc/, lib/ in the site
@@ -536,7 +545,7 @@ pub const DOKUWIKI_PASSWORD: &str = "htgate-secret-42";
 /// rewrite block of the shipped `.htaccess` uncommented and
 /// `$conf['userewrite'] = 1`, as DokuWiki's documentation says (and
 /// `useslash`, so that `/ns/page` names `ns:page`).
-pub fn dokuwiki_tree(root: &Path) -> Result<(), String> {
+pub(crate) fn dokuwiki_tree(root: &Path) -> Result<(), String> {
     let share = Path::new("/usr/share/dokuwiki");
     copy_resolved(share, root, &|rel| {
         // `.htaccess` is Debian's link to /etc; it is rebuilt below from
@@ -613,7 +622,7 @@ fn md5_hex(bytes: &[u8]) -> String {
 /// Uncomments the block below "Uncomment these rules if you want to have
 /// nice URLs" up to the next `##` comment (so `RewriteBase`, which a site
 /// at the root does not need, and the HTTPS-only XML-RPC rule stay off).
-pub fn dokuwiki_nice_urls(dist: &str) -> Result<String, String> {
+pub(crate) fn dokuwiki_nice_urls(dist: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut state = 0; // 0 before the block, 1 in its heading, 2 in it, 3 after
     for line in dist.lines() {
@@ -637,12 +646,12 @@ pub fn dokuwiki_nice_urls(dist: &str) -> Result<String, String> {
 }
 
 /// WordPress's database credentials in the test.
-pub const WP_DB: (&str, &str, &str) = ("wordpress", "wpuser", "wp-pass-7");
+pub(crate) const WP_DB: (&str, &str, &str) = ("wordpress", "wpuser", "wp-pass-7");
 
 /// Builds a WordPress site in `root` from Debian's package with an
 /// ordinary `wp-config.php` (instead of Debian's loader, which reads
 /// `/etc/wordpress/config-<host>.php`) pointing at the MariaDB socket.
-pub fn wordpress_tree(root: &Path, db_socket: &Path) -> Result<(), String> {
+pub(crate) fn wordpress_tree(root: &Path, db_socket: &Path) -> Result<(), String> {
     copy_resolved(Path::new("/usr/share/wordpress"), root, &|rel| {
         // The translations (30 MB) are never read by an English install;
         // `.htaccess` is Debian's commented-out link to /etc and
@@ -702,7 +711,7 @@ require_once ABSPATH . 'wp-settings.php';
 
 /// WordPress's stock `.htaccess` block, as `save_mod_rewrite_rules()`
 /// writes it under Apache.
-pub const WORDPRESS_HTACCESS: &str = "# BEGIN WordPress
+pub(crate) const WORDPRESS_HTACCESS: &str = "# BEGIN WordPress
 # The directives (lines) between \"BEGIN WordPress\" and \"END WordPress\" are
 # dynamically generated, and should only be modified via WordPress filters.
 # Any changes to the directives between these markers will be overwritten.
@@ -721,7 +730,7 @@ RewriteRule . /index.php [L]
 
 /// A small valid PNG (8×8 RGB) whose pixels come from `seed`, so an
 /// upload can be told apart from any file already on the server.
-pub fn png(seed: u64) -> Vec<u8> {
+pub(crate) fn png(seed: u64) -> Vec<u8> {
     let (w, h) = (8u32, 8u32);
     let stride = 1 + 3 * w as usize;
     // Each row starts with its filter byte, 0: none.
@@ -785,7 +794,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// htgate in config mode with one site whose `.php` files go to PHP-FPM,
 /// on its own runtime (the test thread blocks on curl). Shut down, with a
 /// bound, on drop.
-pub struct Served {
+pub(crate) struct Served {
     runtime: Option<tokio::runtime::Runtime>,
     server: Option<HostingServer>,
     pub port: u16,
@@ -794,7 +803,12 @@ pub struct Served {
 impl Served {
     /// Writes `dir/htgate.toml` for `domain` → `root` and starts htgate on
     /// a free loopback port.
-    pub fn start(dir: &Path, domain: &str, root: &Path, php_fpm: &Path) -> Result<Served, String> {
+    pub(crate) fn start(
+        dir: &Path,
+        domain: &str,
+        root: &Path,
+        php_fpm: &Path,
+    ) -> Result<Served, String> {
         let text = format!(
             r#"
 [[listen]]
@@ -850,7 +864,7 @@ impl Drop for Served {
 // The browser
 
 /// One answer.
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     /// Names lower-cased, in order; repeated headers stay repeated.
     pub headers: Vec<(String, String)>,
@@ -858,12 +872,12 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The first header of that (case-insensitive) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
             .iter()
@@ -872,7 +886,7 @@ impl Response {
     }
 
     /// Every header of that name.
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn headers_named(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
             .iter()
@@ -890,7 +904,7 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(60);
 /// to `host:port` on 127.0.0.1 with that Host, no redirects followed (the
 /// tests look at them). Records a trail of what it did for failure
 /// messages.
-pub struct Browser {
+pub(crate) struct Browser {
     host: String,
     port: u16,
     dir: tempfile::TempDir,
@@ -900,7 +914,7 @@ pub struct Browser {
 }
 
 /// A request body.
-pub enum Body<'a> {
+pub(crate) enum Body<'a> {
     None,
     /// `application/x-www-form-urlencoded`.
     Form(&'a [(&'a str, &'a str)]),
@@ -912,7 +926,7 @@ pub enum Body<'a> {
 }
 
 impl Browser {
-    pub fn new(host: &str, port: u16, deadline: Deadline) -> Result<Browser, String> {
+    pub(crate) fn new(host: &str, port: u16, deadline: Deadline) -> Result<Browser, String> {
         let dir = tempfile::Builder::new()
             .prefix("htgate-browser")
             .tempdir()
@@ -929,24 +943,28 @@ impl Browser {
     }
 
     /// `http://host:port` — what the application sees as its origin.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("http://{}:{}", self.host, self.port)
     }
 
-    pub fn get(&self, path: &str) -> Result<Response, String> {
+    pub(crate) fn get(&self, path: &str) -> Result<Response, String> {
         self.send("GET", path, &[], Body::None, true)
     }
 
     /// A GET without the cookie jar (a visitor who is not logged in).
-    pub fn get_anonymous(&self, path: &str) -> Result<Response, String> {
+    pub(crate) fn get_anonymous(&self, path: &str) -> Result<Response, String> {
         self.send("GET", path, &[], Body::None, false)
     }
 
-    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Response, String> {
+    pub(crate) fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Response, String> {
         self.send("POST", path, &[], Body::Form(fields), true)
     }
 
-    pub fn post_multipart(
+    pub(crate) fn post_multipart(
         &self,
         path: &str,
         fields: &[(&str, &str)],
@@ -956,7 +974,7 @@ impl Browser {
     }
 
     /// Any request; `path` may also be a full URL on this origin.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         method: &str,
         path: &str,
@@ -1079,7 +1097,7 @@ impl Browser {
 
     /// What happened, for a failure message: every request with its status
     /// and the start of the last body.
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         format!(
             "--- requests ---\n{}\n--- last response body ---\n{}",
             self.trail.borrow().join("\n"),
@@ -1105,7 +1123,7 @@ fn parse_headers(raw: &str) -> Vec<(String, String)> {
 }
 
 /// `Authorization: Basic` credentials.
-pub fn basic_auth(user: &str, password: &str) -> String {
+pub(crate) fn basic_auth(user: &str, password: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}");
     let mut out = String::from("Basic ");
@@ -1129,13 +1147,13 @@ pub fn basic_auth(user: &str, password: &str) -> String {
 // HTML
 
 /// A form found in a page: where it posts and its prefilled fields.
-pub struct Form {
+pub(crate) struct Form {
     pub action: String,
     pub fields: Vec<(String, String)>,
 }
 
 impl Form {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n == name)
@@ -1143,7 +1161,7 @@ impl Form {
     }
 
     /// Sets a field (added when absent).
-    pub fn set(&mut self, name: &str, value: &str) {
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
         match self.fields.iter_mut().find(|(n, _)| n == name) {
             Some(f) => f.1 = value.to_string(),
             None => self.fields.push((name.to_string(), value.to_string())),
@@ -1151,7 +1169,7 @@ impl Form {
     }
 
     /// The fields as a browser would send them.
-    pub fn pairs(&self) -> Vec<(&str, &str)> {
+    pub(crate) fn pairs(&self) -> Vec<(&str, &str)> {
         self.fields
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -1160,7 +1178,7 @@ impl Form {
 }
 
 /// The value of `name="…"` (or `'…'`) in one tag, unescaped.
-pub fn attr(tag: &str, name: &str) -> Option<String> {
+pub(crate) fn attr(tag: &str, name: &str) -> Option<String> {
     let re = Regex::new(&format!(
         r#"(?is)\s{}\s*=\s*(?:"([^"]*)"|'([^']*)')"#,
         regex::escape(name)
@@ -1174,7 +1192,7 @@ pub fn attr(tag: &str, name: &str) -> Option<String> {
 /// The form whose `<form …>` tag has `id` (or `name`) equal to `id`: its
 /// action and the values of its inputs as a browser would submit them
 /// (hidden and text inputs, checked boxes; no buttons or files).
-pub fn form(html: &str, id: &str) -> Option<Form> {
+pub(crate) fn form(html: &str, id: &str) -> Option<Form> {
     let forms = Regex::new(r"(?is)<form\b[^>]*>.*?</form>").expect("form regex");
     let tag = Regex::new(r"(?is)<form\b[^>]*>").expect("tag regex");
     let inputs = Regex::new(r"(?is)<input\b[^>]*>").expect("input regex");
@@ -1211,7 +1229,7 @@ pub fn form(html: &str, id: &str) -> Option<Form> {
 }
 
 /// The common HTML entities, enough for attribute values.
-pub fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#039;", "'")
         .replace("&#39;", "'")
@@ -1222,7 +1240,7 @@ pub fn unescape(s: &str) -> String {
 
 /// `http://host:port/path?q` → `/path?q` (applications put absolute URLs
 /// in forms and redirects).
-pub fn path_of(url: &str, origin: &str) -> String {
+pub(crate) fn path_of(url: &str, origin: &str) -> String {
     match url.strip_prefix(origin) {
         Some("") => "/".into(),
         Some(rest) => rest.to_string(),

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::pycompat::unquote_to_bytes;
 use super::TestServer;
 
-pub struct FakeServer {
+pub(super) struct FakeServer {
     http: SocketAddr,
     https: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
@@ -40,7 +40,7 @@ impl TestServer for FakeServer {
 
 /// Binds both listeners (the TLS one with the PEM files of `opts`) and
 /// serves `opts.root` until stopped.
-pub async fn start(opts: QuickOptions) -> anyhow::Result<FakeServer> {
+pub(super) async fn start(opts: QuickOptions) -> anyhow::Result<FakeServer> {
     let cert = opts.cert.clone().context("no certificate")?;
     let key = opts.key.clone().context("no key")?;
     let certs = CertificateDer::pem_file_iter(&cert)

@@ -9,19 +9,19 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// A certificate and its key.
-pub struct Issued {
+pub(crate) struct Issued {
     pub cert: Certificate,
     pub key: KeyPair,
 }
 
 impl Issued {
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
-    pub fn key_pem(&self) -> String {
+    pub(crate) fn key_pem(&self) -> String {
         self.key.serialize_pem()
     }
-    pub fn der(&self) -> Vec<u8> {
+    pub(crate) fn der(&self) -> Vec<u8> {
         self.cert.der().to_vec()
     }
 }
@@ -45,7 +45,7 @@ fn params(cn: &str, names: &[&str], ca: bool, valid_for: Duration) -> Certificat
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
 /// A self-signed root CA.
-pub fn root(cn: &str) -> Issued {
+pub(crate) fn root(cn: &str) -> Issued {
     let key = KeyPair::generate().expect("key");
     let cert = params(cn, &[], true, YEAR * 10)
         .self_signed(&key)
@@ -54,7 +54,7 @@ pub fn root(cn: &str) -> Issued {
 }
 
 /// An intermediate CA signed by `issuer`.
-pub fn intermediate(cn: &str, issuer: &Issued) -> Issued {
+pub(crate) fn intermediate(cn: &str, issuer: &Issued) -> Issued {
     let key = KeyPair::generate().expect("key");
     let cert = params(cn, &[], true, YEAR * 5)
         .signed_by(&key, &issuer.cert, &issuer.key)
@@ -63,7 +63,7 @@ pub fn intermediate(cn: &str, issuer: &Issued) -> Issued {
 }
 
 /// A leaf for `names` signed by `issuer`, valid for `valid_for` from now.
-pub fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
+pub(crate) fn leaf(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
     leaf_with_key(names, issuer, valid_for, KeyPair::generate().expect("key"))
 }
 
@@ -81,7 +81,7 @@ fn leaf_with_key(names: &[&str], issuer: &Issued, valid_for: Duration, key: KeyP
 
 /// As [`leaf`] with an RSA-2048 key, made by `openssl` (ring cannot make
 /// RSA keys; openssl is installed by `.ci/run`).
-pub fn leaf_rsa(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
+pub(crate) fn leaf_rsa(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued {
     let out = std::process::Command::new("openssl")
         .args([
             "genpkey",
@@ -99,7 +99,7 @@ pub fn leaf_rsa(names: &[&str], issuer: &Issued, valid_for: Duration) -> Issued 
 }
 
 /// A self-signed leaf (the shared default certificate of the tests).
-pub fn self_signed(names: &[&str]) -> Issued {
+pub(crate) fn self_signed(names: &[&str]) -> Issued {
     let key = KeyPair::generate().expect("key");
     let cert = params(names.first().copied().unwrap_or("x"), names, false, YEAR)
         .self_signed(&key)
@@ -107,4 +107,4 @@ pub fn self_signed(names: &[&str]) -> Issued {
     Issued { cert, key }
 }
 
-pub const DAY: Duration = Duration::from_secs(86_400);
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);

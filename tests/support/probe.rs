@@ -66,7 +66,10 @@ impl ServerCertVerifier for RsaOnly {
 }
 
 /// The chain served to a client that offers only RSA signature schemes.
-pub async fn served_chain_rsa_only(addr: SocketAddr, sni: &str) -> Vec<CertificateDer<'static>> {
+pub(crate) async fn served_chain_rsa_only(
+    addr: SocketAddr,
+    sni: &str,
+) -> Vec<CertificateDer<'static>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -130,7 +133,7 @@ fn client_config(sni: bool) -> Arc<rustls::ClientConfig> {
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Polls `check` until it holds or `limit` passes.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -173,7 +176,10 @@ async fn connect_with(
 }
 
 /// The chain served for a handshake with `sni` (None: no SNI sent).
-pub async fn served_chain(addr: SocketAddr, sni: Option<&str>) -> Vec<CertificateDer<'static>> {
+pub(crate) async fn served_chain(
+    addr: SocketAddr,
+    sni: Option<&str>,
+) -> Vec<CertificateDer<'static>> {
     let s = tls_connect(addr, sni).await;
     s.get_ref()
         .1
@@ -183,7 +189,7 @@ pub async fn served_chain(addr: SocketAddr, sni: Option<&str>) -> Vec<Certificat
 }
 
 /// The subject CN of a certificate.
-pub fn cn(der: &CertificateDer<'_>) -> String {
+pub(crate) fn cn(der: &CertificateDer<'_>) -> String {
     let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
     let cn = x
         .subject()
@@ -196,7 +202,7 @@ pub fn cn(der: &CertificateDer<'_>) -> String {
 }
 
 /// The DNS names of a certificate's SAN.
-pub fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
+pub(crate) fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
     let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
     let mut out = Vec::new();
@@ -210,21 +216,21 @@ pub fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
     out
 }
 
-pub fn serial(der: &CertificateDer<'_>) -> String {
+pub(crate) fn serial(der: &CertificateDer<'_>) -> String {
     let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
     x.raw_serial_as_string()
 }
 
 /// An answer.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -234,7 +240,7 @@ impl Answer {
 
 /// One GET with `Connection: close`; `tls` gives the SNI to send (or
 /// `Some(None)` for TLS without SNI).
-pub async fn get(
+pub(crate) async fn get(
     addr: SocketAddr,
     tls: Option<Option<&str>>,
     host: &str,

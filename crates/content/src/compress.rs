@@ -332,7 +332,7 @@ pub fn apply(resp: Response<Body>, decision: Decision) -> Response<Body> {
 
 /// Wraps a body in a streaming gzip encoder (level 6, Apache's
 /// default).  Errors of the inner body are passed on and end the stream.
-pub fn gzip_body(inner: Body) -> Body {
+pub(crate) fn gzip_body(inner: Body) -> Body {
     GzipBody {
         inner,
         compress: Compress::new(Compression::new(6), false),

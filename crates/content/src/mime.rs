@@ -112,28 +112,6 @@ impl MimeTable {
             self.overlay.remove(&ext);
         }
     }
-
-    /// The content type mod_mime gives a file name: the path up to the last
-    /// `/` is dropped, the first dot-separated component is the base name,
-    /// and every later non-empty component is looked up in order, a later
-    /// known one overriding an earlier one (`a.html.en` → `text/html`,
-    /// `a.tar.gz` → the `gz` type, `.png` → `image/png` as in 2.4).
-    pub fn type_for_file_name(&self, file_name: &str) -> Option<&str> {
-        let name = match file_name.rfind('/') {
-            Some(i) => &file_name[i + 1..],
-            None => file_name,
-        };
-        let mut found = None;
-        for ext in name.split('.').skip(1) {
-            if ext.is_empty() {
-                continue;
-            }
-            if let Some(ctype) = self.lookup(ext) {
-                found = Some(ctype);
-            }
-        }
-        found
-    }
 }
 
 impl Default for MimeTable {
@@ -227,22 +205,6 @@ mod tests {
         assert_eq!(base.lookup("html"), Some("text/html"));
         t.insert("css", "text/x-css");
         assert_eq!(t.lookup("css"), Some("text/x-css"));
-    }
-
-    #[test]
-    fn file_names_follow_mod_mime() {
-        let t = MimeTable::builtin();
-        assert_eq!(t.type_for_file_name("index.html"), Some("text/html"));
-        assert_eq!(t.type_for_file_name("a.html.en"), Some("text/html"));
-        assert_eq!(t.type_for_file_name("a.tar.gz"), Some("application/gzip"));
-        assert_eq!(t.type_for_file_name("a.gz.tar"), Some("application/x-tar"));
-        assert_eq!(t.type_for_file_name("/x.y/dir/README"), None);
-        assert_eq!(t.type_for_file_name("/x/dir/file.PNG"), Some("image/png"));
-        assert_eq!(t.type_for_file_name("bad..html"), Some("text/html"));
-        assert_eq!(t.type_for_file_name("html"), None);
-        assert_eq!(t.type_for_file_name("txt.nosuch"), None);
-        assert_eq!(t.type_for_file_name(".png"), Some("image/png"));
-        assert_eq!(t.type_for_file_name("a."), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 pub const ERROR_CONTENT_TYPE: &str = "text/html; charset=iso-8859-1";
 
 /// Apache's compiled-in `ServerAdmin` (used in the 500 text).
-pub const DEFAULT_SERVER_ADMIN: &str = "[no address given]";
+pub(crate) const DEFAULT_SERVER_ADMIN: &str = "[no address given]";
 
 /// The DOCTYPE of Apache 2.4.71's status pages (earlier 2.4 releases
 /// wrote HTML 2.0's), byte for byte: the pages' lengths are Apache's.
@@ -120,7 +120,7 @@ fn html(s: &str) -> String {
 /// Everything besides the status that Apache's error page text can show.
 /// `Default` gives what a plain request without notes produces.
 #[derive(Debug, Clone, Default)]
-pub struct ErrorDetails<'a> {
+pub(crate) struct ErrorDetails<'a> {
     /// The `Location` of a redirect (3xx); missing means an empty link.
     pub location: Option<&'a str>,
     /// The request method (shown by 405, 411, 413, 501).
@@ -353,7 +353,7 @@ fn canned_text(status: StatusCode, d: &ErrorDetails<'_>) -> String {
 
 /// Apache's default error document with every detail under control.
 /// 204 and 304 have no body (empty bytes).
-pub fn error_body_with(status: StatusCode, details: &ErrorDetails<'_>) -> Bytes {
+pub(crate) fn error_body_with(status: StatusCode, details: &ErrorDetails<'_>) -> Bytes {
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Bytes::new();
     }

@@ -93,7 +93,7 @@ pub trait AuthzRequest {
 }
 
 impl AuthzBlock {
-    pub fn grant_all() -> AuthzBlock {
+    pub(crate) fn grant_all() -> AuthzBlock {
         AuthzBlock {
             combine: Combine::Any,
             items: vec![(
@@ -106,7 +106,7 @@ impl AuthzBlock {
         }
     }
 
-    pub fn deny_all() -> AuthzBlock {
+    pub(crate) fn deny_all() -> AuthzBlock {
         AuthzBlock {
             combine: Combine::Any,
             items: vec![(

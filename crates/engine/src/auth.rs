@@ -6,7 +6,7 @@
 //! Password and group files are read once and kept until their size or
 //! modification time changes (Apache reads them on every request).
 
-pub use super::passwords::verify;
+pub(crate) use super::passwords::verify;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A parsed password file (`user:hash`) or group file (`group: u1 u2`).
 #[derive(Debug, Default)]
-pub struct Table {
+pub(crate) struct Table {
     pub entries: HashMap<String, String>,
 }
 
@@ -34,7 +34,7 @@ fn cache() -> &'static Cache {
 
 /// Why a file cannot be used.
 #[derive(Debug)]
-pub enum FileError {
+pub(crate) enum FileError {
     Unreadable(String),
     /// SECURITY: on a shared host a customer's `AuthUserFile` must be the
     /// site owner's own file, not another account's or the system's.
@@ -58,14 +58,10 @@ impl std::fmt::Display for FileError {
     }
 }
 
-/// Reads `path` (cached by inode, size and mtime), parsed with `parse`.
-pub fn load(path: &Path, site_uid: u32, parse: fn(&str) -> Table) -> Result<Arc<Table>, FileError> {
-    load_with(path, site_uid, parse, true).map(|t| t.unwrap_or_default())
-}
-
-/// [`load`]; with `may_read` false (an async worker) a file that is not
+/// Reads `path` (cached by inode, size and mtime), parsed with `parse`;
+/// with `may_read` false (an async worker) a file that is not
 /// cached is not read: `Ok(None)`, the caller asks for the blocking pool.
-pub fn load_with(
+pub(crate) fn load_with(
     path: &Path,
     site_uid: u32,
     parse: fn(&str) -> Table,
@@ -106,7 +102,7 @@ pub fn load_with(
 /// How long a verified password is remembered (as mod_authn_socache
 /// does): a valid login does not pay the hash's cost (bcrypt, SHA-crypt:
 /// whatever cost the file's author chose) on every request.
-pub const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+pub(crate) const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 /// Verified credentials remembered at most.
 const MAX_VERIFIED: usize = 10_000;
 
@@ -145,7 +141,7 @@ fn credential_digest(file: &Path, user: &str, hash: &str, password: &str) -> [u8
 /// Whether `password` was verified against `hash` (the entry of `user` in
 /// `file`) within [`VERIFIED_TTL`].  A changed hash (a new password)
 /// never matches an old entry.
-pub fn verified_before(file: &Path, user: &str, hash: &str, password: &str) -> bool {
+pub(crate) fn verified_before(file: &Path, user: &str, hash: &str, password: &str) -> bool {
     let d = credential_digest(file, user, hash, password);
     let Ok(t) = verified().1.lock() else {
         return false;
@@ -154,7 +150,7 @@ pub fn verified_before(file: &Path, user: &str, hash: &str, password: &str) -> b
 }
 
 /// Remembers a verified password (see [`verified_before`]).
-pub fn remember_verified(file: &Path, user: &str, hash: &str, password: &str) {
+pub(crate) fn remember_verified(file: &Path, user: &str, hash: &str, password: &str) {
     let d = credential_digest(file, user, hash, password);
     if let Ok(mut t) = verified().1.lock() {
         if t.len() >= MAX_VERIFIED {
@@ -169,7 +165,7 @@ pub fn remember_verified(file: &Path, user: &str, hash: &str, password: &str) {
 
 /// An htpasswd file: `user:hash` lines; `#` comments and blank lines
 /// skipped (as `ap_cfg_getline` + authn_file do).
-pub fn parse_passwords(text: &str) -> Table {
+pub(crate) fn parse_passwords(text: &str) -> Table {
     let mut entries = HashMap::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -187,7 +183,7 @@ pub fn parse_passwords(text: &str) -> Table {
 }
 
 /// A group file: `group: user user…` lines (a group may span lines).
-pub fn parse_groups(text: &str) -> Table {
+pub(crate) fn parse_groups(text: &str) -> Table {
     let mut entries: HashMap<String, String> = HashMap::new();
     for line in text.lines() {
         let line = line.trim();
@@ -204,7 +200,7 @@ pub fn parse_groups(text: &str) -> Table {
 }
 
 /// Whether `user` is in `group` of a parsed group file.
-pub fn in_group(groups: &Table, group: &str, user: &str) -> bool {
+pub(crate) fn in_group(groups: &Table, group: &str, user: &str) -> bool {
     groups
         .entries
         .get(group)
@@ -212,7 +208,7 @@ pub fn in_group(groups: &Table, group: &str, user: &str) -> bool {
 }
 
 /// The user and password of a `Basic` Authorization header.
-pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
     use base64::Engine;
     let (scheme, rest) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

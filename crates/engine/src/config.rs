@@ -14,14 +14,14 @@ use htgate_syntax::expr;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub const OPT_INDEXES: u16 = 1;
-pub const OPT_INCLUDES: u16 = 2;
-pub const OPT_SYM_LINKS: u16 = 4;
-pub const OPT_EXECCGI: u16 = 8;
-pub const OPT_INCNOEXEC: u16 = 32;
-pub const OPT_SYM_OWNER: u16 = 64;
-pub const OPT_MULTI: u16 = 128;
-pub const OPT_ALL: u16 = OPT_INDEXES | OPT_INCLUDES | OPT_SYM_LINKS | OPT_EXECCGI;
+pub(crate) const OPT_INDEXES: u16 = 1;
+pub(crate) const OPT_INCLUDES: u16 = 2;
+pub(crate) const OPT_SYM_LINKS: u16 = 4;
+pub(crate) const OPT_EXECCGI: u16 = 8;
+pub(crate) const OPT_INCNOEXEC: u16 = 32;
+pub(crate) const OPT_SYM_OWNER: u16 = 64;
+pub(crate) const OPT_MULTI: u16 = 128;
+pub(crate) const OPT_ALL: u16 = OPT_INDEXES | OPT_INCLUDES | OPT_SYM_LINKS | OPT_EXECCGI;
 
 /// One `Options` line: either absolute or a set of `+`/`-` changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +31,15 @@ pub enum OptionsLine {
 }
 
 /// `RewriteOptions` bits.
-pub const RWOPT_INHERIT: u16 = 1;
-pub const RWOPT_INHERIT_BEFORE: u16 = 2;
-pub const RWOPT_NOSLASH: u16 = 4;
-pub const RWOPT_INHERIT_DOWN: u16 = 8;
-pub const RWOPT_INHERIT_DOWN_BEFORE: u16 = 16;
-pub const RWOPT_IGNORE_INHERIT: u16 = 32;
-pub const RWOPT_IGNORE_CONTEXT_INFO: u16 = 64;
-pub const RWOPT_LEGACY_PREFIX_DOCROOT: u16 = 128;
-pub const RWOPT_MERGE_BASE: u16 = 256;
+pub(crate) const RWOPT_INHERIT: u16 = 1;
+pub(crate) const RWOPT_INHERIT_BEFORE: u16 = 2;
+pub(crate) const RWOPT_NOSLASH: u16 = 4;
+pub(crate) const RWOPT_INHERIT_DOWN: u16 = 8;
+pub(crate) const RWOPT_INHERIT_DOWN_BEFORE: u16 = 16;
+pub(crate) const RWOPT_IGNORE_INHERIT: u16 = 32;
+pub(crate) const RWOPT_IGNORE_CONTEXT_INFO: u16 = 64;
+pub(crate) const RWOPT_LEGACY_PREFIX_DOCROOT: u16 = 128;
+pub(crate) const RWOPT_MERGE_BASE: u16 = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct RewriteConf {
@@ -196,7 +196,7 @@ pub struct AuthConf {
 
 impl DirConfig {
     /// The first `php_value`/`php_flag` of this file, sections included.
-    pub fn first_php_value(&self) -> Option<&PhpSetting> {
+    pub(crate) fn first_php_value(&self) -> Option<&PhpSetting> {
         self.php_values
             .first()
             .or_else(|| self.files.iter().find_map(|f| f.config.first_php_value()))
@@ -279,7 +279,7 @@ impl Merged {
     /// httpd.conf): `Options FollowSymLinks`, `DirectoryIndex index.html
     /// index.php`, `Require all granted`, `.ht*` denied, PATH_INFO accepted
     /// for `.php`.
-    pub fn server_default(php_path_info: bool) -> Merged {
+    pub(crate) fn server_default(php_path_info: bool) -> Merged {
         let mut files = vec![FilesSection {
             matcher: FilesMatcher::Regex(
                 super::pattern::Pattern::new("^\\.ht", false).expect("static regex"),

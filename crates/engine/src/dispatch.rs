@@ -25,7 +25,7 @@ use super::rewrite::RewriteRule;
 use std::sync::{Arc, OnceLock};
 
 /// Lists shorter than this run rule by rule: an index would not pay.
-pub const MIN_INDEXED: usize = 8;
+pub(crate) const MIN_INDEXED: usize = 8;
 
 /// The index of the rule list that starts with the rule holding it (the
 /// first rule of each compiled list), built at the list's first use.  A
@@ -62,7 +62,7 @@ impl IndexSlot {
 /// there is none, or when the pattern has a `|` anywhere (an alternative
 /// would not be anchored).  Conservative: a shorter prefix only means more
 /// rules are tried.
-pub fn anchored_prefix(pattern: &str) -> Option<Vec<u8>> {
+pub(crate) fn anchored_prefix(pattern: &str) -> Option<Vec<u8>> {
     let b = pattern.as_bytes();
     if b.first() != Some(&b'^') || b.contains(&b'|') {
         return None;
@@ -196,7 +196,7 @@ impl RuleIndex {
 
     /// The rules (ascending) whose literal prefix `subject` starts with,
     /// into `out`.  Nothing is allocated when there are none.
-    pub fn hits(&self, subject: &str, out: &mut Vec<u32>) {
+    pub(crate) fn hits(&self, subject: &str, out: &mut Vec<u32>) {
         out.clear();
         self.exact.walk(subject.as_bytes(), false, out);
         if !self.folded.is_empty() {
@@ -219,13 +219,13 @@ impl RuleIndex {
 /// The rules of a per-directory config in the order they run: usually one
 /// file's list (no copy), several when `RewriteOptions Inherit` joins a
 /// parent's.
-pub enum RuleSeq<'a> {
+pub(crate) enum RuleSeq<'a> {
     One(&'a [RewriteRule]),
     Many(Vec<&'a RewriteRule>),
 }
 
 impl<'a> RuleSeq<'a> {
-    pub fn new(lists: &'a [Arc<Vec<RewriteRule>>]) -> RuleSeq<'a> {
+    pub(crate) fn new(lists: &'a [Arc<Vec<RewriteRule>>]) -> RuleSeq<'a> {
         let mut non_empty = lists.iter().filter(|l| !l.is_empty());
         match (non_empty.next(), non_empty.next()) {
             (None, _) => RuleSeq::One(&[]),
@@ -234,18 +234,14 @@ impl<'a> RuleSeq<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             RuleSeq::One(l) => l.len(),
             RuleSeq::Many(v) => v.len(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn get(&self, i: usize) -> &'a RewriteRule {
+    pub(crate) fn get(&self, i: usize) -> &'a RewriteRule {
         match self {
             RuleSeq::One(l) => &l[i],
             RuleSeq::Many(v) => v[i],
@@ -254,7 +250,7 @@ impl<'a> RuleSeq<'a> {
 
     /// The index of a single list (a joined one runs rule by rule: a
     /// chain may cross from one file's rules into the next).
-    pub fn index(&self) -> Option<&'a RuleIndex> {
+    pub(crate) fn index(&self) -> Option<&'a RuleIndex> {
         match self {
             RuleSeq::One(l) => l.first().and_then(|r| r.index.get(l)),
             RuleSeq::Many(_) => None,

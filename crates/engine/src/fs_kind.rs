@@ -34,13 +34,13 @@ const NETWORK_TYPES: &[&str] = &[
 /// Whether `fstype` (as `/proc/self/mountinfo` names it) can block on a
 /// remote party: a known network filesystem, or any FUSE filesystem
 /// (sshfs, s3fs, rclone…: a user-space server may hang).
-pub fn is_network_type(fstype: &str) -> bool {
+pub(crate) fn is_network_type(fstype: &str) -> bool {
     fstype.starts_with("fuse") || NETWORK_TYPES.contains(&fstype)
 }
 
 /// The filesystem type of the mount holding `path` (the longest mount
 /// point that is a prefix of it), from `mountinfo`'s text.
-pub fn fs_type_in(mountinfo: &str, path: &Path) -> Option<String> {
+pub(crate) fn fs_type_in(mountinfo: &str, path: &Path) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for line in mountinfo.lines() {
         // id parent major:minor root mount-point options... - type source super-options

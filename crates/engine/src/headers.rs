@@ -102,7 +102,7 @@ pub struct HeaderAction {
 /// `s` (SSL variable), `t`, `D`, `i`, `b`, `l` (the argument is ignored
 /// where the tag takes none); any other letter is an error.  A `%` at the
 /// very end stays a `%`.
-pub fn parse_format(s: &str) -> Result<Vec<FmtPiece>, String> {
+pub(crate) fn parse_format(s: &str) -> Result<Vec<FmtPiece>, String> {
     let mut out = Vec::new();
     let mut lit = String::new();
     let mut chars = s.chars().peekable();
@@ -151,7 +151,7 @@ fn flush(lit: &mut String, out: &mut Vec<FmtPiece>) {
 }
 
 /// Parses the words of a `Header`/`RequestHeader` directive.
-pub fn parse_action(words: &[String], request: bool) -> Result<HeaderAction, String> {
+pub(crate) fn parse_action(words: &[String], request: bool) -> Result<HeaderAction, String> {
     let mut i = 0;
     let mut always = false;
     if !request {

@@ -4,28 +4,28 @@
 //! Apache's phases with per-directory semantics (`request`,
 //! `rewrite_exec`, `respond`).
 
-pub mod access;
-pub mod auth;
+mod access;
+mod auth;
 pub mod compile;
-pub mod config;
-pub mod conn;
-pub mod dispatch;
+mod config;
+mod conn;
+mod dispatch;
 pub mod fs_kind;
-pub mod headers;
+mod headers;
 pub mod limits;
 pub mod lint;
-pub mod listing_cache;
-pub mod passwords;
-pub mod pattern;
-pub mod php;
+mod listing_cache;
+mod passwords;
+mod pattern;
+mod php;
 pub mod php_gate;
 pub mod request;
 pub mod respond;
-pub mod rewrite;
-pub mod rewrite_exec;
+mod rewrite;
+mod rewrite_exec;
 pub mod site;
 pub mod stat_cache;
-pub mod template;
+mod template;
 pub mod trace;
 
 pub use conn::ConnInfo;

@@ -35,7 +35,7 @@ pub fn default_engine_concurrency() -> usize {
 /// (password hashing, listings, cold compiles; `blocking_max_concurrent`).
 pub const DEFAULT_BLOCKING_CONCURRENCY: usize = 2;
 /// Blocking-pool threads all sites together may hold.
-pub const GLOBAL_BLOCKING_LIMIT: usize = 64;
+pub(crate) const GLOBAL_BLOCKING_LIMIT: usize = 64;
 /// How long a request waits for its site's turn before a 503
 /// (`queue_timeout_ms`).
 pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(2);
@@ -88,7 +88,7 @@ pub struct LongRuns {
 
 impl LongRuns {
     /// How long a site stays marked after a run used its slice.
-    pub const HOLD: Duration = Duration::from_secs(2);
+    pub(crate) const HOLD: Duration = Duration::from_secs(2);
 
     /// Marks the site: a run just used its slice.
     pub fn mark(&self) {
@@ -115,7 +115,7 @@ fn since_epoch_ms() -> u64 {
 
 impl SiteLimits {
     /// Quick mode's: one site, the default budget, no confinement.
-    pub fn single_site(name: &str) -> SiteLimits {
+    pub(crate) fn single_site(name: &str) -> SiteLimits {
         SiteLimits {
             name: Arc::new(name.to_string()),
             budget: htgate_util::budget::DEFAULT_BUDGET,
@@ -133,7 +133,7 @@ impl SiteLimits {
     }
 
     /// Whether a file test may look at `path` (always, unconfined).
-    pub fn may_look_at(&self, path: &str) -> bool {
+    pub(crate) fn may_look_at(&self, path: &str) -> bool {
         match &self.confine {
             None => true,
             Some(roots) => {
@@ -239,17 +239,17 @@ impl Drop for QueuePlace<'_> {
 /// tail latency (`benches/RESULTS.md`); `SCHED_IDLE` did as well for the
 /// tail but starves blocking work entirely on a busy host, where nice 19
 /// still gives it a share.
-pub const BLOCKING_NICE: i32 = 19;
+pub(crate) const BLOCKING_NICE: i32 = 19;
 
 /// Lowers the calling thread to [`BLOCKING_NICE`] (one-way: call it on a
 /// thread of the low-priority pool only).  A failure (a platform without
 /// it) leaves the thread as it was.
-pub fn lower_this_threads_priority() {
+pub(crate) fn lower_this_threads_priority() {
     use thread_priority::{set_current_thread_priority, ThreadPriority};
     // The crate maps 0..=99 onto nice 19..=-20: 0 is nice 19.
     let lowest = ThreadPriority::Crossplatform(0u8.try_into().unwrap_or_default());
     if let Err(e) = set_current_thread_priority(lowest) {
-        tracing::debug!("cannot lower a blocking thread's priority: {e:?}");
+        tracing::debug!("cannot lower a blocking thread to nice {BLOCKING_NICE}: {e:?}");
     }
 }
 
@@ -289,7 +289,13 @@ pub fn global_blocking() -> &'static Arc<Semaphore> {
 }
 
 /// Counts and logs (rate-limited) a request stopped by its budget.
-pub fn budget_exhausted(site: &Site, conn: &ConnInfo, head: &RequestHead, work: Work, at: &str) {
+pub(crate) fn budget_exhausted(
+    site: &Site,
+    conn: &ConnInfo,
+    head: &RequestHead,
+    work: Work,
+    at: &str,
+) {
     let limits = &site.limits;
     htgate_telemetry::logs::refusal::refused(
         &limits.name,

@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a rendered listing is kept.
-pub const TTL: Duration = Duration::from_secs(2);
+pub(crate) const TTL: Duration = Duration::from_secs(2);
 /// Bytes of listings kept at most (all sites).
 const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// A bigger page is not kept.
@@ -24,7 +24,7 @@ const MAX_PAGE: usize = 4 * 1024 * 1024;
 
 /// What a listing depends on.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     pub dir: String,
     pub ino: u64,
     pub mtime: Option<SystemTime>,
@@ -51,7 +51,7 @@ fn cache() -> &'static Mutex<Cache> {
 }
 
 /// The page kept for `key`, if still fresh.
-pub fn get(key: &Key) -> Option<bytes::Bytes> {
+pub(crate) fn get(key: &Key) -> Option<bytes::Bytes> {
     let c = cache().lock().ok()?;
     c.pages
         .get(key)
@@ -60,7 +60,7 @@ pub fn get(key: &Key) -> Option<bytes::Bytes> {
 }
 
 /// Keeps `page` for `key`.
-pub fn put(key: Key, page: bytes::Bytes) {
+pub(crate) fn put(key: Key, page: bytes::Bytes) {
     if page.len() > MAX_PAGE {
         return;
     }

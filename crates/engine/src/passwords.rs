@@ -12,7 +12,7 @@
 use md5::{Digest, Md5};
 
 /// `apr_password_validate`: the formats Apache's htpasswd writes.
-pub fn verify(password: &str, hash: &str) -> bool {
+pub(crate) fn verify(password: &str, hash: &str) -> bool {
     for magic in ["$apr1$", "$1$"] {
         if let Some(rest) = hash.strip_prefix(magic) {
             let Some((salt, _)) = rest.split_once('$') else {

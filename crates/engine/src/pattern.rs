@@ -36,7 +36,7 @@ impl fmt::Debug for Pattern {
 }
 
 /// Captures of one match: byte ranges into the subject.
-pub type Captures = Vec<Option<(usize, usize)>>;
+pub(crate) type Captures = Vec<Option<(usize, usize)>>;
 
 impl Pattern {
     /// Compiles a PCRE-style pattern.  The error is the regex library's
@@ -70,7 +70,7 @@ impl Pattern {
     }
 
     /// Whether this pattern needs the backtracking engine.
-    pub fn is_backtracking(&self) -> bool {
+    pub(crate) fn is_backtracking(&self) -> bool {
         matches!(self, Pattern::Backtracking(_))
     }
 
@@ -124,7 +124,7 @@ impl Pattern {
     /// one search of a bounded subject past the budget, then the caller's
     /// charge fails.
     #[inline(always)]
-    pub fn is_match_owing(&self, subject: &str, owed: &mut u64) -> bool {
+    pub(crate) fn is_match_owing(&self, subject: &str, owed: &mut u64) -> bool {
         *owed += self.units(subject);
         self.search(subject)
     }
@@ -155,7 +155,7 @@ impl Pattern {
 /// mod_setenvif: `$0`..`$9` give the groups of the match (empty when a
 /// group did not take part), a backslash makes the next character literal
 /// (`\$1` is `$1`), everything else is copied.
-pub fn pregsub(template: &str, subject: &str, caps: &Captures) -> String {
+pub(crate) fn pregsub(template: &str, subject: &str, caps: &Captures) -> String {
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
@@ -176,7 +176,7 @@ pub fn pregsub(template: &str, subject: &str, caps: &Captures) -> String {
 }
 
 /// Text of capture `n` (empty when the group did not take part).
-pub fn capture_text(subject: &str, caps: &Captures, n: usize) -> String {
+pub(crate) fn capture_text(subject: &str, caps: &Captures, n: usize) -> String {
     match caps.get(n).copied().flatten() {
         Some((s, e)) => String::from_utf8_lossy(&subject.as_bytes()[s..e]).into_owned(),
         None => String::new(),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 /// The handler name the server-level `<FilesMatch>` sets (lower-case, as
 /// `SetHandler` stores names).
-pub const FPM_HANDLER: &str = "proxy:fcgi://localhost";
+pub(crate) const FPM_HANDLER: &str = "proxy:fcgi://localhost";
 
 /// `PATH` as Apache exports it (its own environment's, Debian's default).
 const CGI_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -37,10 +37,11 @@ const CGI_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// What apps read from `SERVER_SOFTWARE`: WordPress (`$is_apache`),
 /// Joomla and others decide from it whether `.htaccess` rewriting is
 /// available, so it names Apache first and htgate after.
-pub const SERVER_SOFTWARE: &str = concat!("Apache/2.4 (Unix) htgate/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SERVER_SOFTWARE: &str =
+    concat!("Apache/2.4 (Unix) htgate/", env!("CARGO_PKG_VERSION"));
 
 /// The server-level sections a PHP site gets (Debian's php8.2-fpm.conf).
-pub fn php_server_sections() -> Vec<FilesSection> {
+pub(crate) fn php_server_sections() -> Vec<FilesSection> {
     let handler = DirConfig {
         mime: Some(MimeConf {
             set_handler: Some(Some(FPM_HANDLER.to_string())),
@@ -65,7 +66,7 @@ pub fn php_server_sections() -> Vec<FilesSection> {
 
 /// Whether a file name is one Debian's php-fpm config hands to PHP (or
 /// refuses: `.phps`).
-pub fn is_php_file_name(path: &str) -> bool {
+pub(crate) fn is_php_file_name(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or("");
     let Some((base, ext)) = name.rsplit_once('.') else {
         return false;
@@ -84,7 +85,7 @@ pub fn is_php_file_name(path: &str) -> bool {
 /// and cPanel's `application/x-httpd-ea-php*` / `-alt-php*` are the
 /// handler names hosts map to PHP (`AddHandler application/x-httpd-php
 /// .html`), and `php-script`/`php*-script` are Debian's mod_php names.
-pub fn handler_is_php(name: &str) -> bool {
+pub(crate) fn handler_is_php(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("proxy:")
         || n.starts_with("application/x-httpd-php")
@@ -98,7 +99,7 @@ pub fn handler_is_php(name: &str) -> bool {
 /// mod_rewrite's `[H=]` (set in the fixups, so it wins), then the last
 /// `SetHandler` merged (directory, then `<Files>`, then `<If>`; `None`
 /// clears), then mod_mime's `AddHandler` by extension.
-pub fn effective_handler(r: &Req) -> Option<String> {
+pub(crate) fn effective_handler(r: &Req) -> Option<String> {
     if let super::request::Handler::Named(h) = &r.handler {
         return Some(h.clone());
     }
@@ -132,7 +133,7 @@ fn add_handler_for(r: &Req, name: &str) -> Option<String> {
 }
 
 /// `php_flag engine off` (mod_php): the file is not run as PHP.
-pub fn engine_off(settings: &[PhpSetting]) -> bool {
+pub(crate) fn engine_off(settings: &[PhpSetting]) -> bool {
     settings
         .iter()
         .rev()
@@ -142,7 +143,7 @@ pub fn engine_off(settings: &[PhpSetting]) -> bool {
 
 /// `PHP_VALUE`: `name=value` lines, later settings of the same name
 /// replacing earlier ones (an inner directory overrides an outer one).
-pub fn php_value_param(settings: &[PhpSetting]) -> Option<String> {
+pub(crate) fn php_value_param(settings: &[PhpSetting]) -> Option<String> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for s in settings {
         if s.name.eq_ignore_ascii_case("engine") {
@@ -193,7 +194,11 @@ fn http2env(name: &str) -> Option<String> {
 /// builds `subprocess_env`: request headers, the common variables, the
 /// request's environment (SetEnv, `[E=]`, SetEnvIf, `REDIRECT_*`,
 /// `HTTPS`), then the CGI variables.
-pub fn cgi_params(main: &Main<'_>, r: &Req, php_value: Option<String>) -> Vec<(String, String)> {
+pub(crate) fn cgi_params(
+    main: &Main<'_>,
+    r: &Req,
+    php_value: Option<String>,
+) -> Vec<(String, String)> {
     let mut p: Vec<(String, String)> = Vec::with_capacity(48);
     let set = |p: &mut Vec<(String, String)>, k: &str, v: String| {
         p.retain(|(x, _)| x != k);

@@ -65,7 +65,7 @@ impl Default for PhpSettings {
 
 impl PhpSettings {
     /// The FastCGI client's body policy for these settings.
-    pub fn body_policy(&self) -> htgate_fastcgi::BodyPolicy {
+    pub(crate) fn body_policy(&self) -> htgate_fastcgi::BodyPolicy {
         htgate_fastcgi::BodyPolicy {
             buffer: self.request_buffering,
             memory_bytes: self.body_memory_bytes,

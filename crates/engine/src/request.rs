@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub const MAX_RECURSION: u32 = 10;
 /// `LimitRequestLine` default: mod_rewrite refuses filenames longer than
 /// twice this (SEMANTICS F13).
-pub const LIMIT_REQUEST_LINE: usize = 8190;
+pub(crate) const LIMIT_REQUEST_LINE: usize = 8190;
 
 /// What the file a request maps to is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ impl Req {
         })
     }
 
-    pub fn env_get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn env_get(&self, name: &str) -> Option<&str> {
         self.env
             .iter()
             .rev()
@@ -204,16 +204,16 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn env_set(&mut self, name: &str, value: &str) {
+    pub(crate) fn env_set(&mut self, name: &str, value: &str) {
         self.env.retain(|(k, _)| k != name);
         self.env.push((name.to_string(), value.to_string()));
     }
 
-    pub fn env_unset(&mut self, name: &str) {
+    pub(crate) fn env_unset(&mut self, name: &str) {
         self.env.retain(|(k, _)| k != name);
     }
 
-    pub fn add_vary(&mut self, name: &str) {
+    pub(crate) fn add_vary(&mut self, name: &str) {
         if !self.vary.iter().any(|v| v.eq_ignore_ascii_case(name)) {
             self.vary.push(name.to_string());
         }
@@ -657,7 +657,7 @@ impl<'a> Main<'a> {
 
     /// Records where the budget ran out: the rule at `line:col` of the
     /// `.htaccess` in `perdir` (the first place is kept).
-    pub fn budget_spent_at(&mut self, perdir: &str, line: u32, col: u32) {
+    pub(crate) fn budget_spent_at(&mut self, perdir: &str, line: u32, col: u32) {
         if self.budget_at.is_none() {
             let dir = perdir.trim_end_matches('/');
             self.budget_at = Some(format!("{dir}/.htaccess:{line}:{col}"));
@@ -668,7 +668,7 @@ impl<'a> Main<'a> {
     /// (`reason` says what needs it), when running inline.  `true`: the
     /// caller stops here (returning any error: the run's outcome is
     /// replaced); `false`: go on, blocking is allowed.
-    pub fn needs_blocking(&mut self, reason: &'static str) -> bool {
+    pub(crate) fn needs_blocking(&mut self, reason: &'static str) -> bool {
         if self.inline {
             self.offload.get_or_insert(reason);
             true
@@ -684,7 +684,7 @@ impl<'a> Main<'a> {
     }
 
     /// mod_mime's type checker: the content type from the file name.
-    pub fn type_checker(&mut self, r: &mut Req) {
+    pub(crate) fn type_checker(&mut self, r: &mut Req) {
         r.content_type = None;
         if r.finfo == FileKind::Dir {
             return;
@@ -882,7 +882,7 @@ impl<'a> Main<'a> {
 
     /// `ap_sub_req_lookup_uri`: run every phase up to the fixups for `target`
     /// (relative to nothing: it must start with `/`).
-    pub fn subrequest_uri(&mut self, parent: &Req, target: &str) -> Result<Req, Stop> {
+    pub(crate) fn subrequest_uri(&mut self, parent: &Req, target: &str) -> Result<Req, Stop> {
         self.charge_subrequest(target)?;
         let mut rr = Req::new(self.site, target)?;
         rr.is_subreq = true;
@@ -896,7 +896,7 @@ impl<'a> Main<'a> {
     }
 
     /// `ap_sub_req_lookup_file`: like a URI look-up but for a file path.
-    pub fn subrequest_file(&mut self, parent: &Req, path: &str) -> Result<Req, Stop> {
+    pub(crate) fn subrequest_file(&mut self, parent: &Req, path: &str) -> Result<Req, Stop> {
         self.charge_subrequest(path)?;
         let docroot = self.site.docroot.clone();
         let uri = match path.strip_prefix(&docroot) {
@@ -917,12 +917,12 @@ impl<'a> Main<'a> {
     }
 
     /// `ap_construct_url`: `scheme://host[:port]` + path for Location.
-    pub fn construct_url(&self, path: &str) -> String {
+    pub(crate) fn construct_url(&self, path: &str) -> String {
         format!("{}{}", self.self_prefix(), path)
     }
 
     /// `scheme://name[:port]` of this request (port only when not default).
-    pub fn self_prefix(&self) -> String {
+    pub(crate) fn self_prefix(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         let default = if self.tls { 443 } else { 80 };
         let host = if self.server_name.contains(':') {
@@ -948,7 +948,7 @@ impl<'a> Main<'a> {
         Some(s)
     }
 
-    pub fn eval_expr(
+    pub(crate) fn eval_expr(
         &mut self,
         r: &mut Req,
         e: &expr::Expr,
@@ -957,7 +957,7 @@ impl<'a> Main<'a> {
         e.eval(&mut ctx)
     }
 
-    pub fn eval_string_expr(
+    pub(crate) fn eval_string_expr(
         &mut self,
         r: &mut Req,
         e: &expr::StringExpr,
@@ -1070,7 +1070,7 @@ fn alias_prefix_match<'u>(uri: &'u str, prefix: &str) -> Option<&'u str> {
 /// The content type for a file name: the built-in table, then every
 /// `AddType`/`RemoveType` in force (parent first), mod_mime's rule that
 /// every extension is looked up and the last known one wins.
-pub fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String> {
+pub(crate) fn content_type_for(site: &Site, conf: &Merged, name: &str) -> Option<String> {
     // Borrowed until the end: one copy for the answer, none per extension.
     let mut ctype: Option<&str> = None;
     let mut charset: Option<&str> = None;
@@ -1169,7 +1169,7 @@ impl super::access::AuthzRequest for AuthzAdapter<'_, '_, '_> {
 }
 
 /// The ap_expr view of a request.
-pub struct ExprCtx<'m, 'a, 'r> {
+pub(crate) struct ExprCtx<'m, 'a, 'r> {
     pub main: &'m mut Main<'a>,
     pub r: &'r mut Req,
 }
@@ -1239,7 +1239,7 @@ impl expr::Context for ExprCtx<'_, '_, '_> {
 }
 
 /// `User-Agent` from `user-agent` (for Vary, as mod_rewrite writes names).
-pub fn title_case(name: &str) -> String {
+pub(crate) fn title_case(name: &str) -> String {
     name.split('-')
         .map(|p| {
             let mut c = p.chars();

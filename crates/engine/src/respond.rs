@@ -761,7 +761,7 @@ impl<'a> Main<'a> {
     }
 
     /// `ap_die`: an error or redirect answer, with `ErrorDocument`.
-    pub fn error_outcome(&mut self, r: Option<&mut Req>, stop: Stop) -> Outcome {
+    pub(crate) fn error_outcome(&mut self, r: Option<&mut Req>, stop: Stop) -> Outcome {
         let status = stop.status;
         let method = Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET);
         if let Some(loc) = &stop.location {
@@ -896,7 +896,7 @@ fn push_error_content_type(headers: &mut Vec<(String, String)>) {
 
 /// Entries of one directory listing at most (SECURITY.md, "Limits"): a
 /// folder of 50,000 files must not cost 50,000 sub-requests per request.
-pub const MAX_LISTING_ENTRIES: usize = 10_000;
+pub(crate) const MAX_LISTING_ENTRIES: usize = 10_000;
 
 /// The first bytes of a file (for `ScanHTMLTitles`).
 fn read_head(path: &str) -> Option<Vec<u8>> {
@@ -919,7 +919,7 @@ fn deflate_env(r: &Req) -> DeflateEnv {
 /// mod_expires on an answer: `Cache-Control: max-age` and `Expires` from
 /// the rule for its type (or ExpiresDefault), based on the access time or
 /// the file's modification time.
-pub fn expires_headers(
+pub(crate) fn expires_headers(
     exp: &super::config::ExpiresConf,
     mtime: Option<std::time::SystemTime>,
     content_type: Option<&str>,
@@ -972,7 +972,7 @@ pub fn merge_vary(out: &mut Vec<(String, String)>, extra: &[String]) {
 /// `fixup_vary` (http_filters.c): every Vary value split on commas,
 /// duplicates dropped case-insensitively keeping the first spelling, one
 /// header joined with `,`.
-pub fn fix_vary(out: &mut Vec<(String, String)>) {
+pub(crate) fn fix_vary(out: &mut Vec<(String, String)>) {
     if out
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
@@ -1210,7 +1210,7 @@ fn expand_dollar_refs(repl: &str, subject: &str, caps: &super::pattern::Captures
 
 /// `RequestHeader` actions change the request headers the rest of the
 /// request (and PHP) sees.
-pub fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) {
+pub(crate) fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderAction) {
     let cond = match &a.cond {
         HeaderCond::None => true,
         HeaderCond::Env { negate, name } => r.env_get(name).is_some() != *negate,

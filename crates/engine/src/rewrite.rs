@@ -10,7 +10,7 @@ use htgate_util::escape::BackrefEscape;
 use std::sync::Arc;
 
 /// Default `[N]` limit (`REWRITE_MAX_ROUNDS`).  SEMANTICS F9.
-pub const MAX_ROUNDS: u32 = 32000;
+pub(crate) const MAX_ROUNDS: u32 = 32000;
 
 #[derive(Debug, Clone)]
 pub struct RewriteCond {
@@ -157,7 +157,7 @@ pub enum EnvFlag {
 /// A problem with a directive's arguments, with the byte offset (into the
 /// raw argument text) and length of the offending part.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgError {
+pub(crate) struct ArgError {
     pub message: String,
     pub offset: usize,
     pub len: usize,
@@ -181,7 +181,7 @@ impl ArgError {
 
 /// One argument of `parseargline`, with its offset in the raw text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawArg {
+pub(crate) struct RawArg {
     pub text: String,
     pub offset: usize,
 }
@@ -190,7 +190,7 @@ pub struct RawArg {
 /// runs to the next identical quote; `\` followed by a blank keeps the blank
 /// (and the backslash).  Returns up to three arguments; text after the third
 /// is ignored.  A missing closing quote takes the rest of the line.
-pub fn parseargline(raw: &str) -> Vec<RawArg> {
+pub(crate) fn parseargline(raw: &str) -> Vec<RawArg> {
     let bytes = raw.as_bytes();
     let mut args = Vec::new();
     let mut i = 0;
@@ -259,7 +259,7 @@ fn parse_flag_field(arg: &RawArg, what: &str) -> Result<Vec<(String, String, usi
 }
 
 /// Status codes httpd knows (`ap_index_of_response` has an entry).
-pub fn is_known_status(code: u16) -> bool {
+pub(crate) fn is_known_status(code: u16) -> bool {
     matches!(code,
         100..=103
         | 200..=208 | 226
@@ -458,7 +458,7 @@ fn set_rule_flag(
 
 /// Compiles a `RewriteRule` from its raw argument text.  Conditions are
 /// attached by the caller.
-pub fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
+pub(crate) fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
     let args = parseargline(raw);
     if args.len() < 2 {
         return Err(ArgError::new(
@@ -529,7 +529,7 @@ pub fn compile_rule(raw: &str, line: u32) -> Result<RewriteRule, ArgError> {
 }
 
 /// Compiles a `RewriteCond`.  Apache: `cmd_rewritecond` (SEMANTICS G4).
-pub fn compile_cond(raw: &str, line: u32) -> Result<RewriteCond, ArgError> {
+pub(crate) fn compile_cond(raw: &str, line: u32) -> Result<RewriteCond, ArgError> {
     let args = parseargline(raw);
     if args.len() < 2 {
         return Err(ArgError::new(

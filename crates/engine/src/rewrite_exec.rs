@@ -46,7 +46,7 @@ enum ListResult {
 
 /// Length of the scheme prefix of an absolute URI and whether the scheme
 /// takes a query (`is_absolute_uri`).
-pub fn absolute_uri_prefix(uri: &str) -> Option<(usize, bool)> {
+pub(crate) fn absolute_uri_prefix(uri: &str) -> Option<(usize, bool)> {
     const SCHEMES: &[(&str, bool)] = &[
         ("ajp://", true),
         ("balancer://", true),
@@ -925,7 +925,7 @@ impl<'a> Main<'a> {
     }
 
     /// The fixed variables (`lookup_variable`).
-    pub fn named_var(&self, r: &Req, n: Named) -> String {
+    pub(crate) fn named_var(&self, r: &Req, n: Named) -> String {
         use Named::*;
         // The local time only for the TIME variables (the time zone
         // look-up is not free).

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// A bigger `.htaccess` is refused (Apache has no limit; the largest file
 /// of the real-world corpus is 55 KB).
-pub const MAX_HTACCESS_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_HTACCESS_BYTES: u64 = 1024 * 1024;
 /// A bigger `.htaccess` is compiled on the blocking pool the first time
 /// (and after each change), not on an async worker.
-pub const INLINE_COMPILE_BYTES: u64 = 16 * 1024;
+pub(crate) const INLINE_COMPILE_BYTES: u64 = 16 * 1024;
 
 /// The name of the per-directory file (`AccessFileName`).
 pub const ACCESS_FILE_NAME: &str = ".htaccess";
@@ -77,7 +77,7 @@ struct DirState {
 
 /// What a reload did, for the log and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
+pub(crate) enum ReloadOutcome {
     Unchanged,
     Compiled { errors: usize },
     KeptLastGood { errors: usize },
@@ -120,7 +120,7 @@ impl DirEntry {
     /// `compiled` (this directory's file as the request saw it) merged
     /// onto `parent`: the remembered result when both are the same
     /// objects as last time, else `build()`'s, remembered.
-    pub fn merged_on(
+    pub(crate) fn merged_on(
         &self,
         parent: &Arc<Merged>,
         compiled: &Arc<Compiled>,
@@ -288,7 +288,7 @@ impl HtaccessCache {
     /// [`INLINE_COMPILE_BYTES`] (a cold compile of thousands of rules takes
     /// milliseconds: the blocking pool's work, not an async worker's);
     /// otherwise always `Some`.
-    pub fn lookup_within(
+    pub(crate) fn lookup_within(
         &self,
         dir: &str,
         now: Instant,
@@ -351,7 +351,7 @@ impl HtaccessCache {
     /// Re-reads `dir`'s `.htaccess` now (the watcher saw a change) and
     /// logs what happened.  Directories never looked up are not loaded:
     /// they will be at their first request.
-    pub fn reload_dir(&self, dir: &Path) -> ReloadOutcome {
+    pub(crate) fn reload_dir(&self, dir: &Path) -> ReloadOutcome {
         let Some(entry) = self.entry(dir) else {
             return ReloadOutcome::Unchanged;
         };
@@ -375,7 +375,7 @@ impl HtaccessCache {
 
     /// Re-checks every cached directory under `prefix` (a folder was
     /// created, renamed or removed).
-    pub fn reload_under(&self, prefix: &Path) -> usize {
+    pub(crate) fn reload_under(&self, prefix: &Path) -> usize {
         let dirs: Vec<PathBuf> = match self.entries.read() {
             Ok(map) => map
                 .keys()
@@ -392,7 +392,7 @@ impl HtaccessCache {
 
     /// Re-checks every cached directory (the periodic fallback for missed
     /// events); returns how many changed.
-    pub fn reload_all(&self) -> usize {
+    pub(crate) fn reload_all(&self) -> usize {
         let dirs: Vec<PathBuf> = match self.entries.read() {
             Ok(map) => map.keys().cloned().collect(),
             Err(_) => return 0,
@@ -717,12 +717,12 @@ impl Site {
     }
 
     /// Whether `php_value`/`php_flag` lines may be passed to PHP here.
-    pub fn php_values_allowed(&self) -> bool {
+    pub(crate) fn php_values_allowed(&self) -> bool {
         self.php.as_ref().is_some_and(|p| p.allow_values)
     }
 
     /// Whether `host` (lower-case, no port) is one of this site's names.
-    pub fn is_own_name(&self, host: &str) -> bool {
+    pub(crate) fn is_own_name(&self, host: &str) -> bool {
         self.server_names
             .iter()
             .any(|n| n.eq_ignore_ascii_case(host))

@@ -168,7 +168,7 @@ struct Cached {
 /// paths that exist on disk (directories, by default), not arbitrary
 /// request text, and the maps are bounded.
 #[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl FxHasher {
     #[inline]
@@ -211,7 +211,7 @@ impl std::hash::Hasher for FxHasher {
 }
 
 /// [`FxHasher`]'s builder, for `HashMap`s keyed by paths.
-pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 /// One site's stat results shared by its requests.
 pub struct StatCache {
@@ -278,7 +278,7 @@ impl StatCache {
 
     /// Forgets `prefix` and everything under it (the watcher saw a folder
     /// created, renamed or removed there).
-    pub fn invalidate_under(&self, prefix: &Path) {
+    pub(crate) fn invalidate_under(&self, prefix: &Path) {
         if let Ok(mut map) = self.map.write() {
             map.retain(|k, _| !Path::new(&**k).starts_with(prefix));
         }
@@ -349,7 +349,7 @@ impl Main<'_> {
 
     /// stat of `path` for this request: what the request already saw,
     /// else the site's cache, else the filesystem.
-    pub fn stat_path(&mut self, path: &str) -> PathStat {
+    pub(crate) fn stat_path(&mut self, path: &str) -> PathStat {
         let memo = &mut self.htaccess_seen.stats;
         if let Some((_, s)) = memo.seen.iter().find(|(p, _)| &**p == path) {
             return s.clone();

@@ -242,7 +242,8 @@ impl Template {
     }
 
     /// The template's text if it has no expansions at all.
-    pub fn as_literal(&self) -> Option<&str> {
+    #[cfg(test)]
+    fn as_literal(&self) -> Option<&str> {
         match self.pieces.as_slice() {
             [] => Some(""),
             [Piece::Lit(s)] => Some(s),
@@ -310,7 +311,7 @@ fn split_default(s: &str) -> Option<(&str, &str)> {
 /// `%{SSL:name}` in rules: mod_ssl's `ssl_var_lookup` for the one
 /// variable htgate provides, `HTTPS` (`on` over TLS, empty otherwise, as
 /// the reference Apache answers a plain-HTTP request).
-pub fn ssl_var(name: &str, tls: bool) -> &'static str {
+pub(crate) fn ssl_var(name: &str, tls: bool) -> &'static str {
     if tls && name.eq_ignore_ascii_case("HTTPS") {
         "on"
     } else {

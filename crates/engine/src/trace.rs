@@ -174,7 +174,7 @@ pub enum Skip {
 
 /// Why mod_rewrite answers with a status of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `[F]`, `[G]`, `[R=4xx]` or a refused `?` (the rule's event says).
     Rule,
     /// AH10411: a space or control character in the rewritten query.
@@ -348,7 +348,7 @@ impl TraceEvent {
         }
     }
 
-    pub fn alias(status: u16, target: Option<&str>) -> TraceEvent {
+    pub(crate) fn alias(status: u16, target: Option<&str>) -> TraceEvent {
         TraceEvent::AliasRedirect {
             status,
             target: target.map(str::to_string),
@@ -394,7 +394,7 @@ impl TraceEvent {
         }
     }
 
-    pub fn rule_skipped(p: &RewriteRule) -> TraceEvent {
+    pub(crate) fn rule_skipped(p: &RewriteRule) -> TraceEvent {
         TraceEvent::RuleSkipped {
             line: p.line,
             why: "[NS] or [R]: not run in a sub-request".to_string(),
@@ -459,7 +459,7 @@ impl TraceEvent {
         }
     }
 
-    pub fn rewrite_status(status: u16, why: Refusal) -> TraceEvent {
+    pub(crate) fn rewrite_status(status: u16, why: Refusal) -> TraceEvent {
         let why = match why {
             Refusal::Rule => "a rule answers with this status",
             Refusal::CtlInQuery => "a space or control character in the rewritten query (AH10411)",
@@ -471,7 +471,7 @@ impl TraceEvent {
         }
     }
 
-    pub fn subrequest_end(rr: &Result<(), Stop>, r: &Req) -> TraceEvent {
+    pub(crate) fn subrequest_end(rr: &Result<(), Stop>, r: &Req) -> TraceEvent {
         match rr {
             Ok(()) => TraceEvent::SubrequestEnd {
                 status: r.status,

@@ -42,7 +42,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use pool::{Pool, PoolStats, Prepared};
+pub use pool::Pool;
 
 /// Where PHP-FPM (or any FastCGI responder) listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -70,18 +70,7 @@ pub struct Prepared<B> {
     source: Source<B>,
 }
 
-impl<B> Prepared<B> {
-    /// Whether the whole body has been read (nothing is left to wait for
-    /// from the client).
-    pub fn body_complete(&self) -> bool {
-        !matches!(self.source, Source::Stream { .. } | Source::Taken)
-    }
-
-    /// Whether the body was spooled to a temp file.
-    pub fn spooled_to_file(&self) -> bool {
-        matches!(self.source, Source::File { .. })
-    }
-}
+impl<B> Prepared<B> {}
 
 /// Counters, for tests and the status page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use prometheus_client::metrics::MetricType;
 use std::sync::Arc;
 
 /// Registered in the admin listener's own registry.
-pub struct ServerCollector {
+pub(crate) struct ServerCollector {
     pub store: Arc<ArcSwap<CertStore>>,
     pub acme: Option<Arc<crate::acme::AcmeManager>>,
 }

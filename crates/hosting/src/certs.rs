@@ -50,7 +50,7 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn from_validated(v: &ValidatedCert) -> Served {
+    pub(crate) fn from_validated(v: &ValidatedCert) -> Served {
         Served {
             certified: v.certified.clone(),
             names: v.leaf.dns_names.clone(),
@@ -63,7 +63,7 @@ impl Served {
 
     /// A chain and key taken as they are (the shared default certificate
     /// may be self-signed).
-    pub fn from_chain(
+    pub(crate) fn from_chain(
         chain: Vec<rustls_pki_types::CertificateDer<'static>>,
         key: rustls_pki_types::PrivateKeyDer<'static>,
     ) -> Result<Served, htgate_server::tls::TlsError> {
@@ -82,7 +82,7 @@ impl Served {
     }
 
     /// Valid at `now` (unix seconds).
-    pub fn valid_at(&self, now: i64) -> bool {
+    pub(crate) fn valid_at(&self, now: i64) -> bool {
         self.not_before <= now && now <= self.not_after
     }
 
@@ -121,7 +121,7 @@ impl CertSnapshot {
     /// As [`CertSnapshot::choose`]; a site's ECDSA upload goes first to
     /// clients that offer an ECDSA signature scheme (smaller, faster
     /// handshakes), its main upload to the others.
-    pub fn choose_for(
+    pub(crate) fn choose_for(
         &self,
         sni: Option<&str>,
         now: i64,
@@ -186,18 +186,18 @@ const ECDSA: usize = 1;
 pub const ECDSA_SUBDIR: &str = "ecdsa";
 /// How the ECDSA slot of a site is named to the upload hook and in the
 /// cluster store (`blog@ecdsa`; `@` is never in a site name).
-pub const ECDSA_SLOT_SUFFIX: &str = "@ecdsa";
+pub(crate) const ECDSA_SLOT_SUFFIX: &str = "@ecdsa";
 
 fn slot(site: usize, variant: usize) -> usize {
     site * 2 + variant
 }
 
 /// The files of an upload folder.
-pub const UPLOAD_CHAIN: &str = "fullchain.pem";
-pub const UPLOAD_KEY: &str = "privkey.pem";
+pub(crate) const UPLOAD_CHAIN: &str = "fullchain.pem";
+pub(crate) const UPLOAD_KEY: &str = "privkey.pem";
 
 /// Told the name of a site whose upload folder changed.
-pub type UploadHook = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type UploadHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Reads certificates from disk into snapshots.
 pub struct CertStore {
@@ -276,7 +276,7 @@ impl CertStore {
     }
 
     /// Sets the hook told about changed upload folders (once).
-    pub fn set_upload_hook(&self, hook: UploadHook) {
+    pub(crate) fn set_upload_hook(&self, hook: UploadHook) {
         let _ = self.upload_hook.set(hook);
     }
 
@@ -454,7 +454,7 @@ impl CertStore {
     }
 
     /// The exact domains that get automatic certificates.
-    pub fn automatic_domains(&self) -> Vec<String> {
+    pub(crate) fn automatic_domains(&self) -> Vec<String> {
         if self.acme.is_none() {
             return Vec::new();
         }

@@ -27,17 +27,17 @@ struct Synced {
     remote: Option<CertPair>,
 }
 
-pub struct NodeSync {
+pub(crate) struct NodeSync {
     shared: Weak<Shared>,
     cluster: Arc<Cluster>,
     uploads: tokio::sync::Mutex<HashMap<String, Synced>>,
 }
 
 /// The prefixes a node watches.
-pub const PREFIXES: [&str; 4] = [keys::SITES, keys::CERTS, keys::CHALLENGES, keys::UPLOADS];
+pub(crate) const PREFIXES: [&str; 4] = [keys::SITES, keys::CERTS, keys::CHALLENGES, keys::UPLOADS];
 
 impl NodeSync {
-    pub fn new(shared: &Arc<Shared>, cluster: Arc<Cluster>) -> Arc<NodeSync> {
+    pub(crate) fn new(shared: &Arc<Shared>, cluster: Arc<Cluster>) -> Arc<NodeSync> {
         Arc::new(NodeSync {
             shared: Arc::downgrade(shared),
             cluster,
@@ -65,7 +65,7 @@ impl NodeSync {
     }
 
     /// A local upload folder changed (called from the certificate store).
-    pub async fn local_upload_changed(&self, site: &str) {
+    pub(crate) async fn local_upload_changed(&self, site: &str) {
         let Some((dir, _)) = self.upload_target(site) else {
             return;
         };

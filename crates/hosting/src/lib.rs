@@ -8,18 +8,18 @@
 //! `.htaccess` programs, and HSTS on HTTPS answers.
 
 pub mod acme;
-pub mod cert_metrics;
+mod cert_metrics;
 pub mod certs;
 pub mod cluster;
-pub mod cluster_sync;
+mod cluster_sync;
 pub mod config;
 pub mod proxy;
 pub mod quick;
-pub mod reload;
-pub mod routing;
+mod reload;
+mod routing;
 pub mod run;
 pub mod tls;
-pub mod watch;
+mod watch;
 
 use arc_swap::ArcSwap;
 use htgate_engine::site::Site;
@@ -78,7 +78,7 @@ pub fn is_trusted_in(proxies: &[ipnet::IpNet], ip: IpAddr) -> bool {
 }
 
 /// Parses `trusted_proxies` entries (addresses or networks).
-pub fn parse_proxies(list: &[String]) -> Vec<ipnet::IpNet> {
+pub(crate) fn parse_proxies(list: &[String]) -> Vec<ipnet::IpNet> {
     list.iter()
         .filter_map(|s| {
             s.parse::<ipnet::IpNet>()
@@ -248,7 +248,7 @@ impl Handler for Front {
 /// Config mode: the route of the site the request is for, chosen as
 /// [`Front`] chooses it (by Host; an unknown name
 /// gets the first site).
-pub fn for_hosting(front: Arc<Front>) -> htgate_server::access_log::AccessLogged {
+pub(crate) fn for_hosting(front: Arc<Front>) -> htgate_server::access_log::AccessLogged {
     let hosting = front.hosting.clone();
     htgate_server::access_log::AccessLogged {
         inner: front,

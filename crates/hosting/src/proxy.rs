@@ -143,7 +143,7 @@ pub fn resolve(
 
 /// Config mode's outermost handler: resolves the client before the access
 /// log and the sites see the request.
-pub struct Proxied {
+pub(crate) struct Proxied {
     pub inner: Arc<dyn Handler>,
     pub hosting: Arc<ArcSwap<super::Hosting>>,
 }

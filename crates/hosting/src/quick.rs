@@ -104,7 +104,9 @@ pub fn site(opts: &QuickOptions) -> anyhow::Result<htgate_engine::site::Site> {
 
 /// The TLS configuration of quick mode: the given PEM files, or a
 /// self-signed certificate for the server names made in memory.
-pub fn tls_config(opts: &QuickOptions) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
+pub(crate) fn tls_config(
+    opts: &QuickOptions,
+) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
     let (certs, key) = match (&opts.cert, &opts.key) {
         (Some(c), Some(k)) => htgate_server::tls::load_pem_files(c, k)?,
         (None, None) => {

@@ -22,7 +22,7 @@ use std::time::Duration;
 const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// What to watch for a configuration.
-pub fn watch_spec(config: &Config) -> WatchSpec {
+pub(crate) fn watch_spec(config: &Config) -> WatchSpec {
     let mut files: Vec<PathBuf> = vec![config.path.clone()];
     if let Some(c) = &config.file.default_certificate {
         files.push(c.cert.clone());
@@ -56,7 +56,7 @@ pub fn watch_spec(config: &Config) -> WatchSpec {
 
 /// Starts the watcher for `shared`'s configuration; changes are applied
 /// on tokio's blocking pool of `rt`.
-pub fn start_watcher(
+pub(crate) fn start_watcher(
     shared: &Arc<Shared>,
     rt: tokio::runtime::Handle,
 ) -> Result<Watcher, crate::watch::WatchError> {
@@ -77,7 +77,7 @@ fn is_under(path: &Path, root: &str) -> bool {
 }
 
 /// Applies one debounced batch.
-pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Handle) {
+pub(crate) fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Handle) {
     let hosting = shared.hosting.load_full();
     let config = shared.config.load_full();
     let mut refresh_certs = false;
@@ -139,7 +139,7 @@ pub fn apply(shared: &Arc<Shared>, changes: Vec<Change>, rt: &tokio::runtime::Ha
 
 /// Reloads the configuration and, when it was taken, points the watcher
 /// at the new set of roots and files.
-pub async fn reload_and_rewatch(shared: &Arc<Shared>) -> Result<(), String> {
+pub(crate) async fn reload_and_rewatch(shared: &Arc<Shared>) -> Result<(), String> {
     let reloaded = super::run::reload(shared).await;
     htgate_telemetry::metrics::reload("config", reloaded.is_ok());
     reloaded?;

@@ -100,7 +100,7 @@ pub fn acme_settings(a: &crate::config::AcmeConfig) -> crate::acme::AcmeSettings
 }
 
 /// What each site contributes to certificate selection.
-pub fn site_cert_configs(config: &Config) -> Vec<SiteCertConfig> {
+pub(crate) fn site_cert_configs(config: &Config) -> Vec<SiteCertConfig> {
     config
         .file
         .site

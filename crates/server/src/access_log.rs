@@ -40,7 +40,8 @@ pub struct Route {
 }
 
 /// Picks the route of each request (config mode: the site by Host).
-pub type Router = dyn Fn(&http::Request<hyper::body::Incoming>, &ConnInfo) -> Route + Send + Sync;
+pub(crate) type Router =
+    dyn Fn(&http::Request<hyper::body::Incoming>, &ConnInfo) -> Route + Send + Sync;
 
 /// Logs and counts what `inner` answers.
 pub struct AccessLogged {

@@ -8,9 +8,9 @@
 pub mod access_log;
 pub mod limits;
 pub mod listener;
-pub mod php_answer;
-pub mod refusal;
-pub mod sending;
+mod php_answer;
+mod refusal;
+mod sending;
 pub mod site_handler;
 pub mod tls;
 

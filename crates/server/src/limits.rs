@@ -32,34 +32,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Longest request line, without its CRLF (Apache's `LimitRequestLine`).
 /// Longer: 414.
-pub const MAX_REQUEST_LINE: usize = 8190;
+pub(crate) const MAX_REQUEST_LINE: usize = 8190;
 /// Longest header field, `Name: value` (Apache's `LimitRequestFieldSize`).
 /// Longer: 431 (Apache says 400; RFC 6585's 431 is what the issue asks).
-pub const MAX_FIELD_SIZE: usize = 8190;
+pub(crate) const MAX_FIELD_SIZE: usize = 8190;
 /// Most header fields in one request (Apache's `LimitRequestFields`).
 /// More: 431.
-pub const MAX_FIELDS: usize = 100;
+pub(crate) const MAX_FIELDS: usize = 100;
 /// The whole request head as hyper may buffer it (HTTP/1 `max_buf_size`,
 /// HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`).  Larger than any head the
 /// three limits above let through in practice, so that those get a proper
 /// page; past it hyper answers a bare 431.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Header fields hyper's parser makes room for: above [`MAX_FIELDS`] so that
 /// 101..=256 fields get our 431 page; past it hyper answers a bare 431.
-pub const PARSER_MAX_HEADERS: usize = 256;
+pub(crate) const PARSER_MAX_HEADERS: usize = 256;
 pub use htgate_engine::limits::MAX_BODY_BYTES;
 /// How long a client has to complete the TLS handshake.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a complete HTTP/1 request head, counted
 /// from the first byte it is awaited (so also how long an idle keep-alive
 /// connection is kept), and how long any new connection has to deliver its
 /// first request (this covers the HTTP/2 preface and the bytes the
 /// protocol detection waits for).  mod_reqtimeout's `header=20-40`.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// An HTTP/1 request whose handler waits for body bytes that do not come
 /// for this long is aborted (mod_reqtimeout's `body=20` with its MinRate
 /// extension, rounded up to Apache's `Timeout` of 60 s).
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// A connection with no request in progress and no bytes moving for this
 /// long is closed (Apache's default `Timeout`).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -72,21 +72,21 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// Open connections from one client address (IPv6: one /64, which is what
 /// one customer line gets).  Past it a new connection is closed at once, so
 /// that one client cannot take the whole of [`MAX_CONNECTIONS`].
-pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+pub(crate) const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// HTTP/2 streams open at once per connection (Apache's
 /// `H2MaxSessionStreams`).
-pub const H2_MAX_STREAMS: u32 = 100;
+pub(crate) const H2_MAX_STREAMS: u32 = 100;
 /// HTTP/2 streams the client reset before the server accepted them, per
 /// connection; past it: GOAWAY `ENHANCE_YOUR_CALM` (CVE-2023-44487, rapid
 /// reset).
-pub const H2_MAX_PENDING_RESETS: usize = 20;
+pub(crate) const H2_MAX_PENDING_RESETS: usize = 20;
 /// HTTP/2 streams the server had to reset because of the client's protocol
 /// errors, per connection; past it: GOAWAY (CVE-2025-8671, "MadeYouReset").
-pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+pub(crate) const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// Response bytes h2 may queue per stream beyond what the client's window
 /// lets out (hyper's `max_send_buf_size`, 400 KiB by default): small, so a
 /// stream the client stopped reading holds little.
-pub const H2_MAX_SEND_BUF: usize = 64 * 1024;
+pub(crate) const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// A connection whose response bodies take no new data for this long while
 /// waiting for the client (its flow-control window stays shut, or its socket
 /// accepts no byte) is reset, and a single stalled response body is dropped
@@ -295,7 +295,7 @@ fn check_http1<B>(req: &http::Request<B>) -> Option<http::StatusCode> {
 /// `Content-Length` too (hyper drops it before the server sees it), and
 /// RFC 9112 §6.1 then requires closing the connection, so that nothing
 /// a front proxy framed differently is read as a next request.
-pub fn close_after<B>(req: &http::Request<B>) -> bool {
+pub(crate) fn close_after<B>(req: &http::Request<B>) -> bool {
     req.version() < http::Version::HTTP_2
         && req.headers().contains_key(http::header::TRANSFER_ENCODING)
 }
@@ -305,7 +305,10 @@ pub fn close_after<B>(req: &http::Request<B>) -> bool {
 /// header fields, 413 for a declared body over `max_body_bytes`, 400 for
 /// what HTTP/1 forbids and hyper lets through ([`check_http1`]).  Checked
 /// in Apache's order (request line, then fields, then the body).
-pub fn check_request<B>(req: &http::Request<B>, limits: &Limits) -> Option<http::StatusCode> {
+pub(crate) fn check_request<B>(
+    req: &http::Request<B>,
+    limits: &Limits,
+) -> Option<http::StatusCode> {
     // "GET /x HTTP/1.1": method, space, target, space, 8 bytes of version.
     let line = req.method().as_str().len() + 1 + target_len(req.uri()) + 1 + 8;
     if line > limits.max_request_line {
@@ -377,7 +380,7 @@ struct ClientShare {
 /// so that over the cap the server simply stops accepting) and a count per
 /// client address, with that address's response-body places.
 #[derive(Debug)]
-pub struct ConnLimiter {
+pub(crate) struct ConnLimiter {
     total: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, ClientShare>>,
     max_per_ip: usize,
@@ -386,7 +389,7 @@ pub struct ConnLimiter {
 
 /// One admitted connection; dropping it gives both places back.
 #[derive(Debug)]
-pub struct ConnPermit {
+pub(crate) struct ConnPermit {
     _total: OwnedSemaphorePermit,
     key: IpAddr,
     sending: Arc<Semaphore>,
@@ -396,7 +399,7 @@ pub struct ConnPermit {
 impl ConnPermit {
     /// The places for response bodies of this connection's client address
     /// (shared by all its connections).
-    pub fn sending(&self) -> Arc<Semaphore> {
+    pub(crate) fn sending(&self) -> Arc<Semaphore> {
         Arc::clone(&self.sending)
     }
 }
@@ -420,13 +423,14 @@ impl Drop for ConnPermit {
 }
 
 impl ConnLimiter {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
+    #[cfg(test)]
+    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
         ConnLimiter::with_sending(max_total, max_per_ip, MAX_SENDING_PER_CLIENT)
     }
 
-    /// [`ConnLimiter::new`] with `max_sending` response bodies in progress
-    /// per client address.
-    pub fn with_sending(
+    /// A limiter with `max_sending` response bodies in progress per
+    /// client address.
+    pub(crate) fn with_sending(
         max_total: usize,
         max_per_ip: usize,
         max_sending: usize,
@@ -443,7 +447,7 @@ impl ConnLimiter {
     /// The process-wide limiter of the process's limits: every `serve` of
     /// a process (config mode runs one per listener) shares it, so the caps
     /// hold for the process and not per socket.
-    pub fn process_wide() -> Arc<ConnLimiter> {
+    pub(crate) fn process_wide() -> Arc<ConnLimiter> {
         static SHARED: std::sync::OnceLock<Arc<ConnLimiter>> = std::sync::OnceLock::new();
         Arc::clone(SHARED.get_or_init(|| {
             let l = Limits::process();
@@ -457,19 +461,23 @@ impl ConnLimiter {
 
     /// Waits for room under the total cap (the caller has not accepted
     /// yet: the waiting clients stay in the listen backlog).
-    pub async fn room(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn room(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
         // The semaphore is never closed; None would only mean it was.
         Arc::clone(&self.total).acquire_owned().await.ok()
     }
 
     /// Whether any room is left under the total cap right now.
-    pub fn available(&self) -> usize {
+    pub(crate) fn available(&self) -> usize {
         self.total.available_permits()
     }
 
     /// Admits a connection from `ip` holding `room`; None when that client
     /// already has its share of connections.
-    pub fn admit(self: &Arc<Self>, room: OwnedSemaphorePermit, ip: IpAddr) -> Option<ConnPermit> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        room: OwnedSemaphorePermit,
+        ip: IpAddr,
+    ) -> Option<ConnPermit> {
         let key = client_key(ip);
         let mut map = self
             .per_ip
@@ -491,8 +499,9 @@ impl ConnLimiter {
         })
     }
 
-    /// Open connections from `ip` (for tests and diagnostics).
-    pub fn open_from(&self, ip: IpAddr) -> usize {
+    /// Open connections from `ip`.
+    #[cfg(test)]
+    pub(crate) fn open_from(&self, ip: IpAddr) -> usize {
         self.per_ip
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// What a PHP answer turned into.
-pub enum Answer {
+pub(crate) enum Answer {
     Response(Response<Body>),
     /// `Location: /local/path` without a status: run that URL instead (as
     /// mod_cgi does), as a GET without a body.
@@ -25,7 +25,7 @@ pub enum Answer {
 }
 
 /// Sends `call` to the site's pool and builds the answer.
-pub async fn answer(
+pub(crate) async fn answer(
     site: &Site,
     call: Box<PhpCall>,
     body: Option<hyper::body::Incoming>,

@@ -14,16 +14,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One line per reason and client address at most this often.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 /// The "suppressed" summary at most this often.
-pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// Keys remembered at most; past it, the stale ones are forgotten (an
 /// attacker with many addresses cannot grow the map without bound).
 const MAX_KEYS: usize = 4096;
 
 /// Why a request or connection was refused or cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// 414: request line over `LimitRequestLine`.
     UriTooLong,
     /// 431: too many or too large header fields (also hyper's bare 431).
@@ -55,7 +55,7 @@ pub enum Reason {
 
 impl Reason {
     /// The `reason` label in `/metrics` and the log.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Reason::UriTooLong => "uri_too_long",
             Reason::HeaderFieldsTooLarge => "header_fields_too_large",
@@ -74,7 +74,7 @@ impl Reason {
     }
 
     /// The refusal of a status [`super::limits::check_request`] gave.
-    pub fn of_status(status: http::StatusCode) -> Reason {
+    pub(crate) fn of_status(status: http::StatusCode) -> Reason {
         match status {
             http::StatusCode::URI_TOO_LONG => Reason::UriTooLong,
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Reason::HeaderFieldsTooLarge,
@@ -168,7 +168,7 @@ fn decide(st: &mut LogState, reason: Reason, ip: IpAddr, now: Instant) -> (Optio
 
 /// Counts a refusal and logs it (rate-limited).  `host`: the SNI name or
 /// `Host` the client asked for, when known; `detail`: what exactly.
-pub fn record(reason: Reason, client: IpAddr, host: Option<&str>, detail: &str) {
+pub(crate) fn record(reason: Reason, client: IpAddr, host: Option<&str>, detail: &str) {
     htgate_telemetry::metrics::refusal_unrouted(reason.label());
     let (line, summary) = {
         let mut st = state()

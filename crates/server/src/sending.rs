@@ -58,7 +58,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The response bodies of one connection.
-pub struct Sending {
+pub(crate) struct Sending {
     start: Instant,
     slots: Mutex<Vec<Arc<Slot>>>,
     /// Milliseconds since `start` at which a body was last polled.
@@ -69,7 +69,7 @@ pub struct Sending {
 
 /// What [`Sending::check`] found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// Bodies dropped because they waited for the client too long.
     pub expired: usize,
     /// Some body waits for the client, and no body moved within the
@@ -78,7 +78,7 @@ pub struct Checked {
 }
 
 impl Sending {
-    pub fn new(places: Arc<Semaphore>) -> Arc<Sending> {
+    pub(crate) fn new(places: Arc<Semaphore>) -> Arc<Sending> {
         Arc::new(Sending {
             start: Instant::now(),
             slots: Mutex::new(Vec::new()),
@@ -93,7 +93,7 @@ impl Sending {
 
     /// Wraps a response body.  An empty body is left alone (nothing to
     /// send, nothing held).
-    pub fn track(self: &Arc<Self>, body: Body) -> Body {
+    pub(crate) fn track(self: &Arc<Self>, body: Body) -> Body {
         use http_body::Body as _;
         use http_body_util::BodyExt;
         if body.is_end_stream() {
@@ -126,7 +126,7 @@ impl Sending {
 
     /// Drops the bodies that have waited for the client for `timeout`, and
     /// says whether the whole connection is stalled.
-    pub fn check(&self, timeout: Duration) -> Checked {
+    pub(crate) fn check(&self, timeout: Duration) -> Checked {
         let now = self.now_ms();
         let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut out = Checked::default();
@@ -149,8 +149,9 @@ impl Sending {
         out
     }
 
-    /// Bodies hyper still holds (for tests and diagnostics).
-    pub fn live(&self) -> usize {
+    /// Bodies hyper still holds.
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
         lock(&self.slots)
             .iter()
             .filter(|s| !s.gone.load(Ordering::Relaxed))

@@ -116,7 +116,7 @@ pub fn self_signed(
 }
 
 /// The ALPN protocols offered, in order of preference.
-pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+pub(crate) const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// TLS 1.2 sessions remembered for clients that resume by session ID
 /// rather than by ticket (a few hundred bytes each).

@@ -7,7 +7,7 @@ use super::SortKey;
 
 /// `IndexOrderDefault Ascending|Descending Name|Date|Size|Description`
 /// → (key, descending).
-pub fn parse_index_order_default(words: &[String]) -> Result<(SortKey, bool), String> {
+pub(crate) fn parse_index_order_default(words: &[String]) -> Result<(SortKey, bool), String> {
     let [direction, key] = words else {
         return Err("IndexOrderDefault takes two arguments, \
                     {Ascending,Descending} {Name,Size,Description,Date}"
@@ -39,7 +39,7 @@ pub(super) enum ItemKind {
 
 /// An `AddIcon*` / `AddAlt*` rule (Apache's `struct item`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IconRule {
+pub(crate) struct IconRule {
     pub(super) kind: ItemKind,
     pub(super) apply_to: String,
     pub(super) data: String,
@@ -47,7 +47,7 @@ pub struct IconRule {
 
 /// An `AddDescription` rule (Apache's `ai_desc_t`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DescRule {
+pub(crate) struct DescRule {
     pub(super) pattern: String,
     pub(super) description: String,
     pub(super) full_path: bool,

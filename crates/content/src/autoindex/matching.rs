@@ -48,7 +48,7 @@ fn strcmp_match(s: &[u8], pat: &[u8], nocase: bool) -> bool {
 /// `b…` in every directory below where it was written), matched with `*`
 /// and `?` case-sensitively; the parent directory link is tested as
 /// `..`.
-pub fn is_ignored(name: &str, ignore: &[String]) -> bool {
+pub(crate) fn is_ignored(name: &str, ignore: &[String]) -> bool {
     ignore.iter().any(|p| {
         let last = p.rsplit('/').next().unwrap_or(p);
         strcmp_match(name.as_bytes(), last.as_bytes(), false)

@@ -33,10 +33,15 @@ mod sort;
 #[cfg(test)]
 mod tests;
 
-pub use config::{parse_index_order_default, DescRule, IconRule, IndexConfig};
+#[cfg(test)]
+use config::parse_index_order_default;
+pub use config::IndexConfig;
 pub use entries::scan_html_title;
-pub use matching::is_ignored;
-pub use options::{parse_index_options, IndexOptions};
+#[cfg(test)]
+use matching::is_ignored;
+#[cfg(test)]
+use options::parse_index_options;
+pub use options::IndexOptions;
 pub use render::{render, render_listing};
 
 use std::time::SystemTime;

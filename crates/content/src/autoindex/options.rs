@@ -302,9 +302,10 @@ impl IndexOptions {
         self.opts & bit != 0
     }
 
-    /// `IndexOptions TrackModified`: the caller sends the directory's
-    /// Last-Modified and ETag (and honours conditional requests).
-    pub fn track_modified(&self) -> bool {
+    /// `IndexOptions TrackModified` (parsed; listings are sent without
+    /// the directory's Last-Modified and ETag).
+    #[cfg(test)]
+    pub(crate) fn track_modified(&self) -> bool {
         self.has(TRACK_MODIFIED)
     }
 
@@ -337,7 +338,11 @@ impl IndexOptions {
 /// One `IndexOptions` directive applied to `base`, the same context's
 /// settings so far (start from `IndexOptions::default()`); inheritance
 /// from parent directories is [`IndexOptions::merge`]'s business.
-pub fn parse_index_options(words: &[String], base: &IndexOptions) -> Result<IndexOptions, String> {
+#[cfg(test)]
+pub(crate) fn parse_index_options(
+    words: &[String],
+    base: &IndexOptions,
+) -> Result<IndexOptions, String> {
     let mut o = base.clone();
     o.apply(words)?;
     Ok(o)

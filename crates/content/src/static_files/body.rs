@@ -22,7 +22,7 @@ pub(super) const FIRST_CHUNK: usize = 16 * 1024;
 
 /// One piece of a response body: literal bytes or a byte range of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     Bytes(Bytes),
     File { start: u64, len: u64 },
 }

@@ -6,7 +6,7 @@ use super::USEC;
 /// Apache 2.4's default entity tag (`FileETag MTime Size`):
 /// `"<size hex>-<mtime in microseconds hex>"`, weak (`W/`) unless the file
 /// was last modified more than a second before `now_us`.
-pub fn make_etag(size: u64, mtime_us: i64, now_us: i64) -> String {
+pub(crate) fn make_etag(size: u64, mtime_us: i64, now_us: i64) -> String {
     let weak = if now_us.saturating_sub(mtime_us) > USEC {
         ""
     } else {
@@ -18,7 +18,7 @@ pub fn make_etag(size: u64, mtime_us: i64, now_us: i64) -> String {
 
 /// What the response's validators are, for the precondition checks.
 #[derive(Debug, Clone, Copy)]
-pub struct Validators<'a> {
+pub(crate) struct Validators<'a> {
     /// The ETag header value sent (possibly weak).
     pub etag: &'a str,
     /// Last-Modified, in seconds since the epoch.
@@ -44,7 +44,7 @@ pub struct Conditions<'a> {
 
 /// The outcome of `ap_meets_conditions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// Serve the entity (or the ranges of it).
     Proceed,
     /// 304 Not Modified.
@@ -57,7 +57,7 @@ pub enum Precondition {
 /// `find_list_item` for ETags).  Strong comparison fails on weak tags;
 /// weak comparison ignores `W/`.  As in Apache, the scan stops at the
 /// first list item that is not a tag of the kind looked for.
-pub fn etag_in_list(line: &str, tok: &str, strong: bool) -> bool {
+pub(crate) fn etag_in_list(line: &str, tok: &str, strong: bool) -> bool {
     let tok = if strong {
         if !tok.starts_with('"') {
             return false;
@@ -110,7 +110,7 @@ pub fn etag_in_list(line: &str, tok: &str, strong: bool) -> bool {
 /// through?  An entity tag must equal the ETag sent exactly (so a weak one
 /// never does); a date must equal Last-Modified and be at least a minute
 /// older than the request.
-pub fn if_range_matches(if_range: &str, v: &Validators<'_>) -> bool {
+pub(crate) fn if_range_matches(if_range: &str, v: &Validators<'_>) -> bool {
     if if_range.starts_with('"') {
         if_range == v.etag
     } else {
@@ -127,7 +127,7 @@ pub fn if_range_matches(if_range: &str, v: &Validators<'_>) -> bool {
 /// If-Modified-Since turns it off, as in Apache), and If-Range with Range
 /// always proceeds.  Date matches within a minute of the modification are
 /// weak and do not count with Range.
-pub fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Precondition {
+pub(crate) fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Precondition {
     let mut not_modified: i8 = -1;
     // A date-based match is only weak within 60 s of the modification.
     let weak_date = v.now < v.mtime + 60;

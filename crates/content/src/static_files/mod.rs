@@ -25,13 +25,16 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use body::Chunk;
-pub use conditional::{
-    etag_in_list, evaluate_preconditions, if_range_matches, make_etag, Conditions, Precondition,
-    Validators,
+pub(crate) use body::Chunk;
+#[cfg(test)]
+use conditional::etag_in_list;
+pub use conditional::Conditions;
+pub(crate) use conditional::{
+    evaluate_preconditions, if_range_matches, make_etag, Precondition, Validators,
 };
-pub use ranges::{multipart_boundary, multipart_layout, parse_ranges, RangeDecision};
-pub use source::{ContentCache, SETTLED, SMALL_FILE};
+pub(crate) use ranges::{multipart_boundary, multipart_layout, parse_ranges, RangeDecision};
+#[cfg(test)]
+use source::{ContentCache, SETTLED};
 
 use super::status_page::{error_body, ERROR_CONTENT_TYPE};
 use super::{empty_body, full_body, Body};
@@ -60,7 +63,7 @@ const USEC: i64 = 1_000_000;
 // Time
 
 /// Microseconds since the epoch (negative before it), saturating.
-pub fn system_time_us(t: SystemTime) -> i64 {
+pub(crate) fn system_time_us(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_micros())

@@ -18,7 +18,7 @@ pub(super) const RANGES_WITH_LENGTH: usize = 32;
 
 /// The result of reading a Range header against a file length.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RangeDecision {
+pub(crate) enum RangeDecision {
     /// No usable Range: send the whole entity with its status.
     Full,
     /// 206 with these inclusive `(first, last)` byte ranges, in the order
@@ -56,7 +56,7 @@ fn strtoff(s: &str) -> Option<i64> {
 /// not sorted; each is merged into the previous one when they overlap or
 /// touch.  A syntactically bad range makes the whole header ignored, as
 /// does a set of ranges longer in total than the file.
-pub fn parse_ranges(spec: &str, clength: u64) -> RangeDecision {
+pub(crate) fn parse_ranges(spec: &str, clength: u64) -> RangeDecision {
     let Ok(clength) = i64::try_from(clength) else {
         return RangeDecision::Full;
     };
@@ -186,7 +186,7 @@ pub fn parse_ranges(spec: &str, clength: u64) -> RangeDecision {
 
 /// The process-wide multipart boundary (`ap_multipart_boundary`: random
 /// hex made once at start-up).
-pub fn multipart_boundary() -> &'static str {
+pub(crate) fn multipart_boundary() -> &'static str {
     static BOUNDARY: OnceLock<String> = OnceLock::new();
     BOUNDARY.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
@@ -201,7 +201,7 @@ pub fn multipart_boundary() -> &'static str {
 
 /// The body of a multipart/byteranges response, exactly as Apache's
 /// byterange filter writes it, and its total length.
-pub fn multipart_layout(
+pub(crate) fn multipart_layout(
     ranges: &[(u64, u64)],
     content_type: Option<&str>,
     clength: u64,

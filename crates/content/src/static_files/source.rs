@@ -9,13 +9,13 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 /// Files up to this size are read whole and may be kept in memory.
-pub const SMALL_FILE: u64 = 256 * 1024;
+pub(crate) const SMALL_FILE: u64 = 256 * 1024;
 /// Memory for kept files, all sites together.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Files kept at most (bounds the map for many tiny files).
 const CACHE_ENTRIES: usize = 32 * 1024;
 /// How old a file's timestamps must be before its content is kept.
-pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What identifies one version of a file's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Identity {
 }
 
 /// Small files' contents by path, each valid for one [`Identity`].
-pub struct ContentCache {
+pub(crate) struct ContentCache {
     map: std::sync::RwLock<std::collections::HashMap<std::path::PathBuf, (Identity, Bytes)>>,
     bytes: std::sync::atomic::AtomicUsize,
 }
@@ -63,7 +63,7 @@ impl ContentCache {
     }
 
     /// The process-wide cache.
-    pub fn global() -> &'static ContentCache {
+    pub(super) fn global() -> &'static ContentCache {
         static CACHE: OnceLock<ContentCache> = OnceLock::new();
         CACHE.get_or_init(ContentCache::new)
     }
@@ -96,11 +96,6 @@ impl ContentCache {
                 self.bytes.fetch_sub(old.len(), Relaxed);
             }
         }
-    }
-
-    /// Bytes kept (for tests and the status page).
-    pub fn kept_bytes(&self) -> usize {
-        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -77,7 +77,7 @@ fn table_for(lname: &str) -> Option<&'static Table> {
 }
 
 /// The Apache version htgate behaves as (for `<IfVersion>`).
-pub const APACHE_VERSION: (u32, u32, u32) = (2, 4, 71);
+pub(crate) const APACHE_VERSION: (u32, u32, u32) = (2, 4, 71);
 
 /// Modules htgate implements, by source file name and module identifier:
 /// `<IfModule>` of these is true.
@@ -111,7 +111,7 @@ const MODULES: &[(&str, &str)] = &[
     ("mod_version.c", "version_module"),
 ];
 
-pub fn module_loaded(name: &str) -> bool {
+pub(crate) fn module_loaded(name: &str) -> bool {
     MODULES
         .iter()
         .any(|(file, id)| name.eq_ignore_ascii_case(file) || name == *id)
@@ -167,7 +167,7 @@ pub fn compile_source(source: &[u8]) -> Compiled {
 }
 
 /// [`compile_source`] for a site with `modules` beyond the reference set.
-pub fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
+pub(crate) fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
     let (file, mut diags) = htgate_syntax::htaccess::parse(source);
     let count = count_nodes(&file.nodes);
     if count > MAX_DIRECTIVES {
@@ -198,7 +198,7 @@ pub fn compile_source_with(source: &[u8], modules: Modules) -> Compiled {
 
 /// Directives and sections a file may hold (the largest real-world file,
 /// h5bp's, has about 120; WordPress redirect plugins write a few thousand).
-pub const MAX_DIRECTIVES: usize = 20_000;
+pub(crate) const MAX_DIRECTIVES: usize = 20_000;
 
 fn count_nodes(nodes: &[Node]) -> usize {
     nodes
@@ -210,13 +210,8 @@ fn count_nodes(nodes: &[Node]) -> usize {
         .sum()
 }
 
-/// Compiles a parsed file.
-pub fn compile_file(file: &File) -> Compiled {
-    compile_file_with(file, Modules::default())
-}
-
-/// [`compile_file`] with `modules` beyond the reference set.
-pub fn compile_file_with(file: &File, modules: Modules) -> Compiled {
+/// Compiles a parsed file with `modules` beyond the reference set.
+pub(crate) fn compile_file_with(file: &File, modules: Modules) -> Compiled {
     let mut diags = Vec::new();
     let mut ctx = Context {
         modules,

@@ -10,7 +10,7 @@
 use fancy_regex::Expr;
 
 /// Why `pattern` can be slow on the backtracking engine, if it can.
-pub fn costly(pattern: &str) -> Option<&'static str> {
+pub(super) fn costly(pattern: &str) -> Option<&'static str> {
     let tree = Expr::parse_tree(pattern).ok()?;
     walk(&tree.expr, false)
 }

@@ -14,7 +14,7 @@ use crate::template::{Named, Piece, Var};
 
 /// What is wrong with which rule (an index into the rule list).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(super) struct Finding {
     pub rule: usize,
     pub message: String,
     pub help: String,
@@ -126,7 +126,7 @@ fn reads(r: &RewriteRule, f: &dyn Fn(&Var) -> bool) -> bool {
 }
 
 /// Whether a variable tells HTTP from HTTPS.
-pub fn is_scheme_var(v: &Var) -> bool {
+pub(super) fn is_scheme_var(v: &Var) -> bool {
     match v {
         Var::Named(n) => matches!(n, Named::Https | Named::ServerPort | Named::RequestScheme),
         Var::Header { name, .. } => ["https", "x-forwarded-proto", "x-forwarded-ssl", "forwarded"]
@@ -148,7 +148,7 @@ fn is_host_var(v: &Var) -> bool {
 
 /// Redirect loops, found by following redirects from plain and HTTPS
 /// requests for two host names.
-pub fn redirect_loops(rules: &Rules<'_>) -> Vec<Finding> {
+pub(super) fn redirect_loops(rules: &Rules<'_>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     for path in samples(rules.rules) {
         for https in [false, true] {
@@ -321,7 +321,7 @@ fn static_force_https(rules: &Rules<'_>) -> Vec<Finding> {
 
 /// Internal rewrites that loop until Apache's limit of 10 internal
 /// redirects (500) because `[L]` only ends one round.
-pub fn end_needed(rules: &Rules<'_>) -> Vec<Finding> {
+pub(super) fn end_needed(rules: &Rules<'_>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     for path in samples(rules.rules) {
         let start = Sample::new(true, HOSTS[0], &path);
@@ -348,11 +348,11 @@ pub fn end_needed(rules: &Rules<'_>) -> Vec<Finding> {
 }
 
 /// The URL an ACME HTTP-01 validation fetches (plain HTTP).
-pub const ACME_PATH: &str = "/.well-known/acme-challenge/Zx9_Yw-8aBcD";
+pub(super) const ACME_PATH: &str = "/.well-known/acme-challenge/Zx9_Yw-8aBcD";
 
 /// Rules that answer, redirect away or rewrite the challenge URL, which
 /// exists as a file (the ACME client wrote it).
-pub fn acme_caught(rules: &Rules<'_>) -> Vec<Finding> {
+pub(super) fn acme_caught(rules: &Rules<'_>) -> Vec<Finding> {
     let scenario = Scenario {
         known: vec![
             ("/.well-known".into(), Disk::Dir),

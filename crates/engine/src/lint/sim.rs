@@ -17,11 +17,11 @@ use crate::rewrite_exec::absolute_uri_prefix;
 use crate::template::{Named, Piece, Template, Var};
 
 /// The made-up document root the file is played in (its own directory).
-pub const DOCROOT: &str = "/srv/htgate-lint";
+pub(super) const DOCROOT: &str = "/srv/htgate-lint";
 
 /// Three-valued truth: a condition on something unknown is `Maybe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tri {
+pub(super) enum Tri {
     Yes,
     No,
     Maybe,
@@ -60,7 +60,7 @@ impl Tri {
 
 /// What a path on disk is, as far as the scenario knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disk {
+pub(super) enum Disk {
     File,
     Dir,
     Missing,
@@ -69,7 +69,7 @@ pub enum Disk {
 /// What exists: URL paths (`/a/b`, no trailing slash) and their kind.
 /// Anything not listed is unknown.
 #[derive(Debug, Clone, Default)]
-pub struct Scenario {
+pub(super) struct Scenario {
     pub known: Vec<(String, Disk)>,
     /// Rewrite targets are taken to exist (a front controller is a real
     /// file): their first component with a dot is a file.
@@ -119,7 +119,7 @@ impl Scenario {
 
 /// A request as the client sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
+pub(super) struct Sample {
     pub https: bool,
     pub host: String,
     /// Decoded URL path, starting with `/`.
@@ -128,7 +128,7 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn new(https: bool, host: &str, path: &str) -> Sample {
+    pub(super) fn new(https: bool, host: &str, path: &str) -> Sample {
         Sample {
             https,
             host: host.to_string(),
@@ -139,7 +139,7 @@ impl Sample {
 
     /// The URL a client would request next for `location` (None: not a
     /// URL a browser would follow to this kind of server).
-    pub fn follow(&self, location: &str) -> Option<Sample> {
+    pub(super) fn follow(&self, location: &str) -> Option<Sample> {
         let (skip, _) = absolute_uri_prefix(location)?;
         let scheme = location[..skip].to_ascii_lowercase();
         let https = match scheme.as_str() {
@@ -177,7 +177,7 @@ impl Sample {
 
 /// How one request ends, as far as mod_rewrite decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Played {
+pub(super) enum Played {
     /// Mod_rewrite leaves the request alone (after `internal` redirects).
     Served { path: String, internal: Vec<Step> },
     /// An external redirect by rule `rule` (an index into the list).
@@ -200,13 +200,13 @@ pub enum Played {
 
 /// One internal redirect: the rule that made it and the new URL path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(super) struct Step {
     pub rule: usize,
     pub path: String,
 }
 
 /// The rules of one `.htaccess` and what the request sees of it.
-pub struct Rules<'a> {
+pub(super) struct Rules<'a> {
     pub rules: &'a [RewriteRule],
     pub base: Option<&'a str>,
     /// Variables the file's SetEnvIf lines may set before the rules run
@@ -244,7 +244,7 @@ enum Round {
 /// Plays `sample` through `rules` in `scenario`, following internal
 /// redirects (each runs the rules again, as the file is the document
 /// root's).
-pub fn play(rules: &Rules<'_>, sample: &Sample, scenario: &Scenario) -> Played {
+pub(super) fn play(rules: &Rules<'_>, sample: &Sample, scenario: &Scenario) -> Played {
     let mut scenario = scenario.clone();
     let mut internal: Vec<Step> = Vec::new();
     let mut env: Vec<(String, Option<String>)> = Vec::new();

@@ -24,7 +24,7 @@ impl Challenges {
 
     /// The answer for a request path: `Some` only for
     /// `/.well-known/acme-challenge/<known token>`.
-    pub fn answer_path(&self, path: &str) -> Option<String> {
+    pub(crate) fn answer_path(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(CHALLENGE_PREFIX)?;
         // Tokens are base64url; anything else (slashes, dots) is not ours.
         if token.is_empty()

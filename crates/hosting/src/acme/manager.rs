@@ -29,7 +29,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// Orders that run at once: a host adding many sites does not wait for
 /// them one by one (an order takes seconds to minutes), and the CA is not
 /// flooded (Let's Encrypt counts new orders per account and per hour).
-pub const CONCURRENT_ORDERS: usize = 4;
+pub(super) const CONCURRENT_ORDERS: usize = 4;
 
 /// What `htgate cert list/check` shows for one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,10 @@ impl AcmeManager {
 
     /// A manager that coordinates with the other nodes of `cluster`; its
     /// HTTP-01 answers are the cluster's (every node's).
-    pub fn clustered(settings: AcmeSettings, cluster: Arc<crate::cluster::Cluster>) -> Arc<Self> {
+    pub(crate) fn clustered(
+        settings: AcmeSettings,
+        cluster: Arc<crate::cluster::Cluster>,
+    ) -> Arc<Self> {
         Arc::new(AcmeManager {
             state: Mutex::new(load_failures(&settings.storage)),
             settings,
@@ -119,7 +122,7 @@ impl AcmeManager {
 
     /// Stores a certificate another node got (from the cluster's watch);
     /// `Ok(true)` when it replaced what was stored here.
-    pub fn install_shared(&self, cert: &StoredCert) -> Result<bool, AcmeError> {
+    pub(crate) fn install_shared(&self, cert: &StoredCert) -> Result<bool, AcmeError> {
         let domain = normalize(&cert.domain);
         if self
             .stored(&domain)
@@ -147,14 +150,14 @@ impl AcmeManager {
     }
 
     /// Whether `cert` is due for renewal at `now` (Unix seconds).
-    pub fn needs_renewal(&self, cert: &StoredCert, now: i64) -> bool {
+    pub(crate) fn needs_renewal(&self, cert: &StoredCert, now: i64) -> bool {
         now >= renewal_due(cert.not_before, cert.not_after, self.settings.renew_before)
     }
 
     /// One order for one DNS name over HTTP-01; the result is stored and
     /// recorded in [`AcmeManager::status`] (a failure starts the back-off the
     /// background loop honours; this call itself never waits for it).
-    pub async fn obtain(&self, domain: &str) -> Result<StoredCert, AcmeError> {
+    pub(crate) async fn obtain(&self, domain: &str) -> Result<StoredCert, AcmeError> {
         let domain = normalize(domain);
         if let Some(reason) = skip_reason(&domain) {
             return Err(AcmeError::NotEligible { domain, reason });
@@ -407,7 +410,8 @@ impl AcmeManager {
 
     /// Every domain the manager knows: watched, ordered or stored.
     /// The most orders that ran at once since the start.
-    pub fn most_orders_at_once(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn most_orders_at_once(&self) -> usize {
         self.most_at_once.load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -27,13 +27,11 @@ mod store;
 #[cfg(test)]
 mod pebble_tests;
 
-pub use challenges::Challenges;
-pub use error::AcmeError;
-pub use manager::{AcmeManager, DomainStatus};
-pub use schedule::{backoff_delay, skip_reason};
-pub use settings::{AcmeSettings, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
+pub(crate) use challenges::Challenges;
+pub use manager::AcmeManager;
+pub(crate) use settings::AcmeSettings;
 pub(crate) use store::write_atomic;
-pub use store::StoredCert;
+pub(crate) use store::StoredCert;
 
 /// The path prefix served by htgate itself before any .htaccess runs.
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::{CertificateDer, ServerName};
 
-use super::challenges::Challenges;
 use super::settings::AcmeSettings;
 
 /// How long pebble may take to come up.
@@ -255,9 +254,10 @@ impl Drop for Pebble {
 /// Serve `challenges` over plain HTTP on `listener` (what htgate's own HTTP
 /// server does in production): 200 with the key authorization for a known
 /// token, 404 otherwise. The task ends when aborted.
-pub fn serve_challenges(
+#[cfg(test)]
+pub(crate) fn serve_challenges(
     listener: tokio::net::TcpListener,
-    challenges: Challenges,
+    challenges: super::Challenges,
 ) -> tokio::task::JoinHandle<()> {
     use http_body_util::Full;
     use hyper::body::Bytes;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::error::AcmeError;
 use super::pebble::{serve_challenges, Pebble};
-use super::{AcmeError, AcmeManager, StoredCert};
+use super::{AcmeManager, StoredCert};
 
 /// Every wait in these tests is bounded by this.
 const WAIT: Duration = Duration::from_secs(60);

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 /// Back-off never grows beyond a day: a CA outage or a DNS mistake fixed
 /// later must still heal within a day.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Wait after the `failures`-th consecutive failure: `base`, `2 base`,
 /// `4 base`… capped at 24 h. Zero failures means no wait.
-pub fn backoff_delay(base: Duration, failures: u32) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
@@ -21,7 +21,7 @@ pub fn backoff_delay(base: Duration, failures: u32) -> Duration {
 }
 
 /// Why `domain` is never ordered over HTTP-01, or `None` when it can be.
-pub fn skip_reason(domain: &str) -> Option<&'static str> {
+pub(crate) fn skip_reason(domain: &str) -> Option<&'static str> {
     if domain.starts_with("*.") {
         return Some("wildcard names need a DNS-01 challenge; HTTP-01 cannot prove them");
     }

@@ -3,11 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Let's Encrypt's production directory.
-pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
-/// Let's Encrypt's staging directory (untrusted certificates, generous limits).
-pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-
 /// How to talk to the CA and where to keep what it gives us.
 #[derive(Debug, Clone)]
 pub struct AcmeSettings {

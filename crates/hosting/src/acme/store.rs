@@ -41,7 +41,7 @@ impl StoredCert {
     /// Parse and check a chain + key pair: the chain must hold a parsable
     /// leaf, and the key must be the leaf's (a mismatched pair would make
     /// every handshake fail, so it is refused here rather than served).
-    pub fn from_pem(
+    pub(crate) fn from_pem(
         domain: &str,
         chain_pem: String,
         key_pem: String,
@@ -71,7 +71,8 @@ impl StoredCert {
     }
 
     /// The leaf's serial number in hex (what `htgate cert list` shows).
-    pub fn serial_hex(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn serial_hex(&self) -> String {
         self.chain
             .first()
             .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())

@@ -22,14 +22,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Where locks live inside the folder (not a key prefix anyone lists).
 const LOCKS: &str = "locks";
 
-pub struct FolderStore {
+pub(crate) struct FolderStore {
     root: PathBuf,
     /// How often a watch looks at the folder.
     poll: Duration,
 }
 
 impl FolderStore {
-    pub fn new(root: impl Into<PathBuf>, poll: Duration) -> FolderStore {
+    pub(crate) fn new(root: impl Into<PathBuf>, poll: Duration) -> FolderStore {
         FolderStore {
             root: root.into(),
             poll: poll.max(Duration::from_millis(10)),

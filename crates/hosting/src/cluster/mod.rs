@@ -37,31 +37,32 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-pub use store::{Event, HeldLock, Store, StoreError};
+pub use store::Store;
+pub(crate) use store::{Event, HeldLock, StoreError};
 
 /// The key prefixes (relative to the store's own prefix).
 pub mod keys {
-    pub const CERTS: &str = "certs/";
-    pub const ACCOUNT: &str = "account";
-    pub const UPLOADS: &str = "uploads/";
-    pub const CHALLENGES: &str = "challenges/";
+    pub(crate) const CERTS: &str = "certs/";
+    pub(crate) const ACCOUNT: &str = "account";
+    pub(crate) const UPLOADS: &str = "uploads/";
+    pub(crate) const CHALLENGES: &str = "challenges/";
     pub const SITES: &str = "sites/";
-    pub const OWNERS: &str = "owners/";
+    pub(crate) const OWNERS: &str = "owners/";
 }
 
 /// A certificate chain and its key as stored (automatic or uploaded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertPair {
+pub(crate) struct CertPair {
     pub chain_pem: String,
     pub key_pem: String,
 }
 
 impl CertPair {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<CertPair, String> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<CertPair, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a stored certificate: {e}"))
     }
 }
@@ -149,10 +150,6 @@ impl Cluster {
         self.challenges.clone()
     }
 
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
     /// Called by the watcher as watches come and go.
     pub(crate) fn set_up(&self, up: bool) {
         let was = self.up.swap(up, Ordering::Relaxed);
@@ -166,7 +163,7 @@ impl Cluster {
 
     /// Takes the cluster-wide lock for ordering `domain`; waits while
     /// another node holds it (at most `wait`).
-    pub async fn acme_lock(
+    pub(crate) async fn acme_lock(
         &self,
         domain: &str,
         wait: Duration,
@@ -190,7 +187,7 @@ impl Cluster {
     }
 
     /// The automatic certificate another node stored for `domain`.
-    pub async fn shared_cert(&self, domain: &str) -> Result<Option<StoredCert>, StoreError> {
+    pub(crate) async fn shared_cert(&self, domain: &str) -> Result<Option<StoredCert>, StoreError> {
         let Some(bytes) = self.store.get(&format!("{}{domain}", keys::CERTS)).await? else {
             return Ok(None);
         };
@@ -205,7 +202,7 @@ impl Cluster {
         }
     }
 
-    pub async fn publish_cert(&self, cert: &StoredCert) -> Result<(), StoreError> {
+    pub(crate) async fn publish_cert(&self, cert: &StoredCert) -> Result<(), StoreError> {
         let pair = CertPair {
             chain_pem: cert.chain_pem.clone(),
             key_pem: cert.key_pem.clone(),
@@ -215,17 +212,17 @@ impl Cluster {
             .await
     }
 
-    pub async fn shared_account(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn shared_account(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(keys::ACCOUNT).await
     }
 
-    pub async fn publish_account(&self, text: &[u8]) -> Result<(), StoreError> {
+    pub(crate) async fn publish_account(&self, text: &[u8]) -> Result<(), StoreError> {
         self.store.put(keys::ACCOUNT, text).await
     }
 
     /// The answer to an HTTP-01 request: from the watch, else asked of the
     /// store directly (the CA may ask before the watch delivered it).
-    pub async fn challenge_answer(&self, token: &str) -> Option<String> {
+    pub(crate) async fn challenge_answer(&self, token: &str) -> Option<String> {
         if let Some(a) = self.challenges.answer(token) {
             return Some(a);
         }
@@ -353,7 +350,7 @@ impl Cluster {
     /// The node's file plus the store's sites.  A document with errors is
     /// left out (the error log says why, with its line and column); the
     /// others are served.
-    pub fn merged_config(&self, config: &crate::config::Config) -> crate::config::Config {
+    pub(crate) fn merged_config(&self, config: &crate::config::Config) -> crate::config::Config {
         let mut merged = config.clone();
         for (name, text) in self.sites() {
             let origin = format!("{}:{}{name}", self.store.describe(), keys::SITES);

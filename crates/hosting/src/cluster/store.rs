@@ -27,7 +27,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// A lock that stayed taken for all of `wait`.
-    pub fn lock_timeout(store: String, name: &str, wait: Duration) -> StoreError {
+    pub(crate) fn lock_timeout(store: String, name: &str, wait: Duration) -> StoreError {
         StoreError::Failed {
             store,
             detail: format!(
@@ -47,7 +47,7 @@ pub enum Event {
 
 /// A watch: events in order; the stream ends or yields an error when the
 /// connection is lost, and the caller lists again and watches anew.
-pub type Watch = BoxStream<'static, Result<Event, StoreError>>;
+pub(crate) type Watch = BoxStream<'static, Result<Event, StoreError>>;
 
 /// A held lock.  It is bound to a lease that the back end keeps alive; if
 /// the node dies the lease runs out after the lock's time-to-live and the
@@ -88,7 +88,7 @@ pub trait Store: Send + Sync + 'static {
 /// of ASCII letters, digits, `.`, `-`, `_`, `*`, `@`, never `.` or `..`.  Keys
 /// come from site and domain names that were checked already; this keeps
 /// the folder back end inside its folder whatever happens upstream.
-pub fn valid_key(key: &str) -> bool {
+pub(crate) fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.split('/').all(|part| {
             !part.is_empty()

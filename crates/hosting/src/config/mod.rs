@@ -212,7 +212,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 
 /// Whether `name` is a host name htgate can route and certify: LDH labels,
 /// optionally one leading `*.` label, at least two labels for a wildcard.
-pub fn check_domain(name: &str) -> Result<(), String> {
+pub(crate) fn check_domain(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a domain cannot be empty".into());
     }
@@ -650,7 +650,7 @@ impl Config {
     /// as the file's sites are, and may not reuse a site name or a domain
     /// of the file or of a document added before: on any error nothing of
     /// it is added.
-    pub fn add_store_sites(&mut self, origin: &str, text: &str) -> Result<(), ConfigErrors> {
+    pub(crate) fn add_store_sites(&mut self, origin: &str, text: &str) -> Result<(), ConfigErrors> {
         let origin_path = PathBuf::from(origin);
         let err_at = |offset: usize, message: String| {
             let (line, col) = line_col(text, offset);

@@ -107,7 +107,7 @@ pub struct ConfigFile {
 /// written exactly as in htgate.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SitesDocument {
+pub(crate) struct SitesDocument {
     #[serde(default)]
     pub site: Vec<SiteConfig>,
 }
@@ -415,7 +415,7 @@ fn default_hsts_max_age() -> u64 {
 
 impl Hsts {
     /// The header value.
-    pub fn header_value(&self) -> String {
+    pub(crate) fn header_value(&self) -> String {
         let mut v = format!("max-age={}", self.max_age);
         if self.include_subdomains {
             v.push_str("; includeSubDomains");

@@ -235,7 +235,7 @@ fn key_to_pem(key: &PrivateKeyDer<'_>) -> String {
 }
 
 /// PEM text for one DER block (RFC 7468: base64, 64 columns).
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
     for chunk in der.chunks(3) {

@@ -30,8 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use noise::is_editor_noise;
-
 use backend::{Backend, Msg};
 use plan::Plan;
 use worker::{Shared, State};
@@ -41,11 +39,11 @@ use worker::{Shared, State};
 /// customer unpacking a huge archive) costs bounded memory.
 const QUEUE_CAPACITY: usize = 16 * 1024;
 
-pub use htgate_engine::site::Change;
+pub(crate) use htgate_engine::site::Change;
 
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSpec {
+pub(crate) struct WatchSpec {
     /// Site roots: watched recursively; only `.htaccess` files and
     /// directories matter. Symlinks inside are not followed; a symlinked
     /// root is, and re-pointing it is reported as [`Change::Root`].
@@ -69,7 +67,7 @@ pub struct WatchSpec {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     #[error("cannot resolve relative watch paths: current directory: {0}")]
     CurrentDir(#[source] std::io::Error),
     #[error("cannot start the watcher thread: {0}")]
@@ -78,7 +76,7 @@ pub enum WatchError {
 
 /// A running watcher. Dropping it stops everything: the thread ends and the
 /// inotify watches are removed.
-pub struct Watcher {
+pub(crate) struct Watcher {
     shared: Arc<Shared>,
     cwd: PathBuf,
     worker: Option<JoinHandle<()>>,
@@ -99,7 +97,7 @@ impl Watcher {
     /// are retried every poll interval (2 s by default) and reported when
     /// they appear; a broken or exhausted inotify is not an error here but a
     /// warning and a fall back to polling.
-    pub fn start(
+    pub(crate) fn start(
         spec: WatchSpec,
         sink: Box<dyn Fn(Vec<Change>) + Send + 'static>,
     ) -> Result<Watcher, WatchError> {
@@ -133,7 +131,7 @@ impl Watcher {
     /// the old spec are removed, for paths only in the new one added, the
     /// others stay untouched so none of their events is lost. Relative
     /// paths are resolved against the directory current at `start`.
-    pub fn update(&self, spec: WatchSpec) -> Result<(), WatchError> {
+    pub(crate) fn update(&self, spec: WatchSpec) -> Result<(), WatchError> {
         let plan = Plan::new(&spec, &self.cwd);
         self.shared.state().replan(plan);
         // The polling period may have changed: let the thread re-plan its

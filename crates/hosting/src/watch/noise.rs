@@ -41,7 +41,7 @@ const NOISE_PREFIXES: &[&str] = &[
 /// `*.orig`, `.~lock.*`, `.nfs*`, `.goutputstream-*`, `sedXXXXXX`, rsync's
 /// `.name.XXXXXX`, WinSCP's `*.filepart` ... A rename of such a file ONTO
 /// `.htaccess` is a change of `.htaccess` (the destination counts).
-pub fn is_editor_noise(name: &OsStr) -> bool {
+pub(crate) fn is_editor_noise(name: &OsStr) -> bool {
     let name = name.to_string_lossy();
     let lower = name.to_ascii_lowercase();
     NOISE_SUFFIXES.iter().any(|s| lower.ends_with(s))

@@ -75,10 +75,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-pub use super::limits::{
-    BODY_READ_TIMEOUT, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_BYTES,
-    TLS_HANDSHAKE_TIMEOUT,
-};
+pub use super::limits::{DRAIN_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_BYTES};
 
 /// A bound listening socket, plain or TLS.
 pub struct Listener {
@@ -97,7 +94,7 @@ impl Listener {
     }
 
     /// Wraps an already bound socket (inherited or made by the caller).
-    pub fn from_tcp(tcp: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Listener {
+    pub(crate) fn from_tcp(tcp: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Listener {
         Listener {
             tcp,
             tls: tls.map(TlsAcceptor::from),

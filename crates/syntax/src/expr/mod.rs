@@ -38,11 +38,11 @@ use std::fmt;
 
 /// Longest expression text accepted; longer input is a parse error. Apache
 /// reads `.htaccess` lines of at most a few KiB, so this only guards memory.
-pub const MAX_EXPR_LEN: usize = 64 * 1024;
+pub(crate) const MAX_EXPR_LEN: usize = 64 * 1024;
 
 /// Deepest nesting (parentheses, function arguments, variables inside
 /// strings) the parser accepts, so hostile input cannot exhaust the stack.
-pub const MAX_PARSE_DEPTH: usize = 64;
+pub(crate) const MAX_PARSE_DEPTH: usize = 64;
 
 /// A parse error: what went wrong and where (byte offset into the text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,37 +196,12 @@ impl Expr {
     pub fn eval(&self, ctx: &mut dyn Context) -> Result<Outcome, EvalError> {
         eval::eval_bool(&self.root, ctx)
     }
-
-    /// Names of request headers the expression may read with `Vary`
-    /// semantics (constant `req()`/`http()` arguments and `%{HTTP_*}`),
-    /// without duplicates (case-insensitively), `Host` excluded.
-    pub fn header_names_read(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        parser::headers_in_cond(&self.root, &mut out);
-        out
-    }
 }
 
 impl StringExpr {
     /// Evaluates the string for one request.
     pub fn eval(&self, ctx: &mut dyn Context) -> Result<String, EvalError> {
         eval::eval_string(&self.root, ctx)
-    }
-
-    /// As [`Expr::header_names_read`].
-    pub fn header_names_read(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        parser::headers_in_word(&self.root, &mut out);
-        out
-    }
-
-    /// The constant value, if the expression has no variable part (Apache's
-    /// `op_String` short-cut in `ap_expr_str_exec_re`).
-    pub fn as_constant(&self) -> Option<&str> {
-        match &self.root {
-            parser::Word::Str(s) => Some(s),
-            _ => None,
-        }
     }
 }
 

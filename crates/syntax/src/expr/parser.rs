@@ -28,7 +28,7 @@ use super::{ExprError, FileTest, MAX_PARSE_DEPTH};
 
 /// A word (string-valued node).
 #[derive(Debug, Clone)]
-pub(crate) enum Word {
+pub(super) enum Word {
     /// `op_String`: a literal (quoted string or string piece)
     Str(String),
     /// `op_Digit`
@@ -693,52 +693,5 @@ impl Parser {
         };
         self.leave();
         Ok(word)
-    }
-}
-
-fn push_header(out: &mut Vec<String>, name: &str) {
-    if name.eq_ignore_ascii_case("host") {
-        return;
-    }
-    if !out.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-        out.push(name.to_string());
-    }
-}
-
-/// Collects the request headers a word reads with Vary semantics.
-pub(crate) fn headers_in_word(w: &Word, out: &mut Vec<String>) {
-    match w {
-        Word::Var(Var::Header(h)) => push_header(out, h),
-        Word::Func(f, arg) => {
-            if matches!(f, StrFunc::Req | StrFunc::Http) {
-                if let Word::Str(name) = &**arg {
-                    push_header(out, name);
-                }
-            }
-            headers_in_word(arg, out);
-        }
-        Word::Concat(parts) => parts.iter().for_each(|p| headers_in_word(p, out)),
-        Word::Str(_) | Word::Digit(_) | Word::Var(_) | Word::Backref(_) => {}
-    }
-}
-
-pub(crate) fn headers_in_cond(c: &Cond, out: &mut Vec<String>) {
-    match c {
-        Cond::True | Cond::False => {}
-        Cond::Not(inner) => headers_in_cond(inner, out),
-        Cond::And(items) | Cond::Or(items) => items.iter().for_each(|i| headers_in_cond(i, out)),
-        Cond::Cmp(_, a, b) | Cond::Binary(_, a, b) => {
-            headers_in_word(a, out);
-            headers_in_word(b, out);
-        }
-        Cond::In(w, list) => {
-            headers_in_word(w, out);
-            match list {
-                List::Words(ws) => ws.iter().for_each(|x| headers_in_word(x, out)),
-                List::PeerExtList(arg) => headers_in_word(arg, out),
-            }
-        }
-        Cond::Match { word, .. } => headers_in_word(word, out),
-        Cond::Unary(_, w) => headers_in_word(w, out),
     }
 }

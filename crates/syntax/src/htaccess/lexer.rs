@@ -41,7 +41,7 @@ use super::diag::Diagnostic;
 
 /// Apache's `HUGE_STRING_LEN`, the maximum size of the line buffer when
 /// reading a `.htaccess` file (`ap_build_config`, `ap_varbuf_cfg_getline`).
-pub const MAX_LINE_BYTES: usize = 8192;
+pub(crate) const MAX_LINE_BYTES: usize = 8192;
 
 /// C `isspace` in the "C" locale, which is what `apr_isspace` is: the
 /// separator for trimming (`cfg_trim_line`) and for words
@@ -64,7 +64,7 @@ struct Piece {
 
 /// One logical line: physical lines joined at continuations and trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogicalLine {
+pub(crate) struct LogicalLine {
     /// The joined, trimmed text (never empty, never a comment).
     pub text: String,
     /// Sorted by `logical`; the first piece starts at logical offset 0.
@@ -92,7 +92,7 @@ impl LogicalLine {
 
     /// The physical position (offset, line, column) of logical byte `at`
     /// (clamped to the text; must be a char boundary).
-    pub fn position(&self, at: usize) -> (usize, u32, u32) {
+    pub(crate) fn position(&self, at: usize) -> (usize, u32, u32) {
         let at = at.min(self.text.len());
         let piece = self.piece_at(at);
         let chars = self.chars_between(piece.logical, at);
@@ -126,7 +126,7 @@ impl LogicalLine {
     /// and column are those of `start` in the physical file; its length
     /// covers the physical text up to `end`, so it includes any
     /// backslash-newline that was removed in between.
-    pub fn span(&self, start: usize, end: usize) -> Span {
+    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
         let (offset, line, col) = self.position(start);
         let len = if end > start {
             self.end_offset(end).saturating_sub(offset)
@@ -142,25 +142,20 @@ impl LogicalLine {
     }
 
     /// The span of the whole logical line.
-    pub fn full_span(&self) -> Span {
+    pub(crate) fn full_span(&self) -> Span {
         self.span(0, self.text.len())
     }
 
     /// The span of `sub`, which must be a slice of `self.text`.
-    pub fn span_of(&self, sub: &str) -> Span {
+    pub(crate) fn span_of(&self, sub: &str) -> Span {
         let start = offset_in(&self.text, sub);
         self.span(start, start + sub.len())
-    }
-
-    /// 1-based physical line on which the logical line starts.
-    pub fn first_line(&self) -> u32 {
-        self.pieces.first().map_or(1, |p| p.line)
     }
 }
 
 /// Byte offset of `sub` inside `base`; `sub` must be a slice of `base`
 /// (else the result is clamped to `base.len()`).
-pub fn offset_in(base: &str, sub: &str) -> usize {
+pub(crate) fn offset_in(base: &str, sub: &str) -> usize {
     let b = base.as_ptr() as usize;
     let s = sub.as_ptr() as usize;
     s.saturating_sub(b).min(base.len())
@@ -168,9 +163,7 @@ pub fn offset_in(base: &str, sub: &str) -> usize {
 
 /// The result of reading a whole file.
 #[derive(Debug, Clone, Default)]
-pub struct Lexed {
-    /// The decoded (lossy UTF-8) text every position refers to.
-    pub text: String,
+pub(crate) struct Lexed {
     /// Every logical line that is neither empty nor a comment, in order.
     pub lines: Vec<LogicalLine>,
     /// Problems found while reading lines (line too long, NUL bytes).
@@ -226,7 +219,7 @@ impl Decoded {
 }
 
 /// Reads a whole file into logical lines.  Never panics.
-pub fn lex(source: &[u8]) -> Lexed {
+pub(crate) fn lex(source: &[u8]) -> Lexed {
     let decoded = Decoded::new(source);
     let mut lines = Vec::new();
     let mut diagnostics = Vec::new();
@@ -320,11 +313,7 @@ pub fn lex(source: &[u8]) -> Lexed {
         }
     }
 
-    Lexed {
-        text: decoded.text,
-        lines,
-        diagnostics,
-    }
+    Lexed { lines, diagnostics }
 }
 
 /// Apache's continuation test on the joined buffer (`ap_cfg_getline_core`):
@@ -532,7 +521,6 @@ mod tests {
         let lexed = lex(b"\n  Abc de\\\n\t fg \\\nh\n");
         let line = &lexed.lines[0];
         assert_eq!(line.text, "Abc de\t fg h");
-        assert_eq!(line.first_line(), 2);
         assert_eq!(line.position(0), (3, 2, 3));
         assert_eq!(line.position(4), (7, 2, 7));
         // `\t` right after the continuation is line 3, column 1.
@@ -551,7 +539,6 @@ mod tests {
     #[test]
     fn lossy_utf8_positions() {
         let lexed = lex(b"\xff a\n\xe2\x82 \xc3\xa9 b\n");
-        assert_eq!(lexed.text, "\u{fffd} a\n\u{fffd} \u{e9} b\n");
         let l0 = &lexed.lines[0];
         assert_eq!(l0.text, "\u{fffd} a");
         assert_eq!(l0.position(4), (4, 1, 3));

@@ -8,5 +8,5 @@ pub mod lexer;
 pub mod parser;
 
 pub use ast::{Arg, Directive, File, Node, Section, Span};
-pub use diag::{Diagnostic, Severity};
+pub use diag::Diagnostic;
 pub use parser::parse;

@@ -29,7 +29,7 @@ use super::lexer::{self, is_space, LogicalLine};
 
 /// Sections nested deeper than this are refused (Apache has no limit, but
 /// nothing real comes close and the tree is walked recursively later).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses a whole `.htaccess` file.  Never panics, whatever the bytes.
 /// Returns the tree and every syntax error found (the file is unusable if
@@ -139,7 +139,7 @@ pub fn blanks(i: &str) -> Res<'_, &str> {
 
 /// `bare_word = non_blank { non_blank }`.  Only `\\` is an escape here
 /// (`substring_conf` with no quote).
-pub fn bare_word(i: &str) -> Res<'_, Word<'_>> {
+pub(crate) fn bare_word(i: &str) -> Res<'_, Word<'_>> {
     map(take_till1(is_space), |raw: &str| Word {
         raw,
         text: unescape(raw, None),
@@ -149,7 +149,7 @@ pub fn bare_word(i: &str) -> Res<'_, Word<'_>> {
 
 /// `quoted_body(q) = { "\" (q | "\") | any - q }`: runs to the next `q`
 /// not preceded by a backslash (`ap_getword_conf`).
-pub fn quoted_body(q: char) -> impl FnMut(&str) -> Res<'_, &str> {
+pub(crate) fn quoted_body(q: char) -> impl FnMut(&str) -> Res<'_, &str> {
     move |i| {
         recognize(many0_count(alt((
             recognize(pair(char('\\'), satisfy(move |c| c == q || c == '\\'))),
@@ -162,7 +162,7 @@ pub fn quoted_body(q: char) -> impl FnMut(&str) -> Res<'_, &str> {
 /// The closing quote may be missing at the end of the line (Apache then
 /// takes everything up to the end).  A quoted word glued to following text
 /// ends at the quote: `"a"b` is two words.
-pub fn quoted_word(i: &str) -> Res<'_, Word<'_>> {
+pub(crate) fn quoted_word(i: &str) -> Res<'_, Word<'_>> {
     let (after_quote, q) = one_of("\"'")(i)?;
     let (after_body, body) = quoted_body(q)(after_quote)?;
     let (rest, _) = opt(char(q))(after_body)?;
@@ -220,7 +220,7 @@ fn strip_gt(name: &str) -> &str {
 /// `section_close = "</" name [">"] blanks`, the remaining input being the
 /// text after the tag word, which Apache ignores (`ap_build_config_sub`
 /// only looks at the first word of a closing line).
-pub fn section_close(i: &str) -> Res<'_, SectionClose<'_>> {
+pub(crate) fn section_close(i: &str) -> Res<'_, SectionClose<'_>> {
     let (rest, w) = verify(word, |w: &Word| w.text.starts_with("</"))(i)?;
     let after = &w.text[2..];
     let (name, has_gt) = match after.strip_suffix('>') {
@@ -241,7 +241,7 @@ pub fn section_close(i: &str) -> Res<'_, SectionClose<'_>> {
 /// `>` on the line (every `<Section` handler does `ap_strrchr_c(arg, '>')`);
 /// the remaining input is what follows it, which Apache ignores.  An empty
 /// argument text is fine: `ap_build_config_sub` replaces it with `">"`.
-pub fn section_args(i: &str) -> Res<'_, &str> {
+pub(crate) fn section_args(i: &str) -> Res<'_, &str> {
     if i.is_empty() {
         return Ok((i, i));
     }
@@ -254,7 +254,7 @@ pub fn section_args(i: &str) -> Res<'_, &str> {
 /// `section_open = "<" name [">"] blanks section_args`.  Once the tag is
 /// recognised a missing `>` is a hard failure (`cut`), reported as
 /// `` `<Files` directive missing closing `>` ``.
-pub fn section_open(i: &str) -> Res<'_, SectionOpen<'_>> {
+pub(crate) fn section_open(i: &str) -> Res<'_, SectionOpen<'_>> {
     let (after_tag, w) = verify(word, |w: &Word| {
         w.text.starts_with('<') && !w.text.starts_with("</")
     })(i)?;
@@ -278,7 +278,7 @@ pub fn section_open(i: &str) -> Res<'_, SectionOpen<'_>> {
 
 /// `directive_line = name blanks raw_args`: everything after the name is
 /// the argument text (no trailing comments: `#` is ordinary text here).
-pub fn directive_line(i: &str) -> Res<'_, DirectiveLine<'_>> {
+pub(crate) fn directive_line(i: &str) -> Res<'_, DirectiveLine<'_>> {
     let (args, w) = verify(word, |w: &Word| {
         !w.text.is_empty() && !w.text.starts_with('<')
     })(i)?;
@@ -295,7 +295,7 @@ pub fn directive_line(i: &str) -> Res<'_, DirectiveLine<'_>> {
 
 /// `logical_line = section_close | section_open | directive_line`; a line
 /// whose first word is empty (`""`) is ignored, as Apache does.
-pub fn logical_line(i: &str) -> Res<'_, Line<'_>> {
+pub(crate) fn logical_line(i: &str) -> Res<'_, Line<'_>> {
     alt((
         map(section_close, Line::Close),
         map(section_open, Line::Open),

@@ -36,7 +36,7 @@ pub struct Entry {
 /// `ap_escape_logitem`: `"` and `\` get a backslash; `\b \n \r \t \v` their
 /// C escapes; every other control byte, DEL and every byte with the high
 /// bit set becomes `\xhh` (lower-case hex, as Apache's `c2x`).
-pub fn escape_logitem(raw: &[u8], out: &mut String) {
+pub(crate) fn escape_logitem(raw: &[u8], out: &mut String) {
     for &b in raw {
         match b {
             b'"' => out.push_str("\\\""),
@@ -61,7 +61,7 @@ pub fn format_time(t: &chrono::DateTime<chrono::Local>) -> String {
 
 /// The client address as Apache prints it: an IPv4 client on a dual-stack
 /// socket is shown as IPv4.
-pub fn client_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

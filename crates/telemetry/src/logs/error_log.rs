@@ -20,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// The level when neither `log_level` nor `RUST_LOG` is given.
-pub const DEFAULT_LEVEL: &str = "warn";
+pub(crate) const DEFAULT_LEVEL: &str = "warn";
 
 /// Where events go now: `None` is stderr.
 static TARGET: RwLock<Option<Arc<Path>>> = RwLock::new(None);
@@ -129,7 +129,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for MakeEventWriter {
 
 /// Collects one formatted event; queued (or written to stderr) when
 /// dropped, so that an event is one write and never interleaves.
-pub struct EventWriter {
+pub(crate) struct EventWriter {
     target: Option<Arc<Path>>,
     buf: Vec<u8>,
 }

@@ -61,13 +61,13 @@ struct Window {
 }
 
 /// The rate limit of the log lines (one per key per `every`).
-pub struct Throttle {
+pub(crate) struct Throttle {
     every: Duration,
     windows: HashMap<(Arc<String>, Reason), Window>,
 }
 
 impl Throttle {
-    pub fn new(every: Duration) -> Throttle {
+    pub(crate) fn new(every: Duration) -> Throttle {
         Throttle {
             every,
             windows: HashMap::new(),
@@ -78,7 +78,12 @@ impl Throttle {
     /// `None`: leave it out. The map holds one entry per site and reason
     /// (sites come from the configuration, not from clients), so it is
     /// bounded.
-    pub fn admit(&mut self, site: &Arc<String>, reason: Reason, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(
+        &mut self,
+        site: &Arc<String>,
+        reason: Reason,
+        now: Instant,
+    ) -> Option<u64> {
         match self.windows.get_mut(&(site.clone(), reason)) {
             Some(w) if now.duration_since(w.logged_at) < self.every => {
                 w.suppressed += 1;

@@ -128,7 +128,7 @@ pub fn flush(within: Duration) -> bool {
 }
 
 /// Opens `path` as a log file is opened: append, created `0640`.
-pub fn open_log(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_log(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)

@@ -282,7 +282,7 @@ pub fn blocking_job(site: &Arc<String>, reason: &'static str) {
 }
 
 /// A log line that was not written (`log`: `"access"` or `"error"`).
-pub fn log_line_dropped(log: &'static str) {
+pub(crate) fn log_line_dropped(log: &'static str) {
     global().log_dropped.get_or_create(&LogLabels { log }).inc();
 }
 

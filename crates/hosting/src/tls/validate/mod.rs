@@ -27,10 +27,10 @@ pub(crate) mod testutil;
 #[cfg(test)]
 mod tests;
 
-pub use error::{FileKind, UploadError};
-pub use names::{name_matches, uncovered};
+pub use error::FileKind;
+pub(crate) use error::UploadError;
+pub(crate) use names::{name_matches, uncovered};
 pub use trust::Trust;
-pub use upload_checks::rfc3339;
 
 use chain::{certify, chain_end, order_chain, pick_leaf, reject_leftovers};
 use key::load_signing_key;
@@ -44,10 +44,10 @@ use x509_parser::prelude::X509Certificate;
 
 /// Uploads larger than this are not certificates: a long chain is ~10 KB.
 /// The limit also bounds the work done on hostile input.
-pub const MAX_UPLOAD_BYTES: usize = 1 << 20;
+pub(crate) const MAX_UPLOAD_BYTES: usize = 1 << 20;
 
 /// How close to expiry a certificate must be before we warn about it.
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
+pub(crate) const EXPIRY_WARNING_DAYS: i64 = 14;
 
 const DAY: i64 = 86_400;
 
@@ -187,7 +187,7 @@ fn path_reason(e: &webpki::Error) -> String {
 /// Same parsing/chain/key checks as [`validate`] but without the domain and
 /// date checks, and a self-signed leaf is accepted (`leaf.self_signed`
 /// tells): used to inspect an installed certificate (list/expiry/fallback).
-pub fn inspect(
+pub(crate) fn inspect(
     cert_pem: &[u8],
     key_pem: &[u8],
     trust: &Trust,

@@ -7,7 +7,7 @@ use super::CertInfo;
 /// case-insensitive.  A wildcard is only allowed as the whole leftmost label
 /// and stands for exactly one label: "*.example.com" matches
 /// "www.example.com" but neither "example.com" nor "a.b.example.com".
-pub fn name_matches(cert_name: &str, host: &str) -> bool {
+pub(crate) fn name_matches(cert_name: &str, host: &str) -> bool {
     // A trailing dot is the same host (absolute form).
     let cert_name = cert_name.trim_end_matches('.').to_ascii_lowercase();
     let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -33,7 +33,7 @@ pub fn name_matches(cert_name: &str, host: &str) -> bool {
 
 /// Which of `domains` the leaf does not cover.  A site domain may itself be
 /// a wildcard ("*.example.com"); only the identical wildcard name covers it.
-pub fn uncovered(leaf: &CertInfo, domains: &[String]) -> Vec<String> {
+pub(crate) fn uncovered(leaf: &CertInfo, domains: &[String]) -> Vec<String> {
     domains
         .iter()
         .filter(|domain| !covers(leaf, domain))

@@ -15,10 +15,10 @@ pub(crate) struct Issued {
 }
 
 impl Issued {
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
-    pub fn key_pem(&self) -> String {
+    pub(crate) fn key_pem(&self) -> String {
         self.key.serialize_pem()
     }
 }
@@ -74,14 +74,14 @@ pub(crate) fn pki() -> Pki {
 }
 
 impl Pki {
-    pub fn leaf(&self, names: &[&str]) -> Issued {
+    pub(crate) fn leaf(&self, names: &[&str]) -> Issued {
         sign(leaf_params(names), &self.int)
     }
-    pub fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         Trust::with_extra_roots(vec![self.root.cert.der().clone()])
     }
     /// Leaf then intermediate, as a CA delivers fullchain.pem.
-    pub fn fullchain(&self, leaf: &Issued) -> String {
+    pub(crate) fn fullchain(&self, leaf: &Issued) -> String {
         format!("{}{}", leaf.pem(), self.int.pem())
     }
 }

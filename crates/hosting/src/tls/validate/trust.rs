@@ -44,7 +44,7 @@ impl Trust {
 
     /// Mozilla's roots plus `ders`.  A DER that is not a certificate is
     /// skipped (and logged): a bad extra root must not make every upload fail.
-    pub fn with_extra_roots(ders: Vec<CertificateDer<'static>>) -> Self {
+    pub(crate) fn with_extra_roots(ders: Vec<CertificateDer<'static>>) -> Self {
         let mut trust = Self::mozilla();
         for der in &ders {
             match X509Certificate::from_der(der.as_ref()) {

@@ -92,7 +92,7 @@ fn expiry_warning(info: &CertInfo, what: &str, now: i64) -> Option<String> {
 }
 
 /// A unix time as an RFC 3339 UTC timestamp, e.g. "2025-03-01T12:00:00Z".
-pub fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     match chrono::DateTime::from_timestamp(unix, 0) {
         Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         None => format!("unix time {unix}"),
