@@ -77,8 +77,15 @@ struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if self.entry.status != 0 {
-            let line = self.entry.to_line().into_bytes();
-            writer::send(&self.target.path, line, Kind::Access);
+            thread_local! {
+                static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+            }
+            LINE.with(|line| {
+                let mut line = line.borrow_mut();
+                line.clear();
+                self.entry.write_line(&mut line);
+                writer::send(&self.target.path, line.as_bytes(), Kind::Access);
+            });
         }
     }
 }
@@ -98,7 +105,7 @@ impl Handler for AccessLogged {
             Pending {
                 entry: Entry {
                     remote: conn.remote.ip(),
-                    time: clf::format_time(&chrono::Local::now()),
+                    time: clf::now(),
                     request_line: clf::request_line(req.method(), req.uri(), req.version()),
                     status: 0,
                     bytes: 0,

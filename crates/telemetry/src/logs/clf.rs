@@ -18,7 +18,7 @@ pub struct Entry {
     /// `%h`: the client's address (no DNS look-ups, as `HostnameLookups Off`).
     pub remote: IpAddr,
     /// `%t`, already formatted: `[10/Oct/2000:13:55:36 -0700]`.
-    pub time: String,
+    pub time: std::sync::Arc<str>,
     /// `%r`: the request line as received (`GET /a?b HTTP/1.1`).
     pub request_line: Vec<u8>,
     /// `%>s`: the final status.
@@ -54,6 +54,26 @@ pub(crate) fn escape_logitem(raw: &[u8], out: &mut String) {
     }
 }
 
+/// `%t` for now, formatted once per second and thread: a busy server
+/// logs thousands of lines a second, and asking for the local time zone
+/// and formatting a date for each of them showed in its profile.
+pub fn now() -> std::sync::Arc<str> {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(i64, std::sync::Arc<str>)> = RefCell::new((i64::MIN, "".into()));
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, format_time(&chrono::Local::now()).into());
+        }
+        last.1.clone()
+    })
+}
+
 /// `%t`'s form of a local time: `[23/Nov/2026:17:51:43 +0100]`.
 pub fn format_time(t: &chrono::DateTime<chrono::Local>) -> String {
     t.format("[%d/%b/%Y:%H:%M:%S %z]").to_string()
@@ -87,14 +107,20 @@ impl Entry {
                 + self.user_agent.as_ref().map_or(0, Vec::len)
                 + self.referer.as_ref().map_or(0, Vec::len),
         );
+        self.write_line(&mut out);
+        out
+    }
+
+    /// Appends the line, with its newline, to `out`.
+    pub fn write_line(&self, out: &mut String) {
         if let Some((name, port)) = &self.vhost {
             // `%v` is the configured ServerName: not request data, but
             // escaped all the same so that a line always splits the same.
-            escape_logitem(name.as_bytes(), &mut out);
+            escape_logitem(name.as_bytes(), out);
             let _ = write!(out, ":{port} ");
         }
         let _ = write!(out, "{} - - {} \"", client_ip(self.remote), self.time);
-        escape_logitem(&self.request_line, &mut out);
+        escape_logitem(&self.request_line, out);
         let _ = write!(out, "\" {} ", self.status);
         if self.bytes == 0 {
             out.push('-');
@@ -102,11 +128,10 @@ impl Entry {
             let _ = write!(out, "{}", self.bytes);
         }
         out.push(' ');
-        push_header(&mut out, self.referer.as_deref());
+        push_header(out, self.referer.as_deref());
         out.push(' ');
-        push_header(&mut out, self.user_agent.as_deref());
+        push_header(out, self.user_agent.as_deref());
         out.push('\n');
-        out
     }
 }
 

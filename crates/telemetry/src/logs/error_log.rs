@@ -153,7 +153,7 @@ impl Drop for EventWriter {
         let buf = std::mem::take(&mut self.buf);
         match &self.target {
             Some(path) => {
-                writer::send(path, buf, Kind::Error);
+                writer::send(path, &buf, Kind::Error);
             }
             None => {
                 let _ = std::io::stderr().write_all(&buf);

@@ -1,11 +1,15 @@
 //! The one thread that writes log files.
 //!
-//! Requests and tracing events hand finished lines to a bounded channel
-//! with `try_send`: a request never waits for a disk (a full channel drops
-//! the line and counts it, `htgate_log_lines_dropped_total`).  File writes
-//! block, so they run on a thread of their own rather than on the async
-//! runtime.  The thread is per process, as are the files and the signal
-//! that reopens them.
+//! Access-log lines are appended to a staging buffer under a short lock;
+//! the writer thread takes everything staged a few milliseconds after the
+//! first line arrives ([`GATHER`]), so a busy server pays one wake-up per
+//! batch instead of one per request (a wake-up per line cost a third of
+//! the throughput on a 2-core machine).  Error-log lines (rare) go through
+//! a bounded channel.  Either way a request never waits for a disk: past
+//! [`MAX_STAGED_BYTES`] or a full channel a line is dropped and counted
+//! (`htgate_log_lines_dropped_total`).  File writes block, so they run on
+//! a thread of their own rather than on the async runtime.  The thread is
+//! per process, as are the files and the signal that reopens them.
 //!
 //! Rotation without copytruncate: `mv access.log access.log.1`, then
 //! SIGUSR1: [`reopen`] makes the thread close every file and open each
@@ -22,8 +26,41 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Lines that may wait for the disk; past this they are dropped.
+/// Error-log lines that may wait for the disk; past this they are dropped.
 const CHANNEL_LINES: usize = 16_384;
+
+/// Access-log bytes that may wait for the disk (all files together); past
+/// this a line is dropped and counted.
+pub const MAX_STAGED_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long the writer thread lets lines gather after the first one of a
+/// batch: the bound on how late a line reaches the file.
+pub const GATHER: Duration = Duration::from_millis(5);
+
+/// Access-log lines waiting for the writer thread, by file (keyed by the
+/// path's `Arc` address: no hashing of the path per line).
+#[derive(Default)]
+struct Staged {
+    files: HashMap<usize, (Arc<Path>, Vec<u8>)>,
+    bytes: usize,
+}
+
+static STAGED: OnceLock<std::sync::Mutex<Staged>> = OnceLock::new();
+
+fn staged() -> std::sync::MutexGuard<'static, Staged> {
+    // A panic while appending leaves whole lines at worst: keep going.
+    STAGED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes everything staged so far.
+fn take_staged() -> Vec<(Arc<Path>, Vec<u8>)> {
+    let mut st = staged();
+    st.bytes = 0;
+    std::mem::take(&mut st.files).into_values().collect()
+}
 
 /// How long the thread sleeps without lines before it looks at the reopen
 /// flag: the bound on how late a SIGUSR1 is acted on in a quiet server.
@@ -55,6 +92,8 @@ enum Msg {
     Line(Arc<Path>, Vec<u8>, Kind),
     /// Look at the reopen flag now.
     Wake,
+    /// Access-log lines were staged: write them after [`GATHER`].
+    Gather,
     /// Flush everything, then answer.
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -84,15 +123,48 @@ fn writer() -> &'static Writer {
 }
 
 /// Queues one line (with its newline) for `path`; false when it was
-/// dropped (channel full, or no writer).
-pub fn send(path: &Arc<Path>, line: Vec<u8>, kind: Kind) -> bool {
-    match writer().tx.try_send(Msg::Line(path.clone(), line, kind)) {
+/// dropped (no room left, or no writer).
+pub fn send(path: &Arc<Path>, line: &[u8], kind: Kind) -> bool {
+    if kind == Kind::Access {
+        return stage(path, line);
+    }
+    match writer()
+        .tx
+        .try_send(Msg::Line(path.clone(), line.to_vec(), kind))
+    {
         Ok(()) => true,
         Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
             crate::metrics::log_line_dropped(kind.as_str());
             false
         }
     }
+}
+
+/// Appends an access-log line to the staging buffer; the first line of a
+/// batch wakes the writer thread.
+fn stage(path: &Arc<Path>, line: &[u8]) -> bool {
+    let first = {
+        let mut st = staged();
+        if st.bytes + line.len() > MAX_STAGED_BYTES {
+            drop(st);
+            crate::metrics::log_line_dropped(Kind::Access.as_str());
+            return false;
+        }
+        let first = st.files.is_empty();
+        st.bytes += line.len();
+        let key = Arc::as_ptr(path).cast::<u8>() as usize;
+        st.files
+            .entry(key)
+            .or_insert_with(|| (path.clone(), Vec::with_capacity(64 * 1024)))
+            .1
+            .extend_from_slice(line);
+        first
+    };
+    if first {
+        // Full: the thread is busy and takes the staged lines anyway.
+        let _ = writer().tx.try_send(Msg::Gather);
+    }
+    true
 }
 
 /// Closes every log file; each is opened again (created if it was moved
@@ -235,6 +307,7 @@ fn run(rx: Receiver<Msg>, reopen: Arc<AtomicBool>) {
         };
         let mut next = first;
         let mut n = 0;
+        let mut gather = false;
         if next.is_none() && reopen.swap(false, Ordering::SeqCst) {
             files.close_all();
         }
@@ -247,10 +320,21 @@ fn run(rx: Receiver<Msg>, reopen: Arc<AtomicBool>) {
             match msg {
                 Msg::Line(path, line, kind) => files.write(path, &line, kind),
                 Msg::Wake => {}
+                Msg::Gather => gather = true,
                 Msg::Flush(ack) => acks.push(ack),
             }
             n += 1;
             next = if n < BATCH { rx.try_recv().ok() } else { None };
+        }
+        if gather && acks.is_empty() {
+            // Let the batch grow: under load one round per GATHER.
+            std::thread::sleep(GATHER);
+        }
+        if reopen.swap(false, Ordering::SeqCst) {
+            files.close_all();
+        }
+        for (path, lines) in take_staged() {
+            files.write(path, &lines, Kind::Access);
         }
         files.flush();
         for ack in acks.drain(..) {
@@ -279,20 +363,45 @@ mod tests {
     fn lines_are_written_and_reopen_follows_a_rename() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path: Arc<Path> = Arc::from(dir.path().join("a.log"));
-        assert!(send(&path, b"one\n".to_vec(), Kind::Access));
+        assert!(send(&path, b"one\n", Kind::Access));
         assert!(flush(Duration::from_secs(5)));
         assert_eq!(wait_for(&path, "one"), "one\n");
         let moved = dir.path().join("a.log.1");
         std::fs::rename(&path, &moved).expect("rename");
         // Still open: the line follows the file to its new name.
-        assert!(send(&path, b"two\n".to_vec(), Kind::Access));
+        assert!(send(&path, b"two\n", Kind::Access));
         assert!(flush(Duration::from_secs(5)));
         assert_eq!(wait_for(&moved, "two"), "one\ntwo\n");
         reopen();
-        assert!(send(&path, b"three\n".to_vec(), Kind::Access));
+        assert!(send(&path, b"three\n", Kind::Access));
         assert!(flush(Duration::from_secs(5)));
         assert_eq!(wait_for(&path, "three"), "three\n");
         assert_eq!(std::fs::read_to_string(&moved).expect("read"), "one\ntwo\n");
+    }
+
+    /// SECURITY.md's limits table states the staging bound.
+    #[test]
+    fn security_md_states_the_staging_bound() {
+        let security = include_str!("../../../../SECURITY.md");
+        assert_eq!(MAX_STAGED_BYTES, 8 * 1024 * 1024);
+        assert!(security.contains("| Access-log lines waiting for the disk | 8 MiB"));
+        assert!(security.contains("`MAX_STAGED_BYTES`"));
+    }
+
+    #[test]
+    fn lines_of_many_files_are_batched_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a: Arc<Path> = Arc::from(dir.path().join("a.log"));
+        let b: Arc<Path> = Arc::from(dir.path().join("b.log"));
+        for i in 0..1000 {
+            assert!(send(&a, format!("a{i}\n").as_bytes(), Kind::Access));
+            assert!(send(&b, format!("b{i}\n").as_bytes(), Kind::Access));
+        }
+        assert!(flush(Duration::from_secs(5)));
+        let want_a: String = (0..1000).map(|i| format!("a{i}\n")).collect();
+        let want_b: String = (0..1000).map(|i| format!("b{i}\n")).collect();
+        assert_eq!(std::fs::read_to_string(&a).expect("a"), want_a);
+        assert_eq!(std::fs::read_to_string(&b).expect("b"), want_b);
     }
 
     /// README: htgate creates its log files 0640 (no bit beyond it,
