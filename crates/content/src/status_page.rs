@@ -111,10 +111,13 @@ pub fn reason(status: StatusCode) -> &'static str {
 
 /// `ap_escape_html` of a `str`: the escapes are ASCII, so the text stays
 /// UTF-8.
-fn html(s: &str) -> String {
+fn html(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'"')) {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out = Vec::with_capacity(s.len() + 8);
     htgate_util::escape::escape_html(&mut out, s.as_bytes());
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Everything besides the status that Apache's error page text can show.

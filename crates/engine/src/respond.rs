@@ -233,7 +233,18 @@ fn run_with(
         site,
         method: head.method.as_str().to_string(),
         protocol: head.protocol.clone(),
-        the_request: format!("{} {} {}", head.method, head.target, head.protocol),
+        the_request: {
+            // Not format!: this runs for every request.
+            let method = head.method.as_str();
+            let mut line =
+                String::with_capacity(method.len() + head.target.len() + head.protocol.len() + 2);
+            line.push_str(method);
+            line.push(' ');
+            line.push_str(&head.target);
+            line.push(' ');
+            line.push_str(&head.protocol);
+            line
+        },
         headers_in,
         tls: https,
         remote: conn.remote,
@@ -371,7 +382,7 @@ impl<'a> Main<'a> {
             }
             let value = match &a.value {
                 Some(v) => match self.format_value(r, v) {
-                    Some(s) => Some(sanitize_header_value(&s)),
+                    Some(s) => Some(sanitize_header_value(&s).into_owned()),
                     None => continue,
                 },
                 None => None,
@@ -724,7 +735,7 @@ impl<'a> Main<'a> {
         }
         let value = match &a.value {
             Some(v) => match self.format_value(r, v) {
-                Some(s) => Some(sanitize_header_value(&s)),
+                Some(s) => Some(sanitize_header_value(&s).into_owned()),
                 None => return,
             },
             None => None,
@@ -778,7 +789,7 @@ impl<'a> Main<'a> {
                 );
             }
             let mut headers = self.error_headers_with(r, stop.configured, expires);
-            headers.push(("Location".into(), sanitize_header_value(loc)));
+            headers.push(("Location".into(), sanitize_header_value(loc).into_owned()));
             // 304 and 204 have no body, so no type (Apache sends none).
             if status != 304 && status != 204 {
                 push_error_content_type(&mut headers);
@@ -801,7 +812,7 @@ impl<'a> Main<'a> {
         match doc {
             Some(ErrorDocument::Remote(url)) => {
                 let mut headers = self.error_headers(r, stop.configured);
-                headers.push(("Location".into(), sanitize_header_value(&url)));
+                headers.push(("Location".into(), sanitize_header_value(&url).into_owned()));
                 push_error_content_type(&mut headers);
                 let body =
                     htgate_content::status_page::error_body(StatusCode::FOUND, Some(&url), &method);
@@ -1029,16 +1040,23 @@ pub fn finish_php_headers(
 
 /// SECURITY: no CR, LF or NUL ever reaches a response header
 /// (CVE-2023-25690 class); they are replaced by spaces.
-pub fn sanitize_header_value(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '\r' || c == '\n' || c == '\0' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+pub fn sanitize_header_value(s: &str) -> std::borrow::Cow<'_, str> {
+    // Nearly every value is clean: no copy then (this runs for every
+    // header of every answer).
+    if !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c == '\r' || c == '\n' || c == '\0' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
 }
 
 fn apply_op(
@@ -1240,12 +1258,12 @@ pub(crate) fn apply_request_header(main: &mut Main<'_>, r: &mut Req, a: &HeaderA
                     _ => {}
                 }
             }
-            Some(sanitize_header_value(&s))
+            Some(sanitize_header_value(&s).into_owned())
         }
         Some(HeaderValue::Expr(e)) => main
             .eval_string_expr(r, e)
             .ok()
-            .map(|s| sanitize_header_value(&s)),
+            .map(|s| sanitize_header_value(&s).into_owned()),
         None => None,
     };
     apply_op(a, value, &mut list, &HeaderMap::new());

@@ -48,7 +48,7 @@ pub async fn serve_site(
         method: parts.method.clone(),
         target,
         protocol,
-        headers: parts.headers.clone(),
+        headers: parts.headers,
         // host[:port], without any `user@` part
         authority: parts.uri.authority().map(|a| match a.port() {
             Some(p) => format!("{}:{p}", a.host()),
@@ -59,7 +59,9 @@ pub async fn serve_site(
     if method == http::Method::TRACE && site.trace_enable {
         return trace_echo(&head);
     }
-    let req_headers = parts.headers;
+    // The client's own headers, kept apart only once a PHP answer's local
+    // redirect changes the head (no copy of the head per request).
+    let mut original: Option<http::HeaderMap> = None;
     let mut body = Some(body);
     // A PHP answer with a local `Location` and no status is an internal
     // redirect (mod_cgi's rule), bounded like Apache's.
@@ -70,11 +72,15 @@ pub async fn serve_site(
         };
         match outcome {
             respond::Outcome::Php(call) => {
-                match php_answer::answer(&site, call, body.take(), &method, &req_headers, &conn)
+                let req_headers = original.as_ref().unwrap_or(&head.headers);
+                match php_answer::answer(&site, call, body.take(), &method, req_headers, &conn)
                     .await
                 {
                     php_answer::Answer::Response(r) => return r,
                     php_answer::Answer::LocalRedirect(location) => {
+                        if original.is_none() {
+                            original = Some(head.headers.clone());
+                        }
                         head.method = http::Method::GET;
                         head.target = location;
                         head.headers.remove(http::header::CONTENT_LENGTH);
@@ -83,7 +89,10 @@ pub async fn serve_site(
                     }
                 }
             }
-            o => return into_response(o, &method, &req_headers).await,
+            o => {
+                let req_headers = original.as_ref().unwrap_or(&head.headers);
+                return into_response(o, &method, req_headers).await;
+            }
         }
     }
     tracing::error!(

@@ -70,7 +70,12 @@ pub fn escape_absolute_uri(uri: &str, skip: usize) -> String {
         let parts: Vec<String> = path.split('?').map(escape_uri).collect();
         return format!("{head}{}", parts.join("?"));
     }
-    format!("{head}{}", escape_uri(path))
+    // Not format!: this runs for every absolute redirect.
+    let escaped = escape_uri(path);
+    let mut out = String::with_capacity(head.len() + escaped.len());
+    out.push_str(head);
+    out.push_str(&escaped);
+    out
 }
 
 /// How `[B]`-family flags escape back-references.

@@ -286,8 +286,10 @@ async fn size_limits_get_status_pages() {
     .await;
     assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
     assert!(r.contains("Request Header Fields Too Large"), "{r}");
+    // Past PARSER_MAX_HEADERS: hyper's own 431, without a page.
+    assert!(!r.contains("<!DOCTYPE"), "{r}");
 
-    // 101 fields (Host and 100 more): one over Apache's limit.
+    // 101 fields (Host and 100 more): one over Apache's limit, our page.
     let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
     let r = exchange(
         a,
@@ -295,6 +297,7 @@ async fn size_limits_get_status_pages() {
     )
     .await;
     assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+    assert!(r.contains("<!DOCTYPE"), "{r}");
 
     // Past what hyper buffers: hyper's own 431 (no page).
     let huge: String = (0..20)
