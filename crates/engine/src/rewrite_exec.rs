@@ -813,6 +813,9 @@ impl<'a> Main<'a> {
         qmarks: &mut Vec<(usize, bool)>,
     ) {
         let base = out.len();
+        // One allocation for the usual result (a URL), not one per
+        // doubling as the pieces are appended.
+        out.reserve(128);
         for piece in &t.pieces {
             let start = out.len();
             let literal = matches!(piece, Piece::Lit(_));
