@@ -388,6 +388,19 @@ mod tests {
         assert!(security.contains("`MAX_STAGED_BYTES`"));
     }
 
+    /// A line that would take the staged bytes past the bound is dropped
+    /// (and counted), never queued: the buffer stays bounded.
+    #[test]
+    fn past_the_bound_a_line_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path: Arc<Path> = Arc::from(dir.path().join("big.log"));
+        let huge = vec![b'x'; MAX_STAGED_BYTES + 1];
+        assert!(!send(&path, &huge, Kind::Access));
+        assert!(send(&path, b"small\n", Kind::Access));
+        assert!(flush(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "small\n");
+    }
+
     #[test]
     fn lines_of_many_files_are_batched_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
