@@ -284,7 +284,7 @@ impl<'a> Main<'a> {
             method: "GET".into(),
             protocol: "HTTP/1.1".into(),
             the_request: "GET / HTTP/1.1".into(),
-            headers_in,
+            headers_in: std::borrow::Cow::Owned(headers_in),
             tls,
             remote: std::net::SocketAddr::from(([127, 0, 0, 1], 50000)),
             local: std::net::SocketAddr::from(([127, 0, 0, 1], if tls { 443 } else { 80 })),

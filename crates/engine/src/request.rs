@@ -40,7 +40,9 @@ pub struct Main<'a> {
     pub protocol: String,
     /// The request line as received (`THE_REQUEST`).
     pub the_request: String,
-    pub headers_in: HeaderMap,
+    /// The request's headers: borrowed from the request head, copied only
+    /// when a rule changes them (`RequestHeader`, the HTTPS claims).
+    pub headers_in: std::borrow::Cow<'a, HeaderMap>,
     pub tls: bool,
     pub remote: std::net::SocketAddr,
     pub local: std::net::SocketAddr,
