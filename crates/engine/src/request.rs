@@ -168,12 +168,21 @@ impl Req {
             return Err(Stop::early(400));
         }
         let normalized = escape::normalize_path(raw_path).ok_or(Stop::early(400))?;
-        let decoded = match escape::unescape_url(&normalized) {
-            Ok(d) => d,
-            Err(escape::UnescapeError::BadEscape) => return Err(Stop::early(400)),
-            Err(escape::UnescapeError::ForbiddenChar) => return Err(Stop::early(404)),
+        // Without a `%` there is nothing to decode and nothing to refuse:
+        // the normalized path is the URI (no copy, the usual case).
+        let uri = if normalized.contains('%') {
+            let decoded = match escape::unescape_url(&normalized) {
+                Ok(d) => d,
+                Err(escape::UnescapeError::BadEscape) => return Err(Stop::early(400)),
+                Err(escape::UnescapeError::ForbiddenChar) => return Err(Stop::early(404)),
+            };
+            match String::from_utf8(decoded) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }
+        } else {
+            normalized
         };
-        let uri = String::from_utf8_lossy(&decoded).into_owned();
         Ok(Req {
             uri,
             args,

@@ -338,7 +338,7 @@ pub async fn into_response(
 }
 
 fn to_header_map(headers: &[(String, String)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
+    let mut map = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
