@@ -101,7 +101,8 @@ fn push_header(out: &mut String, value: Option<&[u8]>) {
 
 impl Entry {
     /// The line, with its newline.
-    pub fn to_line(&self) -> String {
+    #[cfg(test)]
+    fn to_line(&self) -> String {
         let mut out = String::with_capacity(
             160 + self.request_line.len()
                 + self.user_agent.as_ref().map_or(0, Vec::len)

@@ -31,11 +31,11 @@ const CHANNEL_LINES: usize = 16_384;
 
 /// Access-log bytes that may wait for the disk (all files together); past
 /// this a line is dropped and counted.
-pub const MAX_STAGED_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_STAGED_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long the writer thread lets lines gather after the first one of a
 /// batch: the bound on how late a line reaches the file.
-pub const GATHER: Duration = Duration::from_millis(5);
+pub(crate) const GATHER: Duration = Duration::from_millis(5);
 
 /// Access-log lines waiting for the writer thread, by file (keyed by the
 /// path's `Arc` address: no hashing of the path per line).
