@@ -933,3 +933,35 @@ fn render_event(out: &mut String, base: usize, e: &TraceEntry, source: Option<(S
         },
     }
 }
+
+/// `htgate explain`'s text for a request `htgate replay` found different,
+/// in the sites of `config`; whether htgate answers it with PHP.
+pub(super) fn for_replay(
+    config: &std::path::Path,
+    r: &htgate_conformance::replay::Replayed,
+) -> Option<htgate_conformance::replay::Explanation> {
+    let args = ExplainArgs {
+        url: r.url(),
+        root: None,
+        config: Some(config.to_path_buf()),
+        headers: r.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect(),
+        method: r.method.clone(),
+        from: IpAddr::from([192, 0, 2, 1]),
+        format: Format::Text,
+        server_name: Vec::new(),
+        php_fpm: None,
+        pass_client_https_headers: false,
+    };
+    let text = match explain(&args) {
+        Ok(x) => {
+            let php = x.answer.kind == "php";
+            let mut sources = Sources::default();
+            return Some(htgate_conformance::replay::Explanation {
+                text: render_text(&x, &mut sources),
+                php,
+            });
+        }
+        Err(e) => format!("htgate explain failed: {e}"),
+    };
+    Some(htgate_conformance::replay::Explanation { text, php: false })
+}

@@ -4,8 +4,10 @@
 
 mod cert;
 mod check;
+mod conformance;
 mod demo;
 mod explain;
+mod replay;
 mod site;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -75,6 +77,14 @@ enum Command {
     /// rule and condition tried, what it matched, each flag's effect, and
     /// the answer (nothing is served, no network).
     Explain(explain::ExplainArgs),
+    /// Check a server against recorded Apache answers (`.case` files):
+    /// htgate in this process by default, any server with `--server`;
+    /// `record` records a local Apache's answers into the cases.
+    Conformance(conformance::ConformanceArgs),
+    /// Replay Apache access logs against the running Apache and an htgate
+    /// serving the same roots, and report every answer that differs, per
+    /// site (terminal, `--json`, `--html`).
+    Replay(replay::ReplayArgs),
     /// Print the shell completion script for SHELL, generated from this
     /// command line (install: `htgate completions bash >
     /// /usr/share/bash-completion/completions/htgate`).
@@ -270,7 +280,9 @@ pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     // Config mode sets up its logs from the file it loads (error_log,
     // log_level); everything else logs to stderr.
-    if !matches!(&cli.command, Command::Serve(a) if a.config.is_some()) {
+    if !matches!(&cli.command, Command::Serve(a) if a.config.is_some())
+        && !matches!(&cli.command, Command::Conformance(_))
+    {
         init_tracing();
     }
     match cli.command {
@@ -283,6 +295,8 @@ pub(crate) fn run() -> ExitCode {
             None => check::run(&paths, format),
         },
         Command::Explain(args) => explain::run(&args),
+        Command::Conformance(args) => conformance::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "htgate", &mut std::io::stdout());

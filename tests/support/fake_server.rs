@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::pycompat::unquote_to_bytes;
-use super::TestServer;
+use async_trait::async_trait;
+use htgate_conformance::{quick_options, Running, Starter, Workdir};
 
 pub(super) struct FakeServer {
     http: SocketAddr,
@@ -26,21 +26,64 @@ pub(super) struct FakeServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl TestServer for FakeServer {
+#[async_trait]
+impl Running for FakeServer {
     fn ports(&self) -> (u16, u16) {
         (self.http.port(), self.https.port())
     }
 
-    async fn stop(self) {
+    async fn stop(self: Box<Self>) -> Result<(), String> {
         for t in self.tasks {
             t.abort();
         }
+        Ok(())
     }
+}
+
+/// Starts the fake server on a case's work directory; `fail` makes it
+/// refuse to start (the runner's error path).
+pub(super) struct FakeStarter {
+    pub(super) fail: bool,
+}
+
+#[async_trait]
+impl Starter for FakeStarter {
+    async fn start(&self, wd: &Workdir) -> Result<Box<dyn Running>, String> {
+        if self.fail {
+            return Err("the server failed to start: no luck".into());
+        }
+        start(quick_options(wd))
+            .await
+            .map(|s| Box::new(s) as Box<dyn Running>)
+            .map_err(|e| format!("the server failed to start: {e:#}"))
+    }
+}
+
+/// `%XX` decoding of a path.
+fn unquote_to_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Binds both listeners (the TLS one with the PEM files of `opts`) and
 /// serves `opts.root` until stopped.
-pub(super) async fn start(opts: QuickOptions) -> anyhow::Result<FakeServer> {
+async fn start(opts: QuickOptions) -> anyhow::Result<FakeServer> {
     let cert = opts.cert.clone().context("no certificate")?;
     let key = opts.key.clone().context("no key")?;
     let certs = CertificateDer::pem_file_iter(&cert)

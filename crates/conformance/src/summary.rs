@@ -7,14 +7,14 @@ use std::sync::OnceLock;
 use regex::{Captures, Regex};
 use serde_json::{Map, Value};
 
-use super::case::{cached, Case, DEBUG_QUERY, DEBUG_URI, DEFAULT_HEADERS};
-use super::client::Response;
-use super::pycompat::{decode_value, parsedate, py_int, py_round, timegm, unquote_to_bytes};
+use crate::case::{cached, Case, DEBUG_QUERY, DEBUG_URI, DEFAULT_HEADERS};
+use crate::client::Response;
+use crate::pycompat::{decode_value, parsedate, py_int, py_round, timegm, unquote_to_bytes};
 
 /// What a record depends on besides the answer: the document root's real
 /// path and the two listener ports of this run.
 #[derive(Debug, Clone)]
-pub(super) struct RunEnv {
+pub(crate) struct RunEnv {
     pub root: String,
     pub http_port: u16,
     pub https_port: u16,
@@ -22,19 +22,19 @@ pub(super) struct RunEnv {
 
 /// The oracle's `unescape`: undo the debug headers' %-escaping (bytes read
 /// as UTF-8, invalid bytes as `\xNN`).
-pub(super) fn unescape(value: &str) -> String {
+pub(crate) fn unescape(value: &str) -> String {
     decode_value(&unquote_to_bytes(value))
 }
 
 /// The oracle's `_norm_root`.
-pub(super) fn norm_root(value: &str, env: &RunEnv) -> String {
+pub(crate) fn norm_root(value: &str, env: &RunEnv) -> String {
     value.replace(&env.root, "{root}")
 }
 
 /// The oracle's `_norm_location`: `:PORT` after the host, where PORT is
 /// this run's plain or TLS listener, read as 80 or 443 and dropped when it
 /// is the scheme's default.
-pub(super) fn norm_location(loc: &str, env: &RunEnv) -> String {
+pub(crate) fn norm_location(loc: &str, env: &RunEnv) -> String {
     // r"^(https?)://([^/?#]*?):(\d+)(?=[/?#]|$)" with re.I; the look-ahead
     // only decides whether there is a match, so consuming it is the same.
     static R: OnceLock<Regex> = OnceLock::new();
@@ -83,7 +83,7 @@ const MONTHS: [&str; 12] = [
 /// 2 s) and less than 10 years away from the answer's Date header; other
 /// dates are kept.  `now` stands for `time.time()` when the answer has no
 /// usable Date header.
-pub(super) fn cookie_expires(value: &str, date_header: Option<&str>, now: f64) -> String {
+pub(crate) fn cookie_expires(value: &str, date_header: Option<&str>, now: f64) -> String {
     static R: OnceLock<Regex> = OnceLock::new();
     let re = cached(
         &R,
@@ -119,7 +119,7 @@ pub(super) fn cookie_expires(value: &str, date_header: Option<&str>, now: f64) -
 }
 
 /// The oracle's `_is_php`: the final resource is a `.php` file.
-pub(super) fn is_php(uri: Option<&str>, served: Option<&str>) -> bool {
+pub(crate) fn is_php(uri: Option<&str>, served: Option<&str>) -> bool {
     if served.is_some_and(|s| s.to_lowercase().ends_with(".php")) {
         return true;
     }
@@ -131,7 +131,7 @@ pub(super) fn is_php(uri: Option<&str>, served: Option<&str>) -> bool {
 }
 
 /// The oracle's `summarize`: the record of one answer.
-pub(super) fn summarize(resp: &Response, case: &Case, env: &RunEnv, now: f64) -> Value {
+pub(crate) fn summarize(resp: &Response, case: &Case, env: &RunEnv, now: f64) -> Value {
     let mut out = Map::new();
     if resp.status == 0 {
         // No HTTP answer: see resp.error.
@@ -225,7 +225,7 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// Python's `==` on values from `json.loads` (1 == 1.0 == True).
-pub(super) fn py_eq(a: &Value, b: &Value) -> bool {
+pub(crate) fn py_eq(a: &Value, b: &Value) -> bool {
     let num = |v: &Value| match v {
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
         Value::Number(n) => n.as_f64(),
@@ -264,11 +264,11 @@ fn opt_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 /// One differing field: (name, expected, got); `None` means absent.
-pub(super) type Diff = (String, Option<Value>, Option<Value>);
+pub(crate) type Diff = (String, Option<Value>, Option<Value>);
 
 /// The oracle's `compare`: status, location, served, uri, query, any other
 /// top-level keys sorted, then each header as `headers.NAME`, sorted.
-pub(super) fn compare(exp: &Value, got: &Value) -> Vec<Diff> {
+pub(crate) fn compare(exp: &Value, got: &Value) -> Vec<Diff> {
     let mut diffs = Vec::new();
     let mut keys: Vec<String> = ["status", "location", "served", "uri", "query"]
         .iter()
@@ -322,7 +322,7 @@ pub(super) fn compare(exp: &Value, got: &Value) -> Vec<Diff> {
 }
 
 /// The oracle's `fmt_val`: compact JSON with sorted keys, or `(absent)`.
-pub(super) fn fmt_val(v: Option<&Value>) -> String {
+pub(crate) fn fmt_val(v: Option<&Value>) -> String {
     match v {
         None => "(absent)".to_string(),
         Some(v) => serde_json::to_string(v).expect("JSON values serialise"),
@@ -331,8 +331,8 @@ pub(super) fn fmt_val(v: Option<&Value>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::case::parse_case_bytes;
     use super::*;
+    use crate::case::parse_case_bytes;
     use serde_json::json;
 
     fn env() -> RunEnv {

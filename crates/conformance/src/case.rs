@@ -9,26 +9,31 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::pycompat::{self, split_ws_once, splitlines_keepends, strip};
+use crate::pycompat::{self, split_ws_once, splitlines_keepends, strip};
 
 /// Response headers recorded for every request (the oracle's
 /// `DEFAULT_HEADERS`), besides those a case names.
-pub(super) const DEFAULT_HEADERS: [&str; 5] = [
+pub(crate) const DEFAULT_HEADERS: [&str; 5] = [
     "cache-control",
     "content-type",
     "set-cookie",
     "strict-transport-security",
     "vary",
 ];
-pub(super) const DEBUG_URI: &str = "x-debug-final-uri";
-pub(super) const DEBUG_QUERY: &str = "x-debug-final-query";
+pub(crate) const DEBUG_URI: &str = "x-debug-final-uri";
+pub(crate) const DEBUG_QUERY: &str = "x-debug-final-query";
 
 /// A regex compiled once into `cell`.
-pub(super) fn cached(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+pub(crate) fn cached(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("valid regex"))
 }
 
 /// The oracle's `MARKER`: `-- NAME --` (on the line without its "\n").
+/// Whether a line is a section marker (`-- NAME --`).
+pub(crate) fn is_marker(line: &str) -> bool {
+    marker_re().is_match(line.trim_end_matches('\n'))
+}
+
 fn marker_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     cached(&R, r"^-- (.*?) --[ \t]*\r?$")
@@ -41,19 +46,19 @@ fn url_re() -> &'static Regex {
 }
 
 /// The oracle's `HOST_RE`: host (or bracketed IP literal) and optional port.
-pub(super) fn host_re() -> &'static Regex {
+pub(crate) fn host_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     cached(&R, r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::(\d*))?$")
 }
 
 /// The oracle's `_IP_RE` (an IPv4 address or a bracketed IPv6 literal).
-pub(super) fn ip_re() -> &'static Regex {
+pub(crate) fn ip_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     cached(&R, r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$")
 }
 
 /// The oracle's `TOKEN` (an HTTP token: method or header name).
-pub(super) fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+.^_`|~-".contains(c))
@@ -61,7 +66,7 @@ pub(super) fn is_token(s: &str) -> bool {
 
 /// One request line of the `requests` section (the oracle's `Request`).
 #[derive(Debug, Clone)]
-pub(super) struct Request {
+pub struct Request {
     /// Line number in the case file.
     pub line: usize,
     /// The request line as written (stripped).
@@ -82,7 +87,7 @@ pub(super) struct Request {
 
 /// One `site/PATH` file section.
 #[derive(Debug, Clone)]
-pub(super) struct SiteFile {
+pub struct SiteFile {
     /// Relative path, no leading slash.
     pub path: String,
     pub content: Vec<u8>,
@@ -94,7 +99,7 @@ pub(super) struct SiteFile {
 
 /// A parsed case file (the oracle's `Case`).
 #[derive(Debug, Clone)]
-pub(super) struct Case {
+pub struct Case {
     /// Name used in messages (the path as given).
     pub display: String,
     /// File name without `.case`.
@@ -117,14 +122,14 @@ pub(super) struct Case {
 }
 
 impl Case {
-    pub(super) fn file(&self, path: &str) -> Option<&SiteFile> {
+    pub(crate) fn file(&self, path: &str) -> Option<&SiteFile> {
         self.files.iter().find(|f| f.path == path)
     }
 }
 
 /// A malformed case file; the message starts with `file:line:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct CaseError(pub String);
+pub struct CaseError(pub String);
 
 impl std::fmt::Display for CaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,7 +152,7 @@ fn err(display: &str, line: usize, msg: impl std::fmt::Display) -> CaseError {
 }
 
 /// Reads and parses a case file (the oracle's `parse_case`).
-pub(super) fn parse_case_file(path: &Path, display: &str) -> Result<Case, CaseError> {
+pub fn parse_case_file(path: &Path, display: &str) -> Result<Case, CaseError> {
     let raw = std::fs::read(path).map_err(|e| CaseError(format!("{display}: cannot read: {e}")))?;
     let stem = path
         .file_stem()
@@ -157,7 +162,7 @@ pub(super) fn parse_case_file(path: &Path, display: &str) -> Result<Case, CaseEr
 }
 
 /// Parses the bytes of a case file (the oracle's `parse_case`).
-pub(super) fn parse_case_bytes(raw: &[u8], display: &str, stem: &str) -> Result<Case, CaseError> {
+pub fn parse_case_bytes(raw: &[u8], display: &str, stem: &str) -> Result<Case, CaseError> {
     let text = std::str::from_utf8(raw).map_err(|e| {
         let line = raw[..e.valid_up_to()]
             .iter()
@@ -490,7 +495,7 @@ fn parse_expect(case: &Case, sec: &Section) -> Result<Vec<(usize, Value)>, CaseE
 /// then Host header overrides), lower case, in order of first use; only
 /// names fit for a config file.  The server under test gets them as
 /// `{hosts}` (ServerName, then ServerAliases).
-pub(super) fn request_hosts(case: &Case) -> Vec<String> {
+pub(crate) fn request_hosts(case: &Case) -> Vec<String> {
     static CONF_HOST: OnceLock<Regex> = OnceLock::new();
     let conf_host = cached(&CONF_HOST, r"^[a-z0-9_.-]+$");
     let mut out: Vec<String> = Vec::new();
@@ -515,7 +520,7 @@ pub(super) fn request_hosts(case: &Case) -> Vec<String> {
 
 /// The oracle's `case_hosts`: every name the certificate must cover,
 /// `localhost` included, sorted.
-pub(super) fn case_hosts(case: &Case) -> Vec<String> {
+pub(crate) fn case_hosts(case: &Case) -> Vec<String> {
     let mut hosts: Vec<String> = vec!["localhost".to_string()];
     let mut add = |h: String| {
         if !hosts.contains(&h) {

@@ -14,19 +14,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::case::{ip_re, Request};
-use super::pycompat::{
+use crate::case::{ip_re, Request};
+use crate::pycompat::{
     bytes_strip, decode_value, is_digit_str, py_find, py_int, py_int_bytes, py_slice,
 };
 
 /// The oracle's `REQUEST_TIMEOUT`: Python's socket timeout, which bounds
 /// each operation (connect, handshake, each send and receive), not the
 /// whole exchange.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An answer as the oracle's `Response` holds it.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Response {
+pub(crate) struct Response {
     /// 0: no HTTP answer (see `error`).
     pub status: u16,
     /// `(lower-case name, value)` in the order received.
@@ -38,7 +38,7 @@ pub(super) struct Response {
 
 impl Response {
     /// Every value of a header, in order.
-    pub(super) fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(n, _)| n == name)
@@ -47,7 +47,7 @@ impl Response {
     }
 
     /// The first value of a header.
-    pub(super) fn first(&self, name: &str) -> Option<&str> {
+    pub(crate) fn first(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -59,7 +59,7 @@ impl Response {
 /// target as written, Host (unless a `| Host:` part replaces it), the
 /// header parts in order, `Content-Length: 0` for POST/PUT/PATCH and
 /// `Connection: close`, unless the parts already give those.
-pub(super) fn build_request(req: &Request) -> Vec<u8> {
+pub(crate) fn build_request(req: &Request) -> Vec<u8> {
     let names: Vec<String> = req.headers.iter().map(|(n, _)| n.to_lowercase()).collect();
     let has = |n: &str| names.iter().any(|x| x == n);
     let mut lines = vec![format!("{} {} HTTP/1.1", req.method, req.target)];
@@ -133,15 +133,21 @@ impl ServerCertVerifier for AcceptAnyCert {
 
 /// Sends requests as the oracle does.
 #[derive(Clone)]
-pub(super) struct Client {
+pub struct Client {
     /// Sends the URL's host as SNI.
-    with_sni: TlsConnector,
+    pub(crate) with_sni: TlsConnector,
     /// For IP-address hosts, which the oracle sends without SNI.
     without_sni: TlsConnector,
 }
 
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Client {
-    pub(super) fn new() -> Self {
+    pub fn new() -> Self {
         let make = |sni: bool| {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let mut cfg = ClientConfig::builder_with_provider(provider.clone())
@@ -165,7 +171,7 @@ impl Client {
 
     /// The oracle's `send_request`, to `127.0.0.1` on the port matching the
     /// URL's scheme.
-    pub(super) async fn send(&self, req: &Request, http_port: u16, https_port: u16) -> Response {
+    pub(crate) async fn send(&self, req: &Request, http_port: u16, https_port: u16) -> Response {
         let port = if req.scheme == "https" {
             https_port
         } else {
@@ -249,7 +255,7 @@ where
 /// The oracle's `parse_response`: status line, headers (names lower case,
 /// values stripped and decoded), then the body: none for HEAD, de-chunked
 /// for `Transfer-Encoding: chunked`, cut at Content-Length otherwise.
-pub(super) fn parse_response(raw: &[u8], resp: &mut Response, head: bool) {
+pub(crate) fn parse_response(raw: &[u8], resp: &mut Response, head: bool) {
     let sep = match py_find(raw, b"\r\n\r\n", 0) {
         -1 => {
             resp.error = Some("incomplete response".to_string());
@@ -374,7 +380,7 @@ fn py_bytes_repr(b: &[u8]) -> String {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     //! The client against tiny servers started here: raw TCP and TLS
     //! listeners that record what they got and answer fixed bytes.
 
@@ -385,8 +391,7 @@ pub(super) mod tests {
 
     fn request(line: &str) -> Request {
         let text = format!("-- requests --\n{line}\n");
-        let case =
-            super::super::case::parse_case_bytes(text.as_bytes(), "t.case", "t").expect("parses");
+        let case = crate::case::parse_case_bytes(text.as_bytes(), "t.case", "t").expect("parses");
         case.requests[0].clone()
     }
 

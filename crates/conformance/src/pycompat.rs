@@ -13,28 +13,28 @@ use regex::Regex;
 /// ASCII separators U+001C..U+001F that Python also counts as whitespace
 /// (bidirectional class B/S).  This is also what `\s` matches in the
 /// oracle's `str` regexes.
-pub(super) fn is_space(c: char) -> bool {
+pub(crate) fn is_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// `str.strip()`.
-pub(super) fn strip(s: &str) -> &str {
+pub(crate) fn strip(s: &str) -> &str {
     s.trim_matches(is_space)
 }
 
 /// `str.lstrip()`.
-pub(super) fn lstrip(s: &str) -> &str {
+pub(crate) fn lstrip(s: &str) -> &str {
     s.trim_start_matches(is_space)
 }
 
 /// `str.split()` (no argument): runs of whitespace separate, no empty items.
-pub(super) fn split_ws(s: &str) -> Vec<&str> {
+pub(crate) fn split_ws(s: &str) -> Vec<&str> {
     s.split(is_space).filter(|p| !p.is_empty()).collect()
 }
 
 /// `str.split(None, 1)`: the first word and, if anything follows, the rest
 /// with its leading whitespace removed (trailing whitespace kept).
-pub(super) fn split_ws_once(s: &str) -> Vec<&str> {
+pub(crate) fn split_ws_once(s: &str) -> Vec<&str> {
     let s = lstrip(s);
     if s.is_empty() {
         return Vec::new();
@@ -53,7 +53,7 @@ pub(super) fn split_ws_once(s: &str) -> Vec<&str> {
 }
 
 /// `bytes.strip()`: ASCII whitespace only (space, \t, \n, \r, \v, \f).
-pub(super) fn bytes_strip(b: &[u8]) -> &[u8] {
+pub(crate) fn bytes_strip(b: &[u8]) -> &[u8] {
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
     let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
@@ -62,7 +62,7 @@ pub(super) fn bytes_strip(b: &[u8]) -> &[u8] {
 
 /// `str.splitlines(keepends=True)`: Python splits on \n, \r, \r\n, \v, \f,
 /// \x1c, \x1d, \x1e, \x85, U+2028 and U+2029, keeping each terminator.
-pub(super) fn splitlines_keepends(s: &str) -> Vec<&str> {
+pub(crate) fn splitlines_keepends(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut it = s.char_indices().peekable();
@@ -97,7 +97,7 @@ fn nd_regex() -> &'static Regex {
 /// what Python's `\d` matches and `int()` accepts.  Nd characters come in
 /// runs of ten, zero first, so the value is the offset from the run's start
 /// modulo 10.
-pub(super) fn decimal_value(c: char) -> Option<u32> {
+pub(crate) fn decimal_value(c: char) -> Option<u32> {
     if c.is_ascii_digit() {
         return Some(c as u32 - '0' as u32);
     }
@@ -120,7 +120,7 @@ pub(super) fn decimal_value(c: char) -> Option<u32> {
 
 /// `str.isdigit()`, restricted to decimal digits (Python also counts
 /// superscripts and the like, which `int()` then rejects anyway).
-pub(super) fn is_digit_str(s: &str) -> bool {
+pub(crate) fn is_digit_str(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| decimal_value(c).is_some())
 }
 
@@ -129,7 +129,7 @@ pub(super) fn is_digit_str(s: &str) -> bool {
 /// between digits, Unicode decimal digits.  `None` where Python raises
 /// ValueError.  Values beyond i128 saturate (Python has no limit; such
 /// numbers only ever compare as "far away" here).
-pub(super) fn py_int(s: &str, radix: u32) -> Option<i128> {
+pub(crate) fn py_int(s: &str, radix: u32) -> Option<i128> {
     let s = strip(s);
     let (neg, mut s) = match s.chars().next() {
         Some('-') => (true, &s[1..]),
@@ -172,7 +172,7 @@ pub(super) fn py_int(s: &str, radix: u32) -> Option<i128> {
 
 /// `int(b, 16)` for a `bytes` argument: as `py_int`, but only ASCII is
 /// acceptable (Python rejects any other byte).
-pub(super) fn py_int_bytes(b: &[u8], radix: u32) -> Option<i128> {
+pub(crate) fn py_int_bytes(b: &[u8], radix: u32) -> Option<i128> {
     if !b.is_ascii() {
         return None;
     }
@@ -181,7 +181,7 @@ pub(super) fn py_int_bytes(b: &[u8], radix: u32) -> Option<i128> {
 
 /// The oracle's `decode_value`: UTF-8, or with invalid bytes written as
 /// `\xNN` (Python's "backslashreplace" error handler).
-pub(super) fn decode_value(b: &[u8]) -> String {
+pub(crate) fn decode_value(b: &[u8]) -> String {
     let mut out = String::new();
     let mut rest = b;
     loop {
@@ -205,7 +205,7 @@ pub(super) fn decode_value(b: &[u8]) -> String {
 
 /// `urllib.parse.unquote_to_bytes(s)`: `%XX` with two hex digits becomes
 /// that byte; any other `%` stays as it is.
-pub(super) fn unquote_to_bytes(s: &str) -> Vec<u8> {
+pub(crate) fn unquote_to_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -227,20 +227,20 @@ pub(super) fn unquote_to_bytes(s: &str) -> Vec<u8> {
 }
 
 /// Python's `round(x)` for a float: to the nearest integer, ties to even.
-pub(super) fn py_round(x: f64) -> f64 {
+pub(crate) fn py_round(x: f64) -> f64 {
     x.round_ties_even()
 }
 
 /// Python slice index normalisation (`seq[i:]` with a possibly negative or
 /// out-of-range `i`).
-pub(super) fn slice_index(i: i128, len: usize) -> usize {
+pub(crate) fn slice_index(i: i128, len: usize) -> usize {
     let len = len as i128;
     let i = if i < 0 { i + len } else { i };
     i.clamp(0, len) as usize
 }
 
 /// `seq[start:end]` with Python's index rules.
-pub(super) fn py_slice(b: &[u8], start: i128, end: i128) -> &[u8] {
+pub(crate) fn py_slice(b: &[u8], start: i128, end: i128) -> &[u8] {
     let s = slice_index(start, b.len());
     let e = slice_index(end, b.len());
     if s >= e {
@@ -251,7 +251,7 @@ pub(super) fn py_slice(b: &[u8], start: i128, end: i128) -> &[u8] {
 }
 
 /// `bytes.find(sub, start)` with Python's index rules; -1 when absent.
-pub(super) fn py_find(b: &[u8], sub: &[u8], start: i128) -> i128 {
+pub(crate) fn py_find(b: &[u8], sub: &[u8], start: i128) -> i128 {
     let len = b.len() as i128;
     let s = if start < 0 {
         (start + len).max(0)
@@ -270,7 +270,7 @@ pub(super) fn py_find(b: &[u8], sub: &[u8], start: i128) -> i128 {
 
 /// `calendar.timegm` for (year, month, day, hour, minute, second), with
 /// `datetime.date`'s range check on the year (ValueError: `None`).
-pub(super) fn timegm(y: i128, mo: i128, d: i128, h: i128, mi: i128, s: i128) -> Option<i128> {
+pub(crate) fn timegm(y: i128, mo: i128, d: i128, h: i128, mi: i128, s: i128) -> Option<i128> {
     if !(1..=9999).contains(&y) || !(1..=12).contains(&mo) {
         return None;
     }
@@ -320,7 +320,7 @@ const DAYNAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 /// second), ported line by line from CPython's `email._parseaddr
 /// ._parsedate_tz`.  The time-zone part is dropped because the oracle
 /// slices it off (`[:9]`) before `calendar.timegm`.
-pub(super) fn parsedate(data: &str) -> Option<[i128; 6]> {
+pub(crate) fn parsedate(data: &str) -> Option<[i128; 6]> {
     let mut data: Vec<String> = split_ws(data).into_iter().map(String::from).collect();
     if data.is_empty() {
         return None;
