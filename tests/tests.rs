@@ -7,6 +7,7 @@ mod cluster;
 mod cluster_folder;
 mod cms;
 mod conformance;
+mod conformance_cli;
 
 /// Helpers shared by the hosting and reload tests.
 mod support {
