@@ -7,18 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::cms::{self, Check, Need};
-
-pub(crate) const APACHE: &[Need] = &[
-    Need {
-        check: Check::Program("apache2"),
-        package: "apache2",
-    },
-    Need {
-        check: Check::Path("/usr/lib/apache2/modules/mod_rewrite.so"),
-        package: "apache2",
-    },
-];
+use crate::support::cms::{self, APACHE};
 
 fn htgate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_htgate"))

@@ -29,3 +29,4 @@ mod php_fairness;
 mod protections;
 mod proxy;
 mod reload;
+mod replay;

@@ -71,6 +71,20 @@ impl Need {
     }
 }
 
+pub(crate) const APACHE: &[Need] = &[
+    Need {
+        check: Check::Program("apache2"),
+        package: "apache2",
+    },
+    Need {
+        check: Check::Path("/usr/lib/apache2/modules/mod_proxy_fcgi.so"),
+        package: "apache2",
+    },
+];
+pub(crate) const CHROMIUM: &[Need] = &[Need {
+    check: Check::Program("chromium"),
+    package: "chromium",
+}];
 pub(crate) const CURL: &[Need] = &[Need {
     check: Check::Program("curl"),
     package: "curl",

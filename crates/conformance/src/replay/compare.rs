@@ -84,7 +84,8 @@ impl Answer {
                 .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
                 .collect(),
             digest: Some(hex[..16].to_string()),
-            body_len: r.body.len(),
+            // Of what was compared (the server's own ports taken out).
+            body_len: normalised.len(),
             powered_by_php: r
                 .first("x-powered-by")
                 .is_some_and(|v| v.to_ascii_lowercase().starts_with("php")),

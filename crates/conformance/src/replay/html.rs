@@ -68,13 +68,34 @@ pub fn render(r: &ReplayReport) -> String {
         ));
     }
     h.push_str("</table>\n<h2>Differences</h2>\n");
+    // One section per distinct request and difference, with the log
+    // lines it came from: a day of traffic repeats its URLs.
+    let mut sections: Vec<(Vec<usize>, usize)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut anchor = Vec::with_capacity(r.differences.len());
+    for (i, d) in r.differences.iter().enumerate() {
+        let key = format!(
+            "{} {} {} {:?}",
+            d.site,
+            d.request.method,
+            d.request.url(),
+            d.fields
+        );
+        let n = *index.entry(key).or_insert_with(|| {
+            sections.push((Vec::new(), i));
+            sections.len() - 1
+        });
+        sections[n].0.push(d.request.line);
+        anchor.push(sections[n].1);
+    }
     h.push_str("<table id=\"differences\"><tr><th>site</th><th>log line</th><th>request</th><th>fields</th></tr>\n");
     for (i, d) in r.differences.iter().enumerate() {
         let fields: Vec<&str> = d.fields.iter().map(|f| f.field).collect();
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td><a href=\"#d{i}\"><code>{} {}</code></a></td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td><a href=\"#d{}\"><code>{} {}</code></a></td><td>{}</td></tr>\n",
             e(&d.site),
             d.request.line,
+            anchor[i],
             e(&d.request.method),
             e(&d.request.url()),
             e(&fields.join(", "))
@@ -82,17 +103,28 @@ pub fn render(r: &ReplayReport) -> String {
     }
     h.push_str("</table>\n");
     let mut last_site = None;
-    for (i, d) in r.differences.iter().enumerate() {
+    for (lines, i) in &sections {
+        let d = &r.differences[*i];
         if last_site != Some(&d.site) {
             h.push_str(&format!("<h3 id=\"site-{0}\">{0}</h3>\n", e(&d.site)));
             last_site = Some(&d.site);
         }
+        let shown: Vec<String> = lines.iter().take(20).map(|l| l.to_string()).collect();
+        let more = if lines.len() > 20 {
+            format!(" and {} more", lines.len() - 20)
+        } else {
+            String::new()
+        };
         h.push_str(&format!(
-            "<section id=\"d{i}\"><h4><code>{} {}</code> (log line {}{})</h4>\n",
+            "<section id=\"d{i}\"><h4><code>{} {}</code> ({} time{}: log line{} {}{}{})</h4>\n",
             e(&d.request.method),
             e(&d.request.url()),
-            d.request.line,
-            if d.php { ", PHP page" } else { "" }
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            if lines.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            more,
+            if d.php { "; PHP page" } else { "" }
         ));
         h.push_str("<table><tr><th>field</th><th>Apache</th><th>htgate</th></tr>\n");
         for f in &d.fields {
@@ -116,4 +148,53 @@ pub fn render(r: &ReplayReport) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Answer, Difference, FieldDiff, ReplayReport, Replayed, SiteStats};
+    use super::*;
+
+    fn diff(line: usize, target: &str) -> Difference {
+        Difference {
+            site: "a.test".into(),
+            request: Replayed {
+                line,
+                method: "GET".into(),
+                scheme: "http",
+                host: "a.test".into(),
+                target: target.into(),
+                headers: Vec::new(),
+            },
+            apache: Answer::default(),
+            htgate: Answer::default(),
+            fields: vec![FieldDiff {
+                field: "status",
+                apache: "200".into(),
+                htgate: "<403>".into(),
+            }],
+            php: false,
+            explain: Some("line 2: RewriteRule <x> - [F]".into()),
+        }
+    }
+
+    #[test]
+    fn repeated_requests_share_one_section_and_text_is_escaped() {
+        let mut r = ReplayReport::default();
+        r.sites.insert(
+            "a.test".into(),
+            SiteStats {
+                replayed: 3,
+                differing: 3,
+                php_pages: 0,
+            },
+        );
+        r.differences = vec![diff(1, "/x"), diff(2, "/y"), diff(3, "/x")];
+        let page = render(&r);
+        assert_eq!(page.matches("<section").count(), 2);
+        assert!(page.contains("(2 times: log lines 1, 3)"), "{page}");
+        assert_eq!(page.matches("href=\"#d0\"").count(), 2);
+        assert!(page.contains("&lt;403&gt;") && !page.contains("<403>"));
+        assert!(page.contains("RewriteRule &lt;x&gt;"));
+    }
 }

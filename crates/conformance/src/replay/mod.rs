@@ -398,6 +398,10 @@ pub async fn run(
         .buffer_unordered(opts.concurrency.max(1));
     let mut done = 0;
     let mut found = Vec::new();
+    // A day of traffic repeats its URLs: each distinct request is
+    // explained once.
+    let mut explained_cache: std::collections::HashMap<String, Option<Explanation>> =
+        std::collections::HashMap::new();
     while let Some((r, a, h)) = stream.next().await {
         done += 1;
         report.replayed += 1;
@@ -406,7 +410,11 @@ pub async fn run(
         let mut fields = differences(&a, &h, php);
         let mut explained = None;
         if !fields.is_empty() {
-            explained = explain(&r);
+            let key = format!("{} {} {:?}", r.method, r.url(), r.headers);
+            explained = explained_cache
+                .entry(key)
+                .or_insert_with(|| explain(&r))
+                .clone();
             if let Some(e) = &explained {
                 if e.php && !php {
                     php = true;
