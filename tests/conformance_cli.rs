@@ -247,3 +247,66 @@ fn record_with_apache_reproduces_the_oracles_recording() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn unusable_case_files_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("broken.case"), "no sections at all\n").expect("write");
+    let o = htgate(&["conformance", dir.path().to_str().expect("utf-8")]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(all.contains("broken.case:1: no sections"), "{all}");
+    assert!(all.contains("1 case file(s) could not be checked"), "{all}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.trim_end().ends_with("0 passed, 0 failed"), "{all}");
+}
+
+#[test]
+fn replay_refuses_bad_arguments_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").expect("write");
+    let log = log.to_str().expect("utf-8");
+    for args in [
+        vec![
+            "replay",
+            log,
+            "--apache",
+            "ftp://x",
+            "--htgate",
+            "http://127.0.0.1:1",
+        ],
+        vec![
+            "replay",
+            log,
+            "--apache",
+            "http://127.0.0.1:1",
+            "--htgate",
+            "http://127.0.0.1:2",
+            "--sample",
+            "0",
+        ],
+        vec![
+            "replay",
+            log,
+            "--apache",
+            "http://127.0.0.1:1",
+            "--htgate",
+            "http://127.0.0.1:2",
+            "--format",
+            "%h %u",
+        ],
+        vec![
+            "replay",
+            "/nonexistent/log",
+            "--apache",
+            "http://127.0.0.1:1",
+            "--htgate",
+            "http://127.0.0.1:2",
+        ],
+    ] {
+        let o = htgate(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).starts_with("error: "), "{args:?}: {}", text(&o));
+    }
+}

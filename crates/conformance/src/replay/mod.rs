@@ -258,6 +258,7 @@ pub fn plan(
     report: &mut ReplayReport,
 ) -> Result<Vec<Replayed>, String> {
     let parser = LogParser::new(&opts.format)?;
+    report.with_credentials = opts.with_credentials;
     let mut out = Vec::new();
     let skip = |why: String, report: &mut ReplayReport| {
         *report.skipped.entry(why).or_insert(0) += 1;
@@ -456,6 +457,160 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_host_is_the_logged_header_then_the_vhost_then_the_default() {
+        let fmt = r#"%v %h "%r" %>s "%{Host}i""#;
+        let lines = vec![
+            r#"vhost.test 1.2.3.4 "GET /a HTTP/1.1" 200 "Header.Test""#.to_string(),
+            r#"vhost.test 1.2.3.4 "GET /b HTTP/1.1" 200 "-""#.to_string(),
+            r#"- 1.2.3.4 "GET /c HTTP/1.1" 200 "-""#.to_string(),
+        ];
+        let opts = ReplayOptions {
+            format: fmt.into(),
+            default_host: Some("default.test".into()),
+            ..Default::default()
+        };
+        let reqs = plan(&lines, &opts, &mut ReplayReport::default()).expect("plan");
+        let hosts: Vec<&str> = reqs.iter().map(|r| r.host.as_str()).collect();
+        assert_eq!(hosts, vec!["header.test", "vhost.test", "default.test"]);
+        assert!(
+            reqs.iter().all(|r| r.headers.is_empty()),
+            "Host is not sent twice"
+        );
+    }
+
+    /// A server that counts connections open at once and answers after a
+    /// pause.
+    async fn counting_server(
+        peak: Arc<AtomicUsize>,
+        arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
+    ) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let open = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let (open, peak, arrivals) = (open.clone(), peak.clone(), arrivals.clone());
+                tokio::spawn(async move {
+                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    arrivals.lock().await.push(std::time::Instant::now());
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_and_rate_are_bounded() {
+        let (peak, arrivals) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let a = counting_server(peak.clone(), arrivals.clone()).await;
+        let h = counting_server(
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+        .await;
+        let target = |name: &str, addr: String| Target {
+            name: name.into(),
+            http: Some(addr),
+            https: None,
+        };
+        let reqs: Vec<Replayed> = (0..20)
+            .map(|i| Replayed {
+                line: i + 1,
+                method: "GET".into(),
+                scheme: "http",
+                host: "a.test".into(),
+                target: format!("/{i}"),
+                headers: Vec::new(),
+            })
+            .collect();
+        let opts = ReplayOptions {
+            concurrency: 2,
+            rate: 50.0,
+            ..Default::default()
+        };
+        let mut report = ReplayReport::default();
+        let explain = |_: &Replayed| None;
+        let mut progress = |_: Progress| {};
+        run(
+            reqs,
+            &target("apache", a),
+            &target("htgate", h),
+            &opts,
+            &explain,
+            &mut report,
+            &mut progress,
+        )
+        .await;
+        assert_eq!(report.replayed, 20);
+        assert!(report.differences.is_empty());
+        assert!(
+            peak.load(Ordering::SeqCst) <= 2,
+            "at most 2 in flight, saw {}",
+            peak.load(Ordering::SeqCst)
+        );
+        let times = arrivals.lock().await.clone();
+        let span = times
+            .iter()
+            .max()
+            .copied()
+            .zip(times.iter().min().copied())
+            .map(|(x, y)| x - y)
+            .unwrap_or_default();
+        // 20 requests at 50 a second: the last starts 19 ticks (380 ms)
+        // after the first.
+        assert!(
+            span >= Duration::from_millis(340),
+            "requests spread over {span:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_within_its_size_bound() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..40 {
+                    if s.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let client = Client::new();
+        let data = fetch::request_bytes("GET", "/", "a.test", &[]);
+        let resp = fetch::fetch(&client, &addr, false, "a.test", &data, false).await;
+        assert_eq!(resp.status, 200);
+        assert!(
+            resp.body.len() <= fetch::MAX_ANSWER_BYTES,
+            "{}",
+            resp.body.len()
+        );
+        assert!(resp.body.len() > fetch::MAX_ANSWER_BYTES / 2);
+    }
 
     #[test]
     fn plan_samples_bounds_and_drops_credentials() {
@@ -479,6 +634,9 @@ mod tests {
         assert_eq!((reqs[0].scheme, reqs[1].scheme), ("http", "https"));
         assert!(reqs.iter().all(|r| r.headers.is_empty()), "cookies dropped");
         assert_eq!(rep.credentials, 4);
+        assert!(rep
+            .summary()
+            .contains("4 requests were replayed without their logged cookies"));
         assert_eq!(rep.skipped.get("past --max"), Some(&7));
 
         let opts = ReplayOptions {
@@ -493,6 +651,12 @@ mod tests {
         assert!(reqs
             .iter()
             .all(|r| r.headers == vec![("Cookie".to_string(), "sid=secret".to_string())]));
+        assert!(
+            rep.summary()
+                .contains("WARNING: 5 requests were replayed WITH the logged cookies"),
+            "{}",
+            rep.summary()
+        );
         let again = plan(&lines, &opts, &mut ReplayReport::default()).expect("plan");
         assert_eq!(
             reqs.iter().map(|r| r.line).collect::<Vec<_>>(),
