@@ -600,7 +600,10 @@ fn the_shipped_example_configuration_parses() {
 
 /// A broken `.htaccess` is logged at every request it answers with a 500,
 /// as Apache does, with the client, the site, the request and
-/// file:line:col (config mode used to log it once, at the compile).
+/// file:line:col (config mode used to log it once, at the compile); every
+/// line logged during a request starts with `request{site=… client=…}:`,
+/// also when the request's work ran on the blocking pool (site `a` is on a
+/// "network filesystem": all its requests go there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_htaccess_is_logged_at_every_request() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -609,23 +612,28 @@ async fn a_broken_htaccess_is_logged_at_every_request() {
         dir,
         "broken-",
         "error_log = \"error.log\"\nlog_level = \"info\"",
-        "",
+        "network_filesystem = true",
     );
     files::write(dir, "sites/b/.htaccess", "# fine\nRewriteEngine Onn\n");
+    files::write(dir, "sites/a/.htaccess", "RewriteEngine Onn\n");
     let running = spawn_config_mode(&dir.join("htgate.toml"));
-    for q in ["one", "two"] {
-        let ans = probe::get(running.http, None, "b.test", &format!("/x?{q}"), &[]).await;
+    for (host, q) in [("b.test", "one"), ("b.test", "two"), ("a.test", "three")] {
+        let ans = probe::get(running.http, None, host, &format!("/x?{q}"), &[]).await;
         assert_eq!(ans.status, 500);
     }
     let log = dir.join("error.log");
-    let text = wait_for_file(&log, T, |t| t.contains("/x?two"));
-    for q in ["one", "two"] {
+    let text = wait_for_file(&log, T, |t| t.contains("/x?two") && t.contains("/x?three"));
+    for (site, q) in [("b", "one"), ("b", "two"), ("a", "three")] {
         let line = text
             .lines()
             .find(|l| l.contains(&format!("GET /x?{q} ")))
             .unwrap_or_else(|| panic!("no line for /x?{q}:\n{text}"));
-        assert!(line.contains("sites/b/.htaccess:2:"), "{line}");
-        assert!(line.contains("broken-b"), "{line}");
-        assert!(line.contains("127.0.0.1"), "{line}");
+        assert!(line.contains(&format!("sites/{site}/.htaccess:")), "{line}");
+        assert!(
+            line.contains(&format!(
+                " ERROR request{{site=broken-{site} client=127.0.0.1:"
+            )),
+            "{line}"
+        );
     }
 }

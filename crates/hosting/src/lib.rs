@@ -32,6 +32,8 @@ use std::sync::Arc;
 /// One site as config mode runs it.
 pub struct HostedSite {
     pub name: String,
+    /// `name`, shared by the error-log context of its requests.
+    pub log_name: Arc<str>,
     pub site: Arc<Site>,
     /// The Strict-Transport-Security value, when HSTS is on.
     pub hsts: Option<HeaderValue>,
@@ -96,31 +98,27 @@ pub struct Front {
 /// The host name a request is for (no port, lower case): the request
 /// target's authority (an absolute-form target, whose `Host` RFC 9112
 /// §3.2.2 says to ignore, or HTTP/2's `:authority`), else the Host header.
-pub(crate) fn request_host<B>(req: &http::Request<B>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| match a.port() {
-            // without any `user@` part
-            Some(p) => format!("{}:{p}", a.host()),
-            None => a.host().to_string(),
-        })
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })?;
+pub(crate) fn request_host<B>(req: &http::Request<B>) -> Option<std::borrow::Cow<'_, str>> {
+    // An absolute-form target's authority wins over Host (without any
+    // `user@` part and port); borrowed unless it must be lower-cased: the
+    // access-log router and Front both look it up for every request.
+    let raw = match req.uri().authority() {
+        Some(a) => a.host(),
+        None => req.headers().get(http::header::HOST)?.to_str().ok()?,
+    };
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
         raw.rsplit_once(':').map(|(h, _)| h).unwrap_or(raw)
     };
+    let host = host.trim_end_matches('.');
     if host.is_empty() {
         None
+    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(std::borrow::Cow::Owned(host.to_ascii_lowercase()))
     } else {
-        Some(host.trim_end_matches('.').to_ascii_lowercase())
+        Some(std::borrow::Cow::Borrowed(host))
     }
 }
 
@@ -169,7 +167,7 @@ impl Handler for Front {
                     ),
                 };
             }
-            let host = request_host(&req);
+            let host = request_host(&req).map(std::borrow::Cow::into_owned);
             if let (true, Some(sni), Some(h)) = (conn.tls, conn.sni.as_deref(), host.as_deref()) {
                 // Apache answers 421 when the Host names another virtual
                 // host than the one the TLS session was made for: the
@@ -221,10 +219,13 @@ impl Handler for Front {
             }
             // Everything logged while the site answers names the site and
             // the client, as Apache's error log does.
-            let span = tracing::error_span!("request", site = %hs.name, client = %conn.remote);
-            let mut resp = tracing::Instrument::instrument(
+            let ctx = Arc::new(htgate_telemetry::logs::context::RequestContext {
+                site: hs.log_name.clone(),
+                client: conn.remote,
+            });
+            let mut resp = htgate_telemetry::logs::context::in_request(
+                ctx,
                 htgate_server::site_handler::serve_site(hs.site.clone(), req, conn),
-                span,
             )
             .await;
             if https {

@@ -227,6 +227,7 @@ pub fn hosting(
         };
         sites.push(Arc::new(HostedSite {
             name: s.name.get_ref().clone(),
+            log_name: Arc::from(s.name.get_ref().as_str()),
             site: Arc::new(site),
             hsts,
             force_https: s.force_https,
@@ -262,11 +263,9 @@ fn access_target(
         (Some(own), _) => (own.get_ref(), None),
         (None, Some(shared)) => (
             shared.get_ref(),
-            Some(
-                server_name
-                    .cloned()
-                    .unwrap_or_else(|| s.name.get_ref().clone()),
-            ),
+            Some(Arc::from(
+                server_name.map_or(s.name.get_ref().as_str(), String::as_str),
+            )),
         ),
         (None, None) => return Ok(None),
     };

@@ -27,7 +27,7 @@ pub struct AccessTarget {
     pub path: Arc<Path>,
     /// `Some(ServerName)`: the line starts with `ServerName:port ` (Debian's
     /// `vhost_combined`), for a file shared by many sites.
-    pub vhost: Option<String>,
+    pub vhost: Option<Arc<str>>,
 }
 
 /// What the wrapper needs to know about a request's site.

@@ -189,6 +189,8 @@ async fn run_engine(
         }
     };
     let (s, h, c) = (site.clone(), head.clone(), conn.clone());
+    // Its log lines name the request, as on the async worker.
+    let log_ctx = htgate_telemetry::logs::context::current();
     // Threads of their own, kept between jobs, at a lower priority: the
     // async workers keep the CPU when a site hammers its password file
     // (bcrypt at the cost its author chose) or lists 10,000 files.  The
@@ -196,9 +198,11 @@ async fn run_engine(
     // network filesystem) keeps its site's slot until it returns.
     let answer = limits::low_priority_pool().spawn_blocking(move || {
         let _held = (permit, global);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond::run_offloaded(&s, &h, &c, reason)
-        }))
+        htgate_telemetry::logs::context::scope(log_ctx, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                respond::run_offloaded(&s, &h, &c, reason)
+            }))
+        })
     });
     match tokio::time::timeout(limits.blocking_deadline, answer).await {
         Ok(Ok(Ok(outcome))) => Ok(outcome),

@@ -2,9 +2,9 @@
 //! `log_level` unless `RUST_LOG` says otherwise.
 //!
 //! Events carry what locates them: `.htaccess` problems their
-//! `file:line:col`, and everything logged while a request runs the
-//! `request{site=… client=…}` span that config mode opens per request
-//! (Apache's error log names the client and the virtual host too).
+//! `file:line:col`, and everything logged while a request runs
+//! `request{site=… client=…}` (`context.rs`: config mode sets it per
+//! request; Apache's error log names the client and the virtual host too).
 //!
 //! A file target goes through the log writer thread like the access log:
 //! an event is formatted in memory and queued, never written by the
@@ -15,7 +15,11 @@ use super::writer::{self, Kind};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, OnceLock, RwLock};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
@@ -86,6 +90,7 @@ pub fn init(error_log: Option<&Path>, level: Option<&str>) {
     let ansi = error_log.is_none() && std::io::stderr().is_terminal();
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
+        .event_format(ErrorLogFormat)
         .with_writer(MakeEventWriter);
     if tracing_subscriber::registry()
         .with(filter)
@@ -106,6 +111,63 @@ pub fn apply(error_log: Option<&Path>, level: Option<&str>) {
     set_target(error_log);
     if rust_log().is_none() {
         let _ = handle.reload(filter_for(level));
+    }
+}
+
+/// tracing-subscriber's `Full` format (time, level, spans, target,
+/// fields) with the request's `request{site=… client=…}:` after the level
+/// (`context.rs` says why it is not a span).
+struct ErrorLogFormat;
+
+impl<S, N> FormatEvent<S, N> for ErrorLogFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let ansi = writer.has_ansi_escapes();
+        SystemTime.format_time(&mut writer)?;
+        let level = *event.metadata().level();
+        let colour = match level {
+            tracing::Level::ERROR => "31",
+            tracing::Level::WARN => "33",
+            tracing::Level::INFO => "32",
+            tracing::Level::DEBUG => "34",
+            tracing::Level::TRACE => "35",
+        };
+        if ansi {
+            write!(writer, " \x1b[{colour}m{level:>5}\x1b[0m ")?;
+        } else {
+            write!(writer, " {level:>5} ")?;
+        }
+        if let Some(r) = super::context::current() {
+            write!(writer, "request{{site={} client={}}}: ", r.site, r.client)?;
+        }
+        if let Some(scope) = ctx.event_scope() {
+            let mut any = false;
+            for span in scope.from_root() {
+                writer.write_str(span.name())?;
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(writer, "{{{fields}}}")?;
+                    }
+                }
+                writer.write_char(':')?;
+                any = true;
+            }
+            if any {
+                writer.write_char(' ')?;
+            }
+        }
+        write!(writer, "{}: ", event.metadata().target())?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

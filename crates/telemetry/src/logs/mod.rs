@@ -5,6 +5,7 @@
 //! to reopen the files after a rotation.
 
 pub mod clf;
+pub mod context;
 pub mod error_log;
 pub mod refusal;
 pub mod writer;
