@@ -13,5 +13,6 @@ mod cli;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
+    htgate_server::tls::install_default_provider();
     cli::run()
 }

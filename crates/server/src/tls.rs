@@ -1,7 +1,9 @@
 //! Certificates: loading PEM files, making self-signed ones, rustls configs.
 //!
-//! Everything here uses rustls' `ring` provider explicitly (the crate is
-//! built without aws-lc), so no process-wide default provider is needed.
+//! The listeners use [`provider`] (aws-lc-rs) explicitly; clients that ask
+//! rustls for the process-wide default (instant-acme's HTTP client, the
+//! etcd client) get *ring*, installed by [`install_default_provider`]:
+//! with both providers built in, rustls cannot pick one by itself.
 
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::{PemObject, SectionKind};
@@ -122,8 +124,25 @@ pub(crate) const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// rather than by ticket (a few hundred bytes each).
 const SESSION_CACHE_ENTRIES: usize = 8192;
 
-/// A chain and its key, ready to be served (ring signing key), with the
-/// key checked against the leaf.
+/// The cryptography of the TLS listeners: aws-lc-rs (rustls's default
+/// provider). Its RSA-2048 signatures cost about half of *ring*'s, and a
+/// full handshake with an RSA certificate is mostly that signature
+/// (benches/RESULTS.md, W7-rsa). Everything else that speaks TLS (the
+/// ACME client, certificate checks) keeps *ring*; signing keys for
+/// served certificates come from here, since the handshake signs with
+/// the key object the resolver hands out.
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// Makes *ring* the process-wide default provider, for the clients that
+/// use the default (idempotent: a default already there stays).
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A chain and its key, ready to be served (a [`provider`] signing key),
+/// with the key checked against the leaf.
 pub fn certified_key(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -131,7 +150,7 @@ pub fn certified_key(
     if certs.is_empty() {
         return Err(TlsError::EmptyChain);
     }
-    let signing_key = rustls::crypto::ring::default_provider()
+    let signing_key = provider()
         .key_provider
         .load_private_key(key)
         .map_err(|e| TlsError::BadKey(e.to_string()))?;
@@ -150,13 +169,12 @@ pub fn certified_key(
 }
 
 /// A server configuration whose certificate is chosen per handshake by
-/// `resolver` (SNI): ring provider, TLS 1.2 and 1.3, ALPN `h2` then
+/// `resolver` (SNI): [`provider`], TLS 1.2 and 1.3, ALPN `h2` then
 /// `http/1.1`.
 pub fn server_config_with_resolver(
     resolver: Arc<dyn rustls::server::ResolvesServerCert>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
@@ -168,12 +186,12 @@ pub fn server_config_with_resolver(
     // never written anywhere), and a session cache for TLS 1.2 clients
     // that resume by session ID.
     config.ticketer =
-        rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::Config(e.to_string()))?;
+        rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError::Config(e.to_string()))?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     Ok(Arc::new(config))
 }
 
-/// A server configuration for one certificate chain and key: ring provider,
+/// A server configuration for one certificate chain and key: [`provider`],
 /// TLS 1.2 and 1.3, no client authentication, ALPN `h2` then `http/1.1`.
 /// Fails clearly when the key cannot be used or does not belong to the
 /// leaf certificate.

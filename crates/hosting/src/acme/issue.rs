@@ -27,6 +27,8 @@ fn poll_policy() -> RetryPolicy {
 
 /// An HTTP client trusting `ca_root` (pebble) or the platform's roots.
 fn builder(settings: &AcmeSettings) -> Result<AccountBuilder, AcmeError> {
+    // instant-acme's client asks rustls for the default provider.
+    htgate_server::tls::install_default_provider();
     match &settings.ca_root {
         Some(path) => Account::builder_with_root(path).map_err(|e| AcmeError::CaRoot {
             path: path.clone(),

@@ -93,6 +93,8 @@ impl EtcdStore {
             o = o.with_user(user.clone(), password.clone());
         }
         if s.ca.is_some() || s.identity.is_some() {
+            // tonic's TLS asks rustls for the default provider.
+            htgate_server::tls::install_default_provider();
             let mut tls = TlsOptions::new();
             if let Some(ca) = &s.ca {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));

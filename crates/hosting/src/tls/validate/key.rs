@@ -102,7 +102,9 @@ fn key_file_type(key: &PrivateKeyDer<'_>) -> Option<String> {
     }
 }
 
-/// The key types ring can sign with.
+/// The key types htgate serves: what browsers accept for TLS and public
+/// CAs issue for (aws-lc-rs could also sign with P-521, which Chrome
+/// refuses in TLS: such an upload would break the site for most visitors).
 fn supported_key_type(key_type: &str) -> bool {
     if let Some(bits) = key_type.strip_prefix("RSA ") {
         return bits
@@ -115,8 +117,11 @@ fn supported_key_type(key_type: &str) -> bool {
 pub(super) fn load_signing_key(
     key: &PrivateKeyDer<'static>,
 ) -> Result<Arc<dyn SigningKey>, UploadError> {
-    let provider = rustls::crypto::ring::default_provider();
-    provider
+    if let Some(t) = key_file_type(key).filter(|t| !supported_key_type(t)) {
+        return Err(UploadError::UnsupportedKey { key_type: t });
+    }
+    // The provider the handshakes sign with.
+    htgate_server::tls::provider()
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|_| match key_file_type(key) {
