@@ -59,13 +59,7 @@ async fn recorded_cases() {
         "no case matched HTGATE_CASE={filter:?} in {}",
         fixtures_dir().display()
     );
-    let mut runnable = Vec::new();
-    for c in cases {
-        match check_runnable(&c) {
-            Ok(()) => runnable.push(c),
-            Err(e) => errors.push(e),
-        }
-    }
+    let runnable = htgate_conformance::runnable(cases, &mut errors);
     for e in &errors {
         println!("error: {e}");
     }

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use htgate_conformance::{
-    check_runnable, load_cases, make_base, run_all, write_expect, Apache, CommandTemplate,
-    InProcess, Report, RunOptions, Starter,
+    load_cases, make_base, run_all, write_expect, Apache, CommandTemplate, InProcess, Report,
+    RunOptions, Starter,
 };
 
 #[derive(clap::Args, Debug)]
@@ -152,13 +152,7 @@ fn print_logs(run: &htgate_conformance::CaseRun) {
 async fn check(args: CheckArgs) -> u8 {
     let common = args.common;
     let (cases, mut errors) = load_cases(&common.cases, &common.case);
-    let mut runnable = Vec::new();
-    for c in cases {
-        match check_runnable(&c) {
-            Ok(()) => runnable.push(c),
-            Err(e) => errors.push(e),
-        }
-    }
+    let runnable = htgate_conformance::runnable(cases, &mut errors);
     for e in &errors {
         eprintln!("error: {e}");
     }

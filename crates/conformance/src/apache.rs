@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::process::{free_port, tail, Process, STOP_TIMEOUT};
+use crate::process::{free_port, stop_server, tail, Process};
 use crate::servers::{Running, Starter};
 use crate::workdir::Workdir;
 
@@ -214,14 +214,7 @@ impl Running for ApacheServer {
     }
 
     async fn stop(self: Box<Self>) -> Result<(), String> {
-        if self.process.stop().await {
-            Ok(())
-        } else {
-            Err(format!(
-                "Apache did not exit within {} s of SIGTERM",
-                STOP_TIMEOUT.as_secs()
-            ))
-        }
+        stop_server(self.process, "Apache").await
     }
 }
 

@@ -28,6 +28,6 @@ pub use apache::Apache;
 pub use client::Client;
 pub use expect::write as write_expect;
 pub use report::{Report, Verdict};
-pub use runner::{check_runnable, load_cases, run_all, run_case, CaseRun, RunOptions};
+pub use runner::{check_runnable, load_cases, run_all, run_case, runnable, CaseRun, RunOptions};
 pub use servers::{fill_template, quick_options, CommandTemplate, InProcess, Running, Starter};
 pub use workdir::{build as build_workdir, make_base, Workdir};

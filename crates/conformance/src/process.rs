@@ -118,6 +118,19 @@ impl Process {
     }
 }
 
+/// [`Process::stop`] as a server's `stop`: an error naming `what` when it
+/// outlived SIGTERM.
+pub(crate) async fn stop_server(process: Process, what: &str) -> Result<(), String> {
+    if process.stop().await {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} did not exit within {} s of SIGTERM",
+            STOP_TIMEOUT.as_secs()
+        ))
+    }
+}
+
 fn list(ports: &[u16]) -> String {
     ports
         .iter()

@@ -97,6 +97,18 @@ pub fn check_runnable(c: &Case) -> Result<(), String> {
     Ok(())
 }
 
+/// The cases that can be checked; why the others cannot goes to `errors`.
+pub fn runnable(cases: Vec<Case>, errors: &mut Vec<String>) -> Vec<Case> {
+    let mut out = Vec::with_capacity(cases.len());
+    for c in cases {
+        match check_runnable(&c) {
+            Ok(()) => out.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

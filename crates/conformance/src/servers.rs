@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures_util::FutureExt;
 use htgate_hosting::quick::{self, QuickOptions, RunningServer};
 
-use crate::process::{free_port, Process, START_TIMEOUT, STOP_TIMEOUT};
+use crate::process::{free_port, stop_server, Process, START_TIMEOUT, STOP_TIMEOUT};
 use crate::workdir::Workdir;
 
 /// A server started for one case.
@@ -126,14 +126,7 @@ impl Running for CommandServer {
     }
 
     async fn stop(self: Box<Self>) -> Result<(), String> {
-        if self.process.stop().await {
-            Ok(())
-        } else {
-            Err(format!(
-                "the server did not exit within {} s of SIGTERM",
-                STOP_TIMEOUT.as_secs()
-            ))
-        }
+        stop_server(self.process, "the server").await
     }
 }
 
