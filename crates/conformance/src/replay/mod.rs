@@ -383,9 +383,11 @@ pub async fn run(
     report.with_credentials = opts.with_credentials;
     let client = Client::new();
     let rate = opts.rate.max(0.1);
-    let ticker = Arc::new(Mutex::new(tokio::time::interval(Duration::from_secs_f64(
-        1.0 / rate,
-    ))));
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    // After a stall (slow answers), go on at the rate, never in a burst
+    // to catch up: a replay may run against production.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticker = Arc::new(Mutex::new(interval));
     let total = requests.len();
     let mut stream = futures_util::stream::iter(requests)
         .map(|r| {
@@ -578,6 +580,76 @@ mod tests {
         assert!(
             span >= Duration::from_millis(340),
             "requests spread over {span:?}"
+        );
+    }
+
+    /// After a slow answer the replay goes on at its rate, not in a burst
+    /// that makes up for the lost ticks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_burst_after_a_stall() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let seen = arrivals.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut s, _)) = l.accept().await {
+                n += 1;
+                seen.lock().await.push(std::time::Instant::now());
+                let pause = if n == 1 { 400 } else { 0 };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let t = Target {
+            name: "apache".into(),
+            http: Some(addr),
+            https: None,
+        };
+        let reqs: Vec<Replayed> = (0..6)
+            .map(|i| Replayed {
+                line: i + 1,
+                method: "GET".into(),
+                scheme: "http",
+                host: "a.test".into(),
+                target: format!("/{i}"),
+                headers: Vec::new(),
+            })
+            .collect();
+        // One target twice: every request arrives twice, back to back.
+        let opts = ReplayOptions {
+            concurrency: 1,
+            rate: 20.0,
+            ..Default::default()
+        };
+        let explain = |_: &Replayed| None;
+        let mut progress = |_: Progress| {};
+        run(
+            reqs,
+            &t,
+            &t,
+            &opts,
+            &explain,
+            &mut ReplayReport::default(),
+            &mut progress,
+        )
+        .await;
+        let times = arrivals.lock().await.clone();
+        assert_eq!(times.len(), 12);
+        // Requests 2 to 6 come after the stall: four ticks of 50 ms apart
+        // at least, not all at once.
+        let span = times[11] - times[2];
+        assert!(
+            span >= Duration::from_millis(150),
+            "after the stall: {span:?}"
         );
     }
 
