@@ -120,20 +120,24 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The work folders' parent, kept or removed at the end.
-struct Base(Option<tempfile::TempDir>, PathBuf);
+/// The work folders' parent: removed when dropped, unless kept (`--keep`).
+struct Base {
+    _removed_on_drop: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
 
 fn base(keep: bool) -> Result<Base, String> {
     let dir = make_base()?;
     let path = std::fs::canonicalize(dir.path()).map_err(|e| e.to_string())?;
-    Ok(Base(Some(dir), path)).map(|mut b| {
-        if keep {
-            if let Some(d) = b.0.take() {
-                let kept = d.keep();
-                eprintln!("work dirs kept under {}", kept.display());
-            }
-        }
-        b
+    let dir = if keep {
+        eprintln!("work dirs kept under {}", dir.keep().display());
+        None
+    } else {
+        Some(dir)
+    };
+    Ok(Base {
+        _removed_on_drop: dir,
+        path,
     })
 }
 
@@ -180,7 +184,7 @@ async fn check(args: CheckArgs) -> u8 {
         logs: common.verbose,
     };
     let verbose = common.verbose;
-    let runs = run_all(&runnable, &base.1, starter.as_ref(), &opts, |c, run| {
+    let runs = run_all(&runnable, &base.path, starter.as_ref(), &opts, |c, run| {
         if verbose {
             let state = match &run.error {
                 Some(e) => format!("error: {e}"),
@@ -267,7 +271,7 @@ async fn record(args: RecordArgs) -> u8 {
         deadline: Instant::now() + Duration::from_secs(common.budget),
         logs: common.verbose,
     };
-    let runs = run_all(&cases, &base.1, &apache, &opts, |_, _| {}).await;
+    let runs = run_all(&cases, &base.path, &apache, &opts, |_, _| {}).await;
     let (mut nreq, mut ncases) = (0, 0);
     for (c, run) in cases.iter().zip(&runs) {
         if let Some(e) = &run.error {
