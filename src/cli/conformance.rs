@@ -141,6 +141,20 @@ fn base(keep: bool) -> Result<Base, String> {
     })
 }
 
+impl Common {
+    /// The work folders and the run's options (`default_jobs` unless
+    /// `-j` says otherwise); `None` after printing why not.
+    fn prepare(&self, default_jobs: usize) -> Option<(Base, RunOptions)> {
+        let base = base(self.keep).map_err(|e| eprintln!("error: {e}")).ok()?;
+        let opts = RunOptions {
+            jobs: self.jobs.unwrap_or(default_jobs),
+            deadline: Instant::now() + Duration::from_secs(self.budget),
+            logs: self.verbose,
+        };
+        Some((base, opts))
+    }
+}
+
 fn print_logs(run: &htgate_conformance::CaseRun) {
     if let Some(dir) = &run.workdir {
         println!("  work dir: {}", dir.display());
@@ -168,20 +182,9 @@ async fn check(args: CheckArgs) -> u8 {
         }),
         (None, None) => Box::new(InProcess),
     };
-    let jobs = common
-        .jobs
-        .unwrap_or(if args.server.is_some() { 1 } else { 2 * cpus() });
-    let base = match base(common.keep) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let opts = RunOptions {
-        jobs,
-        deadline: Instant::now() + Duration::from_secs(common.budget),
-        logs: common.verbose,
+    let jobs = if args.server.is_some() { 1 } else { 2 * cpus() };
+    let Some((base, opts)) = common.prepare(jobs) else {
+        return 2;
     };
     let verbose = common.verbose;
     let runs = run_all(&runnable, &base.path, starter.as_ref(), &opts, |c, run| {
@@ -259,17 +262,8 @@ async fn record(args: RecordArgs) -> u8 {
         );
         return 2;
     }
-    let base = match base(common.keep) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let opts = RunOptions {
-        jobs: common.jobs.unwrap_or(2 * cpus()),
-        deadline: Instant::now() + Duration::from_secs(common.budget),
-        logs: common.verbose,
+    let Some((base, opts)) = common.prepare(2 * cpus()) else {
+        return 2;
     };
     let runs = run_all(&cases, &base.path, &apache, &opts, |_, _| {}).await;
     let (mut nreq, mut ncases) = (0, 0);

@@ -65,6 +65,16 @@ impl Target {
         }
     }
 
+    /// Its listeners, for reports: `host:port host:port`.
+    pub fn addresses(&self) -> String {
+        [&self.http, &self.https]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The ports of this target (for normalising self-references).
     pub fn ports(&self) -> Vec<u16> {
         [&self.http, &self.https]

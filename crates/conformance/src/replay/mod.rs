@@ -368,18 +368,8 @@ pub async fn run(
     report: &mut ReplayReport,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) {
-    report.apache = [&apache.http, &apache.https]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    report.htgate = [&htgate.http, &htgate.https]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    report.apache = apache.addresses();
+    report.htgate = htgate.addresses();
     report.with_credentials = opts.with_credentials;
     let client = Client::new();
     let rate = opts.rate.max(0.1);
