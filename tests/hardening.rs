@@ -58,6 +58,7 @@ fn options(root: &Path, php_fpm: Option<&str>) -> QuickOptions {
         pass_client_https_headers: false,
         php_fpm: php_fpm.map(str::to_string),
         mime_types: None,
+        http3: false,
         php: Default::default(),
     }
 }

@@ -224,6 +224,7 @@ async fn quick_mode_access_log() {
         pass_client_https_headers: false,
         php_fpm: None,
         mime_types: None,
+        http3: false,
         php: Default::default(),
     };
     let server = htgate_hosting::quick::start_logged(opts, Some(log.clone()))

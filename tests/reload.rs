@@ -430,6 +430,7 @@ async fn quick_mode_sees_an_edit_before_its_one_second_recheck() {
         pass_client_https_headers: false,
         php_fpm: None,
         mime_types: None,
+        http3: false,
         php: Default::default(),
     })
     .await

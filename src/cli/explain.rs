@@ -170,6 +170,7 @@ fn quick_site(args: &ExplainArgs, req: &Request, root: &std::path::Path) -> Resu
         pass_client_https_headers: args.pass_client_https_headers,
         php_fpm: args.php_fpm.clone(),
         mime_types: None,
+        http3: false,
         php: Default::default(),
     };
     let site = htgate_hosting::quick::site(&opts).map_err(|e| format!("{e:#}"))?;

@@ -52,6 +52,9 @@ enum Command {
         /// TLS listen address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
         https: SocketAddr,
+        /// Also serve HTTP/3 on the TLS port (UDP), advertised with Alt-Svc.
+        #[arg(long)]
+        http3: bool,
     },
     /// Parse and compile every .htaccess under the given paths and report
     /// problems as `file:line:col: error|warning: message`.
@@ -180,7 +183,7 @@ const SERVE_SIGNALS: &str = "Signals:
 pub(crate) struct ServeArgs {
     /// The config file (many sites, certificates by SNI, ACME, logs,
     /// metrics); the quick-mode options below do not apply with it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log", "shutdown_drain_seconds", "send_timeout_seconds", "max_sending_per_client"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "cert", "key", "server_name", "pass_client_https_headers", "strip_client_https_headers", "php_fpm", "php_stream_body", "php_body_memory", "php_body_timeout", "php_body_min_rate", "php_max_concurrent", "php_queue_length", "php_queue_timeout", "mime_types", "access_log", "shutdown_drain_seconds", "send_timeout_seconds", "max_sending_per_client", "http3"])]
     config: Option<PathBuf>,
     /// The document root (quick mode).
     #[arg(long, value_name = "DIR")]
@@ -208,6 +211,10 @@ pub(crate) struct ServeArgs {
     /// Send X-Debug-Final-Uri / X-Debug-Final-Query (for conformance tests).
     #[arg(long)]
     debug_headers: bool,
+    /// Also serve HTTP/3 (QUIC) on the --https address's port over UDP,
+    /// advertised with Alt-Svc.
+    #[arg(long)]
+    http3: bool,
     /// Treat client-sent HTTPS / X-Forwarded-Proto / Forwarded headers as
     /// ordinary request headers, exactly as Apache does (the conformance
     /// runs use this: some recorded cases depend on it).
@@ -345,10 +352,15 @@ pub(crate) fn run() -> ExitCode {
                 php,
                 php_fpm: args.php_fpm,
                 mime_types: args.mime_types,
+                http3: args.http3,
             };
             serve(opts, args.access_log)
         }
-        Command::Demo { http, https } => match demo::write_site(https.port()) {
+        Command::Demo {
+            http,
+            https,
+            http3,
+        } => match demo::write_site(https.port()) {
             // `site` lives until the server has stopped, then its folder goes
             Ok(site) => {
                 if let Ok(mut d) = REMOVE_AT_EXIT.lock() {
@@ -370,6 +382,7 @@ pub(crate) fn run() -> ExitCode {
                         php_fpm: None,
                         mime_types: None,
                         php: Default::default(),
+                        http3,
                     },
                     None,
                 )

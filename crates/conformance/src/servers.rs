@@ -53,6 +53,7 @@ pub fn quick_options(wd: &Workdir) -> QuickOptions {
         pass_client_https_headers: true,
         php_fpm: None,
         mime_types: Some("reference".into()),
+        http3: false,
         php: Default::default(),
     }
 }

@@ -135,7 +135,7 @@ fn plain_response(status: StatusCode, body: String) -> http::Response<htgate_ser
 impl Handler for Front {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<htgate_server::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         let hosting = self.hosting.load_full();
@@ -254,7 +254,7 @@ pub(crate) fn for_hosting(front: Arc<Front>) -> htgate_server::access_log::Acces
     htgate_server::access_log::AccessLogged {
         inner: front,
         router: Arc::new(
-            move |req: &http::Request<hyper::body::Incoming>, _conn: &ConnInfo| {
+            move |req: &http::Request<htgate_server::RequestBody>, _conn: &ConnInfo| {
                 let host = request_host(req);
                 match hosting.load().site_for(host.as_deref()) {
                     Some(hs) => hs.log_route.clone(),

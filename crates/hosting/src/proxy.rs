@@ -151,7 +151,7 @@ pub(crate) struct Proxied {
 impl Handler for Proxied {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<htgate_server::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         let hosting = self.hosting.load();

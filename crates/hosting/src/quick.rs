@@ -35,6 +35,9 @@ pub struct QuickOptions {
     pub mime_types: Option<String>,
     /// The PHP body and fair-sharing settings (`--php-*` flags).
     pub php: htgate_engine::php_gate::PhpSettings,
+    /// Also serve HTTP/3 on the TLS address (UDP) and advertise it with
+    /// `Alt-Svc` (`--http3`).
+    pub http3: bool,
 }
 
 /// A server started by [`start`], running on the current tokio runtime.
@@ -43,6 +46,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The bound TLS address.
     pub https_addr: SocketAddr,
+    /// The bound HTTP/3 (UDP) address, with `http3`.
+    pub http3_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Sees `.htaccess` edits as the kernel reports them; stops with the
@@ -139,11 +144,18 @@ pub async fn start_logged(
     let http = Listener::bind(opts.http, None)
         .await
         .map_err(|e| htgate_server::listener::bind_error(opts.http, &e, "--http ADDR"))?;
-    let https = Listener::bind(opts.https, Some(tls))
+    let mut https = Listener::bind(opts.https, Some(tls))
         .await
         .map_err(|e| htgate_server::listener::bind_error(opts.https, &e, "--https ADDR"))?;
     let http_addr = http.local_addr()?;
     let https_addr = https.local_addr()?;
+    if opts.http3 {
+        https = https.with_http3(true).map_err(|e| {
+            let err = htgate_server::listener::bind_error(https_addr, &e, "--https ADDR");
+            anyhow::anyhow!("--http3 (UDP): {err}")
+        })?;
+    }
+    let http3_addr = https.http3_addr();
     let engine: std::sync::Arc<dyn htgate_server::Handler> =
         std::sync::Arc::new(htgate_server::site_handler::Engine { site });
     let handler: std::sync::Arc<dyn htgate_server::Handler> = match access_log {
@@ -173,6 +185,7 @@ pub async fn start_logged(
     Ok(RunningServer {
         http_addr,
         https_addr,
+        http3_addr,
         shutdown: Some(tx),
         join: Some(join),
         _watcher: watcher,

@@ -405,11 +405,18 @@ impl HostingServer {
 async fn bind(
     addr: SocketAddr,
     tls: bool,
+    http3: Option<bool>,
     shared_tls: &Arc<rustls::ServerConfig>,
 ) -> anyhow::Result<(Listener, SocketAddr)> {
-    let l = Listener::bind(addr, tls.then(|| shared_tls.clone()))
+    let mut l = Listener::bind(addr, tls.then(|| shared_tls.clone()))
         .await
         .map_err(|e| htgate_server::listener::bind_error(addr, &e, "another [[listen]] address"))?;
+    if let Some(advertise) = http3 {
+        l = l.with_http3(advertise).map_err(|e| {
+            let err = htgate_server::listener::bind_error(addr, &e, "another [[listen]] address");
+            anyhow::anyhow!("HTTP/3 (UDP): {err}")
+        })?;
+    }
     let bound = l.local_addr()?;
     Ok((l, bound))
 }
@@ -478,7 +485,8 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
     // nothing is served before the sites exist.
     let mut sockets = Vec::new();
     for (addr, is_tls) in config.listeners() {
-        sockets.push((addr, is_tls, bind(addr, is_tls, &tls).await?));
+        let http3 = config.http3(addr);
+        sockets.push((addr, is_tls, bind(addr, is_tls, http3, &tls).await?));
     }
     let bound: Vec<(SocketAddr, bool)> = sockets.iter().map(|(_, t, (_, b))| (*b, *t)).collect();
     let (http_port, https_port) = public_ports(&bound);
@@ -667,7 +675,7 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
             .iter()
             .any(|l| l.configured == *addr && l.tls == *tls)
         {
-            match bind(*addr, *tls, &shared.tls).await {
+            match bind(*addr, *tls, config.http3(*addr), &shared.tls).await {
                 Ok(socket) => fresh.push((*addr, *tls, socket)),
                 Err(e) => {
                     // The sockets bound so far close when `fresh` drops.
@@ -683,6 +691,14 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
                 .iter()
                 .any(|(a, t)| l.configured == *a && l.tls == *t)
         });
+    {
+        let running = shared.config.load();
+        for l in &kept {
+            if running.http3(l.configured) != config.http3(l.configured) {
+                tracing::warn!(target: "reload", address = %l.configured, "http3/alt_svc of a running listener changed: it takes effect at the next restart (or list the listener under another address)");
+            }
+        }
+    }
     let bound: Vec<(SocketAddr, bool)> = kept
         .iter()
         .map(|l| (l.bound, l.tls))

@@ -41,7 +41,7 @@ pub struct Route {
 
 /// Picks the route of each request (config mode: the site by Host).
 pub(crate) type Router =
-    dyn Fn(&http::Request<hyper::body::Incoming>, &ConnInfo) -> Route + Send + Sync;
+    dyn Fn(&http::Request<crate::RequestBody>, &ConnInfo) -> Route + Send + Sync;
 
 /// Logs and counts what `inner` answers.
 pub struct AccessLogged {
@@ -59,7 +59,7 @@ impl AccessLogged {
         AccessLogged {
             inner,
             router: Arc::new(
-                move |_req: &http::Request<hyper::body::Incoming>, _conn: &ConnInfo| route.clone(),
+                move |_req: &http::Request<crate::RequestBody>, _conn: &ConnInfo| route.clone(),
             ),
         }
     }
@@ -93,7 +93,7 @@ impl Drop for Pending {
 impl Handler for AccessLogged {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<crate::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         let started = Instant::now();

@@ -6,10 +6,12 @@
 //! `htgate_engine`; this module knows nothing about them.
 
 pub mod access_log;
+pub mod http3;
 pub mod limits;
 pub mod listener;
 mod php_answer;
 mod refusal;
+mod request_body;
 mod sending;
 pub mod site_handler;
 pub mod tls;
@@ -24,10 +26,11 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Sen
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<crate::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture;
 }
 
 pub use htgate_content::{empty_body, full_body, Body};
+pub use request_body::{BodyError, RequestBody};
 pub use htgate_engine::ConnInfo;

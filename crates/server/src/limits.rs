@@ -340,6 +340,12 @@ pub(crate) fn check_request<B>(
     if req.version() < http::Version::HTTP_2 {
         return check_http1(req);
     }
+    // HTTP/3: no hyper in front to refuse a malformed Content-Length.
+    if req.version() == http::Version::HTTP_3
+        && crate::http3::content_length(req.headers()).is_err()
+    {
+        return Some(http::StatusCode::BAD_REQUEST);
+    }
     check_http2(req)
 }
 
@@ -467,6 +473,12 @@ impl ConnLimiter {
     pub(crate) async fn room(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
         // The semaphore is never closed; None would only mean it was.
         Arc::clone(&self.total).acquire_owned().await.ok()
+    }
+
+    /// Room under the total cap now, without waiting (QUIC: a client over
+    /// the cap is refused, there is no backlog to wait in).
+    pub(crate) fn try_room(self: &Arc<Self>) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.total).try_acquire_owned().ok()
     }
 
     /// Whether any room is left under the total cap right now.

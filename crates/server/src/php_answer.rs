@@ -28,7 +28,7 @@ pub(crate) enum Answer {
 pub(crate) async fn answer(
     site: &Site,
     call: Box<PhpCall>,
-    body: Option<hyper::body::Incoming>,
+    body: Option<crate::RequestBody>,
     method: &Method,
     req_headers: &HeaderMap,
     conn: &ConnInfo,

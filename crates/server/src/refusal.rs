@@ -38,6 +38,8 @@ pub(crate) enum Reason {
     BodyOverCap,
     /// A connection over the per-client-address cap.
     PerClientConnections,
+    /// A QUIC connection over the total cap (refused: UDP has no backlog).
+    ConnectionCap,
     /// The TLS handshake did not complete in time.
     TlsHandshakeTimeout,
     /// No (complete) first request within the header read timeout.
@@ -64,6 +66,7 @@ impl Reason {
             Reason::ParseError => "parse_error",
             Reason::BodyOverCap => "body_over_cap",
             Reason::PerClientConnections => "per_client_connections",
+            Reason::ConnectionCap => "connection_cap",
             Reason::TlsHandshakeTimeout => "tls_handshake_timeout",
             Reason::HeaderTimeout => "header_timeout",
             Reason::BodyReadTimeout => "body_read_timeout",

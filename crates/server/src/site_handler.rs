@@ -17,7 +17,7 @@ pub struct Engine {
 impl Handler for Engine {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<crate::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         Box::pin(serve_site(self.site.clone(), req, conn))
@@ -29,7 +29,7 @@ impl Handler for Engine {
 /// the site's PHP-FPM pool with the request body.
 pub async fn serve_site(
     site: Arc<Site>,
-    req: http::Request<hyper::body::Incoming>,
+    req: http::Request<crate::RequestBody>,
     conn: Arc<ConnInfo>,
 ) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
@@ -41,6 +41,7 @@ pub async fn serve_site(
     let protocol = match parts.version {
         http::Version::HTTP_10 => "HTTP/1.0",
         http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
     }
     .to_string();

@@ -126,6 +126,18 @@ impl Config {
         }
     }
 
+    /// Whether the listener on `addr` also serves HTTP/3: `Some(advertise
+    /// with Alt-Svc)`.
+    pub fn http3(&self, addr: SocketAddr) -> Option<bool> {
+        self.file
+            .listen
+            .iter()
+            .find(|l| {
+                *l.address.get_ref() == addr && l.tls && l.http3.as_ref().is_some_and(|h| *h.get_ref())
+            })
+            .map(|l| l.alt_svc)
+    }
+
     /// The plain and TLS listen addresses.
     pub fn listeners(&self) -> Vec<(SocketAddr, bool)> {
         self.file
@@ -315,6 +327,15 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
             report(
                 l.address.span().start,
                 format!("{} is listed twice", l.address.get_ref()),
+            );
+        }
+        if let Some(h3) = l.http3.as_ref().filter(|h| *h.get_ref() && !l.tls) {
+            report(
+                h3.span().start,
+                format!(
+                    "http3 = true on {}, a listener without TLS: HTTP/3 runs over QUIC, which is always encrypted (add `tls = true`)",
+                    l.address.get_ref()
+                ),
             );
         }
     }

@@ -201,6 +201,13 @@ pub struct ListenConfig {
     /// A TLS listener (certificates chosen by SNI).
     #[serde(default)]
     pub tls: bool,
+    /// Also serve HTTP/3 (QUIC) on this TLS listener's port, over UDP
+    /// (same certificates, sites and limits).
+    pub http3: Option<Spanned<bool>>,
+    /// With `http3`: advertise it to clients in an `Alt-Svc` header on the
+    /// answers given over TCP (browsers switch only then).
+    #[serde(default = "default_true")]
+    pub alt_svc: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -78,6 +78,7 @@ pub(super) async fn accept_loop(
                     remote,
                     fallback_local,
                     listener.tls.clone(),
+                    listener.alt_svc.clone(),
                     Arc::clone(shared),
                     watcher,
                     stops.clone(),

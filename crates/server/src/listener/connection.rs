@@ -89,6 +89,7 @@ pub(super) async fn run_connection(
     remote: SocketAddr,
     fallback_local: SocketAddr,
     tls: Option<TlsAcceptor>,
+    alt_svc: Option<http::HeaderValue>,
     shared: Arc<Shared>,
     watcher: Watcher,
     mut stops: Stops,
@@ -167,13 +168,14 @@ pub(super) async fn run_connection(
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         request_state.request_started(req.version());
         answer(
-            req,
+            req.map(crate::RequestBody::from),
             &request_limits,
             remote,
             &info,
             &handler,
             &counter,
             &bodies,
+            alt_svc.as_ref(),
         )
     });
 

@@ -70,17 +70,23 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use stops::Stops;
+pub(crate) use service::answer;
+pub(crate) use stops::{raised, Stops};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 pub use super::limits::{DRAIN_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_BYTES};
 
-/// A bound listening socket, plain or TLS.
+/// A bound listening socket, plain or TLS; a TLS one may also serve
+/// HTTP/3 on the same port over UDP ([`Listener::with_http3`]).
 pub struct Listener {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
+    /// The UDP socket of HTTP/3, until `serve` starts its endpoint.
+    http3: Option<std::net::UdpSocket>,
+    /// `Alt-Svc` added to this listener's HTTPS answers.
+    alt_svc: Option<http::HeaderValue>,
 }
 
 impl Listener {
@@ -98,7 +104,33 @@ impl Listener {
         Listener {
             tcp,
             tls: tls.map(TlsAcceptor::from),
+            http3: None,
+            alt_svc: None,
         }
+    }
+
+    /// Also serves HTTP/3 on this TLS listener's address (UDP, same port),
+    /// with the same certificates; `advertise` adds `Alt-Svc: h3=":PORT"`
+    /// to the answers given over TCP, so that browsers switch.
+    pub fn with_http3(mut self, advertise: bool) -> io::Result<Listener> {
+        if self.tls.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "HTTP/3 needs a TLS listener",
+            ));
+        }
+        let addr = self.tcp.local_addr()?;
+        let udp = std::net::UdpSocket::bind(addr)?;
+        if advertise {
+            self.alt_svc = Some(crate::http3::alt_svc(addr.port()));
+        }
+        self.http3 = Some(udp);
+        Ok(self)
+    }
+
+    /// The UDP address of HTTP/3, if this listener serves it.
+    pub fn http3_addr(&self) -> Option<SocketAddr> {
+        self.http3.as_ref().and_then(|u| u.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -111,11 +143,11 @@ impl Listener {
 }
 
 /// What every connection task shares.
-struct Shared {
+pub(crate) struct Shared {
     builder: auto::Builder<TokioExecutor>,
-    handler: Arc<dyn Handler>,
-    limits: Limits,
-    limiter: Arc<ConnLimiter>,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) limits: Limits,
+    pub(crate) limiter: Arc<ConnLimiter>,
 }
 
 /// Accepts on every listener until `shutdown` resolves, then stops
@@ -155,7 +187,7 @@ pub async fn serve_with_limits(
 }
 
 async fn serve_inner(
-    listeners: Vec<Listener>,
+    mut listeners: Vec<Listener>,
     handler: Arc<dyn Handler>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
@@ -174,14 +206,23 @@ async fn serve_inner(
         drain: drain_rx,
         hard: hard_rx,
     };
+    let endpoints = quic_endpoints(&mut listeners, &shared.limits)?;
+    // Every QUIC connection task holds a sender; the drain waits for the
+    // channel to close.
+    let (live_tx, mut live_rx) = tokio::sync::mpsc::channel::<()>(1);
     {
         let loops = futures_util::future::join_all(
             listeners
                 .iter()
                 .map(|l| accept_loop(l, &shared, &graceful, &stops)),
         );
+        let quic_loops = futures_util::future::join_all(
+            endpoints
+                .iter()
+                .map(|e| crate::http3::accept_loop(e, &shared, &stops, &live_tx)),
+        );
         let run = async {
-            loops.await;
+            futures_util::future::join(loops, quic_loops).await;
             // Only reached with no listeners: just wait for shutdown.
             std::future::pending::<()>().await
         };
@@ -190,11 +231,14 @@ async fn serve_inner(
             _ = shutdown => {}
         }
     }
-    // Stop accepting: the sockets close here.
+    // Stop accepting: the sockets close here (QUIC's once its
+    // connections have ended).
     drop(listeners);
+    drop(live_tx);
     let _ = drain_tx.send(true);
     tracing::debug!(connections = graceful.count(), "shutting down; draining");
-    if tokio::time::timeout(shared.limits.drain_timeout, graceful.shutdown())
+    let drained = futures_util::future::join(graceful.shutdown(), live_rx.recv());
+    if tokio::time::timeout(shared.limits.drain_timeout, drained)
         .await
         .is_err()
     {
@@ -202,7 +246,38 @@ async fn serve_inner(
         // Every connection task watches this flag and ends at once.
         let _ = hard_tx.send(true);
     }
+    for endpoint in &endpoints {
+        endpoint.close(quinn::VarInt::from_u32(0x100), b"shutdown");
+    }
+    // The close frames go out before the sockets do (bounded: a peer that
+    // is gone is not waited for).
+    for endpoint in &endpoints {
+        let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, endpoint.wait_idle()).await;
+    }
     Ok(())
+}
+
+/// How long the end of a drain waits for QUIC's close frames to go out.
+const QUIC_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The QUIC endpoints of the listeners that serve HTTP/3.
+fn quic_endpoints(listeners: &mut [Listener], limits: &Limits) -> io::Result<Vec<quinn::Endpoint>> {
+    let mut endpoints = Vec::new();
+    for l in listeners.iter_mut() {
+        let (Some(udp), Some(tls)) = (l.http3.take(), l.tls.as_ref()) else {
+            continue;
+        };
+        let config = crate::http3::quic_server_config(tls.config(), limits)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            udp,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        endpoints.push(endpoint);
+    }
+    Ok(endpoints)
 }
 
 /// The error of a socket that cannot be bound, with what to do about the

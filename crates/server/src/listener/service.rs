@@ -70,17 +70,21 @@ fn refusal(
 
 /// One request: refused by a limit (Apache's status page), or handed to
 /// the handler; the response's body is tracked by the connection's
-/// [`Sending`].
-pub(super) fn answer(
-    req: http::Request<hyper::body::Incoming>,
+/// [`Sending`].  `alt_svc` is the listener's HTTP/3 advertisement.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn answer(
+    req: http::Request<crate::RequestBody>,
     limits: &Limits,
     remote: SocketAddr,
     info: &Arc<ConnInfo>,
     handler: &Arc<dyn Handler>,
     counter: &Arc<AtomicUsize>,
     bodies: &Arc<Sending>,
+    alt_svc: Option<&http::HeaderValue>,
 ) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send {
     let guard = InFlight::enter(counter);
+    htgate_telemetry::metrics::request_protocol(req.version());
+    let alt_svc = alt_svc.cloned();
     let method = req.method().clone();
     let version = req.version();
     let close = close_after(&req);
@@ -122,6 +126,10 @@ pub(super) fn answer(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
+        }
+        if let Some(v) = alt_svc {
+            // A customer's own `Header set Alt-Svc` stays.
+            resp.headers_mut().entry(http::header::ALT_SVC).or_insert(v);
         }
         drop(guard);
         Ok::<_, std::convert::Infallible>(resp.map(|b| bodies.track(b)))

@@ -6,12 +6,12 @@ use tokio::sync::watch;
 /// connection still in its TLS handshake is dropped, since it has no
 /// request to finish) and `hard` (the drain is over: everything ends).
 #[derive(Clone)]
-pub(super) struct Stops {
-    pub(super) drain: watch::Receiver<bool>,
-    pub(super) hard: watch::Receiver<bool>,
+pub(crate) struct Stops {
+    pub(crate) drain: watch::Receiver<bool>,
+    pub(crate) hard: watch::Receiver<bool>,
 }
 
 /// Waits until the flag is raised (or its sender is gone).
-pub(super) async fn raised(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn raised(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }

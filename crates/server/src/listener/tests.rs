@@ -18,7 +18,7 @@ struct Hello;
 impl Handler for Hello {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<crate::RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         let text = format!(
@@ -175,7 +175,7 @@ struct Echo;
 impl Handler for Echo {
     fn handle(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<crate::RequestBody>,
         _conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         use http_body_util::BodyExt;
@@ -335,7 +335,7 @@ struct Big;
 impl Handler for Big {
     fn handle(
         &self,
-        _req: http::Request<hyper::body::Incoming>,
+        _req: http::Request<crate::RequestBody>,
         _conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         Box::pin(async { http::Response::new(full_body(vec![b'x'; 32 << 20])) })
@@ -642,7 +642,7 @@ impl Drop for CountingBody {
 impl Handler for Counting {
     fn handle(
         &self,
-        _req: http::Request<hyper::body::Incoming>,
+        _req: http::Request<crate::RequestBody>,
         _conn: Arc<ConnInfo>,
     ) -> HandlerFuture {
         use http_body_util::BodyExt;

@@ -42,6 +42,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -75,6 +80,9 @@ pub struct Metrics {
     cluster_registry: Registry,
     cluster_on: std::sync::atomic::AtomicBool,
     requests: Family<RequestLabels, Counter>,
+    /// By protocol, one counter each, resolved once (a request pays one
+    /// atomic increment, no label lookup).
+    by_protocol: [Counter; 4],
     duration: Family<SiteLabels, Histogram, fn() -> Histogram>,
     connections: Gauge,
     tls_handshakes: Family<ResultLabels, Counter>,
@@ -103,6 +111,17 @@ impl Metrics {
             "requests",
             "Requests answered, by site and status code",
             requests.clone(),
+        );
+        let protocols = Family::<ProtocolLabels, Counter>::default();
+        let by_protocol = PROTOCOLS.map(|protocol| {
+            protocols
+                .get_or_create(&ProtocolLabels { protocol })
+                .clone()
+        });
+        registry.register(
+            "requests_by_protocol",
+            "Requests received, by protocol (http/1.0, http/1.1, h2, h3), refused ones included",
+            protocols,
         );
         let duration = Family::<SiteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
@@ -184,6 +203,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_protocol,
             duration,
             connections,
             tls_handshakes,
@@ -217,6 +237,20 @@ pub fn request(site: &Arc<String>, code: u16, took: Duration) {
     m.duration
         .get_or_create(&SiteLabels { site: site.clone() })
         .observe(took.as_secs_f64());
+}
+
+/// The protocols of [`request_protocol`], in the order of its counters.
+const PROTOCOLS: [&str; 4] = ["http/1.0", "http/1.1", "h2", "h3"];
+
+/// One request received over `version` (counted before any limit).
+pub fn request_protocol(version: http::Version) {
+    let i = match version {
+        http::Version::HTTP_09 | http::Version::HTTP_10 => 0,
+        http::Version::HTTP_2 => 2,
+        http::Version::HTTP_3 => 3,
+        _ => 1,
+    };
+    global().by_protocol[i].inc();
 }
 
 /// Counts an open connection until dropped.
