@@ -15,12 +15,14 @@ mod support {
     pub(crate) mod files;
     pub(crate) mod pki;
     pub(crate) mod probe;
+    pub(crate) mod protocols;
 }
 
 mod diagnostics;
 mod explain;
 mod hardening;
 mod hosting;
+mod http3;
 mod isolation;
 mod lint;
 mod ops;

@@ -448,6 +448,9 @@ fn serve(opts: htgate_hosting::quick::QuickOptions, access_log: Option<PathBuf>)
             "htgate listening on http://{} and https://{}",
             server.http_addr, server.https_addr
         );
+        if let Some(addr) = server.http3_addr {
+            eprintln!("htgate HTTP/3 on udp://{addr}");
+        }
         let why = signals.recv().await;
         eprintln!("htgate: {why}: draining in-flight requests");
         drain(server.shutdown(), &mut signals).await;
@@ -516,6 +519,9 @@ fn serve_config(path: &std::path::Path) -> ExitCode {
                 "htgate listening on {}://{addr}",
                 if tls { "https" } else { "http" }
             );
+        }
+        for addr in server.http3_addrs() {
+            eprintln!("htgate HTTP/3 on udp://{addr}");
         }
         if let Some(addr) = server.admin_addr() {
             eprintln!("htgate metrics on http://{addr}/metrics");

@@ -117,7 +117,8 @@ impl ServerCertVerifier for AcceptAll {
     }
 }
 
-fn client_config(sni: bool) -> Arc<rustls::ClientConfig> {
+/// A client configuration that accepts any certificate and offers `alpn`.
+pub(crate) fn accept_all(alpn: &[&[u8]]) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -125,8 +126,13 @@ fn client_config(sni: bool) -> Arc<rustls::ClientConfig> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
         .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg
+}
+
+fn client_config(sni: bool) -> Arc<rustls::ClientConfig> {
+    let mut cfg = accept_all(&[b"http/1.1"]);
     cfg.enable_sni = sni;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(cfg)
 }
 

@@ -283,6 +283,8 @@ struct RunningListener {
     configured: SocketAddr,
     tls: bool,
     bound: SocketAddr,
+    /// Serves HTTP/3 on `bound`'s port over UDP too.
+    http3: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     join: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -350,6 +352,14 @@ impl HostingServer {
     pub fn addrs(&self) -> Vec<(SocketAddr, bool)> {
         match self.shared.listeners.try_lock() {
             Ok(l) => l.iter().map(|l| (l.bound, l.tls)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The UDP addresses where HTTP/3 is served.
+    pub fn http3_addrs(&self) -> Vec<SocketAddr> {
+        match self.shared.listeners.try_lock() {
+            Ok(l) => l.iter().filter(|l| l.http3).map(|l| l.bound).collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -429,6 +439,7 @@ fn serve_on(
     handler: &Arc<Front>,
 ) -> RunningListener {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let http3 = l.http3_addr().is_some();
     let h: Arc<dyn htgate_server::Handler> = Arc::new(super::proxy::Proxied {
         inner: Arc::new(crate::for_hosting(handler.clone())),
         hosting: handler.hosting.clone(),
@@ -440,6 +451,7 @@ fn serve_on(
         configured,
         tls,
         bound,
+        http3,
         shutdown: Some(tx),
         join: Some(join),
     }
