@@ -18,7 +18,13 @@ const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Fields that describe the connection or the moment, not the answer:
 /// `Alt-Svc` is sent over TCP only (a client on HTTP/3 has switched).
-const NOT_COMPARED: [&str; 5] = ["date", "alt-svc", "connection", "keep-alive", "transfer-encoding"];
+const NOT_COMPARED: [&str; 5] = [
+    "date",
+    "alt-svc",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+];
 
 /// What must be equal across protocols: status, every other header field
 /// (sorted, values as sent) and the body.
@@ -84,8 +90,7 @@ async fn same_over_all(
         Some(format!("h3=\":{}\"; ma=86400", addr.port()).as_str()),
         "{path}"
     );
-    let h3 = answers[2].1.clone();
-    h3
+    answers[2].1.clone()
 }
 
 /// A TCP and UDP port both free now.
@@ -127,7 +132,14 @@ async fn the_demo_site_answers_alike_over_http1_http2_and_http3() {
     let https_port = free_port_pair();
     let https = format!("127.0.0.1:{https_port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_htgate"))
-        .args(["demo", "--http", "127.0.0.1:0", "--https", &https, "--http3"])
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            &https,
+            "--http3",
+        ])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -185,9 +197,17 @@ async fn the_demo_site_answers_alike_over_http1_http2_and_http3() {
             assert!(r.header("content-length").is_some(), "{path}");
         }
     }
-    let front = request(Protocol::H3, addr, "localhost", "GET", "localhost", "/x", &none)
-        .await
-        .expect("h3");
+    let front = request(
+        Protocol::H3,
+        addr,
+        "localhost",
+        "GET",
+        "localhost",
+        "/x",
+        &none,
+    )
+    .await
+    .expect("h3");
     assert!(
         String::from_utf8_lossy(&front.body).contains("the front controller"),
         "the rewrite reached index.html over HTTP/3"
@@ -308,7 +328,10 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
         assert_eq!(r.body, b"home over any protocol\n");
     }
     let after = h3_count().await;
-    assert!(after >= before + 3, "h3 requests counted: {before} -> {after}");
+    assert!(
+        after >= before + 3,
+        "h3 requests counted: {before} -> {after}"
+    );
 
     let second = pki::leaf(&["s.test"], &inter, 60 * pki::DAY);
     install(&second);

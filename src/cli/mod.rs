@@ -356,11 +356,7 @@ pub(crate) fn run() -> ExitCode {
             };
             serve(opts, args.access_log)
         }
-        Command::Demo {
-            http,
-            https,
-            http3,
-        } => match demo::write_site(https.port()) {
+        Command::Demo { http, https, http3 } => match demo::write_site(https.port()) {
             // `site` lives until the server has stopped, then its folder goes
             Ok(site) => {
                 if let Ok(mut d) = REMOVE_AT_EXIT.lock() {

@@ -3,7 +3,8 @@
 //! protocols, and the chain a QUIC handshake gets.
 
 use super::probe::accept_all;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use htgate_server::h3_client::Session;
 use http_body_util::BodyExt;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
@@ -79,7 +80,11 @@ async fn tcp_request(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<Reply, String> {
-    let alpn: &[u8] = if protocol == Protocol::H2 { b"h2" } else { b"http/1.1" };
+    let alpn: &[u8] = if protocol == Protocol::H2 {
+        b"h2"
+    } else {
+        b"http/1.1"
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(accept_all(&[alpn])));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -121,24 +126,6 @@ async fn tcp_request(
     })
 }
 
-/// A QUIC connection to `addr` with SNI `sni` (any certificate accepted).
-async fn quic_connect(addr: SocketAddr, sni: &str) -> Result<quinn::Connection, String> {
-    let mut tls = accept_all(&[b"h3"]);
-    tls.enable_early_data = false;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
-    let local: SocketAddr = if addr.is_ipv4() {
-        "127.0.0.1:0".parse().map_err(|_| "addr")?
-    } else {
-        "[::1]:0".parse().map_err(|_| "addr")?
-    };
-    let endpoint = quinn::Endpoint::client(local).map_err(|e| e.to_string())?;
-    endpoint
-        .connect_with(quinn::ClientConfig::new(Arc::new(quic)), addr, sni)
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| format!("QUIC handshake: {e}"))
-}
-
 async fn h3_request(
     addr: SocketAddr,
     sni: &str,
@@ -147,37 +134,17 @@ async fn h3_request(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<Reply, String> {
-    let conn = quic_connect(addr, sni).await?;
-    let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(conn.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let drive = tokio::spawn(async move {
-        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
-    });
+    let mut session = Session::connect(addr, sni, accept_all(&[])).await?;
     let req = build(method, &format!("https://{host}{path}"), headers)?
         .body(())
         .map_err(|e| e.to_string())?;
-    let mut stream = send.send_request(req).await.map_err(|e| e.to_string())?;
-    stream.finish().await.map_err(|e| e.to_string())?;
-    let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
-    while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            body.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    drop(stream);
-    drop(send);
-    conn.close(quinn::VarInt::from_u32(0x100), b"");
-    drive.abort();
-    let (parts, ()) = resp.into_parts();
+    let answer = session.request(req, None).await;
+    session.close();
+    let answer = answer?;
     Ok(Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
     })
 }
 
@@ -186,14 +153,10 @@ pub(crate) async fn quic_served_chain(
     addr: SocketAddr,
     sni: &str,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
-    let conn = tokio::time::timeout(TIMEOUT, quic_connect(addr, sni))
+    let session = tokio::time::timeout(TIMEOUT, Session::connect(addr, sni, accept_all(&[])))
         .await
         .map_err(|_| "QUIC handshake not done in time".to_string())??;
-    let chain = conn
-        .peer_identity()
-        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .map(|b| *b)
-        .ok_or("no peer certificates")?;
-    conn.close(quinn::VarInt::from_u32(0x100), b"");
+    let chain = session.served_chain();
+    session.close();
     Ok(chain)
 }

@@ -91,11 +91,7 @@ impl Drop for Pending {
 }
 
 impl Handler for AccessLogged {
-    fn handle(
-        &self,
-        req: http::Request<crate::RequestBody>,
-        conn: Arc<ConnInfo>,
-    ) -> HandlerFuture {
+    fn handle(&self, req: http::Request<crate::RequestBody>, conn: Arc<ConnInfo>) -> HandlerFuture {
         let started = Instant::now();
         let route = (self.router)(&req, &conn);
         let pending = route.log.map(|target| {

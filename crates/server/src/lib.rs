@@ -6,6 +6,8 @@
 //! `htgate_engine`; this module knows nothing about them.
 
 pub mod access_log;
+#[cfg(any(test, feature = "test-support"))]
+pub mod h3_client;
 pub mod http3;
 pub mod limits;
 pub mod listener;
@@ -24,13 +26,9 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = http::Response<Body>> + Sen
 
 /// Turns one request into one response.  Implemented by the engine.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        req: http::Request<crate::RequestBody>,
-        conn: Arc<ConnInfo>,
-    ) -> HandlerFuture;
+    fn handle(&self, req: http::Request<crate::RequestBody>, conn: Arc<ConnInfo>) -> HandlerFuture;
 }
 
 pub use htgate_content::{empty_body, full_body, Body};
-pub use request_body::{BodyError, RequestBody};
 pub use htgate_engine::ConnInfo;
+pub use request_body::{BodyError, RequestBody};

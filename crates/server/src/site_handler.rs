@@ -15,11 +15,7 @@ pub struct Engine {
 }
 
 impl Handler for Engine {
-    fn handle(
-        &self,
-        req: http::Request<crate::RequestBody>,
-        conn: Arc<ConnInfo>,
-    ) -> HandlerFuture {
+    fn handle(&self, req: http::Request<crate::RequestBody>, conn: Arc<ConnInfo>) -> HandlerFuture {
         Box::pin(serve_site(self.site.clone(), req, conn))
     }
 }

@@ -133,7 +133,9 @@ impl Config {
             .listen
             .iter()
             .find(|l| {
-                *l.address.get_ref() == addr && l.tls && l.http3.as_ref().is_some_and(|h| *h.get_ref())
+                *l.address.get_ref() == addr
+                    && l.tls
+                    && l.http3.as_ref().is_some_and(|h| *h.get_ref())
             })
             .map(|l| l.alt_svc)
     }

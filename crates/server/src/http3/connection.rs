@@ -23,8 +23,11 @@ pub(super) struct ConnShared {
     pub(super) sending: Arc<Sending>,
     /// Requests whose handler has not answered yet.
     pub(super) in_flight: Arc<AtomicUsize>,
-    /// Request tasks still running (answering or sending).
+    /// Request tasks still running (answering or sending); a handler
+    /// answers inside its task, so this covers `in_flight` too.
     streams: AtomicUsize,
+    /// Woken when the last running request task ends.
+    quiet: tokio::sync::Notify,
     start: Instant,
     /// Milliseconds after `start` of the last request event.
     active_ms: AtomicU64,
@@ -44,13 +47,27 @@ impl ConnShared {
     }
 
     fn busy(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) > 0 || self.streams.load(Ordering::Relaxed) > 0
+        self.streams.load(Ordering::Acquire) > 0
+    }
+
+    /// Waits until no request task runs.
+    async fn until_quiet(&self) {
+        loop {
+            let notified = self.quiet.notified();
+            tokio::pin!(notified);
+            // Registered before the check: an end between the two wakes it.
+            notified.as_mut().enable();
+            if !self.busy() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     fn idle_for(&self) -> Duration {
-        self.start
-            .elapsed()
-            .saturating_sub(Duration::from_millis(self.active_ms.load(Ordering::Relaxed)))
+        self.start.elapsed().saturating_sub(Duration::from_millis(
+            self.active_ms.load(Ordering::Relaxed),
+        ))
     }
 }
 
@@ -59,8 +76,10 @@ pub(super) struct StreamGuard(Arc<ConnShared>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+        if self.0.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.quiet.notify_waiters();
+        }
     }
 }
 
@@ -151,13 +170,13 @@ pub(super) async fn run(
         sending: Sending::new(places),
         in_flight: Arc::new(AtomicUsize::new(0)),
         streams: AtomicUsize::new(0),
+        quiet: tokio::sync::Notify::new(),
         start: Instant::now(),
         active_ms: AtomicU64::new(0),
     });
     let mut requests: u64 = 0;
     let mut check = tokio::time::interval(limits.check_every());
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut draining = false;
     loop {
         let mut go_away = false;
         tokio::select! {
@@ -182,7 +201,7 @@ pub(super) async fn run(
                     break;
                 }
             }
-            _ = raised(&mut stops.drain), if !draining => go_away = true,
+            _ = raised(&mut stops.drain) => go_away = true,
             _ = raised(&mut stops.hard) => {
                 tracing::debug!(%remote, "closing HTTP/3 connection at the end of the drain");
                 quic.close(no_error(), b"shutdown");
@@ -190,27 +209,35 @@ pub(super) async fn run(
             }
         }
         if go_away {
-            // GOAWAY: the client sends no new request here; those in
-            // progress finish, then `accept` gives None.
-            draining = true;
+            // GOAWAY: the client sends no new request here; the requests
+            // already accepted run in their own tasks and finish below (h3
+            // would wait for the client to close before `accept` ends).
             if let Err(e) = h3.shutdown(0).await {
                 tracing::debug!(%remote, error = %e, "HTTP/3 GOAWAY not sent");
-                break;
             }
-        }
-    }
-    // Requests still answering keep their streams; wait for them (the
-    // hard stop ends this wait too), then close.
-    while conn.busy() {
-        tokio::select! {
-            _ = tokio::time::sleep(limits.check_every()) => {}
-            _ = raised(&mut stops.hard) => break,
-        }
-        if conn.idle_for() >= limits.send_timeout {
             break;
         }
     }
+    // Requests still answering keep their streams; wait for them (the
+    // end of the drain, or answers the client does not take for the send
+    // timeout, end this wait too), then close.
+    tokio::select! {
+        _ = conn.until_quiet() => {}
+        _ = raised(&mut stops.hard) => {}
+        _ = stalled(&conn, limits) => {}
+    }
     quic.close(no_error(), b"");
+}
+
+/// Resolves once the connection's answers have waited for the client for
+/// the send timeout.
+async fn stalled(conn: &ConnShared, limits: &crate::limits::Limits) {
+    loop {
+        tokio::time::sleep(limits.check_every()).await;
+        if conn.sending.check(limits.send_timeout).stalled {
+            return;
+        }
+    }
 }
 
 /// Why the connection should end now, if it should.
@@ -228,7 +255,10 @@ fn end_reason(
     }
     if !conn.busy() {
         if requests == 0 && conn.start.elapsed() >= limits.header_read_timeout {
-            return Some((Reason::HeaderTimeout, "no request within the header read timeout"));
+            return Some((
+                Reason::HeaderTimeout,
+                "no request within the header read timeout",
+            ));
         }
         if conn.idle_for() >= limits.idle_timeout {
             return Some((Reason::IdleTimeout, "idle timeout"));

@@ -18,6 +18,9 @@ mod config;
 mod connection;
 mod request;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use config::quic_server_config;
 pub(crate) use request::content_length;
 

@@ -53,10 +53,9 @@ pub(super) async fn serve(
         };
     let (mut send, recv) = stream.split();
     let method = req.method().clone();
-    let declared = match content_length(req.headers()) {
-        Ok(len) => len,
-        Err(()) => None,
-    };
+    // A malformed length is refused by `check_request` (400) before the
+    // body is read.
+    let declared = content_length(req.headers()).unwrap_or_default();
     let body = H3Body::new(recv, declared, limits.max_body_bytes);
     let req = req.map(|()| RequestBody::boxed(body));
     let Ok(resp) = answer(
@@ -111,16 +110,21 @@ async fn respond(
         parts.headers.remove(name);
     }
     if !parts.headers.contains_key(header::DATE) {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        {
             parts.headers.insert(header::DATE, v);
         }
     }
     if *method != Method::HEAD && !parts.headers.contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = http_body::Body::size_hint(&body).exact() {
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
-    let within = |what: &'static str| move |_| format!("{what}: the client took nothing within the send timeout");
+    let within = |what: &'static str| {
+        move |_| format!("{what}: the client took nothing within the send timeout")
+    };
     let head = http::Response::from_parts(parts, ());
     tokio::time::timeout(send_timeout, send.send_response(head))
         .await

@@ -16,11 +16,7 @@ const T: Duration = Duration::from_secs(10);
 struct Hello;
 
 impl Handler for Hello {
-    fn handle(
-        &self,
-        req: http::Request<crate::RequestBody>,
-        conn: Arc<ConnInfo>,
-    ) -> HandlerFuture {
+    fn handle(&self, req: http::Request<crate::RequestBody>, conn: Arc<ConnInfo>) -> HandlerFuture {
         let text = format!(
             "{} {} tls={} sni={} local={}",
             req.method(),
