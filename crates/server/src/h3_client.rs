@@ -76,31 +76,13 @@ impl Session {
         req: http::Request<()>,
         body: Option<Bytes>,
     ) -> Result<Answer, String> {
-        let mut stream = self
-            .send
-            .send_request(req)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(b) = body {
-            stream.send_data(b).await.map_err(|e| e.to_string())?;
-        }
-        stream.finish().await.map_err(|e| e.to_string())?;
-        let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
-        let mut body = Vec::new();
-        while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
-            while chunk.has_remaining() {
-                let part = chunk.chunk();
-                body.extend_from_slice(part);
-                let n = part.len();
-                chunk.advance(n);
-            }
-        }
-        let (parts, ()) = resp.into_parts();
-        Ok(Answer {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
+        request_on(&mut self.send, req, body).await
+    }
+
+    /// A handle that sends requests on this connection, concurrently with
+    /// other handles.
+    pub fn handle(&self) -> Handle {
+        Handle(self.send.clone())
     }
 
     /// Why the connection ended, once it has (waits for it).
@@ -113,4 +95,49 @@ impl Session {
         self.conn.close(quinn::VarInt::from_u32(0x100), b"");
         self.driver.abort();
     }
+}
+
+/// Sends requests on a [`Session`]'s connection.
+#[derive(Clone)]
+pub struct Handle(h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>);
+
+impl Handle {
+    /// As [`Session::request`].
+    pub async fn request(
+        &mut self,
+        req: http::Request<()>,
+        body: Option<Bytes>,
+    ) -> Result<Answer, String> {
+        request_on(&mut self.0, req, body).await
+    }
+}
+
+async fn request_on(
+    send: &mut h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+    req: http::Request<()>,
+    body: Option<Bytes>,
+) -> Result<Answer, String> {
+    let mut stream = send.send_request(req).await.map_err(|e| e.to_string())?;
+    if let Some(b) = body {
+        stream.send_data(b).await.map_err(|e| e.to_string())?;
+    }
+    // The server may answer and stop reading before the end of the
+    // request arrives (RFC 9114 §4.1): the answer still comes.
+    let _ = stream.finish().await;
+    let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    let (parts, ()) = resp.into_parts();
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
 }

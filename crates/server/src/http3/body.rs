@@ -96,3 +96,15 @@ impl Body for H3Body {
         }
     }
 }
+
+impl Drop for H3Body {
+    fn drop(&mut self) {
+        // A body the handler did not read (a static file, a redirect):
+        // RFC 9114 §4.1 lets the server stop reading once it can answer,
+        // and says to use H3_NO_ERROR (quinn's default code is 0, which
+        // clients report as an error).
+        if !self.done {
+            self.recv.stop_sending(h3::error::Code::H3_NO_ERROR);
+        }
+    }
+}

@@ -29,6 +29,15 @@ pub(crate) fn quic_server_config(
     tls: &rustls::ServerConfig,
     limits: &Limits,
 ) -> Result<quinn::ServerConfig, TlsError> {
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto(tls)?)
+        .map_err(|e| TlsError::Config(format!("QUIC: {e}")))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    server.transport_config(Arc::new(transport(limits)));
+    Ok(server)
+}
+
+/// The TLS side: `tls`'s certificates and resumption keys, TLS 1.3, `h3`.
+fn crypto(tls: &rustls::ServerConfig) -> Result<rustls::ServerConfig, TlsError> {
     let mut crypto = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -41,11 +50,7 @@ pub(crate) fn quic_server_config(
     // Resumption keys shared with the TCP side.
     crypto.ticketer = Arc::clone(&tls.ticketer);
     crypto.session_storage = Arc::clone(&tls.session_storage);
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
-        .map_err(|e| TlsError::Config(format!("QUIC: {e}")))?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    server.transport_config(Arc::new(transport(limits)));
-    Ok(server)
+    Ok(crypto)
 }
 
 /// Transport limits: streams as HTTP/2's, windows bounded, the idle
@@ -67,4 +72,20 @@ fn transport(limits: &Limits) -> quinn::TransportConfig {
 /// QUIC's idle timeout (a variable-length integer of milliseconds).
 fn idle_timeout(d: Duration) -> IdleTimeout {
     IdleTimeout::try_from(d).unwrap_or_else(|_| IdleTimeout::from(VarInt::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_offers_h3_over_tls13_without_early_data_and_the_same_certificates() {
+        let (certs, key) = crate::tls::self_signed(&["q.test".to_string()]).expect("cert");
+        let tcp = crate::tls::server_config(certs, key).expect("config");
+        let quic = crypto(&tcp).expect("crypto");
+        assert_eq!(quic.alpn_protocols, vec![b"h3".to_vec()]);
+        assert_eq!(quic.max_early_data_size, 0, "no 0-RTT");
+        assert!(Arc::ptr_eq(&quic.cert_resolver, &tcp.cert_resolver));
+        assert!(quic_server_config(&tcp, &Limits::default()).is_ok());
+    }
 }

@@ -58,11 +58,12 @@ pub(crate) async fn accept_loop(
         };
         let remote = incoming.remote_address();
         let half = shared.limits.max_connections / 2;
-        if !incoming.remote_address_validated() && shared.limiter.available() < half {
+        if !incoming.remote_address_validated() && shared.limiter.available() <= half {
             // Forged addresses cannot answer a Retry; a real client
             // comes back with its token.
-            if let Err(e) = incoming.retry() {
-                e.into_incoming().ignore();
+            match incoming.retry() {
+                Ok(()) => htgate_telemetry::metrics::quic_retry(),
+                Err(e) => e.into_incoming().ignore(),
             }
             continue;
         }

@@ -255,3 +255,39 @@ async fn an_idle_connection_is_closed() {
         .await
         .expect("closed when idle");
 }
+
+#[tokio::test]
+async fn over_half_the_cap_clients_prove_their_address_and_over_the_cap_are_refused() {
+    // Three places: the TCP side's accept loop holds one while it waits
+    // (room is taken before `accept`), leaving two.
+    let limits = Limits {
+        max_connections: 3,
+        ..Limits::default()
+    };
+    let s = start(limits).await;
+    let mut first = session(&s).await;
+    assert_eq!(
+        first.request(get("/"), None).await.expect("answer").status,
+        200
+    );
+    // One place left of two: a Retry first, then admitted.
+    let retries = htgate_telemetry::metrics::quic_retries();
+    let mut second = session(&s).await;
+    assert_eq!(
+        second.request(get("/"), None).await.expect("answer").status,
+        200
+    );
+    assert!(
+        htgate_telemetry::metrics::quic_retries() > retries,
+        "no Retry was sent"
+    );
+    // No place left: refused at once (UDP has no backlog to wait in).
+    let refused = htgate_telemetry::metrics::refusals_of("connection_cap");
+    let third = tokio::time::timeout(T, Session::connect(s.addr, "h3.test", s.client.clone()))
+        .await
+        .expect("in time");
+    assert!(third.is_err(), "a connection over the cap was admitted");
+    assert!(htgate_telemetry::metrics::refusals_of("connection_cap") > refused);
+    first.close();
+    second.close();
+}

@@ -90,6 +90,7 @@ pub struct Metrics {
     acme_failures: Counter,
     acme_last_failure: Gauge,
     acme_orders: Counter,
+    quic_retries: Counter,
     cluster_store_up: Gauge,
     log_dropped: Family<LogLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
@@ -168,6 +169,12 @@ impl Metrics {
             "ACME orders this node placed with the CA (new orders, whatever their outcome)",
             acme_orders.clone(),
         );
+        let quic_retries = Counter::default();
+        registry.register(
+            "quic_retries",
+            "QUIC connections asked to prove their address first (a Retry: sent while the connection caps are half used, so that forged source addresses cannot take the places)",
+            quic_retries.clone(),
+        );
         // In a registry of its own, exported once a cluster exists: a
         // node without [cluster] has no store to be up or down.
         let mut cluster_registry = Registry::with_prefix("htgate");
@@ -211,6 +218,7 @@ impl Metrics {
             acme_failures,
             acme_last_failure,
             acme_orders,
+            quic_retries,
             cluster_store_up,
             cluster_registry,
             cluster_on: std::sync::atomic::AtomicBool::new(false),
@@ -267,6 +275,16 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         global().connections.dec();
     }
+}
+
+/// A QUIC Retry sent (address validation under load).
+pub fn quic_retry() {
+    global().quic_retries.inc();
+}
+
+/// QUIC Retries sent so far (tests).
+pub fn quic_retries() -> u64 {
+    global().quic_retries.get()
 }
 
 /// The end of a TLS handshake: `"ok"`, `"failed"` or `"timeout"`.
