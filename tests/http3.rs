@@ -301,13 +301,32 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
             "certificates_dir = \"certs\"\nextra_ca_roots = [\"ca.pem\"]\ncert_check_seconds = 3600\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
              [[listen]]\naddress = \"127.0.0.1:0\"\ntls = true\nhttp3 = true\n\
+             [[listen]]\naddress = \"127.0.0.2:0\"\ntls = true\nhttp3 = true\nalt_svc = false\n\
              [[site]]\nname = \"s\"\ndomains = [\"s.test\"]\nroot = \"{root}\"\n"
         ),
     );
     let cfg = Config::load(&dir.path().join("htgate.toml")).expect("config");
     let server = htgate_hosting::run::start(&cfg).await.expect("start");
     let https = server.addr(true).expect("https");
-    assert_eq!(server.http3_addrs(), vec![https]);
+    let quiet = server
+        .addrs()
+        .into_iter()
+        .find(|(a, tls)| *tls && *a != https)
+        .map(|(a, _)| a)
+        .expect("second TLS listener");
+    let mut h3_addrs = server.http3_addrs();
+    h3_addrs.sort();
+    assert_eq!(h3_addrs, vec![https, quiet]);
+    // `alt_svc = false`: HTTP/3 served, not advertised.
+    let none: Vec<(String, String)> = Vec::new();
+    let tcp = request(Protocol::H1, quiet, "s.test", "GET", "s.test", "/", &none)
+        .await
+        .expect("h1");
+    assert_eq!(tcp.header("alt-svc"), None);
+    let udp = request(Protocol::H3, quiet, "s.test", "GET", "s.test", "/", &none)
+        .await
+        .expect("h3");
+    assert_eq!(udp.status, 200);
     let admin = server.admin_addr().expect("admin");
 
     let chain = quic_served_chain(https, "s.test").await.expect("chain");
@@ -322,7 +341,6 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
             .unwrap_or(0)
     };
     let before = h3_count().await;
-    let none: Vec<(String, String)> = Vec::new();
     for _ in 0..3 {
         let r = same_over_all(https, "s.test", "GET", "s.test", "/", &none).await;
         assert_eq!(r.body, b"home over any protocol\n");
@@ -349,6 +367,60 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
         second.der(),
         "the replaced certificate is not served to a new QUIC handshake"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_http3_nothing_is_advertised_or_served_over_udp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    files::write(dir.path(), "index.html", "x\n");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = htgate_hosting::quick::start(htgate_hosting::quick::QuickOptions {
+        root: dir.path().to_path_buf(),
+        http: any,
+        https: any,
+        cert: None,
+        key: None,
+        server_names: vec!["localhost".into()],
+        debug_headers: false,
+        pass_client_https_headers: false,
+        php_fpm: None,
+        mime_types: None,
+        http3: false,
+        php: Default::default(),
+    })
+    .await
+    .expect("start");
+    assert_eq!(server.http3_addr, None);
+    let none: Vec<(String, String)> = Vec::new();
+    let r = request(
+        Protocol::H2,
+        server.https_addr,
+        "localhost",
+        "GET",
+        "localhost",
+        "/",
+        &none,
+    )
+    .await
+    .expect("h2");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("alt-svc"), None);
+    // Nothing listens on UDP: no answer (within 2 s is enough to tell).
+    let h3 = tokio::time::timeout(
+        Duration::from_secs(2),
+        request(
+            Protocol::H3,
+            server.https_addr,
+            "localhost",
+            "GET",
+            "localhost",
+            "/",
+            &none,
+        ),
+    )
+    .await;
+    assert!(!matches!(h3, Ok(Ok(_))), "HTTP/3 answered without --http3");
     server.shutdown().await;
 }
 
