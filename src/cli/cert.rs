@@ -135,6 +135,9 @@ struct Row {
     source: CertSource,
     served: Arc<Served>,
     problems: Vec<String>,
+    /// When the automatic certificate is renewed: the CA's renewal window
+    /// (ARI) and the chosen time, or the third-of-lifetime rule and why.
+    renewal: Option<String>,
 }
 
 /// Why a certificate of a site cannot be used, if it is there but broken
@@ -256,12 +259,16 @@ fn rows(
                 }
                 None => {}
             }
+            let renewal = status
+                .and_then(|st| st.renewal.as_ref())
+                .map(|plan| plan.describe());
             out.push(Row {
                 site: site.name.clone(),
                 domain: domain.clone(),
                 source,
                 served,
                 problems,
+                renewal,
             });
         }
     }
@@ -335,6 +342,9 @@ pub(super) fn list(config: &Path) -> ExitCode {
             row.served.issuer,
             fmt_time(row.served.not_after)
         );
+        if let Some(r) = &row.renewal {
+            println!("      {r}");
+        }
         for p in &row.problems {
             println!("      problem: {p}");
         }
@@ -357,6 +367,10 @@ pub(super) fn check(config: &Path) -> ExitCode {
         for p in &row.problems {
             println!("{} {}: {p}", row.site, row.domain);
             n += 1;
+        }
+        // Not a problem: when the automatic certificate is renewed.
+        if let Some(r) = &row.renewal {
+            println!("{} {}: {r}", row.site, row.domain);
         }
     }
     if n == 0 {

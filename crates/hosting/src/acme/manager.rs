@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use super::challenges::Challenges;
 use super::error::AcmeError;
 use super::issue;
+use super::profiles;
+use super::renewal_info::{self, RenewalPlan};
 use super::schedule::{backoff_delay, normalize, renewal_due, skip_reason};
 use super::settings::AcmeSettings;
 use super::store::{self, StoredCert};
@@ -43,6 +45,9 @@ pub struct DomainStatus {
     pub failures: u32,
     /// When the loop tries again after a failure, Unix seconds.
     pub next_attempt: Option<i64>,
+    /// When the stored certificate is renewed and why: the CA's renewal
+    /// window (ARI) or the third-of-lifetime rule.
+    pub renewal: Option<RenewalPlan>,
 }
 
 #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
@@ -84,6 +89,8 @@ pub struct AcmeManager {
     /// In a cluster: one order per domain across all nodes, certificates
     /// and the account shared through the store.
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Each site's ACME profile by domain (see [`AcmeManager::set_site_profiles`]).
+    site_profiles: Mutex<HashMap<String, String>>,
 }
 
 impl AcmeManager {
@@ -98,6 +105,7 @@ impl AcmeManager {
             orders_now: Default::default(),
             most_at_once: Default::default(),
             cluster: None,
+            site_profiles: Mutex::default(),
         })
     }
 
@@ -117,6 +125,7 @@ impl AcmeManager {
             orders_now: Default::default(),
             most_at_once: Default::default(),
             cluster: Some(cluster),
+            site_profiles: Mutex::default(),
         })
     }
 
@@ -133,6 +142,19 @@ impl AcmeManager {
         store::save_cert(&self.settings.storage, cert)?;
         self.record_success(&domain);
         Ok(true)
+    }
+
+    /// The sites' own ACME profiles (`acme_profile`), by domain; replaces
+    /// the previous map (a configuration reload calls it again).
+    pub fn set_site_profiles(&self, by_domain: HashMap<String, String>) {
+        let normalized = by_domain
+            .into_iter()
+            .map(|(domain, profile)| (normalize(&domain), profile))
+            .collect();
+        *self
+            .site_profiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = normalized;
     }
 
     /// The pending HTTP-01 answers, for the HTTP server.
@@ -214,7 +236,12 @@ impl AcmeManager {
             match cluster.shared_cert(&domain).await {
                 Ok(Some(shared))
                     if shared.not_before <= unix_now()
-                        && !self.needs_renewal(&shared, unix_now()) =>
+                        && !self.needs_renewal(&shared, unix_now())
+                        // The one being renewed (e.g. the CA's renewal
+                        // window asks for it early) is not a replacement.
+                        && self
+                            .stored(&domain)
+                            .is_none_or(|have| have.chain_pem != shared.chain_pem) =>
                 {
                     self.install_shared(&shared)?;
                     tracing::info!(
@@ -293,10 +320,12 @@ impl AcmeManager {
         let mut fresh = false;
         loop {
             let account = self.account(fresh).await?;
+            let options = self.order_options(&account, domain)?;
             htgate_telemetry::metrics::acme_order();
-            match issue::new_order(&account, domain).await {
+            match issue::new_order(&account, domain, &options).await {
                 Ok(order) => {
-                    tracing::info!(domain, "placed an ACME order");
+                    let replaces = options.replaces.as_ref().map(ToString::to_string);
+                    tracing::info!(domain, profile = ?options.profile, replaces = ?replaces, "placed an ACME order");
                     let cert = issue::complete_order(order, domain, &self.challenges, lock).await?;
                     store::save_cert(&self.settings.storage, &cert)?;
                     return Ok(cert);
@@ -317,6 +346,35 @@ impl AcmeManager {
                 }
             }
         }
+    }
+
+    /// The profile (checked against the directory: an unlisted one is an
+    /// error and no order) and, on a renewal, the certificate replaced.
+    fn order_options(
+        &self,
+        account: &Account,
+        domain: &str,
+    ) -> Result<issue::OrderOptions, AcmeError> {
+        let wanted = {
+            let sites = self
+                .site_profiles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            profiles::wanted(&sites, self.settings.profile.as_deref(), domain).map(str::to_string)
+        };
+        let listed = profiles::listed(account);
+        let profile = profiles::check(
+            wanted.as_deref(),
+            &listed,
+            domain,
+            &self.settings.directory_url,
+        )?;
+        // Without `renewalInfo` in the directory instant-acme refuses
+        // `replaces` locally and the order goes without it.
+        let replaces = self
+            .stored(domain)
+            .and_then(|old| renewal_info::identifier(&old).ok());
+        Ok(issue::OrderOptions { replaces, profile })
     }
 
     /// Uses the cluster's account when there is one (one account for all
@@ -408,7 +466,39 @@ impl AcmeManager {
         out
     }
 
-    /// Every domain the manager knows: watched, ordered or stored.
+    /// When `cert` is renewed (Unix seconds), and when its renewal
+    /// information is next fetched: the CA's window when it offers one
+    /// (fetched here when due), else the third-of-lifetime rule.
+    async fn renewal_time(&self, domain: &str, cert: &StoredCert, now: i64) -> (i64, Option<i64>) {
+        let storage = &self.settings.storage;
+        let mut record = renewal_info::load(storage, domain);
+        if renewal_info::fetch_due(cert, record.as_ref(), now) {
+            let fetched = match self.account(false).await {
+                Ok(account) => {
+                    renewal_info::fetch(&account, &self.settings, cert, record.as_ref(), now).await
+                }
+                Err(e) => renewal_info::unreachable(cert, record.as_ref(), &self.settings, now, &e),
+            };
+            log_fetch(domain, record.as_ref(), &fetched);
+            renewal_info::save(storage, domain, &fetched);
+            record = Some(fetched);
+        }
+        let plan = renewal_info::plan(cert, record.as_ref(), self.settings.renew_before);
+        let next_fetch = record.filter(|r| r.offered).map(|r| r.next_fetch);
+        (plan.renew_at(), next_fetch)
+    }
+
+    /// A manager answering HTTP-01 from `challenges` (tests: one
+    /// challenge server for several managers).
+    #[cfg(test)]
+    pub(crate) fn with_challenges(settings: AcmeSettings, challenges: Challenges) -> Arc<Self> {
+        let mut manager = Self::new(settings);
+        if let Some(fresh) = Arc::get_mut(&mut manager) {
+            fresh.challenges = challenges;
+        }
+        manager
+    }
+
     /// The most orders that ran at once since the start.
     #[cfg(test)]
     pub(crate) fn most_orders_at_once(&self) -> usize {
@@ -421,7 +511,12 @@ impl AcmeManager {
         names
             .into_iter()
             .map(|domain| {
-                let not_after = self.stored(&domain).map(|cert| cert.not_after);
+                let stored = self.stored(&domain);
+                let not_after = stored.as_ref().map(|cert| cert.not_after);
+                let renewal = stored.as_ref().map(|cert| {
+                    let record = renewal_info::load(&self.settings.storage, &domain);
+                    renewal_info::plan(cert, record.as_ref(), self.settings.renew_before)
+                });
                 let state = self.state();
                 let entry = state.get(&domain);
                 DomainStatus {
@@ -429,6 +524,7 @@ impl AcmeManager {
                     last_error: entry.and_then(|e| e.last_error.clone()),
                     failures: entry.map_or(0, |e| e.failures),
                     next_attempt: entry.and_then(|e| e.next_attempt),
+                    renewal,
                     domain,
                 }
             })
@@ -498,12 +594,9 @@ impl AcmeManager {
             }
             let stored = self.stored(&domain);
             if let Some(cert) = &stored {
-                if !self.needs_renewal(cert, now) {
-                    earliest(renewal_due(
-                        cert.not_before,
-                        cert.not_after,
-                        self.settings.renew_before,
-                    ));
+                let (renew_at, next_fetch) = self.renewal_time(&domain, cert, now).await;
+                if now < renew_at {
+                    earliest(next_fetch.map_or(renew_at, |f| f.min(renew_at)));
                     continue;
                 }
             }
@@ -526,6 +619,9 @@ impl AcmeManager {
                         cert.not_after,
                         self.settings.renew_before,
                     ));
+                    // The new certificate's renewal information is asked
+                    // for in the next pass, not an hour later.
+                    earliest(unix_now() + 1);
                 }
                 Err(_) => {
                     // Already logged and recorded by `obtain`.
@@ -536,6 +632,38 @@ impl AcmeManager {
             }
         }
         next_due
+    }
+}
+
+/// Logs what a renewal-information fetch changed (a new window, a
+/// failure); an unchanged answer is only a debug line.
+fn log_fetch(
+    domain: &str,
+    before: Option<&renewal_info::RenewalRecord>,
+    after: &renewal_info::RenewalRecord,
+) {
+    use htgate_util::fmt_time;
+    if let Some(error) = &after.last_error {
+        tracing::warn!(domain, error = %error, next_fetch = %fmt_time(after.next_fetch), "cannot fetch the CA's renewal information (ARI); the known window or the third-of-lifetime rule applies");
+        return;
+    }
+    let same = before.is_some_and(|b| {
+        b.cert_id == after.cert_id && b.window == after.window && b.offered == after.offered
+    });
+    match (after.window, after.renew_at) {
+        (Some(w), Some(at)) if !same => tracing::info!(
+            domain,
+            window_start = %fmt_time(w.start),
+            window_end = %fmt_time(w.end),
+            renew_at = %fmt_time(at),
+            explanation = ?after.explanation_url,
+            "the CA's renewal window (ARI)"
+        ),
+        _ => tracing::debug!(
+            domain,
+            offered = after.offered,
+            "renewal information unchanged"
+        ),
     }
 }
 

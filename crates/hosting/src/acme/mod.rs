@@ -9,7 +9,9 @@
 //! Modules: `settings` (what the operator configures), `error` (plain-words
 //! failures), `challenges` (pending HTTP-01 answers), `store` (certificates
 //! and the account on disk, written atomically), `schedule` (renewal time,
-//! back-off, which names HTTP-01 can prove), `issue` (one ACME order),
+//! back-off, which names HTTP-01 can prove), `renewal_info` (the CA's
+//! suggested renewal window, RFC 9773), `profiles` (which ACME profile an
+//! order asks for), `issue` (one ACME order),
 //! `manager` (the public façade and the background loop) and `pebble` (a
 //! test harness around a local pebble CA).
 
@@ -20,15 +22,22 @@ mod manager;
 // Test scaffolding (a pebble CA started for a test): never in the binary.
 #[cfg(any(test, feature = "test-support"))]
 pub mod pebble;
+mod profiles;
+mod renewal_info;
 mod schedule;
 mod settings;
 mod store;
 
 #[cfg(test)]
+mod ari_tests;
+#[cfg(test)]
+mod directory_double;
+#[cfg(test)]
 mod pebble_tests;
 
 pub(crate) use challenges::Challenges;
-pub use manager::AcmeManager;
+pub use manager::{AcmeManager, DomainStatus};
+pub use renewal_info::RenewalPlan;
 pub(crate) use settings::AcmeSettings;
 pub(crate) use store::write_atomic;
 pub(crate) use store::StoredCert;

@@ -243,6 +243,9 @@ pub struct AcmeConfig {
     /// The first back-off after a failed order, doubled each time.
     #[serde(default = "default_retry_seconds")]
     pub retry_seconds: u64,
+    /// The ACME profile orders ask for (e.g. `"shortlived"`) when a site
+    /// sets none; it must be one the CA's directory lists.
+    pub profile: Option<String>,
 }
 
 fn default_retry_seconds() -> u64 {
@@ -272,6 +275,9 @@ pub struct SiteConfig {
     /// `[acme]` is configured).
     #[serde(default = "default_true")]
     pub acme: bool,
+    /// The ACME profile of this site's automatic certificates (instead of
+    /// `[acme] profile`); it must be one the CA's directory lists.
+    pub acme_profile: Option<String>,
     /// The site's PHP-FPM pool: a Unix socket (`/run/php/site.sock`,
     /// `unix:/run/php/site.sock`) or `host:port`.  Without it `.php` files
     /// are never run (and never sent as source: they answer 403).
