@@ -233,9 +233,13 @@ async fn ari_window_moved_into_the_past_renews_at_once_naming_the_old_certificat
     .await;
     assert!(certs.try_recv().is_err(), "not renewed before the window");
 
+    // Moved for this certificate only (a CA answers per certificate: the
+    // new one gets the usual window).
     let moved_at = unix_now();
-    rig.double
-        .set(|c| c.window = Some((moved_at - 2 * HOUR, moved_at - HOUR)));
+    rig.double.set(|c| {
+        c.windows
+            .insert(old_id.clone(), (moved_at - 2 * HOUR, moved_at - HOUR));
+    });
     let renewed = rig.bounded("renewal", certs.recv()).await;
     assert_eq!(renewed.as_deref(), Some("ari-b.test"));
     let new = m.stored("ari-b.test").expect("stored");
@@ -250,6 +254,15 @@ async fn ari_window_moved_into_the_past_renews_at_once_naming_the_old_certificat
     );
     // Within the recheck interval (1 s) plus one pass, not hours later.
     assert!(unix_now() - moved_at <= 20, "renewed at once");
+    // The new certificate's window is asked for, and it is not renewed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(certs.try_recv().is_err(), "renewed only once");
+    assert_eq!(rig.double.seen().new_orders.len(), 2);
+    let new_id = renewal_info::identifier(&new).expect("AKI").to_string();
+    assert!(
+        rig.double.seen().renewal_info.contains(&new_id),
+        "the new certificate's window was asked for"
+    );
     drop(list_tx);
     rig.bounded("loop exit", task).await.expect("loop ends");
 }

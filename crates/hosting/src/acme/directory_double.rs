@@ -31,9 +31,11 @@ use super::pebble::Pebble;
 /// What the double answers; the test changes it while it runs.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Control {
-    /// The suggested window served for every certificate, Unix seconds;
-    /// `None` answers 404.
+    /// The suggested window served for a certificate not in `windows`,
+    /// Unix seconds; `None` answers 404.
     pub window: Option<(i64, i64)>,
+    /// Windows for particular certificates, by RFC 9773 identifier.
+    pub windows: std::collections::HashMap<String, (i64, i64)>,
     /// The Retry-After of renewal-information answers, seconds.
     pub retry_after: u64,
     /// Refuse a new order naming the certificate it replaces
@@ -205,7 +207,7 @@ impl Shared {
         if let Some(id) = path.strip_prefix("/renewal-info/") {
             lock(&self.seen).renewal_info.push(id.to_string());
             let control = lock(&self.control).clone();
-            let Some((start, end)) = control.window else {
+            let Some((start, end)) = control.windows.get(id).copied().or(control.window) else {
                 return answer(StatusCode::NOT_FOUND, "text/plain", "no window");
             };
             let body = serde_json::json!({

@@ -241,7 +241,7 @@ impl AcmeManager {
                         // window asks for it early) is not a replacement.
                         && self
                             .stored(&domain)
-                            .is_none_or(|have| have.chain_pem != shared.chain_pem) =>
+                            .map_or(true, |have| have.chain_pem != shared.chain_pem) =>
                 {
                     self.install_shared(&shared)?;
                     tracing::info!(

@@ -290,6 +290,14 @@ pub(crate) async fn fetch(
             htgate_util::fmt_time(window.start)
         ));
     }
+    if window.end > cert.not_after {
+        // Following it could let the certificate expire before renewal.
+        return failed(format!(
+            "the suggested window ends ({}) after the certificate expires ({})",
+            htgate_util::fmt_time(window.end),
+            htgate_util::fmt_time(cert.not_after)
+        ));
+    }
     let renew_at = choose(window, previous, now, random_u64());
     RenewalRecord {
         cert_id,
