@@ -37,7 +37,7 @@ mod pebble_tests;
 
 pub(crate) use challenges::Challenges;
 pub use manager::{AcmeManager, DomainStatus};
-pub use renewal_info::RenewalPlan;
+pub use renewal_info::{certificate_id, RenewalPlan};
 pub(crate) use settings::AcmeSettings;
 pub(crate) use store::write_atomic;
 pub(crate) use store::StoredCert;

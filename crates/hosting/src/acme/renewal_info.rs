@@ -160,7 +160,17 @@ pub(crate) fn plan(
 /// RFC 9773 §4.1 identifier of a certificate: its Authority Key Identifier
 /// and serial number.
 pub(crate) fn identifier(cert: &StoredCert) -> Result<CertificateIdentifier<'static>, String> {
-    let leaf: &CertificateDer<'_> = cert.chain.first().ok_or("the chain holds no certificate")?;
+    leaf_identifier(cert.chain.first().ok_or("the chain holds no certificate")?)
+}
+
+/// The RFC 9773 identifier (`aki.serial`, base64url) of a leaf
+/// certificate: what renewal information is asked for and what a renewal
+/// order's `replaces` names.
+pub fn certificate_id(leaf: &CertificateDer<'_>) -> Result<String, String> {
+    leaf_identifier(leaf).map(|id| id.to_string())
+}
+
+fn leaf_identifier(leaf: &CertificateDer<'_>) -> Result<CertificateIdentifier<'static>, String> {
     let (_, parsed) =
         x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("leaf certificate: {e}"))?;
     let aki = parsed
