@@ -417,3 +417,68 @@ async fn profiles_listed_are_used_and_unlisted_ones_refused_without_an_order() {
     assert!(err.contains("lists no profiles"), "{err}");
     assert!(plain.double.seen().new_orders.is_empty());
 }
+
+/// A stored certificate carrying an Authority Key Identifier (what the
+/// renewal-information identifier is made of), signed by a made-up CA.
+fn cert_with_aki(domain: &str) -> super::StoredCert {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).expect("params");
+    params.use_authority_key_identifier_extension = true;
+    let leaf = params.signed_by(&key, &ca, &ca_key).expect("leaf");
+    super::StoredCert::from_pem(domain, leaf.pem() + &ca.pem(), key.serialize_pem())
+        .expect("a valid pair")
+}
+
+/// A CA that cannot be reached: the pass does not wait on it per
+/// certificate, the third-of-lifetime rule applies, the failure is shown,
+/// and it is asked again after the shortest wait (1 h), not in a loop.
+#[tokio::test]
+async fn an_unreachable_ca_keeps_the_lifetime_rule_and_asks_again_later() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let settings = AcmeSettings::new("https://127.0.0.1:1/dir", tmp.path());
+    let m = AcmeManager::new(settings.clone());
+    let names = ["one.test", "two.test"];
+    for name in names {
+        super::store::save_cert(&settings.storage, &cert_with_aki(name)).expect("stored");
+    }
+    let before = unix_now();
+    let (list_tx, mut certs, task) = run_loop(&m, &names);
+    let failed = |m: &AcmeManager| {
+        m.status()
+            .iter()
+            .filter(|s| {
+                matches!(&s.renewal, Some(RenewalPlan::Lifetime { why, .. })
+                    if why.contains("fetching the CA's renewal information failed")
+                        && why.contains("unreachable"))
+            })
+            .count()
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while failed(&m) < names.len() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not recorded: {:?}", m.status()));
+    for name in names {
+        let record = renewal_info::load(&settings.storage, name).expect("record");
+        assert!(
+            record.next_fetch >= before + 3600,
+            "asked again after an hour: {record:?}"
+        );
+    }
+    assert!(
+        certs.try_recv().is_err(),
+        "valid certificates are not renewed"
+    );
+    drop(list_tx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the loop ends")
+        .expect("no panic");
+}

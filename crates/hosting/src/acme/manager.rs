@@ -33,6 +33,18 @@ const MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// flooded (Let's Encrypt counts new orders per account and per hour).
 pub(super) const CONCURRENT_ORDERS: usize = 4;
 
+/// Renewal-information requests at once (each is one small GET; a host
+/// with thousands of certificates is not asked one by one).
+const RENEWAL_INFO_FETCHES: usize = 8;
+
+/// Bound on loading the account (the CA's directory) before asking for
+/// renewal information: the renewal loop waits for it.
+const ACCOUNT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A certificate whose renewal information is due: name, certificate,
+/// what was known.
+type Due = (String, StoredCert, Option<renewal_info::RenewalRecord>);
+
 /// What `htgate cert list/check` shows for one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainStatus {
@@ -466,23 +478,84 @@ impl AcmeManager {
         out
     }
 
-    /// When `cert` is renewed (Unix seconds), and when its renewal
-    /// information is next fetched: the CA's window when it offers one
-    /// (fetched here when due), else the third-of-lifetime rule.
-    async fn renewal_time(&self, domain: &str, cert: &StoredCert, now: i64) -> (i64, Option<i64>) {
+    /// Asks the CA for the renewal information that is due of the stored
+    /// certificates of `list`, [`RENEWAL_INFO_FETCHES`] at a time; once the
+    /// CA does not answer, the rest wait for the next try too (a CA that
+    /// is down costs one timeout per pass, not one per certificate).
+    async fn refresh_renewal_info(&self, list: &[String]) {
         let storage = &self.settings.storage;
-        let mut record = renewal_info::load(storage, domain);
-        if renewal_info::fetch_due(cert, record.as_ref(), now) {
-            let fetched = match self.account(false).await {
-                Ok(account) => {
-                    renewal_info::fetch(&account, &self.settings, cert, record.as_ref(), now).await
-                }
-                Err(e) => renewal_info::unreachable(cert, record.as_ref(), &self.settings, now, &e),
-            };
-            log_fetch(domain, record.as_ref(), &fetched);
-            renewal_info::save(storage, domain, &fetched);
-            record = Some(fetched);
+        let now = unix_now();
+        let mut seen = HashSet::new();
+        let due: Vec<Due> = list
+            .iter()
+            .map(|raw| normalize(raw))
+            .filter(|domain| skip_reason(domain).is_none() && seen.insert(domain.clone()))
+            .filter_map(|domain| {
+                let cert = self.stored(&domain)?;
+                let record = renewal_info::load(storage, &domain);
+                renewal_info::fetch_due(&cert, record.as_ref(), now)
+                    .then_some((domain, cert, record))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
         }
+        // The account (and with it the directory) is loaded once; bounded,
+        // since the loop waits for this.
+        let account = match tokio::time::timeout(ACCOUNT_TIMEOUT, self.account(false)).await {
+            Ok(Ok(account)) => account,
+            Ok(Err(e)) => return self.not_fetched(&due, now, &e.to_string()),
+            Err(_) => {
+                let error = format!(
+                    "the ACME directory gave no answer within {}s",
+                    ACCOUNT_TIMEOUT.as_secs()
+                );
+                return self.not_fetched(&due, now, &error);
+            }
+        };
+        let down = std::sync::atomic::AtomicBool::new(false);
+        let (account, down) = (&account, &down);
+        futures_util::stream::iter(due.into_iter().map(|(domain, cert, before)| async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let record = if down.load(Relaxed) {
+                let error = "the CA did not answer another request of this pass".to_string();
+                renewal_info::not_fetched(&cert, before.as_ref(), &self.settings, now, error)
+            } else {
+                let (record, answered) =
+                    renewal_info::fetch(account, &self.settings, &cert, before.as_ref(), now).await;
+                if !answered {
+                    down.store(true, Relaxed);
+                }
+                record
+            };
+            renewal_info::log_change(&domain, before.as_ref(), &record);
+            renewal_info::save(storage, &domain, &record);
+        }))
+        .buffer_unordered(RENEWAL_INFO_FETCHES)
+        .collect::<Vec<()>>()
+        .await;
+    }
+
+    /// Records that renewal information could not be asked for `due`.
+    fn not_fetched(&self, due: &[Due], now: i64, error: &str) {
+        for (domain, cert, before) in due {
+            let record = renewal_info::not_fetched(
+                cert,
+                before.as_ref(),
+                &self.settings,
+                now,
+                error.to_string(),
+            );
+            renewal_info::log_change(domain, before.as_ref(), &record);
+            renewal_info::save(&self.settings.storage, domain, &record);
+        }
+    }
+
+    /// When `cert` is renewed (Unix seconds), and when its renewal
+    /// information is fetched next: the CA's window when it offered one,
+    /// else the third-of-lifetime rule.
+    fn renewal_time(&self, domain: &str, cert: &StoredCert) -> (i64, Option<i64>) {
+        let record = renewal_info::load(&self.settings.storage, domain);
         let plan = renewal_info::plan(cert, record.as_ref(), self.settings.renew_before);
         let next_fetch = record.filter(|r| r.offered).map(|r| r.next_fetch);
         (plan.renew_at(), next_fetch)
@@ -570,6 +643,7 @@ impl AcmeManager {
         reported_skips: &mut HashSet<String>,
         on_cert: &Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Option<i64> {
+        self.refresh_renewal_info(list).await;
         let mut next_due: Option<i64> = None;
         let mut earliest = |t: i64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
         let mut seen = HashSet::new();
@@ -594,7 +668,7 @@ impl AcmeManager {
             }
             let stored = self.stored(&domain);
             if let Some(cert) = &stored {
-                let (renew_at, next_fetch) = self.renewal_time(&domain, cert, now).await;
+                let (renew_at, next_fetch) = self.renewal_time(&domain, cert);
                 if now < renew_at {
                     earliest(next_fetch.map_or(renew_at, |f| f.min(renew_at)));
                     continue;
@@ -632,38 +706,6 @@ impl AcmeManager {
             }
         }
         next_due
-    }
-}
-
-/// Logs what a renewal-information fetch changed (a new window, a
-/// failure); an unchanged answer is only a debug line.
-fn log_fetch(
-    domain: &str,
-    before: Option<&renewal_info::RenewalRecord>,
-    after: &renewal_info::RenewalRecord,
-) {
-    use htgate_util::fmt_time;
-    if let Some(error) = &after.last_error {
-        tracing::warn!(domain, error = %error, next_fetch = %fmt_time(after.next_fetch), "cannot fetch the CA's renewal information (ARI); the known window or the third-of-lifetime rule applies");
-        return;
-    }
-    let same = before.is_some_and(|b| {
-        b.cert_id == after.cert_id && b.window == after.window && b.offered == after.offered
-    });
-    match (after.window, after.renew_at) {
-        (Some(w), Some(at)) if !same => tracing::info!(
-            domain,
-            window_start = %fmt_time(w.start),
-            window_end = %fmt_time(w.end),
-            renew_at = %fmt_time(at),
-            explanation = ?after.explanation_url,
-            "the CA's renewal window (ARI)"
-        ),
-        _ => tracing::debug!(
-            domain,
-            offered = after.offered,
-            "renewal information unchanged"
-        ),
     }
 }
 

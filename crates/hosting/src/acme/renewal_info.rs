@@ -228,20 +228,20 @@ pub(crate) fn fetch_due(cert: &StoredCert, record: Option<&RenewalRecord>, now: 
     }
 }
 
-/// Asks the CA about `cert` and returns the new record; `previous` (if it
-/// is about the same certificate) keeps the chosen instant stable.
+/// Asks the CA about `cert`: the new record, and whether the CA answered
+/// at all (when it did not, the rest of the pass does not ask it either).
+/// `previous` (if about the same certificate) keeps the chosen instant.
 pub(crate) async fn fetch(
     account: &Account,
     settings: &AcmeSettings,
     cert: &StoredCert,
     previous: Option<&RenewalRecord>,
     now: i64,
-) -> RenewalRecord {
-    let recheck_min = settings.renewal_info_recheck;
+) -> (RenewalRecord, bool) {
     let id = match identifier(cert) {
         Ok(id) => id,
         Err(e) => {
-            return RenewalRecord {
+            let record = RenewalRecord {
                 cert_id: String::new(),
                 offered: true,
                 window: None,
@@ -249,67 +249,69 @@ pub(crate) async fn fetch(
                 explanation_url: None,
                 next_fetch: later(now, RECHECK_MAX),
                 last_error: Some(e),
-            }
+            };
+            return (record, true);
         }
     };
-    let cert_id = id.to_string();
-    let previous = previous.filter(|p| p.cert_id == cert_id);
-    let answer = tokio::time::timeout(FETCH_TIMEOUT, account.renewal_info(&id)).await;
-    let failed = |error: String| {
-        // Keep what was known about this certificate: a CA briefly down
-        // does not undo the chosen instant.
-        let mut record = previous.cloned().unwrap_or(RenewalRecord {
-            cert_id: cert_id.clone(),
-            offered: true,
-            window: None,
-            renew_at: None,
-            explanation_url: None,
-            next_fetch: 0,
-            last_error: None,
-        });
-        record.offered = true;
-        record.next_fetch = later(now, recheck_min);
-        record.last_error = Some(error);
-        record
-    };
-    let (info, retry_after) = match answer {
-        Err(_) => return failed(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())),
-        Ok(Err(instant_acme::Error::Unsupported(_))) => {
-            return RenewalRecord {
-                cert_id,
-                offered: false,
-                window: None,
-                renew_at: None,
-                explanation_url: None,
-                next_fetch: later(now, RECHECK_MAX),
-                last_error: None,
+    let failed = |error: String| not_fetched(cert, previous, settings, now, error);
+    let (info, retry_after) =
+        match tokio::time::timeout(FETCH_TIMEOUT, account.renewal_info(&id)).await {
+            Err(_) => {
+                let error = format!("no answer within {}s", FETCH_TIMEOUT.as_secs());
+                return (failed(error), false);
             }
-        }
-        Ok(Err(e)) => return failed(describe(&e)),
-        Ok(Ok(answer)) => answer,
-    };
+            Ok(Err(instant_acme::Error::Unsupported(_))) => {
+                let record = RenewalRecord {
+                    cert_id: id.to_string(),
+                    offered: false,
+                    window: None,
+                    renew_at: None,
+                    explanation_url: None,
+                    next_fetch: later(now, RECHECK_MAX),
+                    last_error: None,
+                };
+                return (record, true);
+            }
+            Ok(Err(e)) => {
+                // An answer that is no window (a problem document, bad
+                // JSON) still shows the CA is there.
+                let answered = matches!(
+                    e,
+                    instant_acme::Error::Api(_)
+                        | instant_acme::Error::Json(_)
+                        | instant_acme::Error::Str(_)
+                );
+                return (failed(describe(&e)), answered);
+            }
+            Ok(Ok(answer)) => answer,
+        };
     let window = Window {
         start: info.suggested_window.start.unix_timestamp(),
         end: info.suggested_window.end.unix_timestamp(),
     };
     if window.end <= window.start {
         // RFC 9773 §4.2: such a window is invalid; decide ourselves.
-        return failed(format!(
+        let error = format!(
             "the suggested window ends ({}) before it starts ({})",
             htgate_util::fmt_time(window.end),
             htgate_util::fmt_time(window.start)
-        ));
+        );
+        return (failed(error), true);
     }
     if window.end > cert.not_after {
         // Following it could let the certificate expire before renewal.
-        return failed(format!(
+        let error = format!(
             "the suggested window ends ({}) after the certificate expires ({})",
             htgate_util::fmt_time(window.end),
             htgate_util::fmt_time(cert.not_after)
-        ));
+        );
+        return (failed(error), true);
     }
+    let cert_id = id.to_string();
+    let previous = previous.filter(|p| p.cert_id == cert_id);
     let renew_at = choose(window, previous, now, random_u64());
-    RenewalRecord {
+    let recheck_min = settings.renewal_info_recheck;
+    let record = RenewalRecord {
         cert_id,
         offered: true,
         window: Some(window),
@@ -320,17 +322,19 @@ pub(crate) async fn fetch(
             retry_after.clamp(recheck_min, RECHECK_MAX.max(recheck_min)),
         ),
         last_error: None,
-    }
+    };
+    (record, true)
 }
 
-/// The record after the account (and so the directory) could not be
-/// loaded: as a failed fetch, asked again after the shortest wait.
-pub(crate) fn unreachable(
+/// The record when the CA could not be asked (or gave no usable window):
+/// what was known about this certificate is kept (a CA briefly down does
+/// not undo the chosen instant), asked again after the shortest wait.
+pub(crate) fn not_fetched(
     cert: &StoredCert,
     previous: Option<&RenewalRecord>,
     settings: &AcmeSettings,
     now: i64,
-    error: &super::error::AcmeError,
+    error: String,
 ) -> RenewalRecord {
     let cert_id = identifier(cert)
         .map(|id| id.to_string())
@@ -347,9 +351,38 @@ pub(crate) fn unreachable(
             next_fetch: 0,
             last_error: None,
         });
+    record.offered = true;
     record.next_fetch = later(now, settings.renewal_info_recheck);
-    record.last_error = Some(error.to_string());
+    record.last_error = Some(error);
     record
+}
+
+/// Logs what a fetch changed (a new window, a failure); an unchanged
+/// answer is only a debug line.
+pub(crate) fn log_change(domain: &str, before: Option<&RenewalRecord>, after: &RenewalRecord) {
+    use htgate_util::fmt_time;
+    if let Some(error) = &after.last_error {
+        tracing::warn!(domain, error = %error, next_fetch = %fmt_time(after.next_fetch), "cannot fetch the CA's renewal information (ARI); the known window or the third-of-lifetime rule applies");
+        return;
+    }
+    let same = before.is_some_and(|b| {
+        b.cert_id == after.cert_id && b.window == after.window && b.offered == after.offered
+    });
+    match (after.window, after.renew_at) {
+        (Some(w), Some(at)) if !same => tracing::info!(
+            domain,
+            window_start = %fmt_time(w.start),
+            window_end = %fmt_time(w.end),
+            renew_at = %fmt_time(at),
+            explanation = ?after.explanation_url,
+            "the CA's renewal window (ARI)"
+        ),
+        _ => tracing::debug!(
+            domain,
+            offered = after.offered,
+            "renewal information unchanged"
+        ),
+    }
 }
 
 /// The renewal instant for `window`: the previous choice while the window
