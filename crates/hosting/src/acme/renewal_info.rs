@@ -129,16 +129,21 @@ pub(crate) fn plan(
     renew_before: Option<Duration>,
 ) -> RenewalPlan {
     let lifetime = renewal_due(cert.not_before, cert.not_after, renew_before);
-    let record = record.filter(|r| identifier(cert).is_ok_and(|id| id.to_string() == r.cert_id));
-    let why = match record {
-        None => "renewal information not fetched yet".to_string(),
-        Some(r) if !r.offered => "the CA offers no renewal information (ARI)".to_string(),
-        Some(RenewalRecord {
-            window: Some(w),
-            renew_at: Some(at),
-            explanation_url,
-            ..
-        }) => {
+    let id = identifier(cert).map(|id| id.to_string());
+    let record = record.filter(|r| id.as_ref().is_ok_and(|id| *id == r.cert_id));
+    let why = match (record, id) {
+        (_, Err(e)) => format!("the CA cannot be asked about this certificate: {e}"),
+        (None, Ok(_)) => "renewal information not fetched yet".to_string(),
+        (Some(r), _) if !r.offered => "the CA offers no renewal information (ARI)".to_string(),
+        (
+            Some(RenewalRecord {
+                window: Some(w),
+                renew_at: Some(at),
+                explanation_url,
+                ..
+            }),
+            _,
+        ) => {
             return RenewalPlan::Suggested {
                 window_start: w.start,
                 window_end: w.end,
@@ -146,7 +151,7 @@ pub(crate) fn plan(
                 explanation_url: explanation_url.clone(),
             }
         }
-        Some(r) => format!(
+        (Some(r), _) => format!(
             "fetching the CA's renewal information failed: {}",
             r.last_error.as_deref().unwrap_or("no answer")
         ),
@@ -520,7 +525,11 @@ mod tests {
         let lifetime = renewal_due(cert.not_before, cert.not_after, None);
         let p = plan(&cert, None, None);
         assert_eq!(p.renew_at(), lifetime);
-        assert!(p.describe().contains("not fetched yet"), "{}", p.describe());
+        assert!(
+            p.describe().contains("no Authority Key Identifier"),
+            "{}",
+            p.describe()
+        );
         assert!(!fetch_due(&cert, None, NOW));
     }
 }
