@@ -485,9 +485,6 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         Some(c) => crate::acme::AcmeManager::clustered(acme_settings(a), c.clone()),
         None => crate::acme::AcmeManager::new(acme_settings(a)),
     });
-    if let Some(manager) = &acme {
-        manager.set_site_profiles(site_acme_profiles(config));
-    }
     let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
     let tls = htgate_server::tls::server_config_with_resolver(Arc::new(SwappableResolver(
         store.clone(),
@@ -574,6 +571,8 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         tracing::info!(target: "cluster", node = cluster.node(), store = %cluster.store().describe(), "cluster mode");
     }
     if let (Some(manager), Some(tx)) = (&shared.acme, &shared.domains_tx) {
+        // Before the loop's first order.
+        manager.set_site_profiles(site_acme_profiles(config));
         let store = shared.store.clone();
         let on_cert: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |d: &str| {
             store.load().refresh_automatic(d);
@@ -776,10 +775,10 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
         c.file.acme.as_ref().map(|a| {
             (
                 a.directory.clone(),
+                a.profile.clone(),
                 a.storage.clone(),
                 a.ca_root.clone(),
                 a.contact.clone(),
-                a.profile.clone(),
             )
         })
     };

@@ -387,10 +387,10 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     if file.site.is_empty() {
         report(0, "no [[site]]: add at least one site".into());
     }
+    check_acme_profiles(file, report);
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
     check_sites(&mut file.site, base, &mut names, &mut domains, report);
-    check_acme_profiles(file, report);
     for proxy in &file.trusted_proxies {
         if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
             && proxy.get_ref().parse::<std::net::IpAddr>().is_err()

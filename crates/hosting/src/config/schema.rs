@@ -240,12 +240,12 @@ pub struct AcmeConfig {
     /// An extra PEM root to trust for the ACME server's own HTTPS (a
     /// private or test CA such as pebble).
     pub ca_root: Option<PathBuf>,
-    /// The first back-off after a failed order, doubled each time.
-    #[serde(default = "default_retry_seconds")]
-    pub retry_seconds: u64,
     /// The ACME profile orders ask for (e.g. `"shortlived"`) when a site
     /// sets none; it must be one the CA's directory lists.
     pub profile: Option<String>,
+    /// The first back-off after a failed order, doubled each time.
+    #[serde(default = "default_retry_seconds")]
+    pub retry_seconds: u64,
 }
 
 fn default_retry_seconds() -> u64 {
