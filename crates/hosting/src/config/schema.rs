@@ -271,13 +271,13 @@ pub struct SiteConfig {
     /// `.htaccess` files run.
     #[serde(default)]
     pub force_https: bool,
+    /// The ACME profile of this site's automatic certificates (instead of
+    /// `[acme] profile`); it must be one the CA's directory lists.
+    pub acme_profile: Option<String>,
     /// Get certificates for this site's exact domains over ACME (when
     /// `[acme]` is configured).
     #[serde(default = "default_true")]
     pub acme: bool,
-    /// The ACME profile of this site's automatic certificates (instead of
-    /// `[acme] profile`); it must be one the CA's directory lists.
-    pub acme_profile: Option<String>,
     /// The site's PHP-FPM pool: a Unix socket (`/run/php/site.sock`,
     /// `unix:/run/php/site.sock`) or `host:port`.  Without it `.php` files
     /// are never run (and never sent as source: they answer 403).
