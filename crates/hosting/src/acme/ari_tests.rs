@@ -231,6 +231,13 @@ async fn ari_window_moved_into_the_past_renews_at_once_naming_the_old_certificat
         suggested(&m, "ari-b.test").is_some()
     })
     .await;
+    let chosen = suggested(&m, "ari-b.test");
+    // Asked again (Retry-After 1 s) with the same window: the same instant.
+    rig.until("asked three times", || {
+        rig.double.seen().renewal_info.len() >= 3
+    })
+    .await;
+    assert_eq!(suggested(&m, "ari-b.test"), chosen, "the choice is kept");
     assert!(certs.try_recv().is_err(), "not renewed before the window");
 
     // Moved for this certificate only (a CA answers per certificate: the
