@@ -113,7 +113,13 @@ pub(crate) async fn new_order(
     };
     let result = match first {
         Err(e) if options.replaces.is_some() && refused_replaces(&e) => {
-            tracing::info!(domain, replaces = ?options.replaces.as_ref().map(ToString::to_string), reason = %describe(&e), "the CA refused the order naming the certificate it replaces; ordering without it");
+            let replaces = options.replaces.as_ref().map(ToString::to_string);
+            if matches!(e, instant_acme::Error::Unsupported(_)) {
+                // Refused by instant-acme itself: no `renewalInfo` in the directory.
+                tracing::debug!(domain, "the CA offers no renewal information: the order names no certificate it replaces");
+            } else {
+                tracing::info!(domain, replaces = ?replaces, reason = %describe(&e), "the CA refused the order naming the certificate it replaces; ordering without it");
+            }
             let mut order = NewOrder::new(&identifiers);
             if let Some(profile) = &options.profile {
                 order = order.profile(profile);

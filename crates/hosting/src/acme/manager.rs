@@ -381,11 +381,18 @@ impl AcmeManager {
             domain,
             &self.settings.directory_url,
         )?;
-        // Without `renewalInfo` in the directory instant-acme refuses
-        // `replaces` locally and the order goes without it.
+        // Not when the CA is known to offer no renewal information (if
+        // unknown, instant-acme refuses it locally and the order goes
+        // without it).
+        let record = renewal_info::load(&self.settings.storage, domain);
         let replaces = self
             .stored(domain)
-            .and_then(|old| renewal_info::identifier(&old).ok());
+            .and_then(|old| renewal_info::identifier(&old).ok())
+            .filter(|id| {
+                !record
+                    .as_ref()
+                    .is_some_and(|r| !r.offered && r.cert_id == id.to_string())
+            });
         Ok(issue::OrderOptions { replaces, profile })
     }
 
