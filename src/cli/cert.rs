@@ -135,6 +135,9 @@ struct Row {
     source: CertSource,
     served: Arc<Served>,
     problems: Vec<String>,
+    /// When the automatic certificate is renewed: the CA's renewal window
+    /// (ARI) and the chosen time, or the third-of-lifetime rule and why.
+    renewal: Option<String>,
 }
 
 /// Why a certificate of a site cannot be used, if it is there but broken
@@ -256,12 +259,16 @@ fn rows(
                 }
                 None => {}
             }
+            let renewal = status
+                .and_then(|st| st.renewal.as_ref())
+                .map(|plan| plan.describe());
             out.push(Row {
                 site: site.name.clone(),
                 domain: domain.clone(),
                 source,
                 served,
                 problems,
+                renewal,
             });
         }
     }
@@ -335,6 +342,9 @@ pub(super) fn list(config: &Path) -> ExitCode {
             row.served.issuer,
             fmt_time(row.served.not_after)
         );
+        if let Some(r) = &row.renewal {
+            println!("      {r}");
+        }
         for p in &row.problems {
             println!("      problem: {p}");
         }
@@ -357,6 +367,10 @@ pub(super) fn check(config: &Path) -> ExitCode {
         for p in &row.problems {
             println!("{} {}: {p}", row.site, row.domain);
             n += 1;
+        }
+        // Not a problem: when the automatic certificate is renewed.
+        if let Some(r) = &row.renewal {
+            println!("{} {}: {r}", row.site, row.domain);
         }
     }
     if n == 0 {
@@ -398,4 +412,103 @@ pub(super) fn config_problems(config: &Config) -> Vec<(bool, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod renewal_tests {
+    use super::*;
+
+    /// A CA and, for each name, a leaf it signed carrying the Authority
+    /// Key Identifier (what the RFC 9773 identifier is made of), stored as
+    /// the automatic certificate of that name under `acme`.
+    fn store_automatic(acme: &Path, names: &[&str]) -> Vec<String> {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        names
+            .iter()
+            .map(|name| {
+                let key = rcgen::KeyPair::generate().expect("key");
+                let mut params =
+                    rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+                params.use_authority_key_identifier_extension = true;
+                let leaf = params.signed_by(&key, &ca, &ca_key).expect("leaf");
+                let dir = acme.join("certificates").join(name);
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                std::fs::write(dir.join("fullchain.pem"), leaf.pem() + &ca.pem()).expect("chain");
+                std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).expect("key");
+                htgate_hosting::acme::certificate_id(leaf.der()).expect("has an AKI")
+            })
+            .collect()
+    }
+
+    /// `cert check` / `cert list` show the CA's window and the chosen
+    /// time, or the third-of-lifetime rule and that the CA offers no
+    /// renewal information, from what the running server stored.
+    #[test]
+    fn the_renewal_window_or_the_lifetime_rule_is_shown() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("site");
+        std::fs::create_dir_all(&root).expect("root");
+        let config = tmp.path().join("htgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[listen]]\naddress = \"127.0.0.1:0\"\n\n[acme]\ndirectory = \"https://127.0.0.1:9/directory\"\nstorage = \"acme\"\n\n[[site]]\nname = \"a\"\ndomains = [\"a.test\", \"b.test\", \"c.test\"]\nroot = \"{}\"\n",
+                root.display()
+            ),
+        )
+        .expect("config");
+        let acme = tmp.path().join("acme");
+        let ids = store_automatic(&acme, &["a.test", "b.test", "c.test"]);
+        let record = |id: &str, offered: bool, window: bool| {
+            let mut text =
+                format!("cert_id = \"{id}\"\noffered = {offered}\nnext_fetch = 1893456000\n");
+            if window {
+                text.push_str(
+                    "renew_at = 1893456000\n[window]\nstart = 1893400000\nend = 1893500000\n",
+                );
+            }
+            text
+        };
+        let write = |name: &str, text: String| {
+            std::fs::write(
+                acme.join("certificates")
+                    .join(name)
+                    .join("renewal-info.toml"),
+                text,
+            )
+            .expect("record")
+        };
+        write("a.test", record(&ids[0], true, true));
+        write("b.test", record(&ids[1], false, false));
+        // c.test: a record about another certificate (the one replaced).
+        write("c.test", record(&ids[0], true, true));
+
+        let opened = open(&config).unwrap_or_else(|_| panic!("opens"));
+        let rows = rows(
+            &opened.config,
+            &opened.store,
+            opened.acme.as_deref(),
+            unix_now(),
+        );
+        let renewal = |domain: &str| {
+            rows.iter()
+                .find(|r| r.domain == domain)
+                .and_then(|r| r.renewal.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            renewal("a.test"),
+            "renewal at 2030-01-01 00:00:00 UTC (the CA's renewal window is 2029-12-31 08:26:40 UTC to 2030-01-01 12:13:20 UTC)"
+        );
+        let b = renewal("b.test");
+        assert!(
+            b.contains("a third of the lifetime left; the CA offers no renewal information (ARI)"),
+            "{b}"
+        );
+        let c = renewal("c.test");
+        assert!(c.contains("renewal information not fetched yet"), "{c}");
+    }
 }

@@ -96,7 +96,22 @@ pub fn acme_settings(a: &crate::config::AcmeConfig) -> crate::acme::AcmeSettings
             .renew_before_days
             .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
         retry_base: Duration::from_secs(a.retry_seconds.max(1)),
+        profile: a.profile.clone(),
+        ..crate::acme::AcmeSettings::new(a.directory.clone(), a.storage.clone())
     }
+}
+
+/// Each site's own ACME profile (`acme_profile`), by domain.
+pub fn site_acme_profiles(config: &Config) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for site in &config.file.site {
+        if let Some(profile) = &site.acme_profile {
+            for domain in &site.domains {
+                out.insert(domain.get_ref().clone(), profile.clone());
+            }
+        }
+    }
+    out
 }
 
 /// What each site contributes to certificate selection.
@@ -576,6 +591,8 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         tracing::info!(target: "cluster", node = cluster.node(), store = %cluster.store().describe(), "cluster mode");
     }
     if let (Some(manager), Some(tx)) = (&shared.acme, &shared.domains_tx) {
+        // Before the loop's first order.
+        manager.set_site_profiles(site_acme_profiles(config));
         let store = shared.store.clone();
         let on_cert: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |d: &str| {
             store.load().refresh_automatic(d);
@@ -750,6 +767,9 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
             .map(|p| p.get_ref().as_path()),
         config.file.log_level.as_ref().map(|l| l.get_ref().as_str()),
     );
+    if let Some(manager) = &shared.acme {
+        manager.set_site_profiles(site_acme_profiles(&config));
+    }
     shared.config.store(Arc::new(config));
     if let Some(tx) = &shared.domains_tx {
         let _ = tx.send(store.automatic_domains());
@@ -783,6 +803,7 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
         c.file.acme.as_ref().map(|a| {
             (
                 a.directory.clone(),
+                a.profile.clone(),
                 a.storage.clone(),
                 a.ca_root.clone(),
                 a.contact.clone(),

@@ -59,6 +59,15 @@ pub enum AcmeError {
     #[error("cluster store failure while ordering {domain}: {detail}")]
     Cluster { domain: String, detail: String },
 
+    #[error("no order for {domain}: the ACME profile {profile:?} is not offered by {directory}: {listed}")]
+    UnknownProfile {
+        domain: String,
+        profile: String,
+        directory: String,
+        /// What the directory lists, in words.
+        listed: String,
+    },
+
     #[error("{domain} cannot get a certificate over HTTP-01: {reason}")]
     NotEligible {
         domain: String,
@@ -115,6 +124,23 @@ pub(crate) fn describe_problem(problem: &instant_acme::Problem) -> String {
         text.push_str(&format!("; {sub}"));
     }
     text
+}
+
+/// Whether the CA refused the order's `replaces` (RFC 9773 §5): the
+/// certificate was already replaced, or the CA could not use the
+/// identifier (`malformed`), or instant-acme saw the CA ignore it or the
+/// directory lacks `renewalInfo`. The order is then placed once more
+/// without it: naming the old certificate is a courtesy, not a need.
+pub(crate) fn refused_replaces(err: &instant_acme::Error) -> bool {
+    match err {
+        instant_acme::Error::Api(p) => p
+            .r#type
+            .as_deref()
+            .is_some_and(|t| t.ends_with(":alreadyReplaced") || t.ends_with(":malformed")),
+        instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Other(e) => e.to_string().contains("replaces field mismatch"),
+        _ => false,
+    }
 }
 
 /// Whether the CA's answer means the stored account does not exist there

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountBuilder, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder,
-    Order, OrderStatus, Problem, RetryPolicy,
+    Account, AccountBuilder, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus, Problem, RetryPolicy,
 };
 
 use super::challenges::{Challenges, Published};
-use super::error::{describe, describe_problem, is_unknown_account, AcmeError};
+use super::error::{describe, describe_problem, is_unknown_account, refused_replaces, AcmeError};
 use super::settings::AcmeSettings;
 use super::store::{self, StoredCert};
 use super::CHALLENGE_PREFIX;
@@ -85,19 +85,56 @@ pub(crate) async fn load_or_create_account(
     Ok(account)
 }
 
+/// What an order asks for beyond the name.
+#[derive(Default)]
+pub(crate) struct OrderOptions {
+    /// The certificate this order replaces (RFC 9773 §5), on renewals
+    /// when the CA offers renewal information.
+    pub replaces: Option<CertificateIdentifier<'static>>,
+    /// The ACME profile, already checked against the directory's list.
+    pub profile: Option<String>,
+}
+
 /// Create the order; `Err(None)` when the CA does not know the account.
-pub(crate) async fn new_order(account: &Account, domain: &str) -> Result<Order, Option<AcmeError>> {
+/// When the CA refuses `replaces` the order is placed once more without it.
+pub(crate) async fn new_order(
+    account: &Account,
+    domain: &str,
+    options: &OrderOptions,
+) -> Result<Order, Option<AcmeError>> {
     let identifiers = [Identifier::Dns(domain.to_string())];
-    account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(|e| {
-            if is_unknown_account(&e) {
-                None
+    let mut order = NewOrder::new(&identifiers);
+    if let Some(profile) = &options.profile {
+        order = order.profile(profile);
+    }
+    let first = match &options.replaces {
+        Some(old) => account.new_order(&order.replaces(old.clone())).await,
+        None => account.new_order(&order).await,
+    };
+    let result = match first {
+        Err(e) if options.replaces.is_some() && refused_replaces(&e) => {
+            let replaces = options.replaces.as_ref().map(ToString::to_string);
+            if matches!(e, instant_acme::Error::Unsupported(_)) {
+                // Refused by instant-acme itself: no `renewalInfo` in the directory.
+                tracing::debug!(domain, "the CA offers no renewal information: the order names no certificate it replaces");
             } else {
-                Some(protocol(domain, "creating the order", &e))
+                tracing::info!(domain, replaces = ?replaces, reason = %describe(&e), "the CA refused the order naming the certificate it replaces; ordering without it");
             }
-        })
+            let mut order = NewOrder::new(&identifiers);
+            if let Some(profile) = &options.profile {
+                order = order.profile(profile);
+            }
+            account.new_order(&order).await
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        if is_unknown_account(&e) {
+            None
+        } else {
+            Some(protocol(domain, "creating the order", &e))
+        }
+    })
 }
 
 fn protocol(domain: &str, stage: &'static str, err: &instant_acme::Error) -> AcmeError {

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use super::challenges::Challenges;
 use super::error::AcmeError;
 use super::issue;
+use super::profiles;
+use super::renewal_info::{self, RenewalPlan};
 use super::schedule::{backoff_delay, normalize, renewal_due, skip_reason};
 use super::settings::AcmeSettings;
 use super::store::{self, StoredCert};
@@ -31,6 +33,18 @@ const MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// flooded (Let's Encrypt counts new orders per account and per hour).
 pub(super) const CONCURRENT_ORDERS: usize = 4;
 
+/// Renewal-information requests at once (each is one small GET; a host
+/// with thousands of certificates is not asked one by one).
+const RENEWAL_INFO_FETCHES: usize = 8;
+
+/// Bound on loading the account (the CA's directory) before asking for
+/// renewal information: the renewal loop waits for it.
+const ACCOUNT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A certificate whose renewal information is due: name, certificate,
+/// what was known.
+type Due = (String, StoredCert, Option<renewal_info::RenewalRecord>);
+
 /// What `htgate cert list/check` shows for one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainStatus {
@@ -43,6 +57,9 @@ pub struct DomainStatus {
     pub failures: u32,
     /// When the loop tries again after a failure, Unix seconds.
     pub next_attempt: Option<i64>,
+    /// When the stored certificate is renewed and why: the CA's renewal
+    /// window (ARI) or the third-of-lifetime rule.
+    pub renewal: Option<RenewalPlan>,
 }
 
 #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
@@ -84,6 +101,8 @@ pub struct AcmeManager {
     /// In a cluster: one order per domain across all nodes, certificates
     /// and the account shared through the store.
     cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Each site's ACME profile by domain (see [`AcmeManager::set_site_profiles`]).
+    site_profiles: Mutex<HashMap<String, String>>,
 }
 
 impl AcmeManager {
@@ -98,6 +117,7 @@ impl AcmeManager {
             orders_now: Default::default(),
             most_at_once: Default::default(),
             cluster: None,
+            site_profiles: Mutex::default(),
         })
     }
 
@@ -117,6 +137,7 @@ impl AcmeManager {
             orders_now: Default::default(),
             most_at_once: Default::default(),
             cluster: Some(cluster),
+            site_profiles: Mutex::default(),
         })
     }
 
@@ -133,6 +154,19 @@ impl AcmeManager {
         store::save_cert(&self.settings.storage, cert)?;
         self.record_success(&domain);
         Ok(true)
+    }
+
+    /// The sites' own ACME profiles (`acme_profile`), by domain; replaces
+    /// the previous map (a configuration reload calls it again).
+    pub fn set_site_profiles(&self, by_domain: HashMap<String, String>) {
+        let normalized = by_domain
+            .into_iter()
+            .map(|(domain, profile)| (normalize(&domain), profile))
+            .collect();
+        *self
+            .site_profiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = normalized;
     }
 
     /// The pending HTTP-01 answers, for the HTTP server.
@@ -214,7 +248,12 @@ impl AcmeManager {
             match cluster.shared_cert(&domain).await {
                 Ok(Some(shared))
                     if shared.not_before <= unix_now()
-                        && !self.needs_renewal(&shared, unix_now()) =>
+                        && !self.needs_renewal(&shared, unix_now())
+                        // The one being renewed (e.g. the CA's renewal
+                        // window asks for it early) is not a replacement.
+                        && self
+                            .stored(&domain)
+                            .map_or(true, |have| have.chain_pem != shared.chain_pem) =>
                 {
                     self.install_shared(&shared)?;
                     tracing::info!(
@@ -293,10 +332,12 @@ impl AcmeManager {
         let mut fresh = false;
         loop {
             let account = self.account(fresh).await?;
+            let options = self.order_options(&account, domain)?;
             htgate_telemetry::metrics::acme_order();
-            match issue::new_order(&account, domain).await {
+            match issue::new_order(&account, domain, &options).await {
                 Ok(order) => {
-                    tracing::info!(domain, "placed an ACME order");
+                    let replaces = options.replaces.as_ref().map(ToString::to_string);
+                    tracing::info!(domain, profile = ?options.profile, replaces = ?replaces, "placed an ACME order");
                     let cert = issue::complete_order(order, domain, &self.challenges, lock).await?;
                     store::save_cert(&self.settings.storage, &cert)?;
                     return Ok(cert);
@@ -317,6 +358,42 @@ impl AcmeManager {
                 }
             }
         }
+    }
+
+    /// The profile (checked against the directory: an unlisted one is an
+    /// error and no order) and, on a renewal, the certificate replaced.
+    fn order_options(
+        &self,
+        account: &Account,
+        domain: &str,
+    ) -> Result<issue::OrderOptions, AcmeError> {
+        let wanted = {
+            let sites = self
+                .site_profiles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            profiles::wanted(&sites, self.settings.profile.as_deref(), domain).map(str::to_string)
+        };
+        let listed = profiles::listed(account);
+        let profile = profiles::check(
+            wanted.as_deref(),
+            &listed,
+            domain,
+            &self.settings.directory_url,
+        )?;
+        // Not when the CA is known to offer no renewal information (if
+        // unknown, instant-acme refuses it locally and the order goes
+        // without it).
+        let record = renewal_info::load(&self.settings.storage, domain);
+        let replaces = self
+            .stored(domain)
+            .and_then(|old| renewal_info::identifier(&old).ok())
+            .filter(|id| {
+                !record
+                    .as_ref()
+                    .is_some_and(|r| !r.offered && r.cert_id == id.to_string())
+            });
+        Ok(issue::OrderOptions { replaces, profile })
     }
 
     /// Uses the cluster's account when there is one (one account for all
@@ -408,7 +485,100 @@ impl AcmeManager {
         out
     }
 
-    /// Every domain the manager knows: watched, ordered or stored.
+    /// Asks the CA for the renewal information that is due of the stored
+    /// certificates of `list`, [`RENEWAL_INFO_FETCHES`] at a time; once the
+    /// CA does not answer, the rest wait for the next try too (a CA that
+    /// is down costs one timeout per pass, not one per certificate).
+    async fn refresh_renewal_info(&self, list: &[String]) {
+        let storage = &self.settings.storage;
+        let now = unix_now();
+        let mut seen = HashSet::new();
+        let due: Vec<Due> = list
+            .iter()
+            .map(|raw| normalize(raw))
+            .filter(|domain| skip_reason(domain).is_none() && seen.insert(domain.clone()))
+            .filter_map(|domain| {
+                let cert = self.stored(&domain)?;
+                let record = renewal_info::load(storage, &domain);
+                renewal_info::fetch_due(&cert, record.as_ref(), now)
+                    .then_some((domain, cert, record))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        // The account (and with it the directory) is loaded once; bounded,
+        // since the loop waits for this.
+        let account = match tokio::time::timeout(ACCOUNT_TIMEOUT, self.account(false)).await {
+            Ok(Ok(account)) => account,
+            Ok(Err(e)) => return self.not_fetched(&due, now, &e.to_string()),
+            Err(_) => {
+                let error = format!(
+                    "the ACME directory gave no answer within {}s",
+                    ACCOUNT_TIMEOUT.as_secs()
+                );
+                return self.not_fetched(&due, now, &error);
+            }
+        };
+        let down = std::sync::atomic::AtomicBool::new(false);
+        let (account, down) = (&account, &down);
+        futures_util::stream::iter(due.into_iter().map(|(domain, cert, before)| async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let record = if down.load(Relaxed) {
+                let error = "the CA did not answer another request of this pass".to_string();
+                renewal_info::not_fetched(&cert, before.as_ref(), &self.settings, now, error)
+            } else {
+                let (record, answered) =
+                    renewal_info::fetch(account, &self.settings, &cert, before.as_ref(), now).await;
+                if !answered {
+                    down.store(true, Relaxed);
+                }
+                record
+            };
+            renewal_info::log_change(&domain, before.as_ref(), &record);
+            renewal_info::save(storage, &domain, &record);
+        }))
+        .buffer_unordered(RENEWAL_INFO_FETCHES)
+        .collect::<Vec<()>>()
+        .await;
+    }
+
+    /// Records that renewal information could not be asked for `due`.
+    fn not_fetched(&self, due: &[Due], now: i64, error: &str) {
+        for (domain, cert, before) in due {
+            let record = renewal_info::not_fetched(
+                cert,
+                before.as_ref(),
+                &self.settings,
+                now,
+                error.to_string(),
+            );
+            renewal_info::log_change(domain, before.as_ref(), &record);
+            renewal_info::save(&self.settings.storage, domain, &record);
+        }
+    }
+
+    /// When `cert` is renewed (Unix seconds), and when its renewal
+    /// information is fetched next: the CA's window when it offered one,
+    /// else the third-of-lifetime rule.
+    fn renewal_time(&self, domain: &str, cert: &StoredCert) -> (i64, Option<i64>) {
+        let record = renewal_info::load(&self.settings.storage, domain);
+        let plan = renewal_info::plan(cert, record.as_ref(), self.settings.renew_before);
+        let next_fetch = record.filter(|r| r.offered).map(|r| r.next_fetch);
+        (plan.renew_at(), next_fetch)
+    }
+
+    /// A manager answering HTTP-01 from `challenges` (tests: one
+    /// challenge server for several managers).
+    #[cfg(test)]
+    pub(crate) fn with_challenges(settings: AcmeSettings, challenges: Challenges) -> Arc<Self> {
+        let mut manager = Self::new(settings);
+        if let Some(fresh) = Arc::get_mut(&mut manager) {
+            fresh.challenges = challenges;
+        }
+        manager
+    }
+
     /// The most orders that ran at once since the start.
     #[cfg(test)]
     pub(crate) fn most_orders_at_once(&self) -> usize {
@@ -421,7 +591,12 @@ impl AcmeManager {
         names
             .into_iter()
             .map(|domain| {
-                let not_after = self.stored(&domain).map(|cert| cert.not_after);
+                let stored = self.stored(&domain);
+                let not_after = stored.as_ref().map(|cert| cert.not_after);
+                let renewal = stored.as_ref().map(|cert| {
+                    let record = renewal_info::load(&self.settings.storage, &domain);
+                    renewal_info::plan(cert, record.as_ref(), self.settings.renew_before)
+                });
                 let state = self.state();
                 let entry = state.get(&domain);
                 DomainStatus {
@@ -429,6 +604,7 @@ impl AcmeManager {
                     last_error: entry.and_then(|e| e.last_error.clone()),
                     failures: entry.map_or(0, |e| e.failures),
                     next_attempt: entry.and_then(|e| e.next_attempt),
+                    renewal,
                     domain,
                 }
             })
@@ -474,6 +650,7 @@ impl AcmeManager {
         reported_skips: &mut HashSet<String>,
         on_cert: &Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Option<i64> {
+        self.refresh_renewal_info(list).await;
         let mut next_due: Option<i64> = None;
         let mut earliest = |t: i64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
         let mut seen = HashSet::new();
@@ -498,12 +675,9 @@ impl AcmeManager {
             }
             let stored = self.stored(&domain);
             if let Some(cert) = &stored {
-                if !self.needs_renewal(cert, now) {
-                    earliest(renewal_due(
-                        cert.not_before,
-                        cert.not_after,
-                        self.settings.renew_before,
-                    ));
+                let (renew_at, next_fetch) = self.renewal_time(&domain, cert);
+                if now < renew_at {
+                    earliest(next_fetch.map_or(renew_at, |f| f.min(renew_at)));
                     continue;
                 }
             }
@@ -526,6 +700,9 @@ impl AcmeManager {
                         cert.not_after,
                         self.settings.renew_before,
                     ));
+                    // The new certificate's renewal information is asked
+                    // for in the next pass, not an hour later.
+                    earliest(unix_now() + 1);
                 }
                 Err(_) => {
                     // Already logged and recorded by `obtain`.

@@ -20,6 +20,10 @@ mod manager;
 // Test scaffolding (a pebble CA started for a test): never in the binary.
 #[cfg(any(test, feature = "test-support"))]
 pub mod pebble;
+// Which ACME profile an order asks for.
+mod profiles;
+// The CA's suggested renewal window (ARI, RFC 9773).
+mod renewal_info;
 mod schedule;
 mod settings;
 mod store;
@@ -27,11 +31,22 @@ mod store;
 #[cfg(test)]
 mod pebble_tests;
 
+// Renewal information and profiles against pebble behind a double of the
+// CA's directory (the installed pebble offers neither).
+#[cfg(test)]
+mod ari_tests;
+#[cfg(test)]
+mod directory_double;
+
 pub(crate) use challenges::Challenges;
 pub use manager::AcmeManager;
 pub(crate) use settings::AcmeSettings;
 pub(crate) use store::write_atomic;
 pub(crate) use store::StoredCert;
+
+// What `htgate cert list/check` shows of automatic certificates.
+pub use manager::DomainStatus;
+pub use renewal_info::{certificate_id, RenewalPlan};
 
 /// The path prefix served by htgate itself before any .htaccess runs.
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

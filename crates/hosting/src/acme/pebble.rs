@@ -22,6 +22,24 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::settings::AcmeSettings;
 
+/// The key of the test root, kept in pebble's private temp folder so that
+/// other loopback test servers can get certificates the client trusts.
+const ROOT_KEY_FILE: &str = "ca-key.pem";
+
+/// The test root's name and uses.
+fn root_params() -> Result<rcgen::CertificateParams, rcgen::Error> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "htgate test pebble root");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    Ok(ca_params)
+}
+
 /// How long pebble may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -163,16 +181,10 @@ impl Pebble {
     fn write_https_certificate(&self) -> Result<(PathBuf, PathBuf), String> {
         let err = |e: rcgen::Error| format!("generate pebble's certificate: {e}");
         let ca_key = rcgen::KeyPair::generate().map_err(err)?;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "htgate test pebble root");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca = ca_params.self_signed(&ca_key).map_err(err)?;
+        let ca = root_params()
+            .map_err(err)?
+            .self_signed(&ca_key)
+            .map_err(err)?;
 
         let key = rcgen::KeyPair::generate().map_err(err)?;
         let mut params =
@@ -189,9 +201,31 @@ impl Pebble {
             fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
         };
         write(&self.ca_root, ca.pem())?;
+        write(&self.dir.join(ROOT_KEY_FILE), ca_key.serialize_pem())?;
         write(&cert_path, leaf.pem())?;
         write(&key_path, key.serialize_pem())?;
         Ok((cert_path, key_path))
+    }
+
+    /// A certificate for 127.0.0.1 under the root pebble's own HTTPS
+    /// certificate chains to (`(chain PEM, key PEM)`): for another test
+    /// server the ACME client talks to (it trusts one root only).
+    #[cfg(test)]
+    pub(crate) fn loopback_certificate(&self) -> Result<(String, String), String> {
+        let err = |e: rcgen::Error| format!("sign a loopback certificate: {e}");
+        let key_pem = fs::read_to_string(self.dir.join(ROOT_KEY_FILE))
+            .map_err(|e| format!("read the root's key: {e}"))?;
+        let ca_key = rcgen::KeyPair::from_pem(&key_pem).map_err(err)?;
+        // The same name and key as the root written at the start: what a
+        // signature is checked against.
+        let ca = root_params()
+            .map_err(err)?
+            .self_signed(&ca_key)
+            .map_err(err)?;
+        let key = rcgen::KeyPair::generate().map_err(err)?;
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(err)?;
+        let leaf = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
+        Ok((leaf.pem(), key.serialize_pem()))
     }
 
     fn root_certificate(&self) -> Result<CertificateDer<'static>, String> {

@@ -21,6 +21,13 @@ pub struct AcmeSettings {
     pub renew_before: Option<Duration>,
     /// First back-off after a failure, doubled each time, capped at 24 h.
     pub retry_base: Duration,
+    /// The ACME profile orders ask for when the site sets none (`None`:
+    /// the CA's default).
+    pub profile: Option<String>,
+    /// The shortest wait between two fetches of a certificate's renewal
+    /// information (the CA's Retry-After is honoured above it, up to
+    /// 24 h); 1 h, lowered by the tests.
+    pub renewal_info_recheck: Duration,
 }
 
 impl AcmeSettings {
@@ -34,6 +41,8 @@ impl AcmeSettings {
             ca_root: None,
             renew_before: None,
             retry_base: Duration::from_secs(60),
+            profile: None,
+            renewal_info_recheck: Duration::from_secs(60 * 60),
         }
     }
 }

@@ -410,6 +410,7 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     if file.site.is_empty() {
         report(0, "no [[site]]: add at least one site".into());
     }
+    check_acme_profiles(file, report);
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
     check_sites(&mut file.site, base, &mut names, &mut domains, report);
@@ -430,6 +431,37 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
 
 /// The checks of `[[site]]` tables; `names` and `domains` hold the sites
 /// seen so far (the file's, when checking the cluster's).
+/// ACME profile names: whether the CA lists them is only known when it is
+/// asked (the first order says so); what can be told here is a name that
+/// cannot be one, or one on a site that gets no automatic certificates.
+fn check_acme_profiles(file: &ConfigFile, report: &mut dyn FnMut(usize, String)) {
+    let bad =
+        |p: &str| p.trim().is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control());
+    if let Some(p) = file.acme.as_ref().and_then(|a| a.profile.as_deref()) {
+        if bad(p) {
+            report(0, format!("[acme] profile {p:?} is not a profile name"));
+        }
+    }
+    for site in &file.site {
+        let Some(p) = site.acme_profile.as_deref() else {
+            continue;
+        };
+        let at = site.name.span().start;
+        let name = site.name.get_ref();
+        if bad(p) {
+            report(
+                at,
+                format!("site `{name}`: acme_profile {p:?} is not a profile name"),
+            );
+        } else if !site.acme || file.acme.is_none() {
+            report(
+                at,
+                format!("site `{name}`: acme_profile is set but the site gets no automatic certificates (acme = false or no [acme])"),
+            );
+        }
+    }
+}
+
 fn check_sites(
     sites: &mut [SiteConfig],
     base: &Path,

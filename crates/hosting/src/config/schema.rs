@@ -247,6 +247,9 @@ pub struct AcmeConfig {
     /// An extra PEM root to trust for the ACME server's own HTTPS (a
     /// private or test CA such as pebble).
     pub ca_root: Option<PathBuf>,
+    /// The ACME profile orders ask for (e.g. `"shortlived"`) when a site
+    /// sets none; it must be one the CA's directory lists.
+    pub profile: Option<String>,
     /// The first back-off after a failed order, doubled each time.
     #[serde(default = "default_retry_seconds")]
     pub retry_seconds: u64,
@@ -275,6 +278,9 @@ pub struct SiteConfig {
     /// `.htaccess` files run.
     #[serde(default)]
     pub force_https: bool,
+    /// The ACME profile of this site's automatic certificates (instead of
+    /// `[acme] profile`); it must be one the CA's directory lists.
+    pub acme_profile: Option<String>,
     /// Get certificates for this site's exact domains over ACME (when
     /// `[acme]` is configured).
     #[serde(default = "default_true")]

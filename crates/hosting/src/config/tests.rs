@@ -251,3 +251,44 @@ fn php_settings_out_of_range_name_the_line() {
         .expect_err("negative");
     assert!(err.to_string().contains(":10:"), "{err}");
 }
+
+#[test]
+fn acme_profiles_parse_and_impossible_ones_are_refused() {
+    let acme = "[acme]\ndirectory = \"https://acme.test/dir\"\nstorage = \"acme\"\nprofile = \"shortlived\"\n";
+    let site = |extra: &str| {
+        format!(
+            "[[site]]\nname = \"a\"\ndomains = [\"a.test\"]\nroot = \"{}\"\n{extra}",
+            root()
+        )
+    };
+    let listen = "[[listen]]\naddress = \"127.0.0.1:80\"\n";
+    let cfg = parse(&format!(
+        "{listen}{acme}{}",
+        site("acme_profile = \"classic\"\n")
+    ))
+    .expect("valid");
+    assert_eq!(
+        cfg.file.acme.as_ref().and_then(|a| a.profile.as_deref()),
+        Some("shortlived")
+    );
+    assert_eq!(cfg.file.site[0].acme_profile.as_deref(), Some("classic"));
+
+    let err = parse(&format!(
+        "{listen}{acme}{}",
+        site("acme = false\nacme_profile = \"classic\"\n")
+    ))
+    .expect_err("no automatic certificates")
+    .to_string();
+    assert!(
+        err.contains("acme_profile is set but the site gets no automatic certificates"),
+        "{err}"
+    );
+    let err = parse(&format!("{listen}{}", site("acme_profile = \"classic\"\n")))
+        .expect_err("no [acme]")
+        .to_string();
+    assert!(err.contains("no [acme]"), "{err}");
+    let err = parse(&format!("{listen}{acme}{}", site("acme_profile = \" \"\n")))
+        .expect_err("blank")
+        .to_string();
+    assert!(err.contains("is not a profile name"), "{err}");
+}
