@@ -1,0 +1,433 @@
+//! Certificates on demand end to end: a whole config-mode server
+//! (`run::start`) ordering from a real pebble CA on loopback, real TLS
+//! handshakes against its listener, and an `ask` service made here.
+//! Skipped with a note when pebble is not installed, failing under
+//! `CI=true`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::on_demand::Stats;
+use super::pebble::Pebble;
+use crate::config::Config;
+use crate::run::HostingServer;
+
+/// The longest wait for any one thing in these tests.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An `ask` service: records every name asked about, answers 200 to the
+/// names `allow` accepts and 403 to the others.
+struct AskService {
+    port: u16,
+    asked: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AskService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl AskService {
+    async fn start(allow: fn(&str) -> bool) -> AskService {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the ask service");
+        let port = listener.local_addr().expect("local addr").port();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let record = asked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    let target = text.split(' ').nth(1).unwrap_or("");
+                    let domain = target
+                        .split_once("domain=")
+                        .map(|(_, d)| d.to_string())
+                        .unwrap_or_default();
+                    let status = if allow(&domain) {
+                        "200 OK"
+                    } else {
+                        "403 Forbidden"
+                    };
+                    record
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(domain);
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        AskService { port, asked, task }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A pebble, an ask service and a server taking `*.customer.test` on
+/// demand (with `listed.test` as its one listed domain).
+struct Rig {
+    server: Option<HostingServer>,
+    ask: AskService,
+    tls: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+    // Dropped last: kills pebble.
+    pebble: Pebble,
+}
+
+impl Rig {
+    async fn start(allow: fn(&str) -> bool, limits: &str) -> Rig {
+        let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pebble = tokio::task::spawn_blocking(move || Pebble::start(http_port))
+            .await
+            .expect("start task")
+            .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+        let ask = AskService::start(allow).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("www");
+        std::fs::create_dir(&root).expect("root");
+        let text = format!(
+            r#"
+watch = false
+[[listen]]
+address = "127.0.0.1:{http_port}"
+[[listen]]
+address = "127.0.0.1:0"
+tls = true
+
+[acme]
+directory = "{directory}"
+storage = "{storage}"
+ca_root = "{ca_root}"
+retry_seconds = 1
+
+[acme.on_demand]
+ask = "http://127.0.0.1:{ask_port}/check"
+ask_timeout_ms = 2000
+{limits}
+
+[[site]]
+name = "customers"
+domains = ["listed.test"]
+root = "{root}"
+on_demand = ["*.customer.test"]
+"#,
+            directory = pebble.directory_url(),
+            storage = dir.path().join("acme").display(),
+            ca_root = pebble.ca_root_pem_path().display(),
+            ask_port = ask.port,
+            root = root.display(),
+        );
+        let path = dir.path().join("htgate.toml");
+        std::fs::write(&path, &text).expect("write htgate.toml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("config refused: {e}"));
+        let server = crate::run::start(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the server did not start: {e:#}"));
+        let tls = server.addr(true).expect("a TLS listener");
+        Rig {
+            server: Some(server),
+            ask,
+            tls,
+            _dir: dir,
+            pebble,
+        }
+    }
+
+    fn server(&self) -> &HostingServer {
+        self.server.as_ref().expect("running")
+    }
+
+    fn on_demand(&self) -> Arc<super::OnDemand> {
+        self.server()
+            .shared
+            .on_demand
+            .clone()
+            .expect("[acme.on_demand] configured")
+    }
+
+    /// Names the manager ordered or stored, but for the listed one.
+    fn ordered(&self) -> Vec<String> {
+        let manager = self.server().acme().expect("[acme] configured");
+        manager
+            .status()
+            .into_iter()
+            .map(|s| s.domain)
+            .filter(|d| d != "listed.test")
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// What a handshake with `sni` got: the leaf's DNS names and issuer.
+async fn handshake(addr: std::net::SocketAddr, sni: &str) -> (Vec<String>, String) {
+    let sni = sni.to_string();
+    tokio::task::spawn_blocking(move || handshake_blocking(addr, &sni))
+        .await
+        .expect("handshake task")
+}
+
+fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> (Vec<String>, String) {
+    let provider = rustls::crypto::ring::default_provider();
+    let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_string()).expect("a DNS name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .unwrap_or_else(|e| panic!("handshake with SNI {sni}: {e}"));
+    }
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .expect("the server sent a certificate")
+        .clone();
+    let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).expect("the leaf parses");
+    let names = x
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, x.issuer().to_string())
+}
+
+/// The client of these tests checks what it got by hand.
+#[derive(Debug)]
+struct AcceptAny(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// Polls `done` every 50 ms for at most [`WAIT`].
+async fn wait_for(what: &str, rig: &Rig, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        if Instant::now() > deadline {
+            panic!("timed out after {WAIT:?}: {what}\n{}", rig.pebble.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn from_pebble(issuer: &str) -> bool {
+    issuer.contains("Pebble")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
+    if !Pebble::available_or_skip("on_demand_an_allowed_name_gets_its_own_certificate") {
+        return;
+    }
+    let rig = Rig::start(|_| true, "").await;
+    let name = "shop.customer.test";
+    let started = Instant::now();
+    let (names, issuer) = handshake(rig.tls, name).await;
+    assert!(
+        !names.iter().any(|n| n == name) && !from_pebble(&issuer),
+        "the first handshake gets the shared certificate: {names:?} by {issuer}"
+    );
+    let deadline = started + WAIT;
+    let took = loop {
+        let (names, issuer) = handshake(rig.tls, name).await;
+        if names == [name] && from_pebble(&issuer) {
+            break started.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate for {name} after {WAIT:?} (last: {names:?} by {issuer})\n{}",
+            rig.pebble.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("{name}: its own certificate {took:?} after the first handshake");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(
+        rig.ask.asked(),
+        [name],
+        "asked once, however many handshakes"
+    );
+    let od = rig.on_demand();
+    assert_eq!(Stats::get(&od.stats().orders), 1);
+    assert_eq!(Stats::get(&od.stats().issued), 1);
+    assert_eq!(rig.ordered(), [name]);
+    // Kept for renewal with the listed names (and after a restart: it is
+    // in the ACME storage and matches the site's pattern).
+    assert!(rig
+        .server()
+        .store()
+        .automatic_domains()
+        .contains(&name.to_string()));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_a_name_the_ask_url_refuses_is_never_ordered_nor_asked_again() {
+    if !Pebble::available_or_skip("on_demand_a_name_the_ask_url_refuses_is_never_ordered") {
+        return;
+    }
+    let rig = Rig::start(|d| d != "evil.customer.test", "").await;
+    let od = rig.on_demand();
+    let name = "evil.customer.test";
+    let (names, _) = handshake(rig.tls, name).await;
+    assert!(!names.iter().any(|n| n == name));
+    wait_for("the ask URL's refusal", &rig, || {
+        Stats::get(&od.stats().denied_by_ask) == 1
+    })
+    .await;
+    assert_eq!(rig.ask.asked(), [name], "the ask service saw the name");
+    assert!(od.is_refused(name));
+    // Handshakes after the refusal: the deny cache answers, no new ask.
+    for _ in 0..5 {
+        let (names, issuer) = handshake(rig.tls, name).await;
+        assert!(!names.iter().any(|n| n == name) && !from_pebble(&issuer));
+    }
+    // Wait for other names to pass through, so that the refused one had
+    // every chance to be ordered.
+    let (_, _) = handshake(rig.tls, "ok.customer.test").await;
+    wait_for("the allowed name's certificate", &rig, || {
+        Stats::get(&od.stats().issued) == 1
+    })
+    .await;
+    assert_eq!(rig.ask.asked(), [name, "ok.customer.test"]);
+    assert_eq!(
+        Stats::get(&od.stats().queued),
+        2,
+        "the refused name queued once"
+    );
+    assert_eq!(Stats::get(&od.stats().orders), 1);
+    assert_eq!(rig.ordered(), ["ok.customer.test"], "no order for {name}");
+    let manager = rig.server().acme().expect("acme");
+    assert!(manager.stored(name).is_none());
+    // A name outside every pattern never reaches the queue at all.
+    let _ = handshake(rig.tls, "elsewhere.test").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(Stats::get(&od.stats().queued), 2);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_a_flood_of_random_names_orders_nothing_beyond_the_rate_limit() {
+    if !Pebble::available_or_skip("on_demand_a_flood_of_random_names") {
+        return;
+    }
+    let rig = Rig::start(
+        |_| true,
+        "max_orders = 3\nmax_orders_per_site = 2\nmax_pending = 50",
+    )
+    .await;
+    let od = rig.on_demand();
+    const FLOOD: u64 = 200;
+    let seed = htgate_util::unix_now();
+    for i in 0..FLOOD {
+        let name = format!("r{seed:x}{i}x{}.customer.test", i * 7919 % 1000);
+        let _ = handshake(rig.tls, &name).await;
+    }
+    let stats = od.stats();
+    wait_for("every queued name looked at", &rig, || {
+        Stats::get(&stats.queued) + Stats::get(&stats.queue_full) == FLOOD
+            && Stats::get(&stats.handled) == Stats::get(&stats.queued)
+    })
+    .await;
+    let (orders, asked, limited, full) = (
+        Stats::get(&stats.orders),
+        rig.ask.asked().len() as u64,
+        Stats::get(&stats.rate_limited),
+        Stats::get(&stats.queue_full),
+    );
+    eprintln!("flood of {FLOOD}: {orders} orders, {asked} asked, {limited} rate limited, {full} dropped (queue full)");
+    assert_eq!(orders, 2, "max_orders_per_site = 2");
+    assert_eq!(asked, 2, "no ask once the limit is reached");
+    assert_eq!(
+        limited + full + orders,
+        FLOOD,
+        "every other name refused and counted"
+    );
+    assert!(limited > 0);
+    // The two orders finish; nothing else was ordered.
+    wait_for("the two orders", &rig, || {
+        Stats::get(&stats.issued) + Stats::get(&stats.order_failed) == 2
+    })
+    .await;
+    assert_eq!(rig.ordered().len(), 2, "{:?}", rig.ordered());
+    rig.stop().await;
+}

@@ -1,0 +1,179 @@
+//! The checks of certificates on demand: the sites' `on_demand` patterns
+//! and `on_demand_any`, and `[acme.on_demand]` (required by either).
+
+use super::{check_domain, AcmeConfig, SiteConfig};
+use std::collections::HashMap;
+
+/// The parts of an `ask` URL (`http://host:port/path?query`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskUrl {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, without `domain=`.
+    pub path: String,
+}
+
+impl AskUrl {
+    /// Splits a plain-HTTP URL; `Err` says what is wrong in plain words.
+    pub fn parse(url: &str) -> Result<AskUrl, String> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(format!(
+                "ask `{url}` must be a plain http:// URL (a service of the host, such as `http://127.0.0.1:5555/check`; https:// is not supported)"
+            ));
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+                Ok(port) => (h, port),
+                Err(_) => return Err(format!("ask `{url}`: the port `{p}` is not a number")),
+            },
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "ask `{url}` has no host (like `http://127.0.0.1:5555/check`)"
+            ));
+        }
+        if path.contains(['#', ' ']) || path.chars().any(char::is_control) {
+            return Err(format!("ask `{url}`: the path may not hold spaces or `#`"));
+        }
+        Ok(AskUrl {
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// The request target asking about `domain` (an LDH name: nothing to
+    /// escape).
+    pub fn target(&self, domain: &str) -> String {
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        format!("{}{sep}domain={domain}", self.path)
+    }
+}
+
+/// Checks `[acme.on_demand]` and the on-demand keys of `sites`;
+/// `listed` maps every listed domain (of all sites) to its site, and
+/// `catch_all` names the `on_demand_any` site seen so far (sites checked
+/// in several passes, as the cluster's are).
+pub(super) fn check(
+    acme: Option<&AcmeConfig>,
+    sites: &[SiteConfig],
+    listed: &HashMap<String, String>,
+    catch_all: &mut Option<String>,
+    report: &mut dyn FnMut(usize, String),
+) {
+    let gate = acme.and_then(|a| a.on_demand.as_ref());
+    if let Some(gate) = gate {
+        let at = gate.span().start;
+        let g = gate.get_ref();
+        if let Err(m) = AskUrl::parse(g.ask.get_ref()) {
+            report(g.ask.span().start, format!("[acme.on_demand] {m}"));
+        }
+        for (key, value, range) in [
+            ("ask_timeout_ms", g.ask_timeout_ms, 1..=60_000),
+            ("max_orders", u64::from(g.max_orders), 1..=100_000),
+            (
+                "max_orders_per_site",
+                u64::from(g.max_orders_per_site),
+                1..=100_000,
+            ),
+            ("rate_window_seconds", g.rate_window_seconds, 1..=7 * 86_400),
+            ("deny_cache_seconds", g.deny_cache_seconds, 1..=7 * 86_400),
+            ("max_pending", g.max_pending as u64, 1..=100_000),
+        ] {
+            if !range.contains(&value) {
+                report(
+                    at,
+                    format!(
+                        "[acme.on_demand] {key} = {value} is out of range ({} to {})",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
+    }
+    let mut patterns: HashMap<String, String> = HashMap::new();
+    for site in sites {
+        let name = site.name.get_ref();
+        let uses = !site.on_demand.is_empty() || site.on_demand_any;
+        if uses && gate.is_none() {
+            report(
+                site.name.span().start,
+                format!("site `{name}`: on_demand needs an [acme.on_demand] table with an `ask` URL (it decides which names get a certificate)"),
+            );
+        }
+        if uses && !site.acme {
+            report(
+                site.name.span().start,
+                format!("site `{name}`: on_demand needs `acme = true`"),
+            );
+        }
+        if site.on_demand_any {
+            match catch_all {
+                Some(other) => report(
+                    site.name.span().start,
+                    format!("site `{name}`: on_demand_any is set by site `{other}` already (at most one site takes every other name)"),
+                ),
+                None => *catch_all = Some(name.clone()),
+            }
+        }
+        for p in &site.on_demand {
+            let pattern = p.get_ref();
+            let at = p.span().start;
+            if let Err(m) = check_domain(pattern) {
+                report(at, format!("on_demand: {m}"));
+            } else if pattern.parse::<std::net::Ipv4Addr>().is_ok() {
+                report(at, format!("on_demand: `{pattern}` is an IP address; certificates on demand are for DNS names"));
+            } else if let Some(other) = listed.get(pattern) {
+                report(
+                    at,
+                    format!("on_demand: `{pattern}` is a domain of site `{other}`"),
+                );
+            } else if let Some(other) = patterns.insert(pattern.clone(), name.clone()) {
+                report(
+                    at,
+                    format!(
+                        "on_demand: `{pattern}` is an on_demand pattern of site `{other}` already"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ask_urls_split_and_take_the_domain() {
+        let u = AskUrl::parse("http://127.0.0.1:5555/check").expect("valid");
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 5555));
+        assert_eq!(u.target("a.example"), "/check?domain=a.example");
+        let u = AskUrl::parse("http://ask.internal?key=1").expect("valid");
+        assert_eq!((u.host.as_str(), u.port), ("ask.internal", 80));
+        assert_eq!(u.target("a.example"), "/?key=1&domain=a.example");
+        let u = AskUrl::parse("http://[::1]:81/").expect("valid");
+        assert_eq!((u.host.as_str(), u.port), ("::1", 81));
+        for bad in [
+            "https://x/",
+            "x/check",
+            "http://:80/",
+            "http://h:port/",
+            "http://u@h/",
+        ] {
+            assert!(AskUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
