@@ -89,6 +89,7 @@ struct Rig {
     server: Option<HostingServer>,
     ask: AskService,
     tls: std::net::SocketAddr,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
     // Dropped last: kills pebble.
     pebble: Pebble,
@@ -151,6 +152,7 @@ on_demand = ["*.customer.test"]
             server: Some(server),
             ask,
             tls,
+            config: path,
             _dir: dir,
             pebble,
         }
@@ -177,6 +179,20 @@ on_demand = ["*.customer.test"]
             .map(|s| s.domain)
             .filter(|d| d != "listed.test")
             .collect()
+    }
+
+    /// Stops the server and starts a new one from the same file and
+    /// ACME storage (a restart).
+    async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let config = Config::load(&self.config).unwrap_or_else(|e| panic!("{e}"));
+        let server = crate::run::start(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the server did not restart: {e:#}"));
+        self.tls = server.addr(true).expect("a TLS listener");
+        self.server = Some(server);
     }
 
     async fn stop(mut self) {
@@ -298,7 +314,7 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
     if !Pebble::available_or_skip("on_demand_an_allowed_name_gets_its_own_certificate") {
         return;
     }
-    let rig = Rig::start(|_| true, "").await;
+    let mut rig = Rig::start(|_| true, "").await;
     let name = "shop.customer.test";
     let started = Instant::now();
     let (names, issuer) = handshake(rig.tls, name).await;
@@ -337,6 +353,15 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         .store()
         .automatic_domains()
         .contains(&name.to_string()));
+    // After a restart the first handshake gets it: no ask, no order.
+    rig.restart().await;
+    let (names, issuer) = handshake(rig.tls, name).await;
+    assert!(
+        names == [name] && from_pebble(&issuer),
+        "{names:?} by {issuer}"
+    );
+    assert_eq!(rig.ask.asked(), [name]);
+    assert_eq!(Stats::get(&rig.on_demand().stats().queued), 0);
     rig.stop().await;
 }
 

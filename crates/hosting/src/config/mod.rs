@@ -722,4 +722,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod on_demand_tests;
+#[cfg(test)]
 mod tests;
