@@ -817,14 +817,15 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
                 a.on_demand.as_ref().map(|o| {
                     let o = o.get_ref();
                     format!(
-                        "{} {} {} {} {} {} {}",
+                        "{} {} {} {} {} {} {} {}",
                         o.ask.get_ref(),
                         o.ask_timeout_ms,
                         o.max_orders,
                         o.max_orders_per_site,
                         o.rate_window_seconds,
                         o.deny_cache_seconds,
-                        o.max_pending
+                        o.max_pending,
+                        o.max_pending_per_site
                     )
                 }),
             )

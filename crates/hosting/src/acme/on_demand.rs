@@ -53,6 +53,7 @@ pub struct OnDemandSettings {
     pub window: Duration,
     pub deny_for: Duration,
     pub max_pending: usize,
+    pub max_pending_per_site: usize,
 }
 
 impl OnDemandSettings {
@@ -65,6 +66,7 @@ impl OnDemandSettings {
             window: Duration::from_secs(c.rate_window_seconds.max(1)),
             deny_for: Duration::from_secs(c.deny_cache_seconds.max(1)),
             max_pending: c.max_pending.max(1),
+            max_pending_per_site: c.max_pending_per_site.clamp(1, c.max_pending.max(1)),
         })
     }
 }
@@ -110,8 +112,10 @@ impl Stats {
 /// Where a name stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    /// Queued, being asked about, or being ordered.
-    Pending,
+    /// Waiting in the queue, or being asked about.
+    Queued,
+    /// Allowed, and its order runs.
+    Ordering,
     /// Not looked at again before `until`.
     Refused { until: Instant },
 }
@@ -121,6 +125,10 @@ struct Names {
     entries: HashMap<String, Entry>,
     /// Refusals in the order they were made, to forget them.
     refusals: VecDeque<(Instant, String)>,
+    /// Names `Queued`, in all and per site (`max_pending`,
+    /// `max_pending_per_site`).
+    queued: usize,
+    queued_by_site: HashMap<String, usize>,
 }
 
 impl Names {
@@ -138,11 +146,39 @@ impl Names {
             self.refusals.pop_front();
         }
     }
+
+    fn refuse(&mut self, name: &str, until: Instant) {
+        self.entries
+            .insert(name.to_string(), Entry::Refused { until });
+        self.refusals.push_back((until, name.to_string()));
+        self.expire(Instant::now());
+    }
+
+    /// A `Queued` name leaves the queue.
+    fn dequeue(&mut self, site: &str) {
+        self.queued = self.queued.saturating_sub(1);
+        if let Some(n) = self.queued_by_site.get_mut(site) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.queued_by_site.remove(site);
+            }
+        }
+    }
 }
 
 struct Job {
     name: String,
     site: String,
+}
+
+/// What became of a name the worker looked at.
+enum Next {
+    /// Its order runs.
+    Ordering,
+    /// Refused until then.
+    Refused(Instant),
+    /// Nothing more to remember (a certificate is there).
+    Forget,
 }
 
 /// Told the name of each certificate issued on demand (to serve it from
@@ -185,8 +221,10 @@ impl OnDemand {
     }
 
     /// From the handshake: `name` (lower case, no trailing dot) of `site`
-    /// has no certificate.  Never blocks: a name already pending or
-    /// refused is left alone, and a full queue drops the name (counted).
+    /// has no certificate.  Never blocks: a name already queued, ordered
+    /// or refused is left alone, and a full queue (for all sites, or for
+    /// this site) drops the name, counted; a later handshake brings it
+    /// again.
     pub fn request(&self, name: &str, site: &str) {
         if crate::config::check_domain(name).is_err()
             || name.starts_with("*.")
@@ -199,46 +237,71 @@ impl OnDemand {
         let mut names = self.names();
         names.expire(now);
         match names.entries.get(name) {
-            Some(Entry::Pending) => return,
+            Some(Entry::Queued | Entry::Ordering) => return,
             Some(Entry::Refused { until }) if *until > now => return,
             _ => {}
         }
+        let site_queued = names.queued_by_site.get(site).copied().unwrap_or(0);
+        let full = if names.queued >= self.settings.max_pending {
+            Some("max_pending")
+        } else if site_queued >= self.settings.max_pending_per_site {
+            Some("max_pending_per_site")
+        } else {
+            None
+        };
         let job = Job {
             name: name.to_string(),
             site: site.to_string(),
         };
-        match self.tx.try_send(job) {
+        let sent = match full {
+            Some(limit) => Err(limit),
+            None => self.tx.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => "max_pending",
+                // Shutting down: nothing waits for the name any more.
+                mpsc::error::TrySendError::Closed(_) => "",
+            }),
+        };
+        match sent {
             Ok(()) => {
-                names.entries.insert(name.to_string(), Entry::Pending);
+                names.entries.insert(name.to_string(), Entry::Queued);
+                names.queued += 1;
+                *names.queued_by_site.entry(site.to_string()).or_default() += 1;
                 self.stats.queued.fetch_add(1, Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err("") => {}
+            Err(limit) => {
                 drop(names);
-                self.stats.count("queue_full");
-                let t = htgate_util::unix_now();
-                let last = self.last_full_log.load(Relaxed);
-                if t - last >= QUEUE_FULL_LOG_EVERY_S
-                    && self
-                        .last_full_log
-                        .compare_exchange(last, t, Relaxed, Relaxed)
-                        .is_ok()
-                {
-                    tracing::warn!(
-                        domain = name,
-                        site,
-                        max_pending = self.settings.max_pending,
-                        "certificates on demand: {} names wait already (max_pending); names beyond it are dropped until the queue drains (htgate_on_demand_requests_total{{outcome=\"queue_full\"}} counts them)",
-                        self.settings.max_pending
-                    );
-                }
+                self.queue_full(name, site, limit);
             }
-            // Shutting down: nothing to do.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
-    /// Starts the worker (once; `None` after the first call).
-    pub fn spawn(
+    /// Counts a dropped name; says so at most once a minute.
+    fn queue_full(&self, name: &str, site: &str, limit: &str) {
+        self.stats.count("queue_full");
+        let t = htgate_util::unix_now();
+        let last = self.last_full_log.load(Relaxed);
+        if t - last >= QUEUE_FULL_LOG_EVERY_S
+            && self
+                .last_full_log
+                .compare_exchange(last, t, Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                domain = name,
+                site,
+                limit,
+                max_pending = self.settings.max_pending,
+                max_pending_per_site = self.settings.max_pending_per_site,
+                "certificates on demand: too many names wait ({limit}); new names are dropped until the queue drains (counted in htgate_on_demand_requests_total{{outcome=\"queue_full\"}}; logged once a minute)"
+            );
+        }
+    }
+
+    /// Starts the worker (once; `None` after the first call).  It takes
+    /// the sites in turn, one name each, so a site with many new names
+    /// does not hold up another's.
+    pub(crate) fn spawn(
         self: &Arc<Self>,
         manager: Arc<AcmeManager>,
         on_issued: OnIssued,
@@ -247,8 +310,31 @@ impl OnDemand {
         let me = Arc::clone(self);
         Some(tokio::spawn(async move {
             let mut windows = Windows::default();
-            while let Some(job) = rx.recv().await {
-                me.handle(job, &mut windows, &manager, &on_issued).await;
+            let mut turns = Turns::default();
+            loop {
+                while let Ok(job) = rx.try_recv() {
+                    turns.push(job);
+                }
+                let job = match turns.next() {
+                    Some(job) => job,
+                    None => match rx.recv().await {
+                        Some(job) => job,
+                        None => return,
+                    },
+                };
+                let next = me.handle(&job, &mut windows, &manager, &on_issued).await;
+                let mut names = me.names();
+                names.dequeue(&job.site);
+                match next {
+                    Next::Ordering => {
+                        names.entries.insert(job.name, Entry::Ordering);
+                    }
+                    Next::Refused(until) => names.refuse(&job.name, until),
+                    Next::Forget => {
+                        names.entries.remove(&job.name);
+                    }
+                }
+                drop(names);
                 me.stats.handled.fetch_add(1, Relaxed);
             }
         }))
@@ -258,11 +344,11 @@ impl OnDemand {
     /// a slow order does not hold up the names behind it).
     async fn handle(
         self: &Arc<Self>,
-        job: Job,
+        job: &Job,
         windows: &mut Windows,
         manager: &Arc<AcmeManager>,
         on_issued: &OnIssued,
-    ) {
+    ) -> Next {
         let Job { name, site } = job;
         // A certificate may be stored already (another node ordered it,
         // or it is being renewed): serve it, order nothing.
@@ -271,50 +357,47 @@ impl OnDemand {
             .await
             .unwrap_or(false);
         if stored {
-            self.issued(&name, on_issued).await;
-            return;
+            self.issued(name, on_issued).await;
+            return Next::Forget;
         }
         let now = Instant::now();
-        if let Some(free_at) = windows.full_until(&site, now, &self.settings) {
+        if let Some(free_at) = windows.full_until(site, now, &self.settings) {
             let why = format!(
                 "over the on-demand order limit (max_orders = {} for all sites, max_orders_per_site = {}, per {} s)",
                 self.settings.max_orders,
                 self.settings.max_orders_per_site,
                 self.settings.window.as_secs()
             );
-            self.refuse(&name, &site, "rate_limited", free_at.max(now), &why);
-            return;
+            let until = free_at.max(now);
+            self.refused(name, site, "rate_limited", until, &why);
+            return Next::Refused(until);
         }
         self.stats.asked.fetch_add(1, Relaxed);
-        match ask(&self.settings, &name).await {
+        match ask(&self.settings, name).await {
             Ok(200) => {}
             Ok(status) => {
                 let why = format!("the ask URL answered {status} (200 allows)");
-                self.refuse(
-                    &name,
-                    &site,
-                    "denied_by_ask",
-                    now + self.settings.deny_for,
-                    &why,
-                );
-                return;
+                let until = Instant::now() + self.settings.deny_for;
+                self.refused(name, site, "denied_by_ask", until, &why);
+                return Next::Refused(until);
             }
             Err(e) => {
                 let until = Instant::now() + self.settings.deny_for.min(ASK_ERROR_RETRY);
-                self.refuse(
-                    &name,
-                    &site,
+                self.refused(
+                    name,
+                    site,
                     "ask_failed",
                     until,
                     &format!("the ask URL: {e}"),
                 );
-                return;
+                return Next::Refused(until);
             }
         }
-        windows.record(&site, Instant::now());
+        windows.record(site, Instant::now());
         self.stats.orders.fetch_add(1, Relaxed);
         tracing::info!(domain = %name, site = %site, "certificate on demand: the ask URL allows it, ordering");
         let (me, manager, on_issued) = (Arc::clone(self), manager.clone(), on_issued.clone());
+        let (name, site) = (name.clone(), site.clone());
         tokio::spawn(async move {
             match manager.obtain(&name).await {
                 Ok(_) => me.issued(&name, &on_issued).await,
@@ -322,10 +405,12 @@ impl OnDemand {
                 // deny time before it may be ordered again.
                 Err(e) => {
                     let until = Instant::now() + me.settings.deny_for;
-                    me.refuse(&name, &site, "order_failed", until, &e.to_string());
+                    me.refused(&name, &site, "order_failed", until, &e.to_string());
+                    me.names().refuse(&name, until);
                 }
             }
         });
+        Next::Ordering
     }
 
     async fn issued(&self, name: &str, on_issued: &OnIssued) {
@@ -336,17 +421,10 @@ impl OnDemand {
         self.stats.count("issued");
     }
 
-    /// Remembers and logs (once per refusal) a refused name.
-    fn refuse(&self, name: &str, site: &str, outcome: &'static str, until: Instant, why: &str) {
+    /// Counts and logs a refusal (once per refusal: the name is not looked
+    /// at again before `until`).
+    fn refused(&self, name: &str, site: &str, outcome: &'static str, until: Instant, why: &str) {
         let retry_in_s = until.saturating_duration_since(Instant::now()).as_secs();
-        {
-            let mut names = self.names();
-            names
-                .entries
-                .insert(name.to_string(), Entry::Refused { until });
-            names.refusals.push_back((until, name.to_string()));
-            names.expire(Instant::now());
-        }
         self.stats.count(outcome);
         tracing::warn!(
             domain = name,
@@ -361,6 +439,37 @@ impl OnDemand {
     #[cfg(test)]
     pub(crate) fn is_refused(&self, name: &str) -> bool {
         matches!(self.names().entries.get(name), Some(Entry::Refused { until }) if *until > Instant::now())
+    }
+}
+
+/// The names waiting, per site, and the order the sites take turns in.
+#[derive(Default)]
+struct Turns {
+    queues: HashMap<String, VecDeque<String>>,
+    /// Sites with names waiting, the next one first.
+    order: VecDeque<String>,
+}
+
+impl Turns {
+    fn push(&mut self, job: Job) {
+        let queue = self.queues.entry(job.site.clone()).or_default();
+        if queue.is_empty() {
+            self.order.push_back(job.site);
+        }
+        queue.push_back(job.name);
+    }
+
+    /// The next site's next name; that site goes to the back of the line.
+    fn next(&mut self) -> Option<Job> {
+        let site = self.order.pop_front()?;
+        let queue = self.queues.get_mut(&site)?;
+        let name = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(&site);
+        } else {
+            self.order.push_back(site.clone());
+        }
+        Some(Job { name, site })
     }
 }
 
@@ -477,6 +586,7 @@ mod tests {
             window: Duration::from_secs(60),
             deny_for: Duration::from_secs(60),
             max_pending: 3,
+            max_pending_per_site: 3,
         }
     }
 
@@ -533,17 +643,12 @@ mod tests {
     fn refusals_are_remembered_until_they_run_out_and_the_cache_is_capped() {
         let od = OnDemand::new(settings(10, 10));
         let now = Instant::now();
-        od.refuse(
-            "a.example",
-            "s",
-            "denied_by_ask",
-            now + Duration::from_secs(60),
-            "no",
-        );
+        od.names()
+            .refuse("a.example", now + Duration::from_secs(60));
         assert!(od.is_refused("a.example"));
         od.request("a.example", "s");
         assert_eq!(Stats::get(&od.stats().queued), 0, "not asked again");
-        od.refuse("b.example", "s", "denied_by_ask", now, "no");
+        od.names().refuse("b.example", now);
         od.request("b.example", "s");
         assert_eq!(
             Stats::get(&od.stats().queued),
@@ -558,6 +663,32 @@ mod tests {
         }
         names.expire(now);
         assert_eq!(names.refusals.len(), DENY_CACHE_MAX);
+    }
+
+    #[test]
+    fn one_site_cannot_fill_the_queue_and_sites_take_turns() {
+        let mut s = settings(10, 10);
+        s.max_pending = 4;
+        s.max_pending_per_site = 2;
+        let od = OnDemand::new(s);
+        for n in ["a1", "a2", "a3"] {
+            od.request(&format!("{n}.example"), "a");
+        }
+        assert_eq!(Stats::get(&od.stats().queue_full), 1, "a's share is 2");
+        od.request("b1.example", "b");
+        od.request("b2.example", "b");
+        assert_eq!(Stats::get(&od.stats().queued), 4, "b still had room");
+        let mut turns = Turns::default();
+        for (site, name) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
+            turns.push(Job {
+                name: name.into(),
+                site: site.into(),
+            });
+        }
+        let order: Vec<String> = std::iter::from_fn(|| turns.next())
+            .map(|j| j.name)
+            .collect();
+        assert_eq!(order, ["a1", "b1", "a2", "a3"]);
     }
 
     #[tokio::test]

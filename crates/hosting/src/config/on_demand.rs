@@ -90,6 +90,11 @@ pub(super) fn check(
             ("rate_window_seconds", g.rate_window_seconds, 1..=7 * 86_400),
             ("deny_cache_seconds", g.deny_cache_seconds, 1..=7 * 86_400),
             ("max_pending", g.max_pending as u64, 1..=100_000),
+            (
+                "max_pending_per_site",
+                g.max_pending_per_site as u64,
+                1..=100_000,
+            ),
         ] {
             if !range.contains(&value) {
                 report(
@@ -101,6 +106,15 @@ pub(super) fn check(
                     ),
                 );
             }
+        }
+        if g.max_pending_per_site > g.max_pending {
+            report(
+                at,
+                format!(
+                    "[acme.on_demand] max_pending_per_site = {} is more than max_pending = {}",
+                    g.max_pending_per_site, g.max_pending
+                ),
+            );
         }
     }
     let mut patterns: HashMap<String, String> = HashMap::new();

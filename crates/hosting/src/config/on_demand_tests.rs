@@ -47,9 +47,10 @@ fn a_site_with_patterns_and_the_gate_parses_with_defaults() {
             gate.rate_window_seconds,
             gate.deny_cache_seconds,
             gate.max_pending,
-            gate.ask_timeout_ms
+            gate.ask_timeout_ms,
+            gate.max_pending_per_site
         ),
-        (60, 10, 3600, 3600, 100, 5000)
+        (60, 10, 3600, 3600, 100, 5000, 20)
     );
     assert_eq!(cfg.file.site[0].on_demand.len(), 2);
     assert!(cfg.file.site[1].on_demand_any);
@@ -89,7 +90,24 @@ fn the_gate_itself_is_checked() {
         &format!("{ACME}\n{GATE}\nmax_pending = 0\nmax_orders = 0"),
         sites,
     ));
-    assert_eq!(got.len(), 2, "{got:?}");
+    let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("max_pending = 0 is out of range")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("max_orders = 0 is out of range")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("more than max_pending")),
+        "{messages:?}"
+    );
+    assert_eq!(got.len(), 3, "{got:?}");
     let got = errors(&file(&format!("{ACME}\n{GATE}\nasks = 1"), sites));
     assert!(
         got.iter().any(|(_, m)| m.contains("unknown field")),

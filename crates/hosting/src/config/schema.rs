@@ -274,6 +274,14 @@ pub struct OnDemandConfig {
     /// Names waiting to be looked at; more are dropped (and counted).
     #[serde(default = "default_on_demand_max_pending")]
     pub max_pending: usize,
+    /// Names of one site waiting at once (so one site's flood leaves room
+    /// for the others').
+    #[serde(default = "default_on_demand_max_pending_per_site")]
+    pub max_pending_per_site: usize,
+}
+
+fn default_on_demand_max_pending_per_site() -> usize {
+    20
 }
 
 fn default_ask_timeout_ms() -> u64 {
