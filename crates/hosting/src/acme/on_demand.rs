@@ -590,6 +590,30 @@ mod tests {
         }
     }
 
+    /// SECURITY.md's limits table and the README give these numbers.
+    #[test]
+    fn the_documents_name_the_limits() {
+        let security = include_str!("../../../../SECURITY.md");
+        assert!(security.contains("10,000 names, the oldest forgotten first"));
+        assert!(security.contains("60 s at most after the `ask` URL failed"));
+        assert_eq!(DENY_CACHE_MAX, 10_000);
+        assert_eq!(ASK_ERROR_RETRY, Duration::from_secs(60));
+        assert!(security.contains("only its status line is read (1 KiB at most)"));
+        assert_eq!(ASK_ANSWER_MAX, 1024);
+        let readme = include_str!("../../../../README.md");
+        for key in [
+            "ask_timeout_ms = 5000",
+            "max_orders = 60",
+            "max_orders_per_site = 10",
+            "rate_window_seconds = 3600",
+            "deny_cache_seconds = 3600",
+            "max_pending = 100",
+            "max_pending_per_site = 20",
+        ] {
+            assert!(readme.contains(key), "README: {key}");
+        }
+    }
+
     #[test]
     fn status_lines_are_read_and_anything_else_is_not() {
         assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(200));
