@@ -817,7 +817,7 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
                 a.on_demand.as_ref().map(|o| {
                     let o = o.get_ref();
                     format!(
-                        "{} {} {} {} {} {} {} {}",
+                        "{} {} {} {} {} {} {} {} {:?}",
                         o.ask.get_ref(),
                         o.ask_timeout_ms,
                         o.max_orders,
@@ -825,7 +825,11 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
                         o.rate_window_seconds,
                         o.deny_cache_seconds,
                         o.max_pending,
-                        o.max_pending_per_site
+                        o.max_pending_per_site,
+                        o.public_addresses
+                            .iter()
+                            .map(|a| a.get_ref())
+                            .collect::<Vec<_>>()
                     )
                 }),
             )

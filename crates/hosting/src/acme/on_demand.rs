@@ -54,6 +54,8 @@ pub struct OnDemandSettings {
     pub deny_for: Duration,
     pub max_pending: usize,
     pub max_pending_per_site: usize,
+    /// Empty: no DNS check.
+    pub public_addresses: Vec<std::net::IpAddr>,
 }
 
 impl OnDemandSettings {
@@ -67,6 +69,15 @@ impl OnDemandSettings {
             deny_for: Duration::from_secs(c.deny_cache_seconds.max(1)),
             max_pending: c.max_pending.max(1),
             max_pending_per_site: c.max_pending_per_site.clamp(1, c.max_pending.max(1)),
+            public_addresses: c
+                .public_addresses
+                .iter()
+                .map(|a| {
+                    a.get_ref().parse().map_err(|_| {
+                        format!("public_addresses: `{}` is not an IP address", a.get_ref())
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -87,6 +98,7 @@ pub struct Stats {
     pub queue_full: AtomicU64,
     pub invalid: AtomicU64,
     pub order_failed: AtomicU64,
+    pub dns_elsewhere: AtomicU64,
 }
 
 impl Stats {
@@ -98,6 +110,7 @@ impl Stats {
             "rate_limited" => &self.rate_limited,
             "queue_full" => &self.queue_full,
             "invalid" => &self.invalid,
+            "dns_elsewhere" => &self.dns_elsewhere,
             _ => &self.order_failed,
         };
         counter.fetch_add(1, Relaxed);
@@ -372,6 +385,14 @@ impl OnDemand {
             self.refused(name, site, "rate_limited", until, &why);
             return Next::Refused(until);
         }
+        if !self.settings.public_addresses.is_empty() {
+            let here = &self.settings.public_addresses;
+            if let Err(why) = points_here(name, here, self.settings.ask_timeout).await {
+                let until = Instant::now() + self.settings.deny_for;
+                self.refused(name, site, "dns_elsewhere", until, &why);
+                return Next::Refused(until);
+            }
+        }
         self.stats.asked.fetch_add(1, Relaxed);
         match ask(&self.settings, name).await {
             Ok(200) => {}
@@ -558,6 +579,33 @@ async fn ask(s: &OnDemandSettings, name: &str) -> Result<u16, String> {
     }
 }
 
+/// `Ok` when `name`'s DNS gives one of `here`.  The lookup (the system's
+/// resolver, on the blocking pool: never on an async worker) is waited
+/// for at most `within`.
+async fn points_here(
+    name: &str,
+    here: &[std::net::IpAddr],
+    within: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(within, tokio::net::lookup_host((name, 0))).await {
+        Err(_) => Err(format!(
+            "its DNS did not answer within {} ms (ask_timeout_ms)",
+            within.as_millis()
+        )),
+        Ok(Err(e)) => Err(format!("its DNS has no address: {e}")),
+        Ok(Ok(found)) => {
+            let found: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
+            if found.iter().any(|a| here.contains(a)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "its DNS points elsewhere ({found:?}, not one of public_addresses)"
+                ))
+            }
+        }
+    }
+}
+
 /// The status code of an HTTP/1.x status line.
 fn status_of(head: &[u8]) -> Option<u16> {
     let line = head.split(|&b| b == b'\r').next()?;
@@ -587,6 +635,7 @@ mod tests {
             deny_for: Duration::from_secs(60),
             max_pending: 3,
             max_pending_per_site: 3,
+            public_addresses: Vec::new(),
         }
     }
 
@@ -713,6 +762,23 @@ mod tests {
             .map(|j| j.name)
             .collect();
         assert_eq!(order, ["a1", "b1", "a2", "a3"]);
+    }
+
+    #[tokio::test]
+    async fn the_dns_check_wants_one_of_the_public_addresses() {
+        let within = Duration::from_secs(5);
+        let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
+        points_here("localhost", &[loopback], within)
+            .await
+            .expect("localhost is 127.0.0.1");
+        let err = points_here("localhost", &[[192, 0, 2, 1].into()], within)
+            .await
+            .expect_err("not 192.0.2.1");
+        assert!(err.contains("points elsewhere"), "{err}");
+        let err = points_here("no-such-name.invalid", &[loopback], within)
+            .await
+            .expect_err(".invalid never resolves");
+        assert!(err.contains("DNS"), "{err}");
     }
 
     #[tokio::test]

@@ -456,3 +456,22 @@ async fn on_demand_a_flood_of_random_names_orders_nothing_beyond_the_rate_limit(
     assert_eq!(rig.ordered().len(), 2, "{:?}", rig.ordered());
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_a_name_whose_dns_points_elsewhere_is_neither_asked_about_nor_ordered() {
+    if !Pebble::available_or_skip("on_demand_a_name_whose_dns_points_elsewhere") {
+        return;
+    }
+    // The system's resolver knows no `.test` name: none points here.
+    let rig = Rig::start(|_| true, "public_addresses = [\"192.0.2.10\"]").await;
+    let od = rig.on_demand();
+    let _ = handshake(rig.tls, "nowhere.customer.test").await;
+    wait_for("the DNS check's refusal", &rig, || {
+        Stats::get(&od.stats().dns_elsewhere) == 1
+    })
+    .await;
+    assert!(rig.ask.asked().is_empty(), "{:?}", rig.ask.asked());
+    assert_eq!(Stats::get(&od.stats().orders), 0);
+    assert!(rig.ordered().is_empty(), "{:?}", rig.ordered());
+    rig.stop().await;
+}

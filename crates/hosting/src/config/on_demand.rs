@@ -107,6 +107,17 @@ pub(super) fn check(
                 );
             }
         }
+        for a in &g.public_addresses {
+            if a.get_ref().parse::<std::net::IpAddr>().is_err() {
+                report(
+                    a.span().start,
+                    format!(
+                        "[acme.on_demand] public_addresses: `{}` is not an IP address",
+                        a.get_ref()
+                    ),
+                );
+            }
+        }
         if g.max_pending_per_site > g.max_pending {
             report(
                 at,

@@ -108,6 +108,13 @@ fn the_gate_itself_is_checked() {
         "{messages:?}"
     );
     assert_eq!(got.len(), 3, "{got:?}");
+    let got = errors(&file(
+        &format!("{ACME}\n{GATE}\npublic_addresses = [\"203.0.113.5\", \"here\"]"),
+        sites,
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 8, "{got:?}");
+    assert!(got[0].1.contains("`here` is not an IP address"), "{got:?}");
     let got = errors(&file(&format!("{ACME}\n{GATE}\nasks = 1"), sites));
     assert!(
         got.iter().any(|(_, m)| m.contains("unknown field")),

@@ -278,6 +278,11 @@ pub struct OnDemandConfig {
     /// for the others').
     #[serde(default = "default_on_demand_max_pending_per_site")]
     pub max_pending_per_site: usize,
+    /// This host's public addresses: when set, a name is ordered only if
+    /// its DNS (A/AAAA) gives one of them ("any name whose DNS points
+    /// here"), looked up before the `ask` URL is.
+    #[serde(default)]
+    pub public_addresses: Vec<Spanned<String>>,
 }
 
 fn default_on_demand_max_pending_per_site() -> usize {

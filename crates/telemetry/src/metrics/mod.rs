@@ -185,7 +185,7 @@ impl Metrics {
         let on_demand = Family::<OnDemandLabels, Counter>::default();
         registry.register(
             "on_demand_requests",
-            "Names handed to certificates on demand, by outcome (issued; denied_by_ask: the ask URL refused; ask_failed: it did not answer 200 in time; rate_limited: over max_orders or max_orders_per_site; queue_full: more than max_pending names waiting; invalid: not a DNS name; order_failed: the CA's order failed)",
+            "Names handed to certificates on demand, by outcome (issued; denied_by_ask: the ask URL refused; ask_failed: it did not answer 200 in time; rate_limited: over max_orders or max_orders_per_site; queue_full: more than max_pending names waiting; invalid: not a DNS name; dns_elsewhere: its DNS does not give one of public_addresses; order_failed: the CA's order failed)",
             on_demand.clone(),
         );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
