@@ -190,8 +190,6 @@ enum Next {
     Ordering,
     /// Refused until then.
     Refused(Instant),
-    /// Nothing more to remember (a certificate is there).
-    Forget,
 }
 
 /// Told the name of each certificate issued on demand (to serve it from
@@ -343,9 +341,6 @@ impl OnDemand {
                         names.entries.insert(job.name, Entry::Ordering);
                     }
                     Next::Refused(until) => names.refuse(&job.name, until),
-                    Next::Forget => {
-                        names.entries.remove(&job.name);
-                    }
                 }
                 drop(names);
                 me.stats.handled.fetch_add(1, Relaxed);
@@ -364,14 +359,18 @@ impl OnDemand {
     ) -> Next {
         let Job { name, site } = job;
         // A certificate may be stored already (another node ordered it,
-        // or it is being renewed): serve it, order nothing.
+        // or it expired and the renewal loop is at it): serve it, keep it
+        // renewed, order nothing; the name rests for the deny time so an
+        // expired one does not come back at every handshake.
         let (m, n) = (manager.clone(), name.clone());
         let stored = tokio::task::spawn_blocking(move || m.stored(&n).is_some())
             .await
             .unwrap_or(false);
         if stored {
-            self.issued(name, on_issued).await;
-            return Next::Forget;
+            let (hook, n) = (on_issued.clone(), name.clone());
+            let _ = tokio::task::spawn_blocking(move || hook(&n)).await;
+            tracing::info!(domain = %name, site = %site, "certificate on demand: one is stored already, serving it");
+            return Next::Refused(Instant::now() + self.settings.deny_for);
         }
         let now = Instant::now();
         if let Some(free_at) = windows.full_until(site, now, &self.settings) {
