@@ -202,15 +202,27 @@ on_demand = ["*.customer.test"]
     }
 }
 
+/// What a handshake got: the leaf's DNS names, issuer and serial.
+struct Leaf {
+    names: Vec<String>,
+    issuer: String,
+    serial: String,
+}
+
 /// What a handshake with `sni` got: the leaf's DNS names and issuer.
 async fn handshake(addr: std::net::SocketAddr, sni: &str) -> (Vec<String>, String) {
+    let leaf = handshake_leaf(addr, sni).await;
+    (leaf.names, leaf.issuer)
+}
+
+async fn handshake_leaf(addr: std::net::SocketAddr, sni: &str) -> Leaf {
     let sni = sni.to_string();
     tokio::task::spawn_blocking(move || handshake_blocking(addr, &sni))
         .await
         .expect("handshake task")
 }
 
-fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> (Vec<String>, String) {
+fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> Leaf {
     let provider = rustls::crypto::ring::default_provider();
     let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
@@ -252,7 +264,11 @@ fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> (Vec<String>, St
                 .collect()
         })
         .unwrap_or_default();
-    (names, x.issuer().to_string())
+    Leaf {
+        names,
+        issuer: x.issuer().to_string(),
+        serial: x.raw_serial_as_string(),
+    }
 }
 
 /// The client of these tests checks what it got by hand.
@@ -423,9 +439,23 @@ async fn on_demand_a_flood_of_random_names_orders_nothing_beyond_the_rate_limit(
     let od = rig.on_demand();
     const FLOOD: u64 = 200;
     let seed = htgate_util::unix_now();
-    for i in 0..FLOOD {
-        let name = format!("r{seed:x}{i}x{}.customer.test", i * 7919 % 1000);
-        let _ = handshake(rig.tls, &name).await;
+    // Four clients at once, 50 random names each.
+    let addr = rig.tls;
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            tokio::task::spawn_blocking(move || {
+                for i in (c..FLOOD).step_by(4) {
+                    let name = format!("r{seed:x}{i}x{}.customer.test", i * 7919 % 1000);
+                    let _ = handshake_blocking(addr, &name);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        tokio::time::timeout(WAIT, client)
+            .await
+            .expect("the flood's handshakes in time")
+            .expect("no panic");
     }
     let stats = od.stats();
     wait_for("every queued name looked at", &rig, || {
@@ -474,4 +504,133 @@ async fn on_demand_a_name_whose_dns_points_elsewhere_is_neither_asked_about_nor_
     assert_eq!(Stats::get(&od.stats().orders), 0);
     assert!(rig.ordered().is_empty(), "{:?}", rig.ordered());
     rig.stop().await;
+}
+
+/// A cluster node (folder store `shared`) taking `*.customer.test` on
+/// demand; its plain listener on `http_port` (0: any).
+async fn cluster_node(
+    base: &std::path::Path,
+    node: &str,
+    http_port: u16,
+    pebble: &Pebble,
+    ask_port: u16,
+) -> HostingServer {
+    let dir = base.join(node);
+    std::fs::create_dir_all(dir.join("www")).expect("root");
+    let text = format!(
+        r#"
+watch = false
+[[listen]]
+address = "127.0.0.1:{http_port}"
+[[listen]]
+address = "127.0.0.1:0"
+tls = true
+
+[cluster]
+folder = "{shared}"
+node = "{node}"
+
+[acme]
+directory = "{directory}"
+storage = "{storage}"
+ca_root = "{ca_root}"
+retry_seconds = 1
+
+[acme.on_demand]
+ask = "http://127.0.0.1:{ask_port}/check"
+
+[[site]]
+name = "customers"
+domains = ["listed.test"]
+root = "{root}"
+on_demand = ["*.customer.test"]
+"#,
+        shared = base.join("shared").display(),
+        directory = pebble.directory_url(),
+        storage = dir.join("acme").display(),
+        ca_root = pebble.ca_root_pem_path().display(),
+        root = dir.join("www").display(),
+    );
+    let path = dir.join("htgate.toml");
+    std::fs::write(&path, &text).expect("write htgate.toml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("config refused: {e}"));
+    crate::run::start(&config)
+        .await
+        .unwrap_or_else(|e| panic!("node {node} did not start: {e:#}"))
+}
+
+/// The serial of the leaf a handshake with `sni` got, if pebble issued it
+/// for that name.
+fn pebble_serial(addr: std::net::SocketAddr, sni: &str) -> Option<String> {
+    let leaf = handshake_blocking(addr, sni);
+    (leaf.names == [sni] && from_pebble(&leaf.issuer)).then_some(leaf.serial)
+}
+
+/// Two nodes see the first handshake for a name at once: both ask, both
+/// go to order, the cluster's one-order-per-name lock lets one order and
+/// the other take its certificate: both serve the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_in_a_cluster_two_nodes_order_a_name_once() {
+    if !Pebble::available_or_skip("on_demand_in_a_cluster_two_nodes_order_a_name_once") {
+        return;
+    }
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let pebble = tokio::task::spawn_blocking(move || Pebble::start(http_port))
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+    let ask = AskService::start(|_| true).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(tmp.path().join("shared")).expect("shared folder");
+    // Node a answers the CA's validations for both (the cluster shares
+    // the answers).
+    let a = cluster_node(tmp.path(), "a", http_port, &pebble, ask.port).await;
+    let b = cluster_node(tmp.path(), "b", 0, &pebble, ask.port).await;
+    let (tls_a, tls_b) = (
+        a.addr(true).expect("a's TLS"),
+        b.addr(true).expect("b's TLS"),
+    );
+    let name = "both.customer.test";
+    let (first_a, first_b) = tokio::join!(handshake(tls_a, name), handshake(tls_b, name));
+    assert!(!from_pebble(&first_a.1) && !from_pebble(&first_b.1));
+    let deadline = Instant::now() + WAIT;
+    let (serial_a, serial_b) = loop {
+        let got = tokio::task::spawn_blocking(move || {
+            (pebble_serial(tls_a, name), pebble_serial(tls_b, name))
+        })
+        .await
+        .expect("handshakes");
+        if let (Some(x), Some(y)) = got {
+            break (x, y);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both nodes do not serve a certificate for {name} after {WAIT:?}\n{}",
+            pebble.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        serial_a, serial_b,
+        "one order: the same certificate on both nodes"
+    );
+    let orders: u64 = [&a, &b]
+        .iter()
+        .map(|n| {
+            n.shared
+                .on_demand
+                .as_ref()
+                .map_or(0, |od| Stats::get(&od.stats().orders))
+        })
+        .sum();
+    eprintln!(
+        "cluster: {orders} node(s) went to order, {} asks, one certificate",
+        ask.asked().len()
+    );
+    assert!((1..=2).contains(&orders), "{orders}");
+    a.shutdown().await;
+    b.shutdown().await;
 }
