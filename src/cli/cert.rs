@@ -186,7 +186,9 @@ fn rows(
     let mut out = Vec::new();
     for (i, site) in store.sites().iter().enumerate() {
         let broken_upload = upload_problem(store, i, &trust);
-        for domain in &site.domains {
+        // Its listed domains, then the names it got on demand.
+        let on_demand = store.on_demand_names(i);
+        for domain in site.domains.iter().chain(&on_demand) {
             // A wildcard is checked with a name it stands for.
             let probe = match domain.strip_prefix("*.") {
                 Some(rest) => format!("any-name.{rest}"),

@@ -524,6 +524,21 @@ impl CertStore {
         out
     }
 
+    /// The names site number `site` got certificates for on demand (in
+    /// the ACME storage, taken by its patterns now), for `cert list`.
+    pub fn on_demand_names(&self, site: usize) -> Vec<String> {
+        let Some(acme) = &self.acme else {
+            return Vec::new();
+        };
+        let snap = self.snapshot();
+        let mut out: Vec<String> = crate::acme::stored_domains(&acme.settings().storage)
+            .into_iter()
+            .filter(|d| snap.sites.lookup_tier(d) == Some((&site, crate::routing::Tier::OnDemand)))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn publish(&self, state: &StoreState) {
         let old = self.current.load();
         self.current.store(Arc::new(CertSnapshot {

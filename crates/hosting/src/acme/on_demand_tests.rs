@@ -369,6 +369,11 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         .store()
         .automatic_domains()
         .contains(&name.to_string()));
+    assert_eq!(
+        rig.server().store().on_demand_names(0),
+        [name],
+        "cert list shows it"
+    );
     // After a restart the first handshake gets it: no ask, no order.
     rig.restart().await;
     let (names, issuer) = handshake(rig.tls, name).await;
