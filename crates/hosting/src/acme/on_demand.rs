@@ -6,12 +6,15 @@
 //! worker) only hands the name to [`OnDemand::request`], which looks it up
 //! in a small map and `try_send`s it to a bounded queue: it never waits and
 //! never does I/O; the shared certificate answers that handshake.  One
-//! worker task takes the names in turn: the order limits (all sites, and
-//! per site, per window), then the `ask` URL (200 allows), then an order
+//! worker task takes the names, the sites in turn: the order limits (all
+//! sites, and per site, per window), then (with `public_addresses`) the
+//! name's DNS, then the `ask` URL (200 allows), then an order
 //! through [`AcmeManager::obtain`] (HTTP-01; in a cluster under the
 //! one-order-per-name lock), stored as any automatic certificate is and
 //! so renewed and kept across restarts.  A refused name is remembered, so
-//! it is neither asked about again nor logged again for a while.
+//! it is neither asked about again nor logged again for a while; the log
+//! lines of refusals are also capped per site, so a flood of random names
+//! is counted, not written out name by name.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -42,6 +45,11 @@ const ASK_ERROR_RETRY: Duration = Duration::from_secs(60);
 /// "The queue is full" is logged at most this often (it is counted every
 /// time).
 const QUEUE_FULL_LOG_EVERY_S: i64 = 60;
+
+/// Refusals are logged once per name, and at most one line per site and
+/// outcome this often: a flood of random names does not flood the log
+/// (the next line says how many were not logged; all are counted).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// `[acme.on_demand]`, checked.
 #[derive(Debug, Clone)]
@@ -203,6 +211,9 @@ pub struct OnDemand {
     rx: Mutex<Option<mpsc::Receiver<Job>>>,
     names: Mutex<Names>,
     last_full_log: AtomicI64,
+    /// Per (site, outcome): when a refusal was last logged, and how many
+    /// were not since.
+    refusal_logs: Mutex<HashMap<(String, &'static str), (Option<Instant>, u64)>>,
     stats: Stats,
 }
 
@@ -215,6 +226,7 @@ impl OnDemand {
             rx: Mutex::new(Some(rx)),
             names: Mutex::new(Names::default()),
             last_full_log: AtomicI64::new(0),
+            refusal_logs: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         })
     }
@@ -444,14 +456,37 @@ impl OnDemand {
     /// Counts and logs a refusal (once per refusal: the name is not looked
     /// at again before `until`).
     fn refused(&self, name: &str, site: &str, outcome: &'static str, until: Instant, why: &str) {
-        let retry_in_s = until.saturating_duration_since(Instant::now()).as_secs();
+        let now = Instant::now();
+        let retry_in_s = until.saturating_duration_since(now).as_secs();
         self.stats.count(outcome);
+        let not_logged = {
+            let mut logs = self.refusal_logs.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded by sites x outcomes; a site removed by a reload
+            // leaves one small entry until the restart.
+            let slot = logs.entry((site.to_string(), outcome)).or_insert((None, 0));
+            if slot
+                .0
+                .is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_EVERY)
+            {
+                slot.1 += 1;
+                return;
+            }
+            let not_logged = slot.1;
+            *slot = (Some(now), 0);
+            not_logged
+        };
         tracing::warn!(
             domain = name,
             site,
             outcome,
             retry_in_s,
-            "no certificate on demand: {why}; the shared certificate answers this name meanwhile"
+            not_logged,
+            "no certificate on demand: {why}; the shared certificate answers this name meanwhile{}",
+            if not_logged > 0 {
+                format!(" ({not_logged} more names of this site refused so since the last such line, not logged)")
+            } else {
+                String::new()
+            }
         );
     }
 
@@ -660,6 +695,31 @@ mod tests {
         ] {
             assert!(readme.contains(key), "README: {key}");
         }
+    }
+
+    #[test]
+    fn refusal_lines_are_capped_per_site_and_outcome() {
+        let od = OnDemand::new(settings(10, 10));
+        let until = Instant::now() + Duration::from_secs(60);
+        for i in 0..5 {
+            od.refused(&format!("n{i}.example"), "a", "rate_limited", until, "why");
+        }
+        od.refused("m.example", "b", "rate_limited", until, "why");
+        od.refused("o.example", "a", "denied_by_ask", until, "why");
+        let logs = od.refusal_logs.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(
+            logs.get(&("a".to_string(), "rate_limited")).map(|s| s.1),
+            Some(4)
+        );
+        assert_eq!(
+            logs.get(&("b".to_string(), "rate_limited")).map(|s| s.1),
+            Some(0)
+        );
+        assert_eq!(
+            logs.get(&("a".to_string(), "denied_by_ask")).map(|s| s.1),
+            Some(0)
+        );
+        assert_eq!(Stats::get(&od.stats().rate_limited), 6, "all counted");
     }
 
     #[test]
