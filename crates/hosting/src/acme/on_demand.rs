@@ -187,6 +187,9 @@ impl Names {
     }
 }
 
+/// When a kind of refusal was last logged, and how many were not since.
+type LogSlot = (Option<Instant>, u64);
+
 struct Job {
     name: String,
     site: String,
@@ -213,7 +216,7 @@ pub struct OnDemand {
     last_full_log: AtomicI64,
     /// Per (site, outcome): when a refusal was last logged, and how many
     /// were not since.
-    refusal_logs: Mutex<HashMap<(String, &'static str), (Option<Instant>, u64)>>,
+    refusal_logs: Mutex<HashMap<(String, &'static str), LogSlot>>,
     stats: Stats,
 }
 
