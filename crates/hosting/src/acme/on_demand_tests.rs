@@ -64,6 +64,11 @@ impl AskService {
                     } else {
                         "403 Forbidden"
                     };
+                    // A connection closed before its request (a worker
+                    // stopped mid-ask at a restart) asked nothing.
+                    if head.is_empty() {
+                        return;
+                    }
                     record
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -374,6 +379,27 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         [name],
         "cert list shows it"
     );
+    // A reload keeps serving it, and new names still reach the queue.
+    rig.server()
+        .reload()
+        .await
+        .unwrap_or_else(|e| panic!("reload: {e}"));
+    let (names, issuer) = handshake(rig.tls, name).await;
+    assert!(
+        names == [name] && from_pebble(&issuer),
+        "after a reload: {names:?} by {issuer}"
+    );
+    let queued = Stats::get(&od.stats().queued);
+    let _ = handshake(rig.tls, "after-reload.customer.test").await;
+    assert_eq!(
+        Stats::get(&od.stats().queued),
+        queued + 1,
+        "queued after a reload"
+    );
+    wait_for("the second name's certificate", &rig, || {
+        Stats::get(&od.stats().issued) == 2
+    })
+    .await;
     // After a restart the first handshake gets it: no ask, no order.
     rig.restart().await;
     let (names, issuer) = handshake(rig.tls, name).await;
@@ -381,7 +407,11 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         names == [name] && from_pebble(&issuer),
         "{names:?} by {issuer}"
     );
-    assert_eq!(rig.ask.asked(), [name]);
+    assert_eq!(
+        rig.ask.asked(),
+        [name, "after-reload.customer.test"],
+        "no new ask after the restart"
+    );
     assert_eq!(Stats::get(&rig.on_demand().stats().queued), 0);
     rig.stop().await;
 }
