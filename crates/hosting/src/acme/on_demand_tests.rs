@@ -102,6 +102,11 @@ struct Rig {
 
 impl Rig {
     async fn start(allow: fn(&str) -> bool, limits: &str) -> Rig {
+        Rig::start_with(allow, limits, "on_demand = [\"*.customer.test\"]").await
+    }
+
+    /// As [`Rig::start`], the site's on-demand keys being `on_demand`.
+    async fn start_with(allow: fn(&str) -> bool, limits: &str, on_demand: &str) -> Rig {
         let http_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -114,6 +119,7 @@ impl Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("www");
         std::fs::create_dir(&root).expect("root");
+        std::fs::write(root.join("index.html"), "the customers' site\n").expect("index.html");
         let text = format!(
             r#"
 watch = false
@@ -138,7 +144,7 @@ ask_timeout_ms = 2000
 name = "customers"
 domains = ["listed.test"]
 root = "{root}"
-on_demand = ["*.customer.test"]
+{on_demand}
 "#,
             directory = pebble.directory_url(),
             storage = dir.path().join("acme").display(),
@@ -228,16 +234,8 @@ async fn handshake_leaf(addr: std::net::SocketAddr, sni: &str) -> Leaf {
 }
 
 fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> Leaf {
-    let provider = rustls::crypto::ring::default_provider();
-    let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).expect("a DNS name");
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut conn = rustls::ClientConnection::new(client_config(), name).expect("client");
     let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     tcp.set_read_timeout(Some(Duration::from_secs(5)))
@@ -274,6 +272,38 @@ fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> Leaf {
         issuer: x.issuer().to_string(),
         serial: x.raw_serial_as_string(),
     }
+}
+
+/// `GET /` over TLS with `sni` as SNI and Host: the whole answer.
+fn get_blocking(addr: std::net::SocketAddr, sni: &str) -> String {
+    use std::io::{Read, Write};
+    let name = rustls_pki_types::ServerName::try_from(sni.to_string()).expect("a DNS name");
+    let conn = rustls::ClientConnection::new(client_config(), name).expect("client");
+    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("send the request");
+    let mut answer = Vec::new();
+    // A close without close_notify is an error here; what came counts.
+    let _ = tls.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A client that takes any certificate (the tests look at it by hand).
+fn client_config() -> Arc<rustls::ClientConfig> {
+    let provider = rustls::crypto::ring::default_provider();
+    let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    )
 }
 
 /// The client of these tests checks what it got by hand.
@@ -357,6 +387,15 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("{name}: its own certificate {took:?} after the first handshake");
+    // The name is the site's: its requests are answered from its root.
+    let tls = rig.tls;
+    let answer = tokio::task::spawn_blocking(move || get_blocking(tls, name))
+        .await
+        .expect("request task");
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("the customers' site\n"),
+        "{answer}"
+    );
     assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(
         rig.ask.asked(),
@@ -668,4 +707,45 @@ async fn on_demand_in_a_cluster_two_nodes_order_a_name_once() {
     assert!((1..=2).contains(&orders), "{orders}");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// `on_demand_any`: any name no site lists gets a certificate if the
+/// `ask` URL allows it; a listed name never goes through the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_any_takes_every_name_the_ask_url_allows() {
+    if !Pebble::available_or_skip("on_demand_any_takes_every_name_the_ask_url_allows") {
+        return;
+    }
+    let rig = Rig::start_with(|d| d == "anything.example", "", "on_demand_any = true").await;
+    let od = rig.on_demand();
+    let _ = handshake(rig.tls, "listed.test").await;
+    let _ = handshake(rig.tls, "anything.example").await;
+    let _ = handshake(rig.tls, "refused.example").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (names, issuer) = handshake(rig.tls, "anything.example").await;
+        if names == ["anything.example"] && from_pebble(&issuer) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate for anything.example after {WAIT:?}\n{}",
+            rig.pebble.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for("the refusal", &rig, || {
+        Stats::get(&od.stats().denied_by_ask) == 1
+    })
+    .await;
+    let mut asked = rig.ask.asked();
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["anything.example", "refused.example"],
+        "listed.test is not asked about"
+    );
+    assert_eq!(Stats::get(&od.stats().queued), 2);
+    assert_eq!(rig.ordered(), ["anything.example"]);
+    rig.stop().await;
 }
