@@ -165,6 +165,8 @@ pub(super) fn check(
                     at,
                     format!("on_demand: `{pattern}` is a domain of site `{other}`"),
                 );
+            } else if let Some((wildcard, other)) = shadowing(pattern, listed) {
+                report(at, format!("on_demand: `{pattern}` is under `{wildcard}` of site `{other}`: those names are that site's (listed domains come first)"));
             } else if let Some(other) = patterns.insert(pattern.clone(), name.clone()) {
                 report(
                     at,
@@ -177,9 +179,48 @@ pub(super) fn check(
     }
 }
 
+/// The listed wildcard (and its site) that takes every name `pattern`
+/// stands for, if any: routing looks at listed domains first, so such a
+/// pattern would never be used.
+fn shadowing<'a>(
+    pattern: &str,
+    listed: &'a HashMap<String, String>,
+) -> Option<(&'a String, &'a String)> {
+    // One name the pattern stands for: a label is enough, since a listed
+    // wildcard takes any depth below it.
+    let probe = match pattern.strip_prefix("*.") {
+        Some(base) => format!("x.{base}"),
+        None => pattern.to_string(),
+    };
+    listed.iter().find(|(domain, _)| {
+        domain
+            .strip_prefix('*')
+            .is_some_and(|suffix| probe.len() > suffix.len() && probe.ends_with(suffix))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_under_a_listed_wildcard_is_shadowed() {
+        let listed: HashMap<String, String> = [("*.example.com", "a"), ("shop.example.org", "b")]
+            .iter()
+            .map(|(d, s)| (d.to_string(), s.to_string()))
+            .collect();
+        for shadowed in ["x.example.com", "*.shop.example.com", "a.b.example.com"] {
+            assert!(shadowing(shadowed, &listed).is_some(), "{shadowed}");
+        }
+        for free in [
+            "example.com",
+            "*.example.org",
+            "*.shop.example.org",
+            "xexample.com",
+        ] {
+            assert!(shadowing(free, &listed).is_none(), "{free}");
+        }
+    }
 
     #[test]
     fn ask_urls_split_and_take_the_domain() {

@@ -126,7 +126,7 @@ fn the_gate_itself_is_checked() {
 fn patterns_are_dns_names_of_no_other_site() {
     let src = file(
         &format!("{ACME}\n{GATE}"),
-        "[[site]]\nname = \"a\"\ndomains = [\"a.example\", \"*.shop.example\"]\nroot = \"ROOT\"\n\n[[site]]\nname = \"b\"\ndomains = [\"b.example\"]\nroot = \"ROOT\"\non_demand = [\"a.example\", \"*.shop.example\", \"192.0.2.1\", \"*.com\", \"x_y.example\", \"ok.example\"]\n\n[[site]]\nname = \"c\"\ndomains = [\"c.example\"]\nroot = \"ROOT\"\non_demand = [\"ok.example\"]\nacme = false\n",
+        "[[site]]\nname = \"a\"\ndomains = [\"a.example\", \"*.shop.example\"]\nroot = \"ROOT\"\n\n[[site]]\nname = \"b\"\ndomains = [\"b.example\"]\nroot = \"ROOT\"\non_demand = [\"a.example\", \"*.shop.example\", \"x.shop.example\", \"192.0.2.1\", \"*.com\", \"x_y.example\", \"ok.example\"]\n\n[[site]]\nname = \"c\"\ndomains = [\"c.example\"]\nroot = \"ROOT\"\non_demand = [\"ok.example\"]\nacme = false\n",
     );
     let got = errors(&src);
     let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
@@ -164,7 +164,13 @@ fn patterns_are_dns_names_of_no_other_site() {
         messages.iter().any(|m| m.contains("needs `acme = true`")),
         "{messages:?}"
     );
-    assert_eq!(got.len(), 7, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`x.shop.example` is under `*.shop.example` of site `a`")),
+        "{messages:?}"
+    );
+    assert_eq!(got.len(), 8, "{messages:?}");
     assert!(got.iter().all(|(line, _)| *line > 1), "located: {got:?}");
 }
 
