@@ -393,7 +393,13 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
     check_sites(&mut file.site, base, &mut names, &mut domains, report);
-    on_demand::check(file.acme.as_ref(), &file.site, &domains, &mut None, report);
+    on_demand::check(
+        file.acme.as_ref(),
+        &file.site,
+        &domains,
+        &mut on_demand::Taken::default(),
+        report,
+    );
     for proxy in &file.trusted_proxies {
         if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
             && proxy.get_ref().parse::<std::net::IpAddr>().is_err()
@@ -693,24 +699,13 @@ impl Config {
             &mut domains,
             &mut |o, m| errors.push(err_at(o, m)),
         );
-        let mut catch_all = self
-            .file
-            .site
-            .iter()
-            .find(|s| s.on_demand_any)
-            .map(|s| s.name.get_ref().clone());
-        // The file's own patterns count as taken (checked with the file).
-        let mut taken = domains.clone();
-        for s in &self.file.site {
-            for p in &s.on_demand {
-                taken.insert(p.get_ref().clone(), s.name.get_ref().clone());
-            }
-        }
+        // The file's own patterns and catch-all are taken (they were
+        // checked with the file).
         on_demand::check(
             self.file.acme.as_ref(),
             &doc.site,
-            &taken,
-            &mut catch_all,
+            &domains,
+            &mut on_demand::Taken::of(&self.file.site),
             &mut |o, m| errors.push(err_at(o, m)),
         );
         if !errors.is_empty() {

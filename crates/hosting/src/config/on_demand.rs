@@ -62,14 +62,14 @@ impl AskUrl {
 }
 
 /// Checks `[acme.on_demand]` and the on-demand keys of `sites`;
-/// `listed` maps every listed domain (of all sites) to its site, and
-/// `catch_all` names the `on_demand_any` site seen so far (sites checked
-/// in several passes, as the cluster's are).
+/// `listed` maps every listed domain (of all sites) to its site, `taken`
+/// holds what sites checked before took (sites are checked in several
+/// passes, as the cluster's are).
 pub(super) fn check(
     acme: Option<&AcmeConfig>,
     sites: &[SiteConfig],
     listed: &HashMap<String, String>,
-    catch_all: &mut Option<String>,
+    taken: &mut Taken,
     report: &mut dyn FnMut(usize, String),
 ) {
     let gate = acme.and_then(|a| a.on_demand.as_ref());
@@ -128,7 +128,6 @@ pub(super) fn check(
             );
         }
     }
-    let mut patterns: HashMap<String, String> = HashMap::new();
     for site in sites {
         let name = site.name.get_ref();
         let uses = !site.on_demand.is_empty() || site.on_demand_any;
@@ -145,12 +144,12 @@ pub(super) fn check(
             );
         }
         if site.on_demand_any {
-            match catch_all {
+            match &taken.catch_all {
                 Some(other) => report(
                     site.name.span().start,
                     format!("site `{name}`: on_demand_any is set by site `{other}` already (at most one site takes every other name)"),
                 ),
-                None => *catch_all = Some(name.clone()),
+                None => taken.catch_all = Some(name.clone()),
             }
         }
         for p in &site.on_demand {
@@ -167,7 +166,7 @@ pub(super) fn check(
                 );
             } else if let Some((wildcard, other)) = shadowing(pattern, listed) {
                 report(at, format!("on_demand: `{pattern}` is under `{wildcard}` of site `{other}`: those names are that site's (listed domains come first)"));
-            } else if let Some(other) = patterns.insert(pattern.clone(), name.clone()) {
+            } else if let Some(other) = taken.patterns.insert(pattern.clone(), name.clone()) {
                 report(
                     at,
                     format!(
@@ -176,6 +175,32 @@ pub(super) fn check(
                 );
             }
         }
+    }
+}
+
+/// The on-demand patterns and the catch-all site of the sites checked so
+/// far.
+#[derive(Debug, Default)]
+pub(super) struct Taken {
+    patterns: HashMap<String, String>,
+    catch_all: Option<String>,
+}
+
+impl Taken {
+    /// What `sites` (checked already) took.
+    pub(super) fn of(sites: &[SiteConfig]) -> Taken {
+        let mut taken = Taken::default();
+        for s in sites {
+            for p in &s.on_demand {
+                taken
+                    .patterns
+                    .insert(p.get_ref().clone(), s.name.get_ref().clone());
+            }
+            if s.on_demand_any && taken.catch_all.is_none() {
+                taken.catch_all = Some(s.name.get_ref().clone());
+            }
+        }
+        taken
     }
 }
 

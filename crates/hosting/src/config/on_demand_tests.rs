@@ -184,3 +184,42 @@ fn at_most_one_site_takes_every_name() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].1.contains("site `a` already"), "{got:?}");
 }
+
+#[test]
+fn sites_from_the_cluster_store_cannot_take_what_the_file_took() {
+    let src = file(
+        &format!("{ACME}\n{GATE}"),
+        "[[site]]\nname = \"a\"\ndomains = [\"a.example\"]\nroot = \"ROOT\"\non_demand = [\"*.customer.example\"]\non_demand_any = true\n",
+    );
+    let mut cfg = parse(&src).unwrap_or_else(|e| panic!("{e}"));
+    let root = std::env::temp_dir().display().to_string();
+    let doc = |keys: &str| {
+        format!("[[site]]\nname = \"s\"\ndomains = [\"s.example\"]\nroot = \"{root}\"\n{keys}\n")
+    };
+    let err = cfg
+        .add_store_sites(
+            "etcd:/htgate/sites/s",
+            &doc("on_demand = [\"*.customer.example\"]"),
+        )
+        .expect_err("the file's pattern");
+    assert!(
+        err.to_string().contains("pattern of site `a` already"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with("etcd:/htgate/sites/s:5:"),
+        "{err}"
+    );
+    let err = cfg
+        .add_store_sites("etcd:/htgate/sites/s", &doc("on_demand_any = true"))
+        .expect_err("the file's catch-all");
+    assert!(err.to_string().contains("site `a` already"), "{err}");
+    cfg.add_store_sites(
+        "etcd:/htgate/sites/s",
+        &doc("on_demand = [\"x.customer.example\"]"),
+    )
+    .unwrap_or_else(|e| {
+        panic!("an exact name under another site's on-demand pattern is fine: {e}")
+    });
+    assert_eq!(cfg.file.site.len(), 2);
+}
