@@ -524,18 +524,20 @@ impl CertStore {
         out
     }
 
-    /// The names site number `site` got certificates for on demand (in
-    /// the ACME storage, taken by its patterns now), for `cert list`.
-    pub fn on_demand_names(&self, site: usize) -> Vec<String> {
-        let Some(acme) = &self.acme else {
-            return Vec::new();
-        };
+    /// The names sites got certificates for on demand, by site number
+    /// (the certificates loaded now whose names a site takes on demand),
+    /// for `cert list` and the metrics.  From memory: no file is read.
+    pub fn on_demand_names(&self) -> HashMap<usize, Vec<String>> {
         let snap = self.snapshot();
-        let mut out: Vec<String> = crate::acme::stored_domains(&acme.settings().storage)
-            .into_iter()
-            .filter(|d| snap.sites.lookup_tier(d) == Some((&site, crate::routing::Tier::OnDemand)))
-            .collect();
-        out.sort();
+        let mut out: HashMap<usize, Vec<String>> = HashMap::new();
+        for name in snap.automatic.keys() {
+            if let Some((&site, crate::routing::Tier::OnDemand)) = snap.sites.lookup_tier(name) {
+                out.entry(site).or_default().push(name.clone());
+            }
+        }
+        for names in out.values_mut() {
+            names.sort();
+        }
         out
     }
 

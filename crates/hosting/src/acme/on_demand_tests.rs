@@ -414,9 +414,17 @@ async fn on_demand_an_allowed_name_gets_its_own_certificate_within_seconds() {
         .automatic_domains()
         .contains(&name.to_string()));
     assert_eq!(
-        rig.server().store().on_demand_names(0),
-        [name],
+        rig.server().store().on_demand_names().get(&0).cloned(),
+        Some(vec![name.to_string()]),
         "cert list shows it"
+    );
+    let rows = crate::cert_metrics::cert_rows(&rig.server().store(), htgate_util::unix_now());
+    assert!(
+        rows.iter().any(|r| r.site == "customers"
+            && r.domain == name
+            && r.source == "automatic"
+            && r.valid),
+        "the metrics show it"
     );
     // A reload keeps serving it, and new names still reach the queue.
     rig.server()
