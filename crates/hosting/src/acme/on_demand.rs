@@ -352,9 +352,9 @@ impl OnDemand {
                 let mut names = me.names();
                 names.dequeue(&job.site);
                 match next {
-                    Next::Ordering => {
-                        names.entries.insert(job.name, Entry::Ordering);
-                    }
+                    // `handle` marked it before the order started (the
+                    // order may end, and say so, before this runs).
+                    Next::Ordering => {}
                     Next::Refused(until) => names.refuse(&job.name, until),
                 }
                 drop(names);
@@ -431,6 +431,7 @@ impl OnDemand {
         windows.record(site, Instant::now());
         self.stats.orders.fetch_add(1, Relaxed);
         tracing::info!(domain = %name, site = %site, "certificate on demand: the ask URL allows it, ordering");
+        self.names().entries.insert(name.clone(), Entry::Ordering);
         let (me, manager, on_issued) = (Arc::clone(self), manager.clone(), on_issued.clone());
         let (name, site) = (name.clone(), site.clone());
         tokio::spawn(async move {
