@@ -757,3 +757,56 @@ async fn on_demand_any_takes_every_name_the_ask_url_allows() {
     assert_eq!(rig.ordered(), ["anything.example"]);
     rig.stop().await;
 }
+
+/// An order that fails at once (no CA answers) leaves the name refused for
+/// the deny time, counted `order_failed`: not ordered again at the next
+/// handshake. No pebble needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_a_failed_order_refuses_the_name_for_the_deny_time() {
+    let ask = AskService::start(|_| true).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Port 1 on loopback: nothing listens, the order fails at once.
+    let manager = super::AcmeManager::new(super::AcmeSettings::new(
+        "https://127.0.0.1:1/dir",
+        tmp.path(),
+    ));
+    let settings = super::OnDemandSettings {
+        ask: crate::config::AskUrl::parse(&format!("http://127.0.0.1:{}/check", ask.port))
+            .expect("url"),
+        ask_timeout: Duration::from_secs(2),
+        max_orders: 10,
+        max_orders_per_site: 10,
+        window: Duration::from_secs(3600),
+        deny_for: Duration::from_secs(3600),
+        max_pending: 10,
+        max_pending_per_site: 10,
+        public_addresses: Vec::new(),
+    };
+    let od = super::OnDemand::new(settings);
+    let issued = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = issued.clone();
+    let worker = od
+        .spawn(
+            manager,
+            Arc::new(move |d: &str| {
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(d.to_string())
+            }),
+        )
+        .expect("the first spawn starts the worker");
+    od.request("fails.customer.test", "customers");
+    let deadline = Instant::now() + WAIT;
+    while Stats::get(&od.stats().order_failed) == 0 {
+        assert!(Instant::now() < deadline, "the order did not fail in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(od.is_refused("fails.customer.test"));
+    od.request("fails.customer.test", "customers");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(Stats::get(&od.stats().queued), 1, "not queued again");
+    assert_eq!(Stats::get(&od.stats().orders), 1);
+    assert_eq!(ask.asked(), ["fails.customer.test"]);
+    assert!(issued.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    worker.abort();
+}
