@@ -187,9 +187,12 @@ fn rows(
     let tls_listener = config.listeners().iter().any(|(_, tls)| *tls);
     let acme_status = acme.map(|a| a.status()).unwrap_or_default();
     let mut out = Vec::new();
+    let on_demand = store.on_demand_names();
     for (i, site) in store.sites().iter().enumerate() {
         let broken_upload = upload_problem(store, i, &trust);
-        for domain in &site.domains {
+        // Its listed domains, then the names it got on demand.
+        let extra = on_demand.get(&i).map_or(&[][..], Vec::as_slice);
+        for domain in site.domains.iter().chain(extra) {
             // A wildcard is checked with a name it stands for.
             let probe = match domain.strip_prefix("*.") {
                 Some(rest) => format!("any-name.{rest}"),

@@ -23,22 +23,25 @@ impl std::fmt::Debug for ServerCollector {
     }
 }
 
-/// One row per configured domain: the certificate a handshake for it
-/// gets now.
-struct CertRow {
-    site: String,
-    domain: String,
-    source: &'static str,
+/// One row per configured domain (and per name ordered on demand): the
+/// certificate a handshake for it gets now.
+pub(crate) struct CertRow {
+    pub(crate) site: String,
+    pub(crate) domain: String,
+    pub(crate) source: &'static str,
     days: f64,
     /// It names the domain and is within its dates.
-    valid: bool,
+    pub(crate) valid: bool,
 }
 
-fn cert_rows(store: &CertStore, now: i64) -> Vec<CertRow> {
+pub(crate) fn cert_rows(store: &CertStore, now: i64) -> Vec<CertRow> {
     let snap = store.snapshot();
     let mut rows = Vec::new();
-    for site in store.sites() {
-        for domain in &site.domains {
+    let on_demand = store.on_demand_names();
+    for (i, site) in store.sites().iter().enumerate() {
+        // Its listed domains, then the names it got on demand.
+        let extra = on_demand.get(&i).map_or(&[][..], Vec::as_slice);
+        for domain in site.domains.iter().chain(extra) {
             // A wildcard is judged by a name it stands for (as `cert list`).
             let probe = match domain.strip_prefix("*.") {
                 Some(rest) => format!("any-name.{rest}"),

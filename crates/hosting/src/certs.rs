@@ -100,6 +100,10 @@ pub struct SiteCertConfig {
     pub upload_dir: Option<PathBuf>,
     /// Whether its exact domains get automatic certificates.
     pub acme: bool,
+    /// Names beyond `domains` it takes certificates for on demand.
+    pub on_demand: Vec<String>,
+    /// It takes every name no site lists or matches, on demand.
+    pub on_demand_any: bool,
 }
 
 /// One consistent view, swapped as a whole.
@@ -210,6 +214,9 @@ pub struct CertStore {
     /// Told the slot's name (the site's, or `site@ecdsa`) whenever an
     /// upload folder's files changed (the cluster shares uploads this way).
     upload_hook: std::sync::OnceLock<UploadHook>,
+    /// Given the names a site takes on demand that have no certificate
+    /// yet, at their handshake.
+    on_demand: std::sync::OnceLock<Arc<crate::acme::OnDemand>>,
 }
 
 /// The identity of an upload folder's two files when last read, and the
@@ -239,6 +246,12 @@ impl CertStore {
             for d in &s.domains {
                 map.insert(d, i);
             }
+            for p in &s.on_demand {
+                map.insert_on_demand(p, i);
+            }
+            if s.on_demand_any {
+                map.set_catch_all(i);
+            }
         }
         let store = Arc::new(CertStore {
             current: ArcSwap::from_pointee(CertSnapshot {
@@ -257,6 +270,7 @@ impl CertStore {
             trust,
             acme,
             upload_hook: std::sync::OnceLock::new(),
+            on_demand: std::sync::OnceLock::new(),
         });
         store.refresh();
         store.refresh_automatic_all();
@@ -273,6 +287,30 @@ impl CertStore {
 
     pub fn trust(&self) -> &Trust {
         &self.trust
+    }
+
+    /// Hands names without a certificate that a site takes on demand to
+    /// `on_demand` (once).
+    pub(crate) fn set_on_demand(&self, on_demand: Arc<crate::acme::OnDemand>) {
+        let _ = self.on_demand.set(on_demand);
+    }
+
+    /// The certificate for a handshake (the resolver of every TLS
+    /// listener): [`CertSnapshot::choose_for`], and a name a site takes on
+    /// demand that got the shared certificate is handed to the on-demand
+    /// queue, so a later handshake gets its own.  Never blocks.
+    pub fn resolve_handshake(&self, sni: Option<&str>, now: i64, ecdsa: bool) -> Arc<Served> {
+        let snap = self.snapshot();
+        let (served, source) = snap.choose_for(sni, now, ecdsa);
+        if let (CertSource::Shared, Some(od), Some(sni)) = (source, self.on_demand.get(), sni) {
+            let name = sni.trim_end_matches('.').to_ascii_lowercase();
+            if let Some((&i, crate::routing::Tier::OnDemand)) = snap.sites.lookup_tier(&name) {
+                if let Some(site) = self.sites.get(i) {
+                    od.request(&name, &site.name);
+                }
+            }
+        }
+        served
     }
 
     /// Sets the hook told about changed upload folders (once).
@@ -466,8 +504,40 @@ impl CertStore {
             .filter(|d| !d.starts_with("*."))
             .cloned()
             .collect();
+        // Names ordered on demand before (this run or an earlier one) are
+        // renewed as long as a site still takes them.
+        if let Some(acme) = &self.acme {
+            let snap = self.snapshot();
+            out.extend(
+                crate::acme::stored_domains(&acme.settings().storage)
+                    .into_iter()
+                    .filter(|d| {
+                        matches!(
+                            snap.sites.lookup_tier(d),
+                            Some((_, crate::routing::Tier::OnDemand))
+                        )
+                    }),
+            );
+        }
         out.sort();
         out.dedup();
+        out
+    }
+
+    /// The names sites got certificates for on demand, by site number
+    /// (the certificates loaded now whose names a site takes on demand),
+    /// for `cert list` and the metrics.  From memory: no file is read.
+    pub fn on_demand_names(&self) -> HashMap<usize, Vec<String>> {
+        let snap = self.snapshot();
+        let mut out: HashMap<usize, Vec<String>> = HashMap::new();
+        for name in snap.automatic.keys() {
+            if let Some((&site, crate::routing::Tier::OnDemand)) = snap.sites.lookup_tier(name) {
+                out.entry(site).or_default().push(name.clone());
+            }
+        }
+        for names in out.values_mut() {
+            names.sort();
+        }
         out
     }
 

@@ -5,6 +5,11 @@
 //! as Apache's `ServerAlias *.example.com` (an fnmatch glob) does.
 //! Certificates follow the stricter RFC 6125 rule (one label); that lives in
 //! `tls::validate::name_matches`.
+//!
+//! Names a site takes certificates for on demand (`on_demand` patterns, and
+//! the one `on_demand_any` catch-all) are a second tier, looked at only when
+//! no listed domain of any site matches: on-demand never takes a name
+//! another site lists, exactly or by wildcard.
 
 use std::collections::HashMap;
 
@@ -13,6 +18,19 @@ pub struct DomainMap<T> {
     exact: HashMap<String, T>,
     /// (".example.com", value), longest suffix first.
     wildcards: Vec<(String, T)>,
+    /// The on-demand tier: patterns, then the catch-all.
+    on_demand_exact: HashMap<String, T>,
+    on_demand_wildcards: Vec<(String, T)>,
+    catch_all: Option<T>,
+}
+
+/// Which tier a name was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// A site's `domains`.
+    Listed,
+    /// A site's `on_demand` patterns or the `on_demand_any` catch-all.
+    OnDemand,
 }
 
 impl<T> Default for DomainMap<T> {
@@ -20,6 +38,9 @@ impl<T> Default for DomainMap<T> {
         DomainMap {
             exact: HashMap::new(),
             wildcards: Vec::new(),
+            on_demand_exact: HashMap::new(),
+            on_demand_wildcards: Vec::new(),
+            catch_all: None,
         }
     }
 }
@@ -35,9 +56,30 @@ impl<T: Clone> DomainMap<T> {
         }
     }
 
+    /// Adds an on-demand pattern (`name.example` or `*.example.com`).
+    pub fn insert_on_demand(&mut self, name: &str, value: T) {
+        if let Some(suffix) = name.strip_prefix('*') {
+            self.on_demand_wildcards.push((suffix.to_string(), value));
+            self.on_demand_wildcards
+                .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        } else {
+            self.on_demand_exact.insert(name.to_string(), value);
+        }
+    }
+
+    /// Sets the site that takes any name nothing else matches.
+    pub fn set_catch_all(&mut self, value: T) {
+        self.catch_all = Some(value);
+    }
+
     /// The value for a host name (any case, no port, an optional trailing
-    /// dot as DNS allows).
+    /// dot as DNS allows), listed domains before on-demand ones.
     pub fn lookup(&self, host: &str) -> Option<&T> {
+        self.lookup_tier(host).map(|(v, _)| v)
+    }
+
+    /// As [`DomainMap::lookup`], with the tier the name was found in.
+    pub fn lookup_tier(&self, host: &str) -> Option<(&T, Tier)> {
         let host = host.strip_suffix('.').unwrap_or(host);
         let lower;
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -46,14 +88,27 @@ impl<T: Clone> DomainMap<T> {
         } else {
             host
         };
-        if let Some(v) = self.exact.get(host) {
-            return Some(v);
+        let listed = self
+            .exact
+            .get(host)
+            .or_else(|| by_suffix(&self.wildcards, host));
+        if let Some(v) = listed {
+            return Some((v, Tier::Listed));
         }
-        self.wildcards
-            .iter()
-            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-            .map(|(_, v)| v)
+        self.on_demand_exact
+            .get(host)
+            .or_else(|| by_suffix(&self.on_demand_wildcards, host))
+            .or(self.catch_all.as_ref())
+            .map(|v| (v, Tier::OnDemand))
     }
+}
+
+/// The value of the longest wildcard suffix below which `host` is.
+fn by_suffix<'a, T>(wildcards: &'a [(String, T)], host: &str) -> Option<&'a T> {
+    wildcards
+        .iter()
+        .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -73,5 +128,34 @@ mod tests {
         assert_eq!(m.lookup("example.com"), None);
         assert_eq!(m.lookup("badexample.com"), None);
         assert_eq!(m.lookup(".example.com"), None);
+    }
+
+    #[test]
+    fn on_demand_patterns_never_take_a_listed_name() {
+        let mut m = DomainMap::default();
+        m.insert("www.customer.example", 1);
+        m.insert("*.shop.customer.example", 2);
+        m.insert_on_demand("*.customer.example", 3);
+        m.insert_on_demand("exact.example", 4);
+        assert_eq!(
+            m.lookup_tier("www.customer.example"),
+            Some((&1, Tier::Listed))
+        );
+        assert_eq!(
+            m.lookup_tier("a.shop.customer.example"),
+            Some((&2, Tier::Listed))
+        );
+        assert_eq!(
+            m.lookup_tier("new.customer.example"),
+            Some((&3, Tier::OnDemand))
+        );
+        assert_eq!(m.lookup_tier("Exact.Example."), Some((&4, Tier::OnDemand)));
+        assert_eq!(m.lookup("other.example"), None);
+        m.set_catch_all(5);
+        assert_eq!(m.lookup_tier("other.example"), Some((&5, Tier::OnDemand)));
+        assert_eq!(
+            m.lookup_tier("www.customer.example"),
+            Some((&1, Tier::Listed))
+        );
     }
 }

@@ -125,6 +125,8 @@ pub(crate) fn site_cert_configs(config: &Config) -> Vec<SiteCertConfig> {
             domains: s.domains.iter().map(|d| d.get_ref().clone()).collect(),
             upload_dir: config.upload_dir(s),
             acme: s.acme,
+            on_demand: s.on_demand.iter().map(|p| p.get_ref().clone()).collect(),
+            on_demand_any: s.on_demand_any,
         })
         .collect()
 }
@@ -196,6 +198,14 @@ pub fn hosting(
         );
         for d in &s.domains {
             map.insert(d.get_ref(), i);
+        }
+        // Below every site's listed domains (`routing`): on demand never
+        // takes a name another site lists.
+        for p in &s.on_demand {
+            map.insert_on_demand(p.get_ref(), i);
+        }
+        if s.on_demand_any {
+            map.set_catch_all(i);
         }
         let mut site = Site::new(s.root.get_ref(), names);
         site.cache = HtaccessCache::new(
@@ -310,6 +320,8 @@ pub struct Shared {
     pub hosting: Arc<ArcSwap<Hosting>>,
     pub store: Arc<ArcSwap<CertStore>>,
     pub acme: Option<Arc<crate::acme::AcmeManager>>,
+    /// Certificates on demand, with `[acme.on_demand]` (read at start).
+    pub on_demand: Option<Arc<crate::acme::OnDemand>>,
     /// The cluster store, with `[cluster]`.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     sync: std::sync::OnceLock<Arc<super::cluster_sync::NodeSync>>,
@@ -341,7 +353,6 @@ impl rustls::server::ResolvesServerCert for SwappableResolver {
         hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         let store = self.0.load();
-        let snap = store.snapshot();
         use rustls::SignatureScheme as S;
         let ecdsa = hello.signature_schemes().iter().any(|s| {
             matches!(
@@ -349,7 +360,7 @@ impl rustls::server::ResolvesServerCert for SwappableResolver {
                 S::ECDSA_NISTP256_SHA256 | S::ECDSA_NISTP384_SHA384 | S::ECDSA_NISTP521_SHA512
             )
         });
-        let (served, _) = snap.choose_for(hello.server_name(), htgate_util::unix_now(), ecdsa);
+        let served = store.resolve_handshake(hello.server_name(), htgate_util::unix_now(), ecdsa);
         Some(served.certified.clone())
     }
 }
@@ -504,7 +515,17 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         Some(c) => crate::acme::AcmeManager::clustered(acme_settings(a), c.clone()),
         None => crate::acme::AcmeManager::new(acme_settings(a)),
     });
+    let on_demand = match (&acme, on_demand_config(config)) {
+        (Some(_), Some(c)) => Some(crate::acme::OnDemand::new(
+            crate::acme::OnDemandSettings::from_config(c)
+                .map_err(|e| anyhow::anyhow!("[acme.on_demand] {e}"))?,
+        )),
+        _ => None,
+    };
     let store = Arc::new(ArcSwap::new(cert_store(config, acme.clone())?));
+    if let Some(od) = &on_demand {
+        store.load().set_on_demand(od.clone());
+    }
     let tls = htgate_server::tls::server_config_with_resolver(Arc::new(SwappableResolver(
         store.clone(),
     )))?;
@@ -546,6 +567,7 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         hosting,
         store,
         acme,
+        on_demand,
         cluster: cluster.clone(),
         sync: std::sync::OnceLock::new(),
         tls,
@@ -598,6 +620,9 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
             store.load().refresh_automatic(d);
         });
         tasks.push(manager.spawn(tx.subscribe(), on_cert));
+        if let Some(od) = &shared.on_demand {
+            tasks.extend(od.spawn(manager.clone(), on_demand_issued(&shared)));
+        }
     }
     match super::reload::start_watcher(&shared, tokio::runtime::Handle::current()) {
         Ok(w) => {
@@ -629,6 +654,34 @@ pub async fn start(config: &Config) -> anyhow::Result<HostingServer> {
         t.extend(tasks);
     }
     Ok(HostingServer { shared })
+}
+
+fn on_demand_config(config: &Config) -> Option<&crate::config::OnDemandConfig> {
+    config
+        .file
+        .acme
+        .as_ref()
+        .and_then(|a| a.on_demand.as_ref())
+        .map(|c| c.get_ref())
+}
+
+/// After an on-demand order: serve the certificate from the next handshake
+/// on, and keep it renewed with the listed names.
+fn on_demand_issued(shared: &Arc<Shared>) -> crate::acme::on_demand::OnIssued {
+    let weak = Arc::downgrade(shared);
+    Arc::new(move |domain: &str| {
+        let Some(shared) = weak.upgrade() else { return };
+        shared.store.load().refresh_automatic(domain);
+        if let Some(tx) = &shared.domains_tx {
+            tx.send_if_modified(|list| {
+                let new = !list.iter().any(|d| d == domain);
+                if new {
+                    list.push(domain.to_string());
+                }
+                new
+            });
+        }
+    })
 }
 
 fn hosting_for(
@@ -750,6 +803,9 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<(), String> {
         }
     };
     set_upload_hook(shared, &store);
+    if let Some(od) = &shared.on_demand {
+        store.set_on_demand(od.clone());
+    }
     shared.store.store(store.clone());
     shared.hosting.store(Arc::new(hosting));
     // New sockets start serving only now, with the new sites.
@@ -807,6 +863,24 @@ fn acme_differs(a: &Config, b: &Config) -> bool {
                 a.storage.clone(),
                 a.ca_root.clone(),
                 a.contact.clone(),
+                a.on_demand.as_ref().map(|o| {
+                    let o = o.get_ref();
+                    format!(
+                        "{} {} {} {} {} {} {} {} {:?}",
+                        o.ask.get_ref(),
+                        o.ask_timeout_ms,
+                        o.max_orders,
+                        o.max_orders_per_site,
+                        o.rate_window_seconds,
+                        o.deny_cache_seconds,
+                        o.max_pending,
+                        o.max_pending_per_site,
+                        o.public_addresses
+                            .iter()
+                            .map(|a| a.get_ref())
+                            .collect::<Vec<_>>()
+                    )
+                }),
             )
         })
     };

@@ -10,13 +10,15 @@
 //! failures), `challenges` (pending HTTP-01 answers), `store` (certificates
 //! and the account on disk, written atomically), `schedule` (renewal time,
 //! back-off, which names HTTP-01 can prove), `issue` (one ACME order),
-//! `manager` (the public façade and the background loop) and `pebble` (a
-//! test harness around a local pebble CA).
+//! `manager` (the public façade and the background loop), `on_demand`
+//! (certificates ordered at a name's first handshake, behind an `ask` URL
+//! and rate limits) and `pebble` (a test harness around a local pebble CA).
 
 mod challenges;
 mod error;
 mod issue;
 mod manager;
+pub(crate) mod on_demand;
 // Test scaffolding (a pebble CA started for a test): never in the binary.
 #[cfg(any(test, feature = "test-support"))]
 pub mod pebble;
@@ -29,6 +31,8 @@ mod settings;
 mod store;
 
 #[cfg(test)]
+mod on_demand_tests;
+#[cfg(test)]
 mod pebble_tests;
 
 // Renewal information and profiles against pebble behind a double of the
@@ -40,7 +44,9 @@ mod directory_double;
 
 pub(crate) use challenges::Challenges;
 pub use manager::AcmeManager;
+pub use on_demand::{OnDemand, OnDemandSettings};
 pub(crate) use settings::AcmeSettings;
+pub(crate) use store::stored_domains;
 pub(crate) use store::write_atomic;
 pub(crate) use store::StoredCert;
 

@@ -6,7 +6,10 @@
 //! (domain syntax, duplicate domains, missing roots) are checked afterwards
 //! against the spans toml recorded, so every error names `file:line:col`.
 
+mod on_demand;
 mod schema;
+
+pub use on_demand::AskUrl;
 
 pub use schema::*;
 
@@ -414,6 +417,13 @@ fn check(file: &mut ConfigFile, base: &Path, report: &mut dyn FnMut(usize, Strin
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
     check_sites(&mut file.site, base, &mut names, &mut domains, report);
+    on_demand::check(
+        file.acme.as_ref(),
+        &file.site,
+        &domains,
+        &mut on_demand::Taken::default(),
+        report,
+    );
     for proxy in &file.trusted_proxies {
         if proxy.get_ref().parse::<ipnet::IpNet>().is_err()
             && proxy.get_ref().parse::<std::net::IpAddr>().is_err()
@@ -744,6 +754,15 @@ impl Config {
             &mut domains,
             &mut |o, m| errors.push(err_at(o, m)),
         );
+        // The file's own patterns and catch-all are taken (they were
+        // checked with the file).
+        on_demand::check(
+            self.file.acme.as_ref(),
+            &doc.site,
+            &domains,
+            &mut on_demand::Taken::of(&self.file.site),
+            &mut |o, m| errors.push(err_at(o, m)),
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -752,5 +771,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod on_demand_tests;
 #[cfg(test)]
 mod tests;

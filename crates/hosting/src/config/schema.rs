@@ -253,6 +253,70 @@ pub struct AcmeConfig {
     /// The first back-off after a failed order, doubled each time.
     #[serde(default = "default_retry_seconds")]
     pub retry_seconds: u64,
+    /// Certificates ordered at the first handshake for names a site's
+    /// `on_demand` patterns (or `on_demand_any`) allow.
+    pub on_demand: Option<Spanned<OnDemandConfig>>,
+}
+
+/// `[acme.on_demand]`: the gate in front of on-demand orders
+/// (`acme::on_demand`; SECURITY.md, "Limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandConfig {
+    /// Asked `GET <ask>?domain=<name>` before each order: 200 allows it,
+    /// anything else (or no answer in time) refuses it. Plain `http://`.
+    pub ask: Spanned<String>,
+    /// How long the `ask` URL may take to answer (milliseconds).
+    #[serde(default = "default_ask_timeout_ms")]
+    pub ask_timeout_ms: u64,
+    /// Orders for all sites together per `rate_window_seconds`.
+    #[serde(default = "default_on_demand_max_orders")]
+    pub max_orders: u32,
+    /// Orders for one site per `rate_window_seconds`.
+    #[serde(default = "default_on_demand_max_orders_per_site")]
+    pub max_orders_per_site: u32,
+    /// The window of both order limits (seconds).
+    #[serde(default = "default_hour")]
+    pub rate_window_seconds: u64,
+    /// How long a refused name is not asked about again (seconds).
+    #[serde(default = "default_hour")]
+    pub deny_cache_seconds: u64,
+    /// Names waiting to be looked at; more are dropped (and counted).
+    #[serde(default = "default_on_demand_max_pending")]
+    pub max_pending: usize,
+    /// Names of one site waiting at once (so one site's flood leaves room
+    /// for the others').
+    #[serde(default = "default_on_demand_max_pending_per_site")]
+    pub max_pending_per_site: usize,
+    /// This host's public addresses: when set, a name is ordered only if
+    /// its DNS (A/AAAA) gives one of them ("any name whose DNS points
+    /// here"), looked up before the `ask` URL is.
+    #[serde(default)]
+    pub public_addresses: Vec<Spanned<String>>,
+}
+
+fn default_on_demand_max_pending_per_site() -> usize {
+    20
+}
+
+fn default_ask_timeout_ms() -> u64 {
+    5000
+}
+
+fn default_on_demand_max_orders() -> u32 {
+    60
+}
+
+fn default_on_demand_max_orders_per_site() -> u32 {
+    10
+}
+
+fn default_hour() -> u64 {
+    3600
+}
+
+fn default_on_demand_max_pending() -> usize {
+    100
 }
 
 fn default_retry_seconds() -> u64 {
@@ -285,6 +349,15 @@ pub struct SiteConfig {
     /// `[acme]` is configured).
     #[serde(default = "default_true")]
     pub acme: bool,
+    /// Names beyond `domains` this site takes, with a certificate ordered
+    /// at their first handshake (`*.customer.example`, `shop.example`),
+    /// gated by `[acme.on_demand]`. Never a name another site lists.
+    #[serde(default)]
+    pub on_demand: Vec<Spanned<String>>,
+    /// This site takes every name no site lists or matches (at most one
+    /// site), each gated by the `ask` URL as `on_demand` names are.
+    #[serde(default)]
+    pub on_demand_any: bool,
     /// The site's PHP-FPM pool: a Unix socket (`/run/php/site.sock`,
     /// `unix:/run/php/site.sock`) or `host:port`.  Without it `.php` files
     /// are never run (and never sent as source: they answer 403).

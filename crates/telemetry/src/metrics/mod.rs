@@ -65,6 +65,11 @@ struct BlockingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OnDemandLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LogLabels {
     log: &'static str,
 }
@@ -95,6 +100,7 @@ pub struct Metrics {
     log_dropped: Family<LogLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
     blocking_jobs: Family<BlockingLabels, Counter>,
+    on_demand: Family<OnDemandLabels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -202,6 +208,12 @@ impl Metrics {
             "Requests whose engine work ran on the blocking pool instead of an async worker, by site and reason (a password to verify, a listing, a big first compile, a site on a network filesystem)",
             blocking_jobs.clone(),
         );
+        let on_demand = Family::<OnDemandLabels, Counter>::default();
+        registry.register(
+            "on_demand_requests",
+            "Names handed to certificates on demand, by outcome (issued; denied_by_ask: the ask URL refused; ask_failed: it did not answer 200 in time; rate_limited: over max_orders or max_orders_per_site; queue_full: more than max_pending names waiting; invalid: not a DNS name; dns_elsewhere: its DNS does not give one of public_addresses; order_failed: the CA's order failed)",
+            on_demand.clone(),
+        );
         let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
@@ -225,6 +237,7 @@ impl Metrics {
             log_dropped,
             refusals,
             blocking_jobs,
+            on_demand,
         }
     }
 
@@ -309,6 +322,14 @@ pub fn acme_failure() {
     let m = global();
     m.acme_failures.inc();
     m.acme_last_failure.set(htgate_util::unix_now());
+}
+
+/// A name handed to certificates on demand, and what became of it.
+pub fn on_demand(outcome: &'static str) {
+    global()
+        .on_demand
+        .get_or_create(&OnDemandLabels { outcome })
+        .inc();
 }
 
 /// An order placed with the CA.
