@@ -147,20 +147,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = site();
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let opts = htgate_hosting::quick::QuickOptions {
-        root: dir.path().to_path_buf(),
-        http: any,
-        https: any,
-        cert: None,
-        key: None,
-        server_names: vec!["localhost".into()],
-        debug_headers: false,
-        pass_client_https_headers: false,
-        php_fpm: None,
-        mime_types: None,
         http3: true,
-        php: Default::default(),
+        ..htgate_hosting::quick::QuickOptions::new(dir.path().to_path_buf())
     };
     let server = rt
         .block_on(htgate_hosting::quick::start(opts))

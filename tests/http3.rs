@@ -274,24 +274,7 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
     let inter = pki::intermediate("h3 Intermediate", &ca);
     write("ca.pem", &ca.pem());
     write("site/index.html", "home over any protocol\n");
-    let install = |leaf: &pki::Issued| {
-        // Key first, then the chain, each renamed into place.
-        write("certs/s/.privkey.tmp", &leaf.key_pem());
-        std::fs::rename(
-            dir.path().join("certs/s/.privkey.tmp"),
-            dir.path().join("certs/s/privkey.pem"),
-        )
-        .expect("mv");
-        write(
-            "certs/s/.fullchain.tmp",
-            &format!("{}{}", leaf.pem(), inter.pem()),
-        );
-        std::fs::rename(
-            dir.path().join("certs/s/.fullchain.tmp"),
-            dir.path().join("certs/s/fullchain.pem"),
-        )
-        .expect("mv");
-    };
+    let install = |leaf: &pki::Issued| pki::install_upload(dir.path(), "certs/s", leaf, &inter);
     let first = pki::leaf(&["s.test"], &inter, 30 * pki::DAY);
     install(&first);
     let root = dir.path().join("site").display().to_string();
@@ -374,23 +357,8 @@ async fn config_mode_http3_reloads_certificates_and_counts_requests() {
 async fn without_http3_nothing_is_advertised_or_served_over_udp() {
     let dir = tempfile::tempdir().expect("tempdir");
     files::write(dir.path(), "index.html", "x\n");
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = htgate_hosting::quick::start(htgate_hosting::quick::QuickOptions {
-        root: dir.path().to_path_buf(),
-        http: any,
-        https: any,
-        cert: None,
-        key: None,
-        server_names: vec!["localhost".into()],
-        debug_headers: false,
-        pass_client_https_headers: false,
-        php_fpm: None,
-        mime_types: None,
-        http3: false,
-        php: Default::default(),
-    })
-    .await
-    .expect("start");
+    let opts = htgate_hosting::quick::QuickOptions::new(dir.path().to_path_buf());
+    let server = htgate_hosting::quick::start(opts).await.expect("start");
     assert_eq!(server.http3_addr, None);
     let none: Vec<(String, String)> = Vec::new();
     let r = request(

@@ -213,20 +213,7 @@ async fn quick_mode_access_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     files::write(tmp.path(), "root/index.html", "hello\n");
     let log = tmp.path().join("access.log");
-    let opts = htgate_hosting::quick::QuickOptions {
-        root: tmp.path().join("root"),
-        http: ([127, 0, 0, 1], 0).into(),
-        https: ([127, 0, 0, 1], 0).into(),
-        cert: None,
-        key: None,
-        server_names: vec!["localhost".into()],
-        debug_headers: false,
-        pass_client_https_headers: false,
-        php_fpm: None,
-        mime_types: None,
-        http3: false,
-        php: Default::default(),
-    };
+    let opts = htgate_hosting::quick::QuickOptions::new(tmp.path().join("root"));
     let server = htgate_hosting::quick::start_logged(opts, Some(log.clone()))
         .await
         .expect("start");

@@ -319,24 +319,7 @@ async fn a_replaced_certificate_is_served_at_the_next_handshake() {
     let ca = pki::root("reload Root");
     let inter = pki::intermediate("reload Intermediate", &ca);
     s.write("ca.pem", &ca.pem());
-    let install = |leaf: &pki::Issued| {
-        // Key first, then the chain, each renamed into place.
-        s.write("certs/s/.privkey.tmp", &leaf.key_pem());
-        std::fs::rename(
-            s.path("certs/s/.privkey.tmp"),
-            s.path("certs/s/privkey.pem"),
-        )
-        .expect("mv");
-        s.write(
-            "certs/s/.fullchain.tmp",
-            &format!("{}{}", leaf.pem(), inter.pem()),
-        );
-        std::fs::rename(
-            s.path("certs/s/.fullchain.tmp"),
-            s.path("certs/s/fullchain.pem"),
-        )
-        .expect("mv");
-    };
+    let install = |leaf: &pki::Issued| pki::install_upload(s.dir.path(), "certs/s", leaf, &inter);
     let first = pki::leaf(&["s.test"], &inter, 30 * pki::DAY);
     install(&first);
     let root = s.path("site").display().to_string();

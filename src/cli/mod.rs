@@ -367,18 +367,10 @@ pub(crate) fn run() -> ExitCode {
                 eprintln!("  curl -ki https://{https}/hello-world   (rewritten to index.html)");
                 serve(
                     htgate_hosting::quick::QuickOptions {
-                        root: site.path().to_path_buf(),
                         http,
                         https,
-                        cert: None,
-                        key: None,
-                        server_names: vec!["localhost".into()],
-                        debug_headers: false,
-                        pass_client_https_headers: false,
-                        php_fpm: None,
-                        mime_types: None,
-                        php: Default::default(),
                         http3,
+                        ..htgate_hosting::quick::QuickOptions::new(site.path().to_path_buf())
                     },
                     None,
                 )

@@ -108,3 +108,16 @@ pub(crate) fn self_signed(names: &[&str]) -> Issued {
 }
 
 pub(crate) const DAY: Duration = Duration::from_secs(86_400);
+
+/// Installs `leaf` (chain: leaf, then `inter`) into the upload folder
+/// `dir/folder` as a customer's tooling does: the key first, then the
+/// chain, each written aside and renamed into place.
+pub(crate) fn install_upload(dir: &std::path::Path, folder: &str, leaf: &Issued, inter: &Issued) {
+    let put = |name: &str, text: &str| {
+        let tmp = format!("{folder}/.{name}.tmp");
+        super::files::write(dir, &tmp, text);
+        std::fs::rename(dir.join(&tmp), dir.join(folder).join(name)).expect("mv");
+    };
+    put("privkey.pem", &leaf.key_pem());
+    put("fullchain.pem", &format!("{}{}", leaf.pem(), inter.pem()));
+}

@@ -40,6 +40,30 @@ pub struct QuickOptions {
     pub http3: bool,
 }
 
+impl QuickOptions {
+    /// Quick mode on `root` with the defaults of `htgate serve --root`
+    /// except the addresses: ephemeral loopback ports, ServerName
+    /// `localhost`, a self-signed certificate made in memory, client HTTPS
+    /// headers stripped, no PHP, the system's MIME table, no HTTP/3.
+    pub fn new(root: PathBuf) -> QuickOptions {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        QuickOptions {
+            root,
+            http: any,
+            https: any,
+            cert: None,
+            key: None,
+            server_names: vec!["localhost".into()],
+            debug_headers: false,
+            pass_client_https_headers: false,
+            php_fpm: None,
+            mime_types: None,
+            php: Default::default(),
+            http3: false,
+        }
+    }
+}
+
 /// A server started by [`start`], running on the current tokio runtime.
 pub struct RunningServer {
     /// The bound plain HTTP address.

@@ -8,6 +8,7 @@
 pub mod access_log;
 #[cfg(any(test, feature = "test-support"))]
 pub mod h3_client;
+mod handshake;
 pub mod http3;
 pub mod limits;
 pub mod listener;

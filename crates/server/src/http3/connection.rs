@@ -117,26 +117,8 @@ pub(super) async fn run(
         _ = raised(&mut stops.drain) => return,
         _ = raised(&mut stops.hard) => return,
     };
-    let quic = match result {
-        Ok(Ok(c)) => {
-            htgate_telemetry::metrics::tls_handshake("ok");
-            c
-        }
-        Ok(Err(e)) => {
-            htgate_telemetry::metrics::tls_handshake("failed");
-            tracing::debug!(%remote, error = %e, "QUIC handshake failed");
-            return;
-        }
-        Err(_) => {
-            htgate_telemetry::metrics::tls_handshake("timeout");
-            refusal::record(
-                Reason::TlsHandshakeTimeout,
-                remote.ip(),
-                None,
-                "QUIC handshake not completed in time",
-            );
-            return;
-        }
+    let Some(quic) = crate::handshake::outcome(result, remote, "QUIC") else {
+        return;
     };
     let sni = quic
         .handshake_data()

@@ -116,28 +116,11 @@ pub(super) async fn run_connection(
                 _ = raised(&mut stops.drain) => return,
                 _ = raised(&mut stops.hard) => return,
             };
-            match result {
-                Ok(Ok(s)) => {
-                    htgate_telemetry::metrics::tls_handshake("ok");
-                    let sni = s.get_ref().1.server_name().map(str::to_owned);
-                    (Stream::Tls(Box::new(s)), sni)
-                }
-                Ok(Err(e)) => {
-                    htgate_telemetry::metrics::tls_handshake("failed");
-                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    htgate_telemetry::metrics::tls_handshake("timeout");
-                    refusal::record(
-                        Reason::TlsHandshakeTimeout,
-                        remote.ip(),
-                        None,
-                        "TLS handshake not completed in time",
-                    );
-                    return;
-                }
-            }
+            let Some(s) = crate::handshake::outcome(result, remote, "TLS") else {
+                return;
+            };
+            let sni = s.get_ref().1.server_name().map(str::to_owned);
+            (Stream::Tls(Box::new(s)), sni)
         }
     };
 
