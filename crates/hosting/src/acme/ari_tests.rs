@@ -45,10 +45,7 @@ impl Rig {
             .await
             .expect("bind challenge port");
         let port = listener.local_addr().expect("local addr").port();
-        let pebble = tokio::task::spawn_blocking(move || Pebble::start(port))
-            .await
-            .expect("start task")
-            .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+        let pebble = Pebble::start_for_test(port).await;
         let double = DirectoryDouble::start(&pebble, offer)
             .await
             .unwrap_or_else(|e| panic!("the directory double did not start: {e}"));

@@ -111,10 +111,7 @@ impl Rig {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let pebble = tokio::task::spawn_blocking(move || Pebble::start(http_port))
-            .await
-            .expect("start task")
-            .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+        let pebble = Pebble::start_for_test(http_port).await;
         let ask = AskService::start(allow).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("www");
@@ -252,21 +249,7 @@ fn handshake_blocking(addr: std::net::SocketAddr, sni: &str) -> Leaf {
         .expect("the server sent a certificate")
         .clone();
     let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).expect("the leaf parses");
-    let names = x
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = super::pebble::dns_names(leaf.as_ref());
     Leaf {
         names,
         issuer: x.issuer().to_string(),
@@ -660,10 +643,7 @@ async fn on_demand_in_a_cluster_two_nodes_order_a_name_once() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let pebble = tokio::task::spawn_blocking(move || Pebble::start(http_port))
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+    let pebble = Pebble::start_for_test(http_port).await;
     let ask = AskService::start(|_| true).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(tmp.path().join("shared")).expect("shared folder");

@@ -74,6 +74,15 @@ impl Pebble {
         false
     }
 
+    /// For tests: [`Pebble::start`] off the async workers (it waits for the
+    /// processes to come up); panics when pebble does not start.
+    pub async fn start_for_test(http_port: u16) -> Pebble {
+        tokio::task::spawn_blocking(move || Pebble::start(http_port))
+            .await
+            .expect("start task")
+            .unwrap_or_else(|e| panic!("pebble did not start: {e}"))
+    }
+
     /// Start pebble validating HTTP-01 on `http_port` of whatever address a
     /// name resolves to (always 127.0.0.1 here).
     pub fn start(http_port: u16) -> Result<Pebble, String> {
@@ -435,4 +444,25 @@ fn free_udp_and_tcp_port() -> Result<u16, String> {
         }
     }
     Err("no port free for both UDP and TCP".to_string())
+}
+
+/// The DNS names in a certificate's subject alternative names (tests).
+pub fn dns_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, x)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    x.subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

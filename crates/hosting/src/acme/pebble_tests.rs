@@ -38,10 +38,7 @@ async fn rig(serve: bool) -> Rig {
         .await
         .expect("bind challenge port");
     let port = listener.local_addr().expect("local addr").port();
-    let pebble = tokio::task::spawn_blocking(move || Pebble::start(port))
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("pebble did not start: {e}"));
+    let pebble = Pebble::start_for_test(port).await;
     let storage = tempfile::tempdir().expect("tempdir");
     let manager = AcmeManager::new(pebble.settings(storage.path().join("acme")));
     // Not serving = nothing listens on the port pebble fetches from.
@@ -58,20 +55,7 @@ async fn rig(serve: bool) -> Rig {
 fn leaf_info(cert: &StoredCert) -> (Vec<String>, String) {
     let leaf = cert.chain.first().expect("a leaf");
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).expect("leaf parses");
-    let names = parsed
-        .subject_alternative_name()
-        .expect("SAN extension parses")
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = super::pebble::dns_names(leaf);
     (names, parsed.raw_serial_as_string())
 }
 
