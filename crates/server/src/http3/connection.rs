@@ -169,7 +169,8 @@ pub(super) async fn run(
                     let guard = conn.stream();
                     tokio::spawn(request::serve(resolver, Arc::clone(&conn), guard));
                 }
-                // The client closed, or the GOAWAY's requests are done.
+                // The client closed the connection (or sent GOAWAY and
+                // its requests are done).
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(%remote, error = %e, "HTTP/3 connection ended");
