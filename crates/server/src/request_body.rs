@@ -2,6 +2,7 @@
 //! for HTTP/1.1 and HTTP/2, the QUIC stream's for HTTP/3.  Handlers (the
 //! engine, PHP) read it as any `http_body::Body`.
 
+use crate::http3::H3Body;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -12,33 +13,24 @@ use std::task::{Context, Poll};
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The request body a [`crate::Handler`] gets.
-pub enum RequestBody {
+pub struct RequestBody(Source);
+
+enum Source {
     /// HTTP/1.1 and HTTP/2 (hyper).
     Hyper(hyper::body::Incoming),
-    /// HTTP/3, or any other source (tests).
-    Boxed(http_body_util::combinators::BoxBody<Bytes, BodyError>),
+    /// HTTP/3.
+    Http3(H3Body),
 }
 
 impl From<hyper::body::Incoming> for RequestBody {
     fn from(body: hyper::body::Incoming) -> RequestBody {
-        RequestBody::Hyper(body)
+        RequestBody(Source::Hyper(body))
     }
 }
 
-impl RequestBody {
-    /// A body from any source.
-    pub fn boxed<B>(body: B) -> RequestBody
-    where
-        B: Body<Data = Bytes> + Send + Sync + 'static,
-        B::Error: Into<BodyError>,
-    {
-        use http_body_util::BodyExt;
-        RequestBody::Boxed(body.map_err(Into::into).boxed())
-    }
-
-    /// No body (a request without one, or a test's).
-    pub fn empty() -> RequestBody {
-        RequestBody::boxed(http_body_util::Empty::<Bytes>::new())
+impl From<H3Body> for RequestBody {
+    fn from(body: H3Body) -> RequestBody {
+        RequestBody(Source::Http3(body))
     }
 }
 
@@ -50,23 +42,23 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            RequestBody::Boxed(b) => Pin::new(b).poll_frame(cx),
+        match &mut self.get_mut().0 {
+            Source::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Source::Http3(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            RequestBody::Hyper(b) => b.is_end_stream(),
-            RequestBody::Boxed(b) => b.is_end_stream(),
+        match &self.0 {
+            Source::Hyper(b) => b.is_end_stream(),
+            Source::Http3(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            RequestBody::Hyper(b) => b.size_hint(),
-            RequestBody::Boxed(b) => b.size_hint(),
+        match &self.0 {
+            Source::Hyper(b) => b.size_hint(),
+            Source::Http3(b) => b.size_hint(),
         }
     }
 }

@@ -449,6 +449,20 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` plain GETs for `a.test`: `/0`, `/1`, …
+    fn gets(n: usize) -> Vec<Replayed> {
+        (0..n)
+            .map(|i| Replayed {
+                line: i + 1,
+                method: "GET".into(),
+                scheme: "http",
+                host: "a.test".into(),
+                target: format!("/{i}"),
+                headers: Vec::new(),
+            })
+            .collect()
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -522,16 +536,7 @@ mod tests {
             http: Some(addr),
             https: None,
         };
-        let reqs: Vec<Replayed> = (0..20)
-            .map(|i| Replayed {
-                line: i + 1,
-                method: "GET".into(),
-                scheme: "http",
-                host: "a.test".into(),
-                target: format!("/{i}"),
-                headers: Vec::new(),
-            })
-            .collect();
+        let reqs = gets(20);
         let opts = ReplayOptions {
             concurrency: 2,
             rate: 50.0,
@@ -604,16 +609,7 @@ mod tests {
             http: Some(addr),
             https: None,
         };
-        let reqs: Vec<Replayed> = (0..6)
-            .map(|i| Replayed {
-                line: i + 1,
-                method: "GET".into(),
-                scheme: "http",
-                host: "a.test".into(),
-                target: format!("/{i}"),
-                headers: Vec::new(),
-            })
-            .collect();
+        let reqs = gets(6);
         // One target twice: every request arrives twice, back to back.
         let opts = ReplayOptions {
             concurrency: 1,

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-pub(super) struct H3Body {
+pub(crate) struct H3Body {
     recv: RequestStream<h3_quinn::RecvStream, Bytes>,
     /// Bytes received so far.
     seen: u64,

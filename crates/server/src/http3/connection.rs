@@ -21,10 +21,12 @@ pub(super) struct ConnShared {
     pub(super) shared: Arc<Shared>,
     pub(super) info: Arc<ConnInfo>,
     pub(super) sending: Arc<Sending>,
-    /// Requests whose handler has not answered yet.
+    /// Requests whose handler has not answered yet: kept by [`answer`]
+    /// (shared with TCP); HTTP/3 itself reads `streams`, which covers it.
+    ///
+    /// [`answer`]: crate::listener::answer
     pub(super) in_flight: Arc<AtomicUsize>,
-    /// Request tasks still running (answering or sending); a handler
-    /// answers inside its task, so this covers `in_flight` too.
+    /// Request tasks still running (answering or sending).
     streams: AtomicUsize,
     /// Woken when the last running request task ends.
     quiet: tokio::sync::Notify,

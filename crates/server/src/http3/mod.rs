@@ -21,6 +21,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use body::H3Body;
 pub(crate) use config::quic_server_config;
 pub(crate) use request::content_length;
 

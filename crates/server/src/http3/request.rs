@@ -57,7 +57,7 @@ pub(super) async fn serve(
     // body is read.
     let declared = content_length(req.headers()).unwrap_or_default();
     let body = H3Body::new(recv, declared, limits.max_body_bytes);
-    let req = req.map(|()| RequestBody::boxed(body));
+    let req = req.map(|()| RequestBody::from(body));
     let Ok(resp) = answer(
         req,
         limits,
@@ -110,8 +110,8 @@ async fn respond(
         parts.headers.remove(name);
     }
     if !parts.headers.contains_key(header::DATE) {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
+        let now = htgate_util::date::http_date(htgate_util::unix_now());
+        if let Ok(v) = HeaderValue::from_str(&now) {
             parts.headers.insert(header::DATE, v);
         }
     }

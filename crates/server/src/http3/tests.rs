@@ -96,6 +96,15 @@ fn get(path: &str) -> http::Request<()> {
         .expect("request")
 }
 
+/// A POST to `/up`, with `Content-Length: length` when given.
+fn post(length: Option<&str>) -> http::Request<()> {
+    let mut b = http::Request::post("https://h3.test/up");
+    if let Some(l) = length {
+        b = b.header("content-length", l);
+    }
+    b.body(()).expect("request")
+}
+
 async fn session(s: &Server) -> Session {
     tokio::time::timeout(T, Session::connect(s.addr, "h3.test", s.client.clone()))
         .await
@@ -121,10 +130,7 @@ async fn a_request_over_http3_reaches_the_handler_with_its_sni() {
         Some(a.body.len().to_string().as_bytes())
     );
     // Several requests on one connection.
-    let post = http::Request::post("https://h3.test/up")
-        .header("content-length", "5")
-        .body(())
-        .expect("request");
+    let post = post(Some("5"));
     let a = c
         .request(post, Some(Bytes::from_static(b"hello")))
         .await
@@ -146,19 +152,14 @@ async fn bodies_over_the_cap_or_unlike_their_length_are_refused() {
     let s = start(limits).await;
     let mut c = session(&s).await;
     // Declared over the cap: 413 before the handler runs.
-    let big = http::Request::post("https://h3.test/up")
-        .header("content-length", "11")
-        .body(())
-        .expect("request");
+    let big = post(Some("11"));
     let a = c
         .request(big, Some(Bytes::from_static(b"0123456789a")))
         .await
         .expect("answer");
     assert_eq!(a.status, 413);
     // Not declared: the body stops at the cap.
-    let chunked = http::Request::post("https://h3.test/up")
-        .body(())
-        .expect("request");
+    let chunked = post(None);
     let a = c
         .request(chunked, Some(Bytes::from_static(b"0123456789abcdef")))
         .await
@@ -169,10 +170,7 @@ async fn bodies_over_the_cap_or_unlike_their_length_are_refused() {
         String::from_utf8_lossy(&a.body)
     );
     // A body longer than its Content-Length is malformed.
-    let liar = http::Request::post("https://h3.test/up")
-        .header("content-length", "2")
-        .body(())
-        .expect("request");
+    let liar = post(Some("2"));
     let a = c
         .request(liar, Some(Bytes::from_static(b"12345")))
         .await
@@ -183,10 +181,7 @@ async fn bodies_over_the_cap_or_unlike_their_length_are_refused() {
         String::from_utf8_lossy(&a.body)
     );
     // A malformed Content-Length: 400.
-    let bad = http::Request::post("https://h3.test/up")
-        .header("content-length", "1x")
-        .body(())
-        .expect("request");
+    let bad = post(Some("1x"));
     let a = c.request(bad, None).await.expect("answer");
     assert_eq!(a.status, 400);
     c.close();
